@@ -1,0 +1,335 @@
+//! Typed HTTP clients for the order replicas.
+//!
+//! [`ReplicaClient`] talks to one replica and turns every answer into a typed result;
+//! [`GroupClient`] talks to the group: it finds the leader, follows redirects and retries with
+//! the same idempotency key until a deadline, so fail-over shows only as a slower answer.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::IDEMPOTENCY_KEY_HEADER;
+use crate::error::{ApiError, ErrorBody, LeaderHint};
+use crate::orders::{Data, Order, OrderNumber, PlaceOrder, PlaceOrderResponse};
+use crate::raft::{
+    AddLearnerRequest, AdminResponse, ChangeMembershipRequest, InitializeRequest, RaftStatus,
+    ReadIndex, RemoveNodesRequest, TransferLeaderRequest,
+};
+
+/// What can go wrong when calling a replica.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The request did not get an HTTP answer (refused, reset, timed out).
+    #[error("request to {url} failed: {source}")]
+    Transport {
+        /// The URL that was called.
+        url: String,
+        /// The underlying error.
+        source: reqwest::Error,
+    },
+    /// The replica is not the leader; it names the leader when it knows one.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader {
+        /// The leader to ask instead.
+        leader: Option<LeaderHint>,
+    },
+    /// The replica answered with an error status and a JSON error body.
+    #[error("{status}: {}", error.message)]
+    Api {
+        /// HTTP status.
+        status: StatusCode,
+        /// The decoded error body.
+        error: ApiError,
+    },
+    /// The answer could not be decoded.
+    #[error("bad answer from {url}: {message}")]
+    Decode {
+        /// The URL that was called.
+        url: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// No replica gave a usable answer before the deadline.
+    #[error("no order leader reachable within {0:?}: {1}")]
+    Deadline(Duration, String),
+}
+
+impl ClientError {
+    /// HTTP status of an API error, if this is one.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether trying again (possibly elsewhere) may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ClientError::Transport { .. } | ClientError::NotLeader { .. } => true,
+            ClientError::Api { status, .. } => {
+                *status == StatusCode::SERVICE_UNAVAILABLE || *status == StatusCode::GATEWAY_TIMEOUT
+            }
+            ClientError::Decode { .. } | ClientError::Deadline(..) => false,
+        }
+    }
+}
+
+/// Builds the shared HTTP client: no automatic redirects (a redirect names the leader, which the
+/// callers want to learn), short connect timeout so a dead replica is noticed quickly.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(timeout)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()
+        .expect("building an HTTP client without TLS cannot fail")
+}
+
+/// A typed client for one order replica.
+#[derive(Debug, Clone)]
+pub struct ReplicaClient {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl ReplicaClient {
+    /// A client for the replica at `base` (e.g. `http://127.0.0.1:7001`), using `token` for the
+    /// admin and Raft endpoints.
+    pub fn new(http: reqwest::Client, base: impl Into<String>, token: Option<String>) -> Self {
+        Self {
+            http,
+            base: base.into().trim_end_matches('/').to_string(),
+            token,
+        }
+    }
+
+    /// The replica's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `POST /orders` with an idempotency key.
+    pub async fn place_order(
+        &self,
+        key: &str,
+        order: &PlaceOrder,
+    ) -> Result<OrderNumber, ClientError> {
+        let url = format!("{}/orders", self.base);
+        let req = self
+            .http
+            .post(&url)
+            .header(IDEMPOTENCY_KEY_HEADER, key)
+            .json(order);
+        let data: Data<PlaceOrderResponse> = self.send(&url, req).await?;
+        Ok(data.data.order_number)
+    }
+
+    /// `GET /orders/{number}`.
+    pub async fn get_order(&self, number: OrderNumber) -> Result<Order, ClientError> {
+        let url = format!("{}/orders/{number}", self.base);
+        let data: Data<Order> = self.send(&url, self.http.get(&url)).await?;
+        Ok(data.data)
+    }
+
+    /// `GET /raft/status`.
+    pub async fn status(&self) -> Result<RaftStatus, ClientError> {
+        self.admin_get("/raft/status").await
+    }
+
+    /// `GET /raft/read-index`: asks the leader for a linearizable read index.
+    pub async fn read_index(&self) -> Result<ReadIndex, ClientError> {
+        self.admin_get("/raft/read-index").await
+    }
+
+    /// `POST /admin/initialize`.
+    pub async fn initialize(&self, req: &InitializeRequest) -> Result<AdminResponse, ClientError> {
+        self.admin_post("/admin/initialize", req).await
+    }
+
+    /// `POST /admin/learners`.
+    pub async fn add_learner(&self, req: &AddLearnerRequest) -> Result<AdminResponse, ClientError> {
+        self.admin_post("/admin/learners", req).await
+    }
+
+    /// `POST /admin/membership`.
+    pub async fn change_membership(
+        &self,
+        req: &ChangeMembershipRequest,
+    ) -> Result<AdminResponse, ClientError> {
+        self.admin_post("/admin/membership", req).await
+    }
+
+    /// `POST /admin/remove-nodes`.
+    pub async fn remove_nodes(
+        &self,
+        req: &RemoveNodesRequest,
+    ) -> Result<AdminResponse, ClientError> {
+        self.admin_post("/admin/remove-nodes", req).await
+    }
+
+    /// `POST /admin/transfer-leader`.
+    pub async fn transfer_leader(
+        &self,
+        req: &TransferLeaderRequest,
+    ) -> Result<AdminResponse, ClientError> {
+        self.admin_post("/admin/transfer-leader", req).await
+    }
+
+    /// `POST /admin/elect`: makes this replica start an election now.
+    pub async fn trigger_election(&self) -> Result<AdminResponse, ClientError> {
+        self.admin_post("/admin/elect", &()).await
+    }
+
+    /// `POST /admin/snapshot`: builds a snapshot now (and compacts the log).
+    pub async fn trigger_snapshot(&self) -> Result<AdminResponse, ClientError> {
+        self.admin_post("/admin/snapshot", &()).await
+    }
+
+    async fn admin_get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let req = self.authorized(self.http.get(&url));
+        self.send(&url, req).await
+    }
+
+    async fn admin_post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let req = self.authorized(self.http.post(&url).json(body));
+        self.send(&url, req).await
+    }
+
+    fn authorized(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => req.bearer_auth(token),
+            None => req,
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let transport = |source| ClientError::Transport {
+            url: url.to_string(),
+            source,
+        };
+        let resp = req.send().await.map_err(transport)?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(transport)?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+                url: url.to_string(),
+                message: e.to_string(),
+            });
+        }
+        let error = match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(body) => body.error,
+            Err(_) => ApiError {
+                code: status.as_u16(),
+                message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                leader: None,
+            },
+        };
+        if status == StatusCode::TEMPORARY_REDIRECT || status == StatusCode::MISDIRECTED_REQUEST {
+            return Err(ClientError::NotLeader {
+                leader: error.leader,
+            });
+        }
+        Err(ClientError::Api { status, error })
+    }
+}
+
+/// A client for the whole order group: finds the leader and hides fail-over.
+#[derive(Debug)]
+pub struct GroupClient {
+    http: reqwest::Client,
+    urls: Vec<String>,
+    token: Option<String>,
+    leader: Mutex<Option<String>>,
+    deadline: Duration,
+}
+
+impl GroupClient {
+    /// A client for the replicas at `urls`, giving up on a request after `deadline`.
+    pub fn new(urls: Vec<String>, token: Option<String>, deadline: Duration) -> Self {
+        Self {
+            http: http_client(Duration::from_secs(5)),
+            urls,
+            token,
+            leader: Mutex::new(None),
+            deadline,
+        }
+    }
+
+    /// Places an order, retrying with the same key across leader changes until the deadline.
+    pub async fn place_order(
+        &self,
+        key: &str,
+        order: &PlaceOrder,
+    ) -> Result<OrderNumber, ClientError> {
+        self.with_leader(|c| {
+            let order = order.clone();
+            let key = key.to_string();
+            async move { c.place_order(&key, &order).await }
+        })
+        .await
+    }
+
+    /// Reads an order (linearizable) from whichever replica answers.
+    pub async fn get_order(&self, number: OrderNumber) -> Result<Order, ClientError> {
+        self.with_leader(|c| async move { c.get_order(number).await })
+            .await
+    }
+
+    /// Runs `call` against the leader, following redirects and retrying retryable errors.
+    async fn with_leader<T, F, Fut>(&self, call: F) -> Result<T, ClientError>
+    where
+        F: Fn(ReplicaClient) -> Fut,
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
+        let start = Instant::now();
+        let mut backoff = Duration::from_millis(20);
+        let mut next = 0usize;
+        loop {
+            let url = self
+                .leader
+                .lock()
+                .unwrap()
+                .clone()
+                .unwrap_or_else(|| self.urls[next % self.urls.len()].clone());
+            let client = ReplicaClient::new(self.http.clone(), url.clone(), self.token.clone());
+            let err = match call(client).await {
+                Ok(v) => return Ok(v),
+                Err(e) if !e.is_retryable() => return Err(e),
+                Err(e) => e,
+            };
+            let hinted = match &err {
+                ClientError::NotLeader { leader: Some(hint) } if hint.url != url => {
+                    Some(hint.url.clone())
+                }
+                _ => None,
+            };
+            if hinted.is_none() {
+                next += 1;
+            }
+            *self.leader.lock().unwrap() = hinted.clone();
+            if start.elapsed() >= self.deadline {
+                return Err(ClientError::Deadline(self.deadline, err.to_string()));
+            }
+            if hinted.is_none() {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+            }
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! The membership driver: moves the order group's Raft membership to a desired set of members.
+//!
+//! It is written as *observe → decide → act*, one step per round, so that every round is
+//! idempotent and a driver that crashes mid-way simply observes again and carries on:
+//!
+//! - [`observe`](MembershipDriver::observe) asks every known replica for its `/raft/status`;
+//! - [`next_step`] is a pure function from that observation and the desired members to the one
+//!   safe step to take next (unit-tested as a decision table);
+//! - [`execute`](MembershipDriver::execute) performs that step through the admin API.
+//!
+//! The order of steps is the safe order of DESIGN.md: initialize only a group where no member
+//! has any Raft state; grow by adding learners, waiting until they caught up, then promoting;
+//! shrink by first handing leadership away from a leaving leader, then changing the voters
+//! (openraft uses joint consensus, so quorum holds throughout), then dropping leftover learners.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use crate::client::{ClientError, ReplicaClient, http_client};
+use crate::raft::{
+    AddLearnerRequest, ChangeMembershipRequest, InitializeRequest, Member, NodeId, RaftRole,
+    RaftStatus, RemoveNodesRequest, TransferLeaderRequest,
+};
+
+/// A learner counts as caught up when it is at most this many entries behind the leader.
+pub const DEFAULT_CATCH_UP_LAG: u64 = 64;
+
+/// What the driver saw: each replica's status or why it could not be read.
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
+    /// Status per member id; `Err` holds the reason it is unknown.
+    pub statuses: BTreeMap<NodeId, Result<RaftStatus, String>>,
+}
+
+impl Observation {
+    /// The status of the leader, if some reachable replica is the leader.
+    pub fn leader(&self) -> Option<&RaftStatus> {
+        self.statuses
+            .values()
+            .filter_map(|s| s.as_ref().ok())
+            .filter(|s| s.role == RaftRole::Leader)
+            .max_by_key(|s| s.term)
+    }
+}
+
+/// The next thing to do to reach the desired membership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Membership is as desired.
+    Done,
+    /// Nothing can be done safely now; observe again later.
+    Wait(String),
+    /// Start a brand-new group with these voters, through this member.
+    Initialize {
+        /// Member that receives the initialize call.
+        via: Member,
+        /// The initial voters.
+        members: Vec<Member>,
+    },
+    /// Add (or re-address) a non-voting member.
+    AddLearner {
+        /// The leader's URL.
+        leader: String,
+        /// The learner.
+        member: Member,
+    },
+    /// Hand leadership to another voter before the leader leaves.
+    TransferLeader {
+        /// The leader's URL.
+        leader: String,
+        /// The new leader.
+        to: NodeId,
+    },
+    /// Make exactly these ids the voters.
+    ChangeVoters {
+        /// The leader's URL.
+        leader: String,
+        /// The voters afterwards.
+        voters: Vec<NodeId>,
+    },
+    /// Drop these non-voting members.
+    RemoveNodes {
+        /// The leader's URL.
+        leader: String,
+        /// The members to drop.
+        ids: Vec<NodeId>,
+    },
+}
+
+/// Decides the next step. Pure: the same observation always gives the same step.
+pub fn next_step(obs: &Observation, desired: &[Member], catch_up_lag: u64) -> Step {
+    if desired.is_empty() {
+        return Step::Wait("the desired membership is empty".into());
+    }
+    let Some(leader) = obs.leader() else {
+        return without_leader(obs, desired);
+    };
+    let leader_url = leader
+        .members
+        .iter()
+        .find(|m| m.id == leader.id)
+        .map(|m| m.url.clone())
+        .unwrap_or_default();
+    if leader.joint {
+        return Step::Wait("a membership change is in progress".into());
+    }
+    let desired_ids: BTreeSet<NodeId> = desired.iter().map(|m| m.id).collect();
+    let voters: BTreeSet<NodeId> = leader.voters().into_iter().collect();
+
+    // A voter that answers with no Raft state lost its volume: it must leave and come back as a
+    // learner, or it could vote twice in one term. Only do so while the rest keeps a quorum.
+    for &id in &voters {
+        if let Some(Ok(s)) = obs.statuses.get(&id)
+            && !s.initialized
+            && id != leader.id
+        {
+            let rest: Vec<NodeId> = voters.iter().copied().filter(|v| *v != id).collect();
+            let healthy = rest.iter().filter(|v| is_healthy(obs, **v)).count();
+            if healthy * 2 > voters.len() {
+                return Step::ChangeVoters {
+                    leader: leader_url,
+                    voters: rest,
+                };
+            }
+            return Step::Wait(format!(
+                "member {id} lost its state but quorum is too thin to remove it"
+            ));
+        }
+    }
+
+    // 1. Every desired member must be in the group, at its current address.
+    for m in desired {
+        let known = leader.members.iter().find(|k| k.id == m.id);
+        if known.is_none_or(|k| k.url != m.url) {
+            return Step::AddLearner {
+                leader: leader_url,
+                member: m.clone(),
+            };
+        }
+    }
+    // 2. Desired members that are not voters yet must have caught up before promotion.
+    let last = leader.last_log_index.unwrap_or(0);
+    for m in leader
+        .members
+        .iter()
+        .filter(|m| !m.voter && desired_ids.contains(&m.id))
+    {
+        let matched = m.matched_index.unwrap_or(0);
+        if matched + catch_up_lag < last {
+            return Step::Wait(format!(
+                "learner {} is catching up ({matched} of {last})",
+                m.id
+            ));
+        }
+    }
+    // 3. A leader that is to leave hands leadership to a desired voter first.
+    if !desired_ids.contains(&leader.id) {
+        let target = voters
+            .iter()
+            .copied()
+            .filter(|v| desired_ids.contains(v))
+            .max_by_key(|v| matched_index(leader, *v));
+        return match target {
+            Some(to) => Step::TransferLeader {
+                leader: leader_url,
+                to,
+            },
+            None => Step::ChangeVoters {
+                // No desired voter yet: promote the desired members while keeping the leader,
+                // so it can hand over next round.
+                leader: leader_url,
+                voters: desired_ids.iter().copied().chain([leader.id]).collect(),
+            },
+        };
+    }
+    // 4. Voters become exactly the desired set.
+    if voters != desired_ids {
+        return Step::ChangeVoters {
+            leader: leader_url,
+            voters: desired_ids.into_iter().collect(),
+        };
+    }
+    // 5. Leftover learners leave.
+    let leftovers: Vec<NodeId> = leader
+        .members
+        .iter()
+        .filter(|m| !m.voter && !desired_ids.contains(&m.id))
+        .map(|m| m.id)
+        .collect();
+    if !leftovers.is_empty() {
+        return Step::RemoveNodes {
+            leader: leader_url,
+            ids: leftovers,
+        };
+    }
+    Step::Done
+}
+
+/// The step when no reachable replica is the leader: initialize a fresh group, or wait.
+fn without_leader(obs: &Observation, desired: &[Member]) -> Step {
+    let any_state = obs
+        .statuses
+        .values()
+        .any(|s| s.as_ref().is_ok_and(|s| s.initialized));
+    if any_state {
+        return Step::Wait("no leader elected yet".into());
+    }
+    // Initialize only when *every* desired member answered and none has state: a member we
+    // cannot see might hold the group's state, and initializing twice would split the group.
+    for m in desired {
+        match obs.statuses.get(&m.id) {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                return Step::Wait(format!(
+                    "member {} is unreachable before initialization: {e}",
+                    m.id
+                ));
+            }
+            None => return Step::Wait(format!("member {} was not observed", m.id)),
+        }
+    }
+    let mut members = desired.to_vec();
+    members.sort();
+    Step::Initialize {
+        via: members[0].clone(),
+        members,
+    }
+}
+
+fn is_healthy(obs: &Observation, id: NodeId) -> bool {
+    obs.statuses
+        .get(&id)
+        .is_some_and(|s| s.as_ref().is_ok_and(|s| s.initialized))
+}
+
+fn matched_index(leader: &RaftStatus, id: NodeId) -> u64 {
+    leader
+        .members
+        .iter()
+        .find(|m| m.id == id)
+        .and_then(|m| m.matched_index)
+        .unwrap_or(0)
+}
+
+/// Errors of the driver.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// An admin call failed.
+    #[error("{step:?} failed: {source}")]
+    Step {
+        /// The step that failed.
+        step: Box<Step>,
+        /// Why.
+        source: ClientError,
+    },
+    /// The membership did not converge in time.
+    #[error("membership did not converge within {0:?}; last step: {1:?}")]
+    Timeout(Duration, Box<Step>),
+}
+
+/// Drives the order group's membership through the replicas' admin API.
+#[derive(Debug, Clone)]
+pub struct MembershipDriver {
+    http: reqwest::Client,
+    token: Option<String>,
+    catch_up_lag: u64,
+}
+
+impl MembershipDriver {
+    /// A driver that authenticates with the cluster `token`.
+    pub fn new(token: Option<String>) -> Self {
+        Self {
+            http: http_client(Duration::from_secs(10)),
+            token,
+            catch_up_lag: DEFAULT_CATCH_UP_LAG,
+        }
+    }
+
+    fn client(&self, url: &str) -> ReplicaClient {
+        ReplicaClient::new(self.http.clone(), url, self.token.clone())
+    }
+
+    /// Reads the status of every desired member and of every member any of them knows.
+    pub async fn observe(&self, desired: &[Member]) -> Observation {
+        let mut urls: BTreeMap<NodeId, String> =
+            desired.iter().map(|m| (m.id, m.url.clone())).collect();
+        let mut obs = Observation::default();
+        while let Some((id, url)) = urls
+            .iter()
+            .find(|(id, _)| !obs.statuses.contains_key(id))
+            .map(|(i, u)| (*i, u.clone()))
+        {
+            let status = self.client(&url).status().await.map_err(|e| e.to_string());
+            if let Ok(s) = &status {
+                for m in &s.members {
+                    urls.entry(m.id).or_insert_with(|| m.url.clone());
+                }
+            }
+            obs.statuses.insert(id, status);
+        }
+        obs
+    }
+
+    /// Performs one step.
+    pub async fn execute(&self, step: &Step) -> Result<(), DriverError> {
+        let fail = |source| DriverError::Step {
+            step: Box::new(step.clone()),
+            source,
+        };
+        match step {
+            Step::Done | Step::Wait(_) => Ok(()),
+            Step::Initialize { via, members } => {
+                let req = InitializeRequest {
+                    members: members.clone(),
+                };
+                self.client(&via.url).initialize(&req).await.map_err(fail)?;
+                Ok(())
+            }
+            Step::AddLearner { leader, member } => {
+                let req = AddLearnerRequest {
+                    member: member.clone(),
+                    wait_caught_up: false,
+                };
+                self.client(leader).add_learner(&req).await.map_err(fail)?;
+                Ok(())
+            }
+            Step::TransferLeader { leader, to } => {
+                let req = TransferLeaderRequest { to: *to };
+                self.client(leader)
+                    .transfer_leader(&req)
+                    .await
+                    .map_err(fail)?;
+                Ok(())
+            }
+            Step::ChangeVoters { leader, voters } => {
+                let req = ChangeMembershipRequest {
+                    voters: voters.clone(),
+                    retain_as_learners: false,
+                };
+                self.client(leader)
+                    .change_membership(&req)
+                    .await
+                    .map_err(fail)?;
+                Ok(())
+            }
+            Step::RemoveNodes { leader, ids } => {
+                let req = RemoveNodesRequest { ids: ids.clone() };
+                self.client(leader).remove_nodes(&req).await.map_err(fail)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// One round: observe, decide, act. Returns the step it took.
+    pub async fn reconcile_once(&self, desired: &[Member]) -> Result<Step, DriverError> {
+        let obs = self.observe(desired).await;
+        let step = next_step(&obs, desired, self.catch_up_lag);
+        self.execute(&step).await?;
+        Ok(step)
+    }
+
+    /// Repeats rounds until the membership is as desired or `timeout` passes. Failed steps are
+    /// retried: they are idempotent, and most failures are a leader change under way.
+    pub async fn converge(&self, desired: &[Member], timeout: Duration) -> Result<(), DriverError> {
+        let start = Instant::now();
+        let mut last = Step::Wait("not started".into());
+        while start.elapsed() < timeout {
+            match self.reconcile_once(desired).await {
+                Ok(Step::Done) => return Ok(()),
+                Ok(step) => {
+                    tracing::info!(?step, "membership step");
+                    let pause = if matches!(step, Step::Wait(_)) {
+                        200
+                    } else {
+                        50
+                    };
+                    last = step;
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "membership step failed; will observe again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        Err(DriverError::Timeout(timeout, Box::new(last)))
+    }
+}

@@ -1,0 +1,128 @@
+//! Orders as clients and replicas exchange them.
+
+use serde::{Deserialize, Serialize};
+
+/// Dense order number: confirmed orders are numbered 0, 1, 2, ... in commit order.
+pub type OrderNumber = u64;
+
+/// Largest quantity one order may ask for. Anything above is refused as bad input: no toy store
+/// stocks that many of one toy, and it keeps arithmetic on stock far from overflow.
+pub const MAX_QUANTITY: i64 = 10_000;
+
+/// Longest accepted toy name or idempotency key, in bytes.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// Body of `POST /orders`: `{"name": "Tux", "quantity": 2}`.
+///
+/// `quantity` is signed on the wire so that a negative number is reported as "quantity must be
+/// at least 1" rather than as a JSON type error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrder {
+    /// Toy name as listed in the catalog.
+    pub name: String,
+    /// How many to buy, 1..=[`MAX_QUANTITY`].
+    pub quantity: i64,
+}
+
+impl PlaceOrder {
+    /// Checks the request and returns the quantity as an unsigned number, or a message for a 400.
+    pub fn validate(&self) -> Result<u32, String> {
+        if self.name.trim().is_empty() {
+            return Err("name must not be empty".into());
+        }
+        if self.name.len() > MAX_NAME_LEN {
+            return Err(format!("name is longer than {MAX_NAME_LEN} bytes"));
+        }
+        if self.quantity < 1 {
+            return Err(format!(
+                "quantity must be at least 1, got {}",
+                self.quantity
+            ));
+        }
+        if self.quantity > MAX_QUANTITY {
+            return Err(format!(
+                "quantity must be at most {MAX_QUANTITY}, got {}",
+                self.quantity
+            ));
+        }
+        Ok(self.quantity as u32)
+    }
+}
+
+/// Checks an idempotency key supplied by a client.
+pub fn validate_idempotency_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.len() > MAX_NAME_LEN {
+        return Err(format!("Idempotency-Key must be 1 to {MAX_NAME_LEN} bytes"));
+    }
+    if !key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    {
+        return Err("Idempotency-Key may only hold letters, digits and - _ . :".into());
+    }
+    Ok(())
+}
+
+/// Success body of `POST /orders`: `{"data": {"order_number": N}}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaceOrderResponse {
+    /// The number the order was confirmed under.
+    pub order_number: OrderNumber,
+}
+
+/// A confirmed order as `GET /orders/{number}` returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    /// Dense order number.
+    pub number: OrderNumber,
+    /// Toy name.
+    pub name: String,
+    /// Quantity bought.
+    pub quantity: u32,
+}
+
+/// Success envelope `{"data": ...}` used by every client-facing endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Data<T> {
+    /// The payload.
+    pub data: T,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(name: &str, quantity: i64) -> PlaceOrder {
+        PlaceOrder {
+            name: name.into(),
+            quantity,
+        }
+    }
+
+    #[test]
+    fn quantity_outside_one_to_max_is_refused() {
+        assert!(order("Tux", 0).validate().is_err());
+        assert!(order("Tux", -3).validate().is_err());
+        assert!(order("Tux", MAX_QUANTITY + 1).validate().is_err());
+        assert_eq!(order("Tux", 1).validate(), Ok(1));
+        assert_eq!(
+            order("Tux", MAX_QUANTITY).validate(),
+            Ok(MAX_QUANTITY as u32)
+        );
+    }
+
+    #[test]
+    fn empty_or_long_names_are_refused() {
+        assert!(order("  ", 1).validate().is_err());
+        assert!(order(&"x".repeat(MAX_NAME_LEN + 1), 1).validate().is_err());
+    }
+
+    #[test]
+    fn idempotency_keys_are_short_and_plain() {
+        assert!(validate_idempotency_key("abc-123_x.y:z").is_ok());
+        assert!(validate_idempotency_key("").is_err());
+        assert!(validate_idempotency_key("a b").is_err());
+        assert!(validate_idempotency_key(&"k".repeat(MAX_NAME_LEN + 1)).is_err());
+    }
+}

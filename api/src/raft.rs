@@ -1,0 +1,153 @@
+//! Raft status and admin requests of the order group.
+
+use serde::{Deserialize, Serialize};
+
+/// Raft node id of an order replica.
+pub type NodeId = u64;
+
+/// What a replica is doing in the group right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RaftRole {
+    /// Accepts writes and replicates them.
+    Leader,
+    /// Voting member following a leader.
+    Follower,
+    /// Voting member asking for votes.
+    Candidate,
+    /// Non-voting member receiving the log.
+    Learner,
+    /// Not (yet) part of any membership, or shut down.
+    Shutdown,
+}
+
+/// One member of the group as the membership config lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    /// Raft node id.
+    pub id: NodeId,
+    /// Base URL the replica is reached at.
+    pub url: String,
+    /// Whether the member votes (false: learner).
+    pub voter: bool,
+    /// The highest log index known replicated to it (known only on the leader).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched_index: Option<u64>,
+}
+
+/// `GET /raft/status`: one replica's view of the group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaftStatus {
+    /// This replica's id.
+    pub id: NodeId,
+    /// The URL this replica advertises for itself.
+    pub url: String,
+    /// This replica's role.
+    pub role: RaftRole,
+    /// Current term.
+    pub term: u64,
+    /// The leader this replica knows of.
+    pub leader: Option<NodeId>,
+    /// Index of the last entry in the local log.
+    pub last_log_index: Option<u64>,
+    /// Highest index known committed.
+    pub commit_index: Option<u64>,
+    /// Highest index applied to the state machine.
+    pub applied_index: Option<u64>,
+    /// Last index covered by the current snapshot.
+    pub snapshot_index: Option<u64>,
+    /// Last index removed from the log by compaction.
+    pub purged_index: Option<u64>,
+    /// Whether this replica holds any Raft state (vote, log or membership).
+    pub initialized: bool,
+    /// Membership as this replica knows it, ordered by id.
+    pub members: Vec<MemberInfo>,
+    /// Whether the membership is in a joint (changing) configuration.
+    pub joint: bool,
+    /// Bytes of a torn tail cut from the log when the store was opened, if any.
+    pub recovered_torn_bytes: u64,
+}
+
+impl RaftStatus {
+    /// The voter ids of the membership this replica knows.
+    pub fn voters(&self) -> Vec<NodeId> {
+        self.members
+            .iter()
+            .filter(|m| m.voter)
+            .map(|m| m.id)
+            .collect()
+    }
+
+    /// The URL of the leader, if this replica knows it and the leader is a member.
+    pub fn leader_url(&self) -> Option<&str> {
+        let leader = self.leader?;
+        self.members
+            .iter()
+            .find(|m| m.id == leader)
+            .map(|m| m.url.as_str())
+    }
+}
+
+/// A member to be: id and base URL.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Member {
+    /// Raft node id.
+    pub id: NodeId,
+    /// Base URL, e.g. `http://order-1.order:7000`.
+    pub url: String,
+}
+
+/// `POST /admin/initialize`: the first membership of a brand-new group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitializeRequest {
+    /// The initial voters.
+    pub members: Vec<Member>,
+}
+
+/// `POST /admin/learners`: add a non-voting member (or update its address).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddLearnerRequest {
+    /// The learner to add.
+    pub member: Member,
+    /// Wait until the learner has caught up with the leader's log before answering.
+    #[serde(default)]
+    pub wait_caught_up: bool,
+}
+
+/// `POST /admin/membership`: set the voters to exactly this set; others become learners or leave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeMembershipRequest {
+    /// Ids that must be voters afterwards. Each must already be a member.
+    pub voters: Vec<NodeId>,
+    /// Keep removed voters as learners (true) or drop them from the group (false).
+    #[serde(default)]
+    pub retain_as_learners: bool,
+}
+
+/// `POST /admin/remove-nodes`: drop non-voting members from the group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoveNodesRequest {
+    /// Ids to remove; none of them may be a voter.
+    pub ids: Vec<NodeId>,
+}
+
+/// `POST /admin/transfer-leader`: hand leadership to another voter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferLeaderRequest {
+    /// The voter that should become leader.
+    pub to: NodeId,
+}
+
+/// Answer to admin commands that change nothing visible beyond success.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminResponse {
+    /// What happened, for people reading logs.
+    pub message: String,
+}
+
+/// `GET /raft/read-index` (leader only): the log index a linearizable read must wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadIndex {
+    /// Apply up to this index before reading.
+    pub index: u64,
+}

@@ -1,0 +1,276 @@
+//! The admin API (token required): the controller commands of classic Raft labs.
+//!
+//! Every command is idempotent: asking for a state that already holds answers 200 and changes
+//! nothing, so the membership driver can repeat any step after a crash.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use openraft::error::{ClientWriteError, InitializeError, LinearizableReadError, RaftError};
+use openraft::{BasicNode, ChangeMembers, ReadPolicy};
+
+use api::raft::{
+    AddLearnerRequest, AdminResponse, ChangeMembershipRequest, InitializeRequest, RaftRole,
+    RaftStatus, ReadIndex, RemoveNodesRequest, TransferLeaderRequest,
+};
+
+use super::{ApiJson, HttpError};
+use crate::purchase::leader_hint;
+use crate::replica::Replica;
+use crate::types::{NodeId, TypeConfig};
+
+pub fn routes() -> Router<Arc<Replica>> {
+    Router::new()
+        .route("/raft/status", get(status))
+        .route("/raft/read-index", get(read_index))
+        .route("/admin/status", get(status))
+        .route("/admin/initialize", post(initialize))
+        .route("/admin/learners", post(add_learner))
+        .route("/admin/membership", post(change_membership))
+        .route("/admin/remove-nodes", post(remove_nodes))
+        .route("/admin/transfer-leader", post(transfer_leader))
+        .route("/admin/elect", post(elect))
+        .route("/admin/snapshot", post(snapshot))
+}
+
+type AdminResult = Result<Json<AdminResponse>, HttpError>;
+
+fn done(message: impl Into<String>) -> AdminResult {
+    Ok(Json(AdminResponse {
+        message: message.into(),
+    }))
+}
+
+async fn status(State(replica): State<Arc<Replica>>) -> Json<RaftStatus> {
+    Json(replica.status())
+}
+
+/// Leader only: the index a linearizable read elsewhere must wait for.
+async fn read_index(State(replica): State<Arc<Replica>>) -> Result<Json<ReadIndex>, HttpError> {
+    match replica
+        .raft
+        .ensure_linearizable(ReadPolicy::ReadIndex)
+        .await
+    {
+        Ok(read) => Ok(Json(ReadIndex {
+            index: read.index(),
+        })),
+        Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
+            Err(HttpError::not_leader(leader_hint(&f), "/raft/read-index"))
+        }
+        Err(e) => Err(HttpError::unavailable(e.to_string())),
+    }
+}
+
+async fn initialize(
+    State(replica): State<Arc<Replica>>,
+    ApiJson(req): ApiJson<InitializeRequest>,
+) -> AdminResult {
+    if req.members.is_empty() {
+        return Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "members must not be empty",
+        ));
+    }
+    if replica.status().initialized {
+        return done("already initialized; nothing changed");
+    }
+    let nodes: BTreeMap<NodeId, BasicNode> = req
+        .members
+        .iter()
+        .map(|m| (m.id, BasicNode::new(&m.url)))
+        .collect();
+    match replica.raft.initialize(nodes).await {
+        Ok(()) => done(format!("initialized with {} members", req.members.len())),
+        Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
+            done("already initialized; nothing changed")
+        }
+        Err(RaftError::APIError(e @ InitializeError::NotInMembers(_))) => {
+            Err(HttpError::new(StatusCode::BAD_REQUEST, e.to_string()))
+        }
+        Err(e) => Err(HttpError::unavailable(e.to_string())),
+    }
+}
+
+async fn add_learner(
+    State(replica): State<Arc<Replica>>,
+    ApiJson(req): ApiJson<AddLearnerRequest>,
+) -> AdminResult {
+    let member = req.member;
+    let node = BasicNode::new(&member.url);
+    let known = replica
+        .status()
+        .members
+        .into_iter()
+        .find(|m| m.id == member.id);
+    let result = match known {
+        Some(k) if k.url == member.url && !req.wait_caught_up => {
+            return leader_only(&replica, "/admin/learners").map(|_| {
+                Json(AdminResponse {
+                    message: format!("{} is already a member", member.id),
+                })
+            });
+        }
+        Some(k) if k.url != member.url => {
+            // The member moved (local mode picks new ports on restart): update its address.
+            let change = ChangeMembers::SetNodes(BTreeMap::from([(member.id, node)]));
+            replica.raft.change_membership(change, true).await
+        }
+        _ => {
+            replica
+                .raft
+                .add_learner(member.id, node, req.wait_caught_up)
+                .await
+        }
+    };
+    write_result(
+        result,
+        "/admin/learners",
+        format!("{} added at {}", member.id, member.url),
+    )
+}
+
+async fn change_membership(
+    State(replica): State<Arc<Replica>>,
+    ApiJson(req): ApiJson<ChangeMembershipRequest>,
+) -> AdminResult {
+    let voters: BTreeSet<NodeId> = req.voters.iter().copied().collect();
+    if voters.is_empty() {
+        return Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "voters must not be empty",
+        ));
+    }
+    let status = leader_only(&replica, "/admin/membership")?;
+    if !status.joint && status.voters().into_iter().collect::<BTreeSet<_>>() == voters {
+        return done("voters already as asked; nothing changed");
+    }
+    let result = replica
+        .raft
+        .change_membership(
+            ChangeMembers::ReplaceAllVoters(voters.clone()),
+            req.retain_as_learners,
+        )
+        .await;
+    write_result(
+        result,
+        "/admin/membership",
+        format!("voters are now {voters:?}"),
+    )
+}
+
+async fn remove_nodes(
+    State(replica): State<Arc<Replica>>,
+    ApiJson(req): ApiJson<RemoveNodesRequest>,
+) -> AdminResult {
+    let status = leader_only(&replica, "/admin/remove-nodes")?;
+    let present: BTreeSet<NodeId> = req
+        .ids
+        .iter()
+        .copied()
+        .filter(|id| status.members.iter().any(|m| m.id == *id))
+        .collect();
+    if present.is_empty() {
+        return done("none of them is a member; nothing changed");
+    }
+    if let Some(v) = present.iter().find(|id| status.voters().contains(id)) {
+        return Err(HttpError::new(
+            StatusCode::CONFLICT,
+            format!("{v} is a voter; change the voters first"),
+        ));
+    }
+    let result = replica
+        .raft
+        .change_membership(ChangeMembers::RemoveNodes(present.clone()), false)
+        .await;
+    write_result(
+        result,
+        "/admin/remove-nodes",
+        format!("removed {present:?}"),
+    )
+}
+
+async fn transfer_leader(
+    State(replica): State<Arc<Replica>>,
+    ApiJson(req): ApiJson<TransferLeaderRequest>,
+) -> AdminResult {
+    let status = leader_only(&replica, "/admin/transfer-leader")?;
+    if req.to == replica.id {
+        return done("already the leader");
+    }
+    if !status.voters().contains(&req.to) {
+        return Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{} is not a voter", req.to),
+        ));
+    }
+    replica
+        .raft
+        .trigger()
+        .transfer_leader(req.to)
+        .await
+        .map_err(|e| HttpError::unavailable(e.to_string()))?;
+    // Wait briefly for the hand-over so the caller sees its effect; it observes again anyway.
+    let _ = replica
+        .raft
+        .wait(Some(Duration::from_secs(3)))
+        .current_leader(req.to, "leadership transfer")
+        .await;
+    done(format!("leadership handed to {}", req.to))
+}
+
+async fn elect(State(replica): State<Arc<Replica>>) -> AdminResult {
+    replica
+        .raft
+        .trigger()
+        .elect(false)
+        .await
+        .map_err(|e| HttpError::unavailable(e.to_string()))?;
+    done("election started")
+}
+
+async fn snapshot(State(replica): State<Arc<Replica>>) -> AdminResult {
+    replica
+        .raft
+        .trigger()
+        .snapshot()
+        .await
+        .map_err(|e| HttpError::unavailable(e.to_string()))?;
+    done("snapshot requested")
+}
+
+/// The status, if this replica is the leader; otherwise a redirect to the leader.
+fn leader_only(replica: &Replica, path: &str) -> Result<RaftStatus, HttpError> {
+    let status = replica.status();
+    if status.role == RaftRole::Leader {
+        return Ok(status);
+    }
+    let hint = status
+        .leader_url()
+        .zip(status.leader)
+        .map(|(url, id)| api::LeaderHint {
+            id,
+            url: url.to_string(),
+        });
+    Err(HttpError::not_leader(hint, path))
+}
+
+fn write_result<T>(
+    result: Result<T, RaftError<TypeConfig, ClientWriteError<TypeConfig>>>,
+    path: &str,
+    message: String,
+) -> AdminResult {
+    match result {
+        Ok(_) => done(message),
+        Err(RaftError::APIError(
+            ClientWriteError::ForwardToLeader(f) | ClientWriteError::LogEntryDiscarded(f),
+        )) => Err(HttpError::not_leader(leader_hint(&f), path)),
+        Err(RaftError::APIError(e)) => Err(HttpError::new(StatusCode::CONFLICT, e.to_string())),
+        Err(e) => Err(HttpError::unavailable(e.to_string())),
+    }
+}

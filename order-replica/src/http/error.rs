@@ -1,0 +1,90 @@
+//! JSON errors and the JSON body extractor that reports bad input as a clear 4xx.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+use api::{ErrorBody, LeaderHint};
+
+/// An error answer: status, JSON body, and for redirects a `Location`.
+#[derive(Debug)]
+pub struct HttpError {
+    status: StatusCode,
+    body: ErrorBody,
+    location: Option<String>,
+}
+
+impl HttpError {
+    /// An error with this status and message.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: ErrorBody::new(status.as_u16(), message),
+            location: None,
+        }
+    }
+
+    /// 503: the service cannot answer now; retrying may help.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+
+    /// A follower's answer to a request only the leader can serve: 307 to the leader, keeping
+    /// the method and body, with the leader named in the body too. 503 if no leader is known.
+    pub fn not_leader(leader: Option<LeaderHint>, path: &str) -> Self {
+        let Some(hint) = leader else {
+            return Self::unavailable("this replica is not the leader and knows no leader yet");
+        };
+        let mut err = Self::new(
+            StatusCode::TEMPORARY_REDIRECT,
+            format!(
+                "not the leader; the leader is replica {} at {}",
+                hint.id, hint.url
+            ),
+        );
+        err.location = Some(format!("{}{path}", hint.url.trim_end_matches('/')));
+        err.body.error.leader = Some(hint);
+        err
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, Json(self.body)).into_response();
+        if let Some(loc) = self.location.and_then(|l| l.parse().ok()) {
+            resp.headers_mut().insert(header::LOCATION, loc);
+        }
+        resp
+    }
+}
+
+/// `Json<T>` whose rejections are JSON errors: 400 for malformed or mistyped JSON,
+/// 413 for an oversized body, 415 for a missing JSON content type.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = HttpError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Self(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> HttpError {
+    let status = match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "request body is too large".to_string(),
+        _ => format!("invalid request body: {}", rejection.body_text()),
+    };
+    HttpError::new(status, message)
+}

@@ -1,0 +1,82 @@
+//! The replica's HTTP server: client API, Raft RPC, admin API and operations endpoints.
+//!
+//! Every error leaves as a JSON [`ErrorBody`](api::ErrorBody) with a 4xx/5xx status, including
+//! malformed JSON, oversized bodies, unknown routes and missing tokens.
+
+mod admin;
+mod error;
+mod ops;
+mod orders;
+mod raft_rpc;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+
+pub use error::{ApiJson, HttpError};
+
+use crate::replica::Replica;
+
+/// Largest accepted client request body.
+pub const CLIENT_BODY_LIMIT: usize = 16 * 1024;
+/// Largest accepted Raft RPC body (a whole snapshot travels in one request).
+pub const RAFT_BODY_LIMIT: usize = 1 << 30;
+
+/// Builds the complete router of a replica.
+pub fn router(replica: Arc<Replica>) -> Router {
+    let protected = Router::new()
+        .merge(raft_rpc::routes())
+        .merge(admin::routes())
+        .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT))
+        .route_layer(middleware::from_fn_with_state(
+            replica.clone(),
+            require_token,
+        ));
+    let public = Router::new()
+        .merge(orders::routes())
+        .merge(ops::routes())
+        .layer(DefaultBodyLimit::max(CLIENT_BODY_LIMIT));
+    Router::new()
+        .merge(protected)
+        .merge(public)
+        .fallback(|| async { HttpError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            HttpError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
+        })
+        .with_state(replica)
+}
+
+/// Rejects requests without the cluster token (`Authorization: Bearer <token>`).
+async fn require_token(
+    State(replica): State<Arc<Replica>>,
+    req: Request,
+    next: Next,
+) -> Result<Response, HttpError> {
+    let presented = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(t) if constant_time_eq(t.as_bytes(), replica.token.as_bytes()) => {
+            Ok(next.run(req).await)
+        }
+        Some(_) => Err(HttpError::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong cluster token",
+        )),
+        None => Err(HttpError::new(
+            StatusCode::UNAUTHORIZED,
+            "this endpoint needs the cluster token (Authorization: Bearer ...)",
+        )),
+    }
+}
+
+/// Compares without an early exit, so response timing does not reveal the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

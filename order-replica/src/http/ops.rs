@@ -1,0 +1,59 @@
+//! `/healthz`, `/readyz` and `/metrics`.
+
+use openraft::async_runtime::WatchReceiver;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::HttpError;
+use crate::replica::Replica;
+
+pub fn routes() -> Router<Arc<Replica>> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// Alive unless Raft has stopped (a storage failure stops it; a restart is the cure).
+async fn healthz(State(replica): State<Arc<Replica>>) -> Result<impl IntoResponse, HttpError> {
+    match replica
+        .raft
+        .metrics()
+        .borrow_watched()
+        .running_state
+        .clone()
+    {
+        Ok(()) => Ok(Json(json!({"status": "ok"}))),
+        Err(fatal) => Err(HttpError::unavailable(format!("raft stopped: {fatal}"))),
+    }
+}
+
+/// Ready when Raft runs and the replica either waits to be initialized or knows a leader.
+async fn readyz(State(replica): State<Arc<Replica>>) -> Result<impl IntoResponse, HttpError> {
+    if !replica.is_running() {
+        return Err(HttpError::unavailable("raft stopped"));
+    }
+    let status = replica.status();
+    if status.initialized && status.leader.is_none() {
+        return Err(HttpError::unavailable("no leader known"));
+    }
+    Ok(Json(
+        json!({"status": "ready", "role": status.role, "leader": status.leader}),
+    ))
+}
+
+async fn metrics(State(replica): State<Arc<Replica>>) -> impl IntoResponse {
+    let confirmed = replica.state.confirmed_count().unwrap_or(0);
+    let body = replica.metrics.render(&replica.status(), confirmed);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        body,
+    )
+}

@@ -1,0 +1,153 @@
+//! The client API: `POST /orders` and `GET /orders/{number}`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use openraft::ReadPolicy;
+use openraft::error::{LinearizableReadError, RaftError};
+
+use api::orders::{Data, Order, PlaceOrder, PlaceOrderResponse, validate_idempotency_key};
+use api::{IDEMPOTENCY_KEY_HEADER, ReplicaClient};
+
+use super::{ApiJson, HttpError};
+use crate::purchase::{self, PurchaseError, leader_hint};
+use crate::replica::Replica;
+use crate::types::OrderStatus;
+
+pub fn routes() -> Router<Arc<Replica>> {
+    Router::new()
+        .route("/orders", post(place_order))
+        .route("/orders/{number}", get(get_order))
+}
+
+async fn place_order(
+    State(replica): State<Arc<Replica>>,
+    headers: HeaderMap,
+    ApiJson(order): ApiJson<PlaceOrder>,
+) -> Result<Json<Data<PlaceOrderResponse>>, HttpError> {
+    let bad = |msg: String| {
+        replica.metrics.order_outcome("bad_request");
+        HttpError::new(StatusCode::BAD_REQUEST, msg)
+    };
+    let quantity = order.validate().map_err(bad)?;
+    let key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
+        Some(v) => {
+            let key = v
+                .to_str()
+                .map_err(|_| bad("Idempotency-Key is not ASCII".into()))?;
+            validate_idempotency_key(key).map_err(bad)?;
+            key.to_string()
+        }
+        None => new_key(),
+    };
+    let start = Instant::now();
+    let result = purchase::place(&replica, key, order.name, quantity).await;
+    replica
+        .metrics
+        .order_duration(start.elapsed().as_secs_f64());
+    let record = match result {
+        Ok(r) => r,
+        Err(PurchaseError::NotLeader(hint)) => {
+            replica.metrics.order_outcome("redirected");
+            return Err(HttpError::not_leader(hint, "/orders"));
+        }
+        Err(PurchaseError::Unavailable(msg)) => {
+            replica.metrics.order_outcome("failed");
+            return Err(HttpError::unavailable(msg));
+        }
+    };
+    match record.status {
+        OrderStatus::Confirmed { number } => {
+            replica.metrics.order_outcome("confirmed");
+            Ok(Json(Data {
+                data: PlaceOrderResponse {
+                    order_number: number,
+                },
+            }))
+        }
+        OrderStatus::Rejected { code, reason } => {
+            replica.metrics.order_outcome("rejected");
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::CONFLICT);
+            Err(HttpError::new(status, reason))
+        }
+        OrderStatus::Pending => {
+            replica.metrics.order_outcome("failed");
+            Err(HttpError::unavailable(
+                "order is still pending; retry with the same key",
+            ))
+        }
+    }
+}
+
+async fn get_order(
+    State(replica): State<Arc<Replica>>,
+    Path(number): Path<String>,
+) -> Result<Json<Data<Order>>, HttpError> {
+    let number: u64 = number.parse().map_err(|_| {
+        HttpError::new(
+            StatusCode::BAD_REQUEST,
+            format!("order number must be a non-negative integer, got {number:?}"),
+        )
+    })?;
+    linearizable_barrier(&replica).await?;
+    let record = replica
+        .state
+        .order_by_number(number)
+        .map_err(|e| HttpError::unavailable(format!("cannot read orders: {e}")))?
+        .ok_or_else(|| HttpError::new(StatusCode::NOT_FOUND, format!("no order {number}")))?;
+    Ok(Json(Data {
+        data: Order {
+            number,
+            name: record.name,
+            quantity: record.quantity,
+        },
+    }))
+}
+
+/// Waits until this replica's state machine reflects every write acknowledged before the call.
+///
+/// The leader confirms its leadership with a quorum (read index). A follower asks the leader for
+/// its read index and waits until it has applied that far, so every replica serves
+/// linearizable reads.
+async fn linearizable_barrier(replica: &Replica) -> Result<(), HttpError> {
+    let forward = match replica
+        .raft
+        .ensure_linearizable(ReadPolicy::ReadIndex)
+        .await
+    {
+        Ok(_) => return Ok(()),
+        Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => f,
+        Err(e) => {
+            return Err(HttpError::unavailable(format!(
+                "cannot serve a linearizable read: {e}"
+            )));
+        }
+    };
+    let leader = leader_hint(&forward)
+        .ok_or_else(|| HttpError::unavailable("no leader known for a linearizable read"))?;
+    let client = ReplicaClient::new(
+        replica.http.clone(),
+        leader.url,
+        Some(replica.token.clone()),
+    );
+    let index = client
+        .read_index()
+        .await
+        .map_err(|e| HttpError::unavailable(format!("leader read index: {e}")))?;
+    replica
+        .raft
+        .wait(Some(Duration::from_secs(5)))
+        .applied_index_at_least(Some(index.index), "linearizable read")
+        .await
+        .map_err(|e| HttpError::unavailable(format!("catching up for a read: {e}")))?;
+    Ok(())
+}
+
+/// A fresh idempotency key for a request that brought none.
+fn new_key() -> String {
+    format!("auto-{:032x}", rand::random::<u128>())
+}

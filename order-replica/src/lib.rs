@@ -1,0 +1,21 @@
+//! ToyStore order replica: one member of the Raft-replicated order group.
+//!
+//! - [`types`]: the Raft type configuration and the purchase commands;
+//! - [`log_store`]: the durable Raft log (append-only, checksummed, fsync per batch);
+//! - [`state_machine`]: orders in redb, applied atomically, snapshots;
+//! - [`network`]: Raft RPC to peers over HTTP;
+//! - [`purchase`]: the order side of the purchase protocol, run by the leader;
+//! - [`stock`]: the interface to whoever owns stock;
+//! - [`http`]: client API, Raft RPC, admin API, health and metrics;
+//! - [`server`]: opening a replica and serving it until shutdown.
+
+pub mod http;
+pub mod log_store;
+pub mod metrics;
+pub mod network;
+pub mod purchase;
+pub mod replica;
+pub mod server;
+pub mod state_machine;
+pub mod stock;
+pub mod types;

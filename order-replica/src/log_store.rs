@@ -1,0 +1,497 @@
+//! The durable Raft log: one append-only file of checksummed records.
+//!
+//! Every change to the log is a record appended to `raft-log`: an entry, a vote, the committed
+//! id, a truncation, a purge. Opening the file replays the records in order, so the last record
+//! of each kind wins. Appending is `write` + `fdatasync` before the caller is told the entries
+//! are flushed; openraft batches entries that arrive while a flush is running into the next call,
+//! which gives group commit without a thread of our own.
+//!
+//! Record frame: `len: u32 LE | crc32(payload): u32 LE | payload (JSON)`.
+//! A crash can leave a torn tail: a partly written last batch. It was never flushed, so never
+//! acknowledged; on open the first record that is short, fails its checksum or does not decode
+//! ends the log, the file is cut there, and the cut is reported (log line, `/raft/status`,
+//! metric). Nothing committed is lost: committed records were flushed before anyone heard of them.
+//!
+//! The whole live log is also kept in memory: compaction bounds it to the snapshot threshold
+//! plus the entries kept after a snapshot, and reads never touch the disk. When purged records
+//! make up most of the file, it is rewritten (temp file, fsync, rename, fsync directory).
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use openraft::entry::RaftEntry;
+use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
+use serde::{Deserialize, Serialize};
+
+use crate::types::{Entry, LogId, TypeConfig, Vote};
+
+const LOG_FILE: &str = "raft-log";
+const HEADER_LEN: usize = 8;
+/// Records larger than this are treated as corruption rather than trusted.
+const MAX_RECORD_LEN: usize = 256 << 20;
+
+/// One change to the log, as stored.
+#[derive(Debug, Serialize, Deserialize)]
+enum Record {
+    Entry(Entry),
+    Vote(Vote),
+    Committed(Option<LogId>),
+    TruncateAfter(Option<LogId>),
+    Purged(LogId),
+}
+
+/// The log as replayed into memory.
+#[derive(Debug, Default)]
+struct MemLog {
+    entries: BTreeMap<u64, Entry>,
+    vote: Option<Vote>,
+    committed: Option<LogId>,
+    purged: Option<LogId>,
+}
+
+impl MemLog {
+    fn apply(&mut self, record: Record) {
+        match record {
+            Record::Entry(e) => {
+                self.entries.insert(e.index(), e);
+            }
+            Record::Vote(v) => self.vote = Some(v),
+            Record::Committed(c) => self.committed = c,
+            Record::TruncateAfter(last) => {
+                let from = last.map_or(0, |l| l.index + 1);
+                self.entries.split_off(&from);
+            }
+            Record::Purged(upto) => {
+                self.entries = self.entries.split_off(&(upto.index + 1));
+                self.purged = Some(upto);
+            }
+        }
+    }
+
+    fn last_log_id(&self) -> Option<LogId> {
+        self.entries
+            .values()
+            .next_back()
+            .map(|e| e.log_id())
+            .or(self.purged)
+    }
+}
+
+struct Shared {
+    mem: Mutex<MemLog>,
+    file: Mutex<LogFile>,
+    torn_bytes: u64,
+}
+
+struct LogFile {
+    dir: PathBuf,
+    file: File,
+    /// Records in the file; compared with live entries to decide on a rewrite.
+    records: u64,
+}
+
+/// The Raft log storage of one replica. Cheap to clone; clones share the same log.
+#[derive(Clone)]
+pub struct LogStore {
+    shared: Arc<Shared>,
+}
+
+impl LogStore {
+    /// Opens (or creates) the log in `dir`, cutting off a torn tail if there is one.
+    pub fn open(dir: &Path) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(LOG_FILE);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        let (records, good_len) = decode_records(&bytes);
+        let torn_bytes = (bytes.len() - good_len) as u64;
+        if torn_bytes > 0 {
+            tracing::warn!(
+                path = %path.display(),
+                torn_bytes,
+                kept_bytes = good_len,
+                "raft log ends in a torn record; cutting it off (it was never acknowledged)"
+            );
+            file.set_len(good_len as u64)?;
+            file.sync_all()?;
+        }
+        sync_dir(dir)?;
+        let mut mem = MemLog::default();
+        let count = records.len() as u64;
+        for r in records {
+            mem.apply(r);
+        }
+        tracing::info!(
+            entries = mem.entries.len(),
+            last = ?mem.last_log_id(),
+            purged = ?mem.purged,
+            "raft log opened"
+        );
+        Ok(Self {
+            shared: Arc::new(Shared {
+                mem: Mutex::new(mem),
+                file: Mutex::new(LogFile {
+                    dir: dir.to_path_buf(),
+                    file,
+                    records: count,
+                }),
+                torn_bytes,
+            }),
+        })
+    }
+
+    /// Bytes of a torn tail cut off when the log was opened (0 if the file was clean).
+    pub fn torn_bytes(&self) -> u64 {
+        self.shared.torn_bytes
+    }
+
+    /// Whether the log holds any Raft state (vote or entries).
+    pub fn has_state(&self) -> bool {
+        let mem = self.shared.mem.lock().unwrap();
+        mem.vote.is_some() || mem.last_log_id().is_some()
+    }
+
+    /// Appends records to the file and flushes them, off the async runtime.
+    async fn write(&self, records: Vec<Record>, sync: bool) -> io::Result<()> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut buf = Vec::new();
+            for r in &records {
+                encode_record(r, &mut buf)?;
+            }
+            let mut f = shared.file.lock().unwrap();
+            f.file.write_all(&buf)?;
+            if sync {
+                f.file.sync_data()?;
+            }
+            f.records += records.len() as u64;
+            Ok(())
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+
+    /// Rewrites the file with only the live records when purged ones dominate it.
+    async fn maybe_rewrite(&self) -> io::Result<()> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut f = shared.file.lock().unwrap();
+            let mut buf = Vec::new();
+            let live = {
+                let mem = shared.mem.lock().unwrap();
+                let live = mem.entries.len() as u64 + 3;
+                if f.records < 2 * live + 1024 {
+                    return Ok(());
+                }
+                if let Some(v) = &mem.vote {
+                    encode_record(&Record::Vote(*v), &mut buf)?;
+                }
+                encode_record(&Record::Committed(mem.committed), &mut buf)?;
+                if let Some(p) = mem.purged {
+                    encode_record(&Record::Purged(p), &mut buf)?;
+                }
+                for e in mem.entries.values() {
+                    encode_record(&Record::Entry(e.clone()), &mut buf)?;
+                }
+                live
+            };
+            let tmp = f.dir.join(format!("{LOG_FILE}.tmp"));
+            let mut out = File::create(&tmp)?;
+            out.write_all(&buf)?;
+            out.sync_all()?;
+            std::fs::rename(&tmp, f.dir.join(LOG_FILE))?;
+            sync_dir(&f.dir)?;
+            f.file = OpenOptions::new()
+                .append(true)
+                .read(true)
+                .open(f.dir.join(LOG_FILE))?;
+            tracing::debug!(from = f.records, to = live, "raft log file rewritten");
+            f.records = live;
+            Ok(())
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+}
+
+fn encode_record(record: &Record, buf: &mut Vec<u8>) -> io::Result<()> {
+    let payload = serde_json::to_vec(record).map_err(io::Error::other)?;
+    buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    buf.extend_from_slice(&payload);
+    Ok(())
+}
+
+/// Decodes records from the start of `bytes`; returns them and the length of the valid prefix.
+fn decode_records(bytes: &[u8]) -> (Vec<Record>, usize) {
+    let mut records = Vec::new();
+    let mut at = 0;
+    while bytes.len() - at >= HEADER_LEN {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap());
+        let start = at + HEADER_LEN;
+        if len > MAX_RECORD_LEN || bytes.len() - start < len {
+            break;
+        }
+        let payload = &bytes[start..start + len];
+        if crc32fast::hash(payload) != crc {
+            break;
+        }
+        let Ok(record) = serde_json::from_slice(payload) else {
+            break;
+        };
+        records.push(record);
+        at = start + len;
+    }
+    (records, at)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn range_to_bounds<RB: RangeBounds<u64>>(range: &RB) -> (Bound<u64>, Bound<u64>) {
+    (range.start_bound().cloned(), range.end_bound().cloned())
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, io::Error> {
+        let mem = self.shared.mem.lock().unwrap();
+        Ok(mem
+            .entries
+            .range(range_to_bounds(&range))
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        Ok(self.shared.mem.lock().unwrap().vote)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let mem = self.shared.mem.lock().unwrap();
+        Ok(LogState {
+            last_purged_log_id: mem.purged,
+            last_log_id: mem.last_log_id(),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        self.write(vec![Record::Vote(*vote)], true).await?;
+        self.shared.mem.lock().unwrap().vote = Some(*vote);
+        Ok(())
+    }
+
+    /// The committed id is written without its own fsync: it survives a process crash from the
+    /// page cache, and Raft never depends on it (it only shortens recovery).
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        self.write(vec![Record::Committed(committed)], false)
+            .await?;
+        self.shared.mem.lock().unwrap().committed = committed;
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        Ok(self.shared.mem.lock().unwrap().committed)
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        {
+            // Visible to readers at once: the leader replicates entries before they are flushed
+            // locally, which openraft allows; it counts the local copy only after the callback.
+            let mut mem = self.shared.mem.lock().unwrap();
+            for e in &entries {
+                mem.entries.insert(e.index(), e.clone());
+            }
+        }
+        let records = entries.into_iter().map(Record::Entry).collect();
+        let result = self.write(records, true).await;
+        let reply = match &result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+        };
+        callback.io_completed(reply);
+        result
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        self.write(vec![Record::TruncateAfter(last_log_id)], true)
+            .await?;
+        self.shared
+            .mem
+            .lock()
+            .unwrap()
+            .apply(Record::TruncateAfter(last_log_id));
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        self.write(vec![Record::Purged(log_id)], true).await?;
+        self.shared
+            .mem
+            .lock()
+            .unwrap()
+            .apply(Record::Purged(log_id));
+        self.maybe_rewrite().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::entry::RaftEntry;
+
+    use super::*;
+    use crate::types::Command;
+
+    fn log_id(term: u64, index: u64) -> LogId {
+        use openraft::vote::RaftLeaderIdExt;
+        openraft::LogId::new(
+            openraft::alias::LeaderIdOf::<TypeConfig>::new_committed(term, 1),
+            index,
+        )
+    }
+
+    fn entry(term: u64, index: u64) -> Entry {
+        Entry::new_normal(
+            log_id(term, index),
+            Command::Pending {
+                key: format!("k{index}"),
+                name: "Tux".into(),
+                quantity: 1,
+            },
+        )
+    }
+
+    async fn append(store: &mut LogStore, entries: Vec<Entry>) {
+        store.append(entries, IOFlushed::noop()).await.unwrap();
+    }
+
+    async fn indexes(store: &mut LogStore) -> Vec<u64> {
+        store
+            .try_get_log_entries(..)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.index())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn entries_vote_and_truncation_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(dir.path()).unwrap();
+        append(&mut store, (1..=5).map(|i| entry(1, i)).collect()).await;
+        store.truncate_after(Some(log_id(1, 3))).await.unwrap();
+        append(&mut store, vec![entry(2, 4)]).await;
+        let vote = Vote::new(2, 1);
+        store.save_vote(&vote).await.unwrap();
+        drop(store);
+
+        let mut store = LogStore::open(dir.path()).unwrap();
+        assert_eq!(indexes(&mut store).await, vec![1, 2, 3, 4]);
+        let last = store.get_log_state().await.unwrap().last_log_id.unwrap();
+        assert_eq!(last, log_id(2, 4));
+        assert_eq!(store.read_vote().await.unwrap(), Some(vote));
+        assert_eq!(store.torn_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn torn_tail_is_cut_and_earlier_records_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(dir.path()).unwrap();
+        append(&mut store, (1..=3).map(|i| entry(1, i)).collect()).await;
+        drop(store);
+        // A crash in the middle of writing entry 4: half a record at the end.
+        let mut half = Vec::new();
+        encode_record(&Record::Entry(entry(1, 4)), &mut half).unwrap();
+        half.truncate(half.len() / 2);
+        let path = dir.path().join(LOG_FILE);
+        let clean_len = std::fs::metadata(&path).unwrap().len();
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(&half)
+            .unwrap();
+
+        let mut store = LogStore::open(dir.path()).unwrap();
+        assert_eq!(store.torn_bytes(), half.len() as u64);
+        assert_eq!(indexes(&mut store).await, vec![1, 2, 3]);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), clean_len);
+        // The log keeps working after the cut.
+        append(&mut store, vec![entry(1, 4)]).await;
+        drop(store);
+        let mut store = LogStore::open(dir.path()).unwrap();
+        assert_eq!(indexes(&mut store).await, vec![1, 2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn corrupted_checksum_ends_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(dir.path()).unwrap();
+        append(&mut store, (1..=3).map(|i| entry(1, i)).collect()).await;
+        drop(store);
+        let path = dir.path().join(LOG_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 2;
+        bytes[last] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+
+        let mut store = LogStore::open(dir.path()).unwrap();
+        assert_eq!(indexes(&mut store).await, vec![1, 2]);
+        assert!(store.torn_bytes() > 0);
+    }
+
+    #[tokio::test]
+    async fn purge_drops_prefix_and_rewrite_keeps_live_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(dir.path()).unwrap();
+        for chunk in (1..=3000u64).collect::<Vec<_>>().chunks(100) {
+            append(&mut store, chunk.iter().map(|i| entry(1, *i)).collect()).await;
+        }
+        let size_before = std::fs::metadata(dir.path().join(LOG_FILE)).unwrap().len();
+        store.purge(log_id(1, 2990)).await.unwrap();
+        let size_after = std::fs::metadata(dir.path().join(LOG_FILE)).unwrap().len();
+        assert!(
+            size_after < size_before / 10,
+            "{size_after} vs {size_before}"
+        );
+        drop(store);
+
+        let mut store = LogStore::open(dir.path()).unwrap();
+        assert_eq!(indexes(&mut store).await, (2991..=3000).collect::<Vec<_>>());
+        let state = store.get_log_state().await.unwrap();
+        assert_eq!(state.last_purged_log_id, Some(log_id(1, 2990)));
+        assert_eq!(state.last_log_id, Some(log_id(1, 3000)));
+    }
+}

@@ -1,0 +1,123 @@
+//! `order-replica`: parses flags and runs one member of the order group.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+
+use order_replica::replica::RaftTiming;
+use order_replica::server::{self, Settings};
+use order_replica::stock::UnlimitedStock;
+
+/// One replica of the ToyStore order service (Raft-replicated, durable).
+///
+/// The replica never initializes a group by itself: the membership driver (`toystore up` or the
+/// operator) initializes a new group once and adds members through the admin API.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Raft node id of this replica; stable for its whole life.
+    #[arg(long, env = "ORDER_ID")]
+    id: u64,
+    /// Address to listen on for clients, peers and admin calls.
+    #[arg(long, env = "ORDER_LISTEN", default_value = "127.0.0.1:7000")]
+    listen: SocketAddr,
+    /// URL peers and clients reach this replica at (default: http://<listen>).
+    #[arg(long, env = "ORDER_ADVERTISE_URL")]
+    advertise_url: Option<String>,
+    /// Directory for the Raft log, state machine and snapshots.
+    #[arg(long, env = "ORDER_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Cluster token required on Raft RPC and admin calls.
+    #[arg(
+        long,
+        env = "ORDER_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
+    token: Option<String>,
+    /// File holding the cluster token (e.g. a mounted Kubernetes Secret).
+    #[arg(long, env = "ORDER_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// Leader heartbeat interval, milliseconds.
+    #[arg(long, env = "ORDER_HEARTBEAT_MS", default_value_t = 100)]
+    heartbeat_ms: u64,
+    /// Minimum election timeout, milliseconds.
+    #[arg(long, env = "ORDER_ELECTION_TIMEOUT_MIN_MS", default_value_t = 500)]
+    election_timeout_min_ms: u64,
+    /// Maximum election timeout, milliseconds.
+    #[arg(long, env = "ORDER_ELECTION_TIMEOUT_MAX_MS", default_value_t = 1000)]
+    election_timeout_max_ms: u64,
+    /// Build a snapshot and compact the log after this many new entries.
+    #[arg(long, env = "ORDER_SNAPSHOT_THRESHOLD", default_value_t = 5000)]
+    snapshot_threshold: u64,
+    /// Entries kept in the log behind a snapshot.
+    #[arg(long, env = "ORDER_LOGS_TO_KEEP", default_value_t = 1000)]
+    logs_to_keep: u64,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "ORDER_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_tracing(&args.log_format)?;
+    let token = match (&args.token, &args.token_file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading token file {}", path.display()))?
+            .trim()
+            .to_string(),
+        (None, None) => bail!("a cluster token is required: --token or --token-file"),
+    };
+    if token.is_empty() {
+        bail!("the cluster token must not be empty");
+    }
+    let settings = Settings {
+        id: args.id,
+        listen: args.listen,
+        advertise_url: args
+            .advertise_url
+            .unwrap_or_else(|| format!("http://{}", args.listen)),
+        data_dir: args.data_dir,
+        token,
+        timing: RaftTiming {
+            heartbeat: Duration::from_millis(args.heartbeat_ms),
+            election_min: Duration::from_millis(args.election_timeout_min_ms),
+            election_max: Duration::from_millis(args.election_timeout_max_ms),
+            snapshot_threshold: args.snapshot_threshold,
+            logs_to_keep: args.logs_to_keep,
+        },
+    };
+    server::run(settings, Arc::new(UnlimitedStock), shutdown_signal())
+        .await
+        .context("order replica failed")
+}
+
+fn init_tracing(format: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,openraft=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        "json" => builder.json().init(),
+        "text" => builder.init(),
+        other => bail!("unknown log format {other:?} (text or json)"),
+    }
+    Ok(())
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutdown signal received");
+}

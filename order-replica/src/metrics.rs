@@ -1,0 +1,110 @@
+//! Prometheus metrics of an order replica.
+//!
+//! Request counters and latencies are recorded as requests happen; the Raft gauges are read
+//! from openraft's metrics channel at scrape time, so they are never stale.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use api::raft::{RaftRole, RaftStatus};
+
+type Labels = Vec<(&'static str, String)>;
+
+/// The replica's metrics.
+pub struct Metrics {
+    registry: Registry,
+    orders: Family<Labels, Counter>,
+    order_seconds: Histogram,
+    raft: Family<Labels, Gauge>,
+    torn_bytes: Gauge,
+    confirmed: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("toystore_order");
+        let orders = Family::<Labels, Counter>::default();
+        registry.register(
+            "requests",
+            "Order requests by outcome (confirmed, rejected, redirected, failed, bad_request)",
+            orders.clone(),
+        );
+        let order_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        registry.register(
+            "place_duration_seconds",
+            "Time to place an order on the leader, Pending to Resolve",
+            order_seconds.clone(),
+        );
+        let raft = Family::<Labels, Gauge>::default();
+        registry.register(
+            "raft",
+            "Raft state of this replica (term, last_log_index, commit_index, applied_index, is_leader, members)",
+            raft.clone(),
+        );
+        let torn_bytes = Gauge::default();
+        registry.register(
+            "log_torn_bytes",
+            "Bytes of a torn log tail cut off at start-up",
+            torn_bytes.clone(),
+        );
+        let confirmed = Gauge::default();
+        registry.register(
+            "confirmed_orders",
+            "Confirmed orders in the state machine",
+            confirmed.clone(),
+        );
+        Self {
+            registry,
+            orders,
+            order_seconds,
+            raft,
+            torn_bytes,
+            confirmed,
+        }
+    }
+
+    /// Counts one order request with its outcome.
+    pub fn order_outcome(&self, outcome: &str) {
+        self.orders
+            .get_or_create(&vec![("outcome", outcome.to_string())])
+            .inc();
+    }
+
+    /// Records how long placing an order took.
+    pub fn order_duration(&self, seconds: f64) {
+        self.order_seconds.observe(seconds);
+    }
+
+    /// Renders the metrics in Prometheus text format, refreshing the Raft gauges from `status`.
+    pub fn render(&self, status: &RaftStatus, confirmed: u64) -> String {
+        let set = |name: &str, v: i64| {
+            self.raft
+                .get_or_create(&vec![("field", name.to_string())])
+                .set(v);
+        };
+        let idx = |v: Option<u64>| v.map_or(-1, |v| v as i64);
+        set("term", status.term as i64);
+        set("last_log_index", idx(status.last_log_index));
+        set("commit_index", idx(status.commit_index));
+        set("applied_index", idx(status.applied_index));
+        set("snapshot_index", idx(status.snapshot_index));
+        set("is_leader", i64::from(status.role == RaftRole::Leader));
+        set("members", status.members.len() as i64);
+        self.torn_bytes.set(status.recovered_torn_bytes as i64);
+        self.confirmed.set(confirmed as i64);
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}

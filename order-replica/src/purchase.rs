@@ -1,0 +1,153 @@
+//! The order side of the purchase protocol (DESIGN.md, "Purchase"), run by the leader.
+//!
+//! 1. commit `Pending{key, name, quantity}` (a known key returns its outcome instead);
+//! 2. ask the [`StockKeeper`](crate::stock::StockKeeper) to take the stock for that key;
+//! 3. commit `Resolve{key, outcome}`; confirmation assigns the next order number.
+//!
+//! Every step is idempotent by key, so a client retry, a concurrent duplicate request or a new
+//! leader finishing its predecessor's work ([`resolve_inherited_orders`]) all converge on one
+//! outcome per key.
+
+use openraft::async_runtime::WatchReceiver;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::ReadPolicy;
+use openraft::ServerState;
+use openraft::error::{ClientWriteError, ForwardToLeader, RaftError};
+
+use api::LeaderHint;
+
+use crate::replica::Replica;
+use crate::types::{Command, CommandResult, OrderRecord, OrderStatus, TypeConfig};
+
+/// Why a purchase did not reach an outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum PurchaseError {
+    /// This replica is not the leader.
+    #[error("not the leader")]
+    NotLeader(Option<LeaderHint>),
+    /// The outcome could not be reached now (no quorum, stock keeper down, storage failure);
+    /// the same key may be retried.
+    #[error("order service unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The leader a `ForwardToLeader` error names, if it names one.
+pub fn leader_hint(f: &ForwardToLeader<TypeConfig>) -> Option<LeaderHint> {
+    Some(LeaderHint {
+        id: f.leader_id?,
+        url: f.leader_node.as_ref()?.addr.clone(),
+    })
+}
+
+/// Places an order and returns its final record (confirmed or rejected).
+pub async fn place(
+    replica: &Replica,
+    key: String,
+    name: String,
+    quantity: u32,
+) -> Result<OrderRecord, PurchaseError> {
+    let record = commit(
+        replica,
+        Command::Pending {
+            key,
+            name,
+            quantity,
+        },
+    )
+    .await?;
+    match record.status {
+        OrderStatus::Pending => resolve(replica, &record).await,
+        _ => Ok(record),
+    }
+}
+
+/// Steps 2 and 3 for a pending order.
+pub async fn resolve(
+    replica: &Replica,
+    record: &OrderRecord,
+) -> Result<OrderRecord, PurchaseError> {
+    let outcome = replica
+        .stock
+        .take(&record.key, &record.name, record.quantity)
+        .await
+        .map_err(|e| PurchaseError::Unavailable(e.to_string()))?;
+    commit(
+        replica,
+        Command::Resolve {
+            key: record.key.clone(),
+            outcome,
+        },
+    )
+    .await
+}
+
+async fn commit(replica: &Replica, cmd: Command) -> Result<OrderRecord, PurchaseError> {
+    match replica.raft.client_write(cmd).await {
+        Ok(resp) => match resp.data {
+            CommandResult::Order(record) => Ok(record),
+            CommandResult::UnknownKey(key) => Err(PurchaseError::Unavailable(format!(
+                "resolve for unknown key {key}"
+            ))),
+            CommandResult::None => Err(PurchaseError::Unavailable(
+                "command produced no order".into(),
+            )),
+        },
+        Err(RaftError::APIError(
+            ClientWriteError::ForwardToLeader(f) | ClientWriteError::LogEntryDiscarded(f),
+        )) => Err(PurchaseError::NotLeader(leader_hint(&f))),
+        Err(e) => Err(PurchaseError::Unavailable(e.to_string())),
+    }
+}
+
+/// Runs for the replica's lifetime: each time this replica becomes leader, it resolves every
+/// order its predecessor left pending, retrying until none is left for its term.
+pub async fn resolve_inherited_orders(replica: Arc<Replica>) {
+    let mut metrics = replica.raft.metrics();
+    let mut done_for_term = None;
+    loop {
+        let (leader, term) = {
+            let m = metrics.borrow_watched();
+            (m.state == ServerState::Leader, m.current_term)
+        };
+        if leader && done_for_term != Some(term) && resolve_all_pending(&replica).await {
+            done_for_term = Some(term);
+        }
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Resolves every pending order; true when none is left.
+async fn resolve_all_pending(replica: &Replica) -> bool {
+    // A read index makes sure this leader has applied everything committed before its term.
+    if let Err(e) = replica
+        .raft
+        .ensure_linearizable(ReadPolicy::ReadIndex)
+        .await
+    {
+        tracing::debug!(error = %e, "not ready to resolve inherited orders");
+        return false;
+    }
+    let pending = match replica.state.pending_orders() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read pending orders");
+            return false;
+        }
+    };
+    let mut all = true;
+    for record in pending {
+        match resolve(replica, &record).await {
+            Ok(r) => tracing::info!(key = %r.key, status = ?r.status, "resolved inherited order"),
+            Err(e) => {
+                tracing::warn!(key = %record.key, error = %e, "inherited order still pending");
+                all = false;
+            }
+        }
+    }
+    all
+}

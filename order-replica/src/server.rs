@@ -1,0 +1,87 @@
+//! Opening a replica and serving it until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::replica::{OpenError, RaftTiming, Replica};
+use crate::stock::StockKeeper;
+use crate::types::NodeId;
+
+/// Everything needed to run one replica.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Raft node id, stable for the replica's life.
+    pub id: NodeId,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// URL other replicas and clients reach this one at.
+    pub advertise_url: String,
+    /// Where the log, state and snapshots live.
+    pub data_dir: PathBuf,
+    /// The cluster token.
+    pub token: String,
+    /// Raft timing and compaction.
+    pub timing: RaftTiming,
+}
+
+/// Errors that stop a replica.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The replica could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Opens the replica, serves it until `shutdown` completes, then stops Raft cleanly.
+pub async fn run(
+    settings: Settings,
+    stock: Arc<dyn StockKeeper>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: settings.listen,
+            source,
+        })?;
+    let replica = Replica::open(
+        settings.id,
+        settings.advertise_url.clone(),
+        &settings.data_dir,
+        settings.token.clone(),
+        &settings.timing,
+        stock,
+    )
+    .await?;
+    tracing::info!(
+        id = settings.id,
+        listen = %settings.listen,
+        url = %settings.advertise_url,
+        data_dir = %settings.data_dir.display(),
+        "order replica serving"
+    );
+    let resolver = tokio::spawn(crate::purchase::resolve_inherited_orders(replica.clone()));
+    let app = crate::http::router(replica.clone());
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    tracing::info!("shutting down raft");
+    resolver.abort();
+    if let Err(e) = replica.raft.shutdown().await {
+        tracing::warn!(error = %e, "raft shutdown");
+    }
+    served.map_err(ServeError::Serve)
+}

@@ -1,0 +1,402 @@
+//! The order state machine, kept in a redb database in the data directory.
+//!
+//! Each apply batch is one redb write transaction committed with `Durability::Immediate`
+//! (fsync): the orders, the applied log id and the membership change together or not at all,
+//! so applying is atomic and a replay after a crash starts exactly where the disk says.
+//! Applying a command whose effect is already present changes nothing, which makes re-delivery
+//! harmless.
+//!
+//! Snapshots are the serialized state machine ([`SnapshotPayload`], JSON). The current one is
+//! stored in the same database so it survives restarts and can be sent to a lagging follower.
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::types::{
+    Command, CommandResult, LogId, OrderRecord, OrderStatus, Resolution, Snapshot, SnapshotMeta,
+    StoredMembership, TypeConfig,
+};
+
+/// Orders by idempotency key (JSON [`OrderRecord`]).
+const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");
+/// Idempotency key of each confirmed order, by order number.
+const NUMBERS: TableDefinition<u64, &str> = TableDefinition::new("numbers");
+/// Keys of orders still pending.
+const PENDING: TableDefinition<&str, ()> = TableDefinition::new("pending");
+/// `last_applied`, `membership`, `next_number` (JSON values).
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// The current snapshot: `meta` (JSON) and `data` (bytes).
+const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshot");
+
+/// The serialized state machine carried by a snapshot.
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotPayload {
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+    next_number: u64,
+    orders: Vec<OrderRecord>,
+}
+
+fn io_err<E: Into<redb::Error>>(e: E) -> io::Error {
+    io::Error::other(e.into())
+}
+
+fn json_err(e: serde_json::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+/// The state machine of one replica. Cheap to clone; clones share the database.
+#[derive(Clone)]
+pub struct StateMachineStore {
+    db: Arc<Database>,
+}
+
+impl StateMachineStore {
+    /// Opens (or creates) the state database `state.redb` in `dir`.
+    pub fn open(dir: &Path) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let db = Database::create(dir.join("state.redb")).map_err(io_err)?;
+        let tx = db.begin_write().map_err(io_err)?;
+        for t in [ORDERS, META, SNAPSHOT] {
+            tx.open_table(t).map_err(io_err)?;
+        }
+        tx.open_table(NUMBERS).map_err(io_err)?;
+        tx.open_table(PENDING).map_err(io_err)?;
+        tx.commit().map_err(io_err)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// The confirmed order with this number, if any.
+    pub fn order_by_number(&self, number: u64) -> io::Result<Option<OrderRecord>> {
+        let tx = self.db.begin_read().map_err(io_err)?;
+        let numbers = tx.open_table(NUMBERS).map_err(io_err)?;
+        let Some(key) = numbers.get(number).map_err(io_err)? else {
+            return Ok(None);
+        };
+        let orders = tx.open_table(ORDERS).map_err(io_err)?;
+        let value = orders.get(key.value()).map_err(io_err)?;
+        value
+            .map(|v| serde_json::from_slice(v.value()).map_err(json_err))
+            .transpose()
+    }
+
+    /// The order with this idempotency key, whatever its status.
+    pub fn order_by_key(&self, key: &str) -> io::Result<Option<OrderRecord>> {
+        let tx = self.db.begin_read().map_err(io_err)?;
+        let orders = tx.open_table(ORDERS).map_err(io_err)?;
+        let value = orders.get(key).map_err(io_err)?;
+        value
+            .map(|v| serde_json::from_slice(v.value()).map_err(json_err))
+            .transpose()
+    }
+
+    /// Every order still waiting for the catalog's answer.
+    pub fn pending_orders(&self) -> io::Result<Vec<OrderRecord>> {
+        let tx = self.db.begin_read().map_err(io_err)?;
+        let pending = tx.open_table(PENDING).map_err(io_err)?;
+        let orders = tx.open_table(ORDERS).map_err(io_err)?;
+        let mut out = Vec::new();
+        for item in pending.iter().map_err(io_err)? {
+            let (key, _) = item.map_err(io_err)?;
+            if let Some(v) = orders.get(key.value()).map_err(io_err)? {
+                out.push(serde_json::from_slice(v.value()).map_err(json_err)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of confirmed orders.
+    pub fn confirmed_count(&self) -> io::Result<u64> {
+        let tx = self.db.begin_read().map_err(io_err)?;
+        tx.open_table(NUMBERS)
+            .map_err(io_err)?
+            .len()
+            .map_err(io_err)
+    }
+
+    fn read_meta<T: serde::de::DeserializeOwned + Default>(
+        table: &impl ReadableTable<&'static str, &'static [u8]>,
+        name: &str,
+    ) -> io::Result<T> {
+        match table.get(name).map_err(io_err)? {
+            Some(v) => serde_json::from_slice(v.value()).map_err(json_err),
+            None => Ok(T::default()),
+        }
+    }
+
+    fn write_meta<T: Serialize>(tx: &WriteTransaction, name: &str, value: &T) -> io::Result<()> {
+        let bytes = serde_json::to_vec(value).map_err(json_err)?;
+        tx.open_table(META)
+            .map_err(io_err)?
+            .insert(name, bytes.as_slice())
+            .map_err(io_err)?;
+        Ok(())
+    }
+
+    /// Serializes the whole state machine from one consistent read transaction.
+    fn snapshot_payload(&self) -> io::Result<SnapshotPayload> {
+        let tx = self.db.begin_read().map_err(io_err)?;
+        let meta = tx.open_table(META).map_err(io_err)?;
+        let orders_table = tx.open_table(ORDERS).map_err(io_err)?;
+        let mut orders = Vec::with_capacity(orders_table.len().map_err(io_err)? as usize);
+        for item in orders_table.iter().map_err(io_err)? {
+            let (_, v) = item.map_err(io_err)?;
+            orders.push(serde_json::from_slice(v.value()).map_err(json_err)?);
+        }
+        Ok(SnapshotPayload {
+            last_applied: Self::read_meta(&meta, "last_applied")?,
+            membership: Self::read_meta(&meta, "membership")?,
+            next_number: Self::read_meta(&meta, "next_number")?,
+            orders,
+        })
+    }
+
+    fn save_snapshot(&self, snapshot: &Snapshot) -> io::Result<()> {
+        let mut tx = self.db.begin_write().map_err(io_err)?;
+        tx.set_durability(Durability::Immediate).map_err(io_err)?;
+        Self::store_snapshot(&tx, snapshot)?;
+        tx.commit().map_err(io_err)
+    }
+
+    fn store_snapshot(tx: &WriteTransaction, snapshot: &Snapshot) -> io::Result<()> {
+        let meta = serde_json::to_vec(&snapshot.meta).map_err(json_err)?;
+        let mut table = tx.open_table(SNAPSHOT).map_err(io_err)?;
+        table.insert("meta", meta.as_slice()).map_err(io_err)?;
+        table
+            .insert("data", snapshot.snapshot.as_slice())
+            .map_err(io_err)?;
+        Ok(())
+    }
+}
+
+/// Applies one command inside a write transaction. Idempotent by idempotency key.
+fn apply_command(tx: &WriteTransaction, cmd: Command) -> io::Result<CommandResult> {
+    let mut orders = tx.open_table(ORDERS).map_err(io_err)?;
+    let mut pending = tx.open_table(PENDING).map_err(io_err)?;
+    let existing: Option<OrderRecord> = {
+        let key = match &cmd {
+            Command::Pending { key, .. } | Command::Resolve { key, .. } => key.as_str(),
+        };
+        let v = orders.get(key).map_err(io_err)?;
+        v.map(|v| serde_json::from_slice(v.value()).map_err(json_err))
+            .transpose()?
+    };
+    let record = match (cmd, existing) {
+        // A repeat of a known key returns its current state and changes nothing.
+        (Command::Pending { .. }, Some(rec)) => return Ok(CommandResult::Order(rec)),
+        (
+            Command::Pending {
+                key,
+                name,
+                quantity,
+            },
+            None,
+        ) => {
+            pending.insert(key.as_str(), ()).map_err(io_err)?;
+            OrderRecord {
+                key,
+                name,
+                quantity,
+                status: OrderStatus::Pending,
+            }
+        }
+        (Command::Resolve { key, .. }, None) => return Ok(CommandResult::UnknownKey(key)),
+        (Command::Resolve { outcome, .. }, Some(mut rec)) => {
+            if rec.status != OrderStatus::Pending {
+                return Ok(CommandResult::Order(rec));
+            }
+            rec.status = match outcome {
+                Resolution::Confirmed => {
+                    let meta = tx.open_table(META).map_err(io_err)?;
+                    let number: u64 = StateMachineStore::read_meta(&meta, "next_number")?;
+                    drop(meta);
+                    StateMachineStore::write_meta(tx, "next_number", &(number + 1))?;
+                    tx.open_table(NUMBERS)
+                        .map_err(io_err)?
+                        .insert(number, rec.key.as_str())
+                        .map_err(io_err)?;
+                    OrderStatus::Confirmed { number }
+                }
+                Resolution::Rejected { code, reason } => OrderStatus::Rejected { code, reason },
+            };
+            pending.remove(rec.key.as_str()).map_err(io_err)?;
+            rec
+        }
+    };
+    let bytes = serde_json::to_vec(&record).map_err(json_err)?;
+    orders
+        .insert(record.key.as_str(), bytes.as_slice())
+        .map_err(io_err)?;
+    Ok(CommandResult::Order(record))
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    type SnapshotData = Vec<u8>;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let payload = this.snapshot_payload()?;
+            let meta = SnapshotMeta {
+                last_log_id: payload.last_applied,
+                last_membership: payload.membership.clone(),
+            };
+            let data = serde_json::to_vec(&payload).map_err(json_err)?;
+            let snapshot = Snapshot {
+                meta,
+                snapshot: data,
+            };
+            this.save_snapshot(&snapshot)?;
+            tracing::info!(
+                last = ?snapshot.meta.last_log_id,
+                orders = payload.orders.len(),
+                bytes = snapshot.snapshot.len(),
+                "snapshot built"
+            );
+            Ok(snapshot)
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotData = Vec<u8>;
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        let tx = self.db.begin_read().map_err(io_err)?;
+        let meta = tx.open_table(META).map_err(io_err)?;
+        Ok((
+            Self::read_meta(&meta, "last_applied")?,
+            Self::read_meta(&meta, "membership")?,
+        ))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: futures_util::Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>>
+            + Unpin
+            + OptionalSend,
+    {
+        let mut batch = Vec::new();
+        while let Some(item) = entries.next().await {
+            batch.push(item?);
+        }
+        let this = self.clone();
+        let replies = tokio::task::spawn_blocking(move || -> io::Result<_> {
+            let mut tx = this.db.begin_write().map_err(io_err)?;
+            tx.set_durability(Durability::Immediate).map_err(io_err)?;
+            let mut replies = Vec::with_capacity(batch.len());
+            let mut last = None;
+            for (entry, responder) in batch {
+                last = Some(entry.log_id());
+                let result = match entry.payload {
+                    EntryPayload::Blank => CommandResult::None,
+                    EntryPayload::Normal(cmd) => apply_command(&tx, cmd)?,
+                    EntryPayload::Membership(m) => {
+                        let stored = StoredMembership::new(last, m);
+                        StateMachineStore::write_meta(&tx, "membership", &stored)?;
+                        CommandResult::None
+                    }
+                };
+                replies.push((responder, result));
+            }
+            StateMachineStore::write_meta(&tx, "last_applied", &last)?;
+            tx.commit().map_err(io_err)?;
+            Ok(replies)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        // Answer only after the batch is durable.
+        for (responder, result) in replies {
+            if let Some(r) = responder {
+                r.send(result);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Vec<u8>,
+    ) -> Result<(), io::Error> {
+        let this = self.clone();
+        let meta = meta.clone();
+        tokio::task::spawn_blocking(move || {
+            let payload: SnapshotPayload = serde_json::from_slice(&snapshot).map_err(json_err)?;
+            let mut tx = this.db.begin_write().map_err(io_err)?;
+            tx.set_durability(Durability::Immediate).map_err(io_err)?;
+            tx.delete_table(ORDERS).map_err(io_err)?;
+            tx.delete_table(NUMBERS).map_err(io_err)?;
+            tx.delete_table(PENDING).map_err(io_err)?;
+            {
+                let mut orders = tx.open_table(ORDERS).map_err(io_err)?;
+                let mut numbers = tx.open_table(NUMBERS).map_err(io_err)?;
+                let mut pending = tx.open_table(PENDING).map_err(io_err)?;
+                for rec in &payload.orders {
+                    let bytes = serde_json::to_vec(rec).map_err(json_err)?;
+                    orders
+                        .insert(rec.key.as_str(), bytes.as_slice())
+                        .map_err(io_err)?;
+                    match rec.status {
+                        OrderStatus::Confirmed { number } => {
+                            numbers.insert(number, rec.key.as_str()).map_err(io_err)?;
+                        }
+                        OrderStatus::Pending => {
+                            pending.insert(rec.key.as_str(), ()).map_err(io_err)?;
+                        }
+                        OrderStatus::Rejected { .. } => {}
+                    }
+                }
+            }
+            Self::write_meta(&tx, "last_applied", &meta.last_log_id)?;
+            Self::write_meta(&tx, "membership", &meta.last_membership)?;
+            Self::write_meta(&tx, "next_number", &payload.next_number)?;
+            let orders = payload.orders.len();
+            Self::store_snapshot(
+                &tx,
+                &Snapshot {
+                    meta: meta.clone(),
+                    snapshot,
+                },
+            )?;
+            tx.commit().map_err(io_err)?;
+            tracing::info!(last = ?meta.last_log_id, orders, "snapshot installed");
+            Ok(())
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        let tx = self.db.begin_read().map_err(io_err)?;
+        let table = tx.open_table(SNAPSHOT).map_err(io_err)?;
+        let (Some(meta), Some(data)) = (
+            table.get("meta").map_err(io_err)?,
+            table.get("data").map_err(io_err)?,
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(Snapshot {
+            meta: serde_json::from_slice(meta.value()).map_err(json_err)?,
+            snapshot: data.value().to_vec(),
+        }))
+    }
+}

@@ -1,0 +1,123 @@
+//! The Raft type configuration and the commands of the order state machine.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use api::raft::NodeId;
+
+openraft::declare_raft_types!(
+    /// Raft types of the order group: commands in, command results out, nodes addressed by URL.
+    pub TypeConfig:
+        D = Command,
+        R = CommandResult,
+        NodeId = NodeId,
+        Node = openraft::BasicNode,
+);
+
+/// The Raft handle of an order replica.
+pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::StateMachineStore>;
+/// A log entry.
+pub type Entry = openraft::alias::EntryOf<TypeConfig>;
+/// A log id (term, node, index).
+pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
+/// A vote.
+pub type Vote = openraft::alias::VoteOf<TypeConfig>;
+/// A membership as stored with the log id that introduced it.
+pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
+/// Snapshot metadata.
+pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
+/// A snapshot whose data is the serialized state machine.
+pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>;
+
+/// A command of the purchase protocol, committed through Raft.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Step 1: record the intent to buy. A repeat of a known key changes nothing.
+    Pending {
+        /// Idempotency key of the purchase.
+        key: String,
+        /// Toy name.
+        name: String,
+        /// Quantity.
+        quantity: u32,
+    },
+    /// Step 3: record the catalog's answer. Confirmation assigns the next order number.
+    Resolve {
+        /// Idempotency key of the purchase.
+        key: String,
+        /// The catalog's answer.
+        outcome: Resolution,
+    },
+}
+
+/// How a pending order ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Resolution {
+    /// Stock was taken: the order is confirmed.
+    Confirmed,
+    /// Stock was not taken, with the reason and the HTTP status to report.
+    Rejected {
+        /// HTTP status to answer the client with (404 unknown toy, 409 out of stock, ...).
+        code: u16,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Where an order stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderStatus {
+    /// Committed but not yet resolved against the catalog.
+    Pending,
+    /// Confirmed under this order number.
+    Confirmed {
+        /// Dense order number.
+        number: u64,
+    },
+    /// Refused.
+    Rejected {
+        /// HTTP status to answer with.
+        code: u16,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// An order as the state machine keeps it, by idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRecord {
+    /// Idempotency key.
+    pub key: String,
+    /// Toy name.
+    pub name: String,
+    /// Quantity.
+    pub quantity: u32,
+    /// Status.
+    pub status: OrderStatus,
+}
+
+/// What applying a command returned: the order's record after the command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandResult {
+    /// The order as it now stands.
+    Order(OrderRecord),
+    /// `Resolve` for a key that was never `Pending` (cannot happen through the leader's
+    /// protocol; kept as an explicit answer rather than a panic).
+    UnknownKey(String),
+    /// Entries that are not commands (blank, membership).
+    None,
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Pending {
+                key,
+                name,
+                quantity,
+            } => write!(f, "Pending({key}: {quantity} x {name})"),
+            Command::Resolve { key, outcome } => write!(f, "Resolve({key}: {outcome:?})"),
+        }
+    }
+}
