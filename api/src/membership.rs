@@ -386,3 +386,245 @@ impl MembershipDriver {
         Err(DriverError::Timeout(timeout, Box::new(last)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::MemberInfo;
+
+    fn url(id: NodeId) -> String {
+        format!("http://r{id}:7000")
+    }
+
+    fn member(id: NodeId) -> Member {
+        Member { id, url: url(id) }
+    }
+
+    fn desired(ids: &[NodeId]) -> Vec<Member> {
+        ids.iter().map(|id| member(*id)).collect()
+    }
+
+    /// A replica's status: `voters` and `learners` as (id, matched index).
+    fn status(
+        id: NodeId,
+        role: RaftRole,
+        voters: &[(NodeId, u64)],
+        learners: &[(NodeId, u64)],
+    ) -> RaftStatus {
+        let members = voters
+            .iter()
+            .map(|(i, m)| (i, m, true))
+            .chain(learners.iter().map(|(i, m)| (i, m, false)))
+            .map(|(i, m, voter)| MemberInfo {
+                id: *i,
+                url: url(*i),
+                voter,
+                matched_index: (role == RaftRole::Leader).then_some(*m),
+            })
+            .collect::<Vec<_>>();
+        RaftStatus {
+            id,
+            url: url(id),
+            role,
+            term: 3,
+            leader: voters.first().map(|v| v.0),
+            last_log_index: Some(1000),
+            commit_index: Some(1000),
+            applied_index: Some(1000),
+            snapshot_index: None,
+            purged_index: None,
+            initialized: !members.is_empty(),
+            members,
+            joint: false,
+            recovered_torn_bytes: 0,
+        }
+    }
+
+    fn fresh(id: NodeId) -> RaftStatus {
+        let mut s = status(id, RaftRole::Learner, &[], &[]);
+        s.initialized = false;
+        s.leader = None;
+        s
+    }
+
+    fn obs(statuses: Vec<(NodeId, Result<RaftStatus, String>)>) -> Observation {
+        Observation {
+            statuses: statuses.into_iter().collect(),
+        }
+    }
+
+    fn leader_of(voters: &[(NodeId, u64)], learners: &[(NodeId, u64)]) -> Observation {
+        obs(vec![(
+            voters[0].0,
+            Ok(status(voters[0].0, RaftRole::Leader, voters, learners)),
+        )])
+    }
+
+    const UP: u64 = 1000;
+
+    #[test]
+    fn decision_table() {
+        let three = [(1, UP), (2, UP), (3, UP)];
+        let cases: Vec<(&str, Observation, Vec<Member>, Step)> = vec![
+            (
+                "fresh group, all reachable: initialize once through the lowest id",
+                obs(vec![
+                    (1, Ok(fresh(1))),
+                    (2, Ok(fresh(2))),
+                    (3, Ok(fresh(3))),
+                ]),
+                desired(&[3, 1, 2]),
+                Step::Initialize {
+                    via: member(1),
+                    members: desired(&[1, 2, 3]),
+                },
+            ),
+            (
+                "fresh group with a member unreachable: never initialize blind",
+                obs(vec![
+                    (1, Ok(fresh(1))),
+                    (2, Err("refused".into())),
+                    (3, Ok(fresh(3))),
+                ]),
+                desired(&[1, 2, 3]),
+                Step::Wait("member 2 is unreachable before initialization: refused".into()),
+            ),
+            (
+                "state exists but no leader (election under way): wait, never re-initialize",
+                obs(vec![
+                    (1, Ok(status(1, RaftRole::Candidate, &three, &[]))),
+                    (2, Ok(fresh(2))),
+                    (3, Err("down".into())),
+                ]),
+                desired(&[1, 2, 3]),
+                Step::Wait("no leader elected yet".into()),
+            ),
+            (
+                "steady state",
+                leader_of(&three, &[]),
+                desired(&[1, 2, 3]),
+                Step::Done,
+            ),
+            (
+                "scale up: add the first missing learner",
+                leader_of(&three, &[]),
+                desired(&[1, 2, 3, 4, 5]),
+                Step::AddLearner {
+                    leader: url(1),
+                    member: member(4),
+                },
+            ),
+            (
+                "scale up resumed after a crash: 4 is in, add 5",
+                leader_of(&three, &[(4, 10)]),
+                desired(&[1, 2, 3, 4, 5]),
+                Step::AddLearner {
+                    leader: url(1),
+                    member: member(5),
+                },
+            ),
+            (
+                "learners lagging: wait before promoting",
+                leader_of(&three, &[(4, UP), (5, 10)]),
+                desired(&[1, 2, 3, 4, 5]),
+                Step::Wait("learner 5 is catching up (10 of 1000)".into()),
+            ),
+            (
+                "learners caught up: promote",
+                leader_of(&three, &[(4, UP), (5, UP - 3)]),
+                desired(&[1, 2, 3, 4, 5]),
+                Step::ChangeVoters {
+                    leader: url(1),
+                    voters: vec![1, 2, 3, 4, 5],
+                },
+            ),
+            (
+                "scale down keeping the leader: change voters",
+                leader_of(&[(1, UP), (2, UP), (3, UP), (4, UP), (5, UP)], &[]),
+                desired(&[1, 2, 3]),
+                Step::ChangeVoters {
+                    leader: url(1),
+                    voters: vec![1, 2, 3],
+                },
+            ),
+            (
+                "scale down removing the leader: hand leadership to the most caught-up kept voter",
+                leader_of(&[(1, UP), (2, UP - 5), (3, UP), (4, UP), (5, UP)], &[]),
+                desired(&[2, 3, 4]),
+                Step::TransferLeader {
+                    leader: url(1),
+                    to: 4,
+                },
+            ),
+            (
+                "voters done, removed member left as learner: drop it",
+                leader_of(&three, &[(5, UP)]),
+                desired(&[1, 2, 3]),
+                Step::RemoveNodes {
+                    leader: url(1),
+                    ids: vec![5],
+                },
+            ),
+            (
+                "a member moved (new address): re-add it at its new address",
+                leader_of(&three, &[]),
+                vec![
+                    member(1),
+                    member(2),
+                    Member {
+                        id: 3,
+                        url: "http://moved:1".into(),
+                    },
+                ],
+                Step::AddLearner {
+                    leader: url(1),
+                    member: Member {
+                        id: 3,
+                        url: "http://moved:1".into(),
+                    },
+                },
+            ),
+        ];
+        for (name, observation, want, expected) in cases {
+            assert_eq!(
+                next_step(&observation, &want, DEFAULT_CATCH_UP_LAG),
+                expected,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn joint_configuration_waits() {
+        let mut o = leader_of(&[(1, UP), (2, UP), (3, UP)], &[]);
+        if let Some(Ok(s)) = o.statuses.get_mut(&1) {
+            s.joint = true;
+        }
+        assert!(matches!(
+            next_step(&o, &desired(&[1, 2, 3]), 64),
+            Step::Wait(_)
+        ));
+    }
+
+    #[test]
+    fn voter_that_lost_its_volume_is_removed_while_quorum_holds() {
+        let three = [(1, UP), (2, UP), (3, UP)];
+        let mut o = leader_of(&three, &[]);
+        o.statuses
+            .insert(2, Ok(status(2, RaftRole::Follower, &three, &[])));
+        o.statuses.insert(3, Ok(fresh(3)));
+        assert_eq!(
+            next_step(&o, &desired(&[1, 2, 3]), 64),
+            Step::ChangeVoters {
+                leader: url(1),
+                voters: vec![1, 2]
+            }
+        );
+        // With another voter down, removing it would leave no healthy majority of the old set.
+        o.statuses.insert(2, Err("down".into()));
+        assert!(matches!(
+            next_step(&o, &desired(&[1, 2, 3]), 64),
+            Step::Wait(_)
+        ));
+    }
+}

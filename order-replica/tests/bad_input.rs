@@ -1,0 +1,175 @@
+//! Bad input gets a clear 4xx JSON error, never a crash and never a change.
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use support::{Cluster, Options, TOKEN, assert_dense};
+
+/// Sends a request and returns the status and the decoded JSON error body.
+async fn send(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let resp = req.send().await.expect("the replica answers");
+    let status = resp.status();
+    let body: Value = resp.json().await.expect("the body is JSON");
+    (status, body)
+}
+
+fn assert_error(status: StatusCode, body: &Value, expected: StatusCode) {
+    assert_eq!(status, expected, "body: {body}");
+    assert_eq!(body["error"]["code"], expected.as_u16(), "body: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "error has a message: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_client_input_is_refused_with_json_errors_and_changes_nothing() {
+    let cluster = Cluster::three(Options::default()).await;
+    let leader = cluster.leader().await;
+    let url = cluster.nodes[&leader].url();
+    let http = reqwest::Client::new();
+    let post = |body: &'static str| {
+        http.post(format!("{url}/orders"))
+            .header("content-type", "application/json")
+            .body(body)
+    };
+
+    let bad_bodies = [
+        r#"{"name": "Tux", "quantity": 2"#,
+        r#"not json at all"#,
+        r#"{"name": "Tux", "quantity": 0}"#,
+        r#"{"name": "Tux", "quantity": -5}"#,
+        r#"{"name": "Tux", "quantity": 10001}"#,
+        r#"{"name": "Tux", "quantity": 99999999999999999999999}"#,
+        r#"{"name": "Tux", "quantity": 1.5}"#,
+        r#"{"name": "Tux", "quantity": "2"}"#,
+        r#"{"name": "", "quantity": 1}"#,
+        r#"{"quantity": 1}"#,
+        r#"{"name": "Tux", "quantity": 1, "price": 0}"#,
+        r#"[]"#,
+    ];
+    for body in bad_bodies {
+        let (status, json) = send(post(body)).await;
+        assert_error(status, &json, StatusCode::BAD_REQUEST);
+    }
+
+    let (status, json) = send(
+        http.post(format!("{url}/orders"))
+            .body(r#"{"name": "Tux", "quantity": 1}"#),
+    )
+    .await;
+    assert_error(status, &json, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    let big = format!(r#"{{"name": "{}", "quantity": 1}}"#, "x".repeat(64 * 1024));
+    let (status, json) = send(
+        http.post(format!("{url}/orders"))
+            .header("content-type", "application/json")
+            .body(big),
+    )
+    .await;
+    assert_error(status, &json, StatusCode::PAYLOAD_TOO_LARGE);
+
+    let (status, json) =
+        send(post(r#"{"name": "Tux", "quantity": 1}"#).header("Idempotency-Key", "has spaces"))
+            .await;
+    assert_error(status, &json, StatusCode::BAD_REQUEST);
+
+    for path in ["/orders/0", "/orders/123456"] {
+        let (status, json) = send(http.get(format!("{url}{path}"))).await;
+        assert_error(status, &json, StatusCode::NOT_FOUND);
+    }
+    for path in ["/orders/abc", "/orders/-1", "/orders/1.5"] {
+        let (status, json) = send(http.get(format!("{url}{path}"))).await;
+        assert_error(status, &json, StatusCode::BAD_REQUEST);
+    }
+    let (status, json) = send(http.get(format!("{url}/no/such/thing"))).await;
+    assert_error(status, &json, StatusCode::NOT_FOUND);
+    let (status, json) = send(http.delete(format!("{url}/orders"))).await;
+    assert_error(status, &json, StatusCode::METHOD_NOT_ALLOWED);
+
+    // Nothing above created an order, and the replica still works.
+    assert_dense(&cluster, leader, 0).await;
+    let (status, json) = send(post(r#"{"name": "Tux", "quantity": 1}"#)).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["data"]["order_number"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn raft_and_admin_endpoints_need_the_cluster_token() {
+    let cluster = Cluster::three(Options::default()).await;
+    let url = cluster.nodes[&1].url();
+    let http = reqwest::Client::new();
+    let endpoints = [
+        ("GET", "/raft/status"),
+        ("GET", "/raft/read-index"),
+        ("POST", "/raft/append"),
+        ("POST", "/raft/vote"),
+        ("POST", "/raft/snapshot"),
+        ("POST", "/admin/initialize"),
+        ("POST", "/admin/learners"),
+        ("POST", "/admin/membership"),
+        ("POST", "/admin/transfer-leader"),
+        ("POST", "/admin/elect"),
+        ("POST", "/admin/snapshot"),
+    ];
+    for (method, path) in endpoints {
+        for token in [None, Some("wrong-token")] {
+            let mut req = http.request(method.parse().unwrap(), format!("{url}{path}"));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let (status, json) =
+                send(req.header("content-type", "application/json").body("{}")).await;
+            assert_error(status, &json, StatusCode::UNAUTHORIZED);
+        }
+    }
+    // The right token opens the door.
+    let resp = http
+        .get(format!("{url}/raft/status"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // Bad admin input with the right token is a 400, not a crash.
+    let (status, json) = send(
+        http.post(format!("{url}/admin/membership"))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(r#"{"voters": []}"#),
+    )
+    .await;
+    assert_error(status, &json, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_redirects_writes_to_the_leader() {
+    let cluster = Cluster::three(Options::default()).await;
+    let leader = cluster.leader().await;
+    let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = http
+        .post(format!("{}/orders", cluster.nodes[&follower].url()))
+        .json(&serde_json::json!({"name": "Tux", "quantity": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TEMPORARY_REDIRECT);
+    let leader_url = cluster.nodes[&leader].url();
+    assert_eq!(
+        resp.headers()["location"].to_str().unwrap(),
+        format!("{leader_url}/orders")
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["leader"]["id"], leader);
+    assert_eq!(body["error"]["leader"]["url"], leader_url);
+    // Nothing was written by the refused request.
+    assert_dense(&cluster, leader, 0).await;
+}

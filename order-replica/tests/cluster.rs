@@ -1,0 +1,249 @@
+//! Distributed behaviour of the order group, on real `order-replica` processes.
+
+mod support;
+
+use std::time::Duration;
+
+use api::raft::RaftRole;
+use support::{Cluster, Options, assert_dense, assert_orders_on, order, place_orders, wait_for};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_replicas_elect_one_leader_and_every_replica_serves_orders() {
+    let cluster = Cluster::three(Options::default()).await;
+    let leader = cluster.leader().await;
+    let mut leaders = 0;
+    for id in [1, 2, 3] {
+        let s = cluster.status(id).await.unwrap();
+        assert_eq!(
+            s.leader,
+            Some(leader),
+            "replica {id} follows another leader"
+        );
+        assert_eq!(s.voters(), vec![1, 2, 3]);
+        leaders += usize::from(s.role == RaftRole::Leader);
+    }
+    assert_eq!(leaders, 1);
+
+    let acked = place_orders(cluster.group(), "basic", 50, 4).await;
+    assert_dense(&cluster, leader, 50).await;
+    for id in [1, 2, 3] {
+        assert_orders_on(&cluster, id, &acked).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_sigkill_loses_no_acknowledged_order() {
+    let mut cluster = Cluster::three(Options::default()).await;
+    let old = cluster.leader().await;
+    let group = cluster.group();
+
+    // Orders flow while the leader is killed.
+    let load = tokio::spawn(place_orders(group.clone(), "failover", 400, 8));
+    let during = place_orders(group.clone(), "before-kill", 50, 2).await;
+    cluster.kill(old);
+    let mut acked = load.await.unwrap();
+    acked.extend(during);
+
+    let new = cluster.leader().await;
+    assert_ne!(new, old, "a new leader is elected among the survivors");
+    acked.extend(place_orders(group.clone(), "after-kill", 50, 4).await);
+    assert_dense(&cluster, new, acked.len() as u64).await;
+    for id in [1, 2, 3].into_iter().filter(|id| *id != old) {
+        assert_orders_on(&cluster, id, &acked).await;
+    }
+
+    // The old leader comes back on its data and catches up.
+    cluster.restart(old).await;
+    let target = cluster.status(new).await.unwrap().applied_index.unwrap();
+    let s = cluster.wait_applied(old, target).await;
+    assert_ne!(s.role, RaftRole::Leader);
+    assert_orders_on(&cluster, old, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replica_down_during_compaction_catches_up_by_snapshot() {
+    let options = Options {
+        snapshot_threshold: 1000,
+        logs_to_keep: 100,
+    };
+    let mut cluster = Cluster::three(options).await;
+    let leader = cluster.leader().await;
+    let down = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    let before = place_orders(cluster.group(), "early", 20, 2).await;
+    let behind_at = cluster.status(down).await.unwrap().applied_index.unwrap();
+    cluster.kill(down);
+
+    // Two write orders per purchase: 5,000 purchases are 10,000+ log entries.
+    let mut acked = place_orders(cluster.group(), "while-down", 5_000, 32).await;
+    acked.extend(before);
+    let leader = cluster.leader().await;
+    let s = cluster.status(leader).await.unwrap();
+    assert!(
+        s.last_log_index.unwrap() >= 10_000,
+        "at least 10k entries committed: {s:?}"
+    );
+    assert!(
+        s.purged_index.unwrap_or(0) > behind_at,
+        "the leader compacted past what the down replica has: {s:?}"
+    );
+
+    cluster.restart(down).await;
+    let target = s.applied_index.unwrap();
+    let caught_up = cluster.wait_applied(down, target).await;
+    assert!(
+        caught_up.snapshot_index.unwrap_or(0) > behind_at,
+        "the replica installed a snapshot: {caught_up:?}"
+    );
+    assert_dense(&cluster, down, acked.len() as u64).await;
+    assert_orders_on(&cluster, down, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn all_replicas_sigkilled_and_restarted_recover_every_order() {
+    let options = Options {
+        snapshot_threshold: 300,
+        logs_to_keep: 50,
+    };
+    let mut cluster = Cluster::three(options).await;
+    let acked = place_orders(cluster.group(), "crash-all", 400, 8).await;
+    for id in [1, 2, 3] {
+        cluster.kill(id);
+    }
+    for id in [1, 2, 3] {
+        cluster.restart(id).await;
+    }
+    let leader = cluster.leader().await;
+    assert_dense(&cluster, leader, acked.len() as u64).await;
+    for id in [1, 2, 3] {
+        assert_orders_on(&cluster, id, &acked).await;
+    }
+    // The group accepts new orders after the restart, numbered after the old ones.
+    let more = place_orders(cluster.group(), "after-restart", 10, 2).await;
+    assert!(more.iter().all(|a| a.number >= acked.len() as u64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn same_idempotency_key_gives_one_order_even_across_leader_change() {
+    let mut cluster = Cluster::three(Options::default()).await;
+    let group = cluster.group();
+    let first = group.place_order("dup-key", &order(3)).await.unwrap();
+    let again = group.place_order("dup-key", &order(3)).await.unwrap();
+    assert_eq!(first, again);
+
+    // Concurrent duplicates resolve to one order too.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let g = group.clone();
+        tasks.push(tokio::spawn(async move {
+            g.place_order("racing-key", &order(1)).await
+        }));
+    }
+    let mut numbers = Vec::new();
+    for t in tasks {
+        numbers.push(t.await.unwrap().unwrap());
+    }
+    numbers.dedup();
+    assert_eq!(
+        numbers.len(),
+        1,
+        "concurrent duplicates got different numbers: {numbers:?}"
+    );
+
+    let old = cluster.leader().await;
+    cluster.kill(old);
+    let after = group.place_order("dup-key", &order(3)).await.unwrap();
+    assert_eq!(
+        after, first,
+        "the retry after a leader change returned another order"
+    );
+    let new = cluster.leader().await;
+    assert_dense(&cluster, new, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scale_three_to_five_to_three_while_orders_flow() {
+    let mut cluster = Cluster::start(&[1, 2, 3], Options::default()).await;
+    cluster.converge(&[1, 2, 3]).await;
+    cluster.add_node(4).await;
+    cluster.add_node(5).await;
+    let group = cluster.group();
+
+    let load = tokio::spawn(place_orders(group.clone(), "scale-up", 300, 4));
+    cluster.converge(&[1, 2, 3, 4, 5]).await;
+    let mut acked = load.await.unwrap();
+    let leader = cluster.leader().await;
+    let s = cluster.status(leader).await.unwrap();
+    assert_eq!(s.voters(), vec![1, 2, 3, 4, 5]);
+
+    // Shrink to three members without the current leader: it must hand leadership over first.
+    let keep: Vec<u64> = [1, 2, 3, 4, 5]
+        .into_iter()
+        .filter(|id| *id != leader)
+        .take(3)
+        .collect();
+    let load = tokio::spawn(place_orders(group.clone(), "scale-down", 300, 4));
+    cluster.converge(&keep).await;
+    acked.extend(load.await.unwrap());
+
+    let new_leader = cluster.leader().await;
+    assert!(keep.contains(&new_leader));
+    let s = cluster.status(new_leader).await.unwrap();
+    assert_eq!(s.voters(), keep);
+    assert_eq!(
+        s.members.len(),
+        3,
+        "removed members are gone, not learners: {s:?}"
+    );
+    assert_dense(&cluster, new_leader, acked.len() as u64).await;
+    for id in &keep {
+        assert_orders_on(&cluster, *id, &acked).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_shuts_a_replica_down_cleanly() {
+    let mut cluster = Cluster::three(Options::default()).await;
+    let acked = place_orders(cluster.group(), "term", 10, 2).await;
+    let follower = cluster.leader().await % 3 + 1;
+    assert!(cluster.terminate(follower), "replica exits 0 on SIGTERM");
+    cluster.restart(follower).await;
+    let leader = cluster.leader().await;
+    let target = cluster.status(leader).await.unwrap().applied_index.unwrap();
+    cluster.wait_applied(follower, target).await;
+    assert_orders_on(&cluster, follower, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn torn_last_log_record_is_cut_and_committed_orders_survive() {
+    let mut cluster = Cluster::start(&[1], Options::default()).await;
+    cluster.converge(&[1]).await;
+    let acked = place_orders(cluster.group(), "torn", 30, 2).await;
+    cluster.kill(1);
+
+    // A crash mid-write: half a record frame at the end of the log file.
+    let log = cluster.nodes[&1].data_dir.join("raft-log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    let garbage = [200u8, 0, 0, 0, 1, 2, 3, 4, b'{', b'"'];
+    bytes.extend_from_slice(&garbage);
+    std::fs::write(&log, &bytes).unwrap();
+
+    cluster.restart(1).await;
+    let s = wait_for(
+        "replica 1 to lead again",
+        Duration::from_secs(30),
+        || async {
+            let s = cluster.status(1).await.ok()?;
+            (s.role == RaftRole::Leader).then_some(s)
+        },
+    )
+    .await;
+    assert_eq!(
+        s.recovered_torn_bytes,
+        garbage.len() as u64,
+        "the cut is reported"
+    );
+    assert_dense(&cluster, 1, acked.len() as u64).await;
+    assert_orders_on(&cluster, 1, &acked).await;
+    let more = place_orders(cluster.group(), "after-torn", 5, 1).await;
+    assert_eq!(more.len(), 5);
+}
