@@ -1,0 +1,3 @@
+//! The `toystore` command's library: running the store locally.
+
+pub mod local;
