@@ -73,14 +73,14 @@ async fn replica_down_during_compaction_catches_up_by_snapshot() {
     let behind_at = cluster.status(down).await.unwrap().applied_index.unwrap();
     cluster.kill(down);
 
-    // Two write orders per purchase: 5,000 purchases are 10,000+ log entries.
-    let mut acked = place_orders(cluster.group(), "while-down", 5_000, 32).await;
+    // 10,000 purchases while it is down: 20,000+ log entries, compacted many times over.
+    let mut acked = place_orders(cluster.group(), "while-down", 10_000, 32).await;
     acked.extend(before);
     let leader = cluster.leader().await;
     let s = cluster.status(leader).await.unwrap();
     assert!(
-        s.last_log_index.unwrap() >= 10_000,
-        "at least 10k entries committed: {s:?}"
+        s.last_log_index.unwrap() >= 20_000,
+        "at least 20k entries committed: {s:?}"
     );
     assert!(
         s.purged_index.unwrap_or(0) > behind_at,

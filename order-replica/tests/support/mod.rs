@@ -50,6 +50,8 @@ impl Node {
 /// A group of replica processes sharing a temporary directory.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
+    /// Where replica data directories are created (default: inside `dir`).
+    pub data_root: PathBuf,
     pub nodes: BTreeMap<u64, Node>,
     pub options: Options,
     http: reqwest::Client,
@@ -85,8 +87,10 @@ where
 impl Cluster {
     /// Starts replicas `ids` (not yet members of anything).
     pub async fn start(ids: &[u64], options: Options) -> Self {
+        let dir = tempfile::tempdir().unwrap();
         let mut cluster = Self {
-            dir: tempfile::tempdir().unwrap(),
+            data_root: dir.path().to_path_buf(),
+            dir,
             nodes: BTreeMap::new(),
             options,
             http: http_client(Duration::from_secs(5)),
@@ -109,7 +113,7 @@ impl Cluster {
         let node = Node {
             id,
             port: free_port(),
-            data_dir: self.dir.path().join(format!("replica-{id}")),
+            data_dir: self.data_root.join(format!("replica-{id}")),
             child: None,
         };
         self.nodes.insert(id, node);
