@@ -5,11 +5,14 @@
 //! The [`membership`] module holds the Raft membership driver that both the operator and
 //! local mode use to grow and shrink the order group.
 
+pub mod catalog;
 pub mod client;
 pub mod error;
 pub mod membership;
 pub mod orders;
 pub mod raft;
+#[cfg(feature = "server")]
+pub mod server;
 
 pub use client::{ClientError, ReplicaClient};
 pub use error::{ApiError, ErrorBody, LeaderHint};

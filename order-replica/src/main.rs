@@ -65,7 +65,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    init_tracing(&args.log_format)?;
+    api::server::init_tracing(&args.log_format, "info,openraft=warn")
+        .map_err(anyhow::Error::msg)?;
     let token = match (&args.token, &args.token_file) {
         (Some(t), _) => t.clone(),
         (None, Some(path)) => std::fs::read_to_string(path)
@@ -93,31 +94,11 @@ async fn main() -> anyhow::Result<()> {
             logs_to_keep: args.logs_to_keep,
         },
     };
-    server::run(settings, Arc::new(UnlimitedStock), shutdown_signal())
-        .await
-        .context("order replica failed")
-}
-
-fn init_tracing(format: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,openraft=warn".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        "json" => builder.json().init(),
-        "text" => builder.init(),
-        other => bail!("unknown log format {other:?} (text or json)"),
-    }
-    Ok(())
-}
-
-/// Completes on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutdown signal received");
+    server::run(
+        settings,
+        Arc::new(UnlimitedStock),
+        api::server::shutdown_signal(),
+    )
+    .await
+    .context("order replica failed")
 }

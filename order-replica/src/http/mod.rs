@@ -4,7 +4,6 @@
 //! malformed JSON, oversized bodies, unknown routes and missing tokens.
 
 mod admin;
-mod error;
 mod ops;
 mod orders;
 mod raft_rpc;
@@ -17,7 +16,7 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 
-pub use error::{ApiJson, HttpError};
+pub use api::server::{ApiJson, HttpError};
 
 use crate::replica::Replica;
 
@@ -43,10 +42,8 @@ pub fn router(replica: Arc<Replica>) -> Router {
     Router::new()
         .merge(protected)
         .merge(public)
-        .fallback(|| async { HttpError::new(StatusCode::NOT_FOUND, "no such endpoint") })
-        .method_not_allowed_fallback(|| async {
-            HttpError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
-        })
+        .fallback(api::server::not_found)
+        .method_not_allowed_fallback(api::server::method_not_allowed)
         .with_state(replica)
 }
 

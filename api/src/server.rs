@@ -1,4 +1,6 @@
-//! JSON errors and the JSON body extractor that reports bad input as a clear 4xx.
+//! Server-side pieces every ToyStore service shares (feature `server`): JSON errors, a JSON
+//! body extractor that reports bad input as a clear 4xx, JSON fallbacks for unknown routes,
+//! logging set-up and the shutdown signal.
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -7,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
-use api::{ErrorBody, LeaderHint};
+use crate::{ErrorBody, LeaderHint};
 
 /// An error answer: status, JSON body, and for redirects a `Location`.
 #[derive(Debug)]
@@ -87,4 +89,38 @@ fn json_rejection(rejection: JsonRejection) -> HttpError {
         _ => format!("invalid request body: {}", rejection.body_text()),
     };
     HttpError::new(status, message)
+}
+
+/// 404 JSON answer for unknown routes (`Router::fallback`).
+pub async fn not_found() -> HttpError {
+    HttpError::new(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+/// 405 JSON answer for a known route with another method (`Router::method_not_allowed_fallback`).
+pub async fn method_not_allowed() -> HttpError {
+    HttpError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
+}
+
+/// Sets up `tracing` logs, `text` or `json`, filtered by `RUST_LOG` (default `default_filter`).
+pub fn init_tracing(format: &str, default_filter: &str) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| default_filter.into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        "json" => builder.json().init(),
+        "text" => builder.init(),
+        other => return Err(format!("unknown log format {other:?} (text or json)")),
+    }
+    Ok(())
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutdown signal received");
 }
