@@ -28,6 +28,28 @@ pub struct Product {
     pub version: u64,
 }
 
+/// A toy as the public API shows it: `{"name", "price", "quantity"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProductView {
+    /// Toy name.
+    pub name: String,
+    /// Price.
+    pub price: f64,
+    /// Units in stock.
+    pub quantity: u32,
+}
+
+impl From<&Product> for ProductView {
+    fn from(p: &Product) -> Self {
+        Self {
+            name: p.name.clone(),
+            price: p.price,
+            quantity: p.quantity,
+        }
+    }
+}
+
 /// `POST /take`: take stock for one purchase.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TakeRequest {

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::IDEMPOTENCY_KEY_HEADER;
 use crate::error::{ApiError, ErrorBody, LeaderHint};
-use crate::orders::{Data, Order, OrderNumber, PlaceOrder, PlaceOrderResponse};
+use crate::orders::{Data, Order, OrderNumber, OrderRecord, PlaceOrder, PlaceOrderResponse};
 use crate::raft::{
     AddLearnerRequest, AdminResponse, ChangeMembershipRequest, InitializeRequest, RaftStatus,
     ReadIndex, RemoveNodesRequest, TransferLeaderRequest,
@@ -137,6 +137,17 @@ impl ReplicaClient {
         Ok(data.data)
     }
 
+    /// `GET /orders/by-key/{key}`: the order placed with this key, whatever its status.
+    pub async fn order_by_key(&self, key: &str) -> Result<OrderRecord, ClientError> {
+        let url = format!(
+            "{}/orders/by-key/{}",
+            self.base,
+            crate::catalog::encode_path_segment(key)
+        );
+        let data: Data<OrderRecord> = self.send(&url, self.http.get(&url)).await?;
+        Ok(data.data)
+    }
+
     /// `GET /raft/status`.
     pub async fn status(&self) -> Result<RaftStatus, ClientError> {
         self.admin_get("/raft/status").await
@@ -250,10 +261,15 @@ impl ReplicaClient {
 }
 
 /// A client for the whole order group: finds the leader and hides fail-over.
+///
+/// It starts from seed URLs, follows the leader named in redirects, and with the cluster token
+/// [`refresh`](Self::refresh) learns the current membership and leader from `/raft/status`, so a
+/// group that grows needs no restart of its clients.
 #[derive(Debug)]
 pub struct GroupClient {
     http: reqwest::Client,
-    urls: Vec<String>,
+    seeds: Vec<String>,
+    urls: Mutex<Vec<String>>,
     token: Option<String>,
     leader: Mutex<Option<String>>,
     deadline: Duration,
@@ -262,13 +278,49 @@ pub struct GroupClient {
 impl GroupClient {
     /// A client for the replicas at `urls`, giving up on a request after `deadline`.
     pub fn new(urls: Vec<String>, token: Option<String>, deadline: Duration) -> Self {
+        assert!(
+            !urls.is_empty(),
+            "a group client needs at least one replica URL"
+        );
         Self {
             http: http_client(Duration::from_secs(5)),
-            urls,
+            seeds: urls.clone(),
+            urls: Mutex::new(urls),
             token,
             leader: Mutex::new(None),
             deadline,
         }
+    }
+
+    /// The replica URLs currently known (seeds plus learned members).
+    pub fn urls(&self) -> Vec<String> {
+        self.urls.lock().unwrap().clone()
+    }
+
+    /// The leader's URL, if known.
+    pub fn leader(&self) -> Option<String> {
+        self.leader.lock().unwrap().clone()
+    }
+
+    /// Asks known replicas for their status (needs the token) and adopts the first answer's
+    /// membership and leader. Returns whether some replica answered.
+    pub async fn refresh(&self) -> bool {
+        for url in self.urls() {
+            let client = ReplicaClient::new(self.http.clone(), url, self.token.clone());
+            let Ok(status) = client.status().await else {
+                continue;
+            };
+            let mut urls = self.seeds.clone();
+            for m in &status.members {
+                if !urls.contains(&m.url) {
+                    urls.push(m.url.clone());
+                }
+            }
+            *self.urls.lock().unwrap() = urls;
+            *self.leader.lock().unwrap() = status.leader_url().map(str::to_string);
+            return true;
+        }
+        false
     }
 
     /// Places an order, retrying with the same key across leader changes until the deadline.
@@ -291,6 +343,12 @@ impl GroupClient {
             .await
     }
 
+    /// The order placed with `key`, whatever its status (linearizable).
+    pub async fn order_by_key(&self, key: &str) -> Result<OrderRecord, ClientError> {
+        self.with_leader(|c| async move { c.order_by_key(key).await })
+            .await
+    }
+
     /// Runs `call` against the leader, following redirects and retrying retryable errors.
     async fn with_leader<T, F, Fut>(&self, call: F) -> Result<T, ClientError>
     where
@@ -301,12 +359,10 @@ impl GroupClient {
         let mut backoff = Duration::from_millis(20);
         let mut next = 0usize;
         loop {
-            let url = self
-                .leader
-                .lock()
-                .unwrap()
-                .clone()
-                .unwrap_or_else(|| self.urls[next % self.urls.len()].clone());
+            let url = self.leader().unwrap_or_else(|| {
+                let urls = self.urls.lock().unwrap();
+                urls[next % urls.len()].clone()
+            });
             let client = ReplicaClient::new(self.http.clone(), url.clone(), self.token.clone());
             let err = match call(client).await {
                 Ok(v) => return Ok(v),

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// Top-level error document: `{"error": {...}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// The error itself.
     pub error: ApiError,
@@ -15,6 +16,7 @@ pub struct ErrorBody {
 
 /// An error as sent on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiError {
     /// The HTTP status code, repeated in the body for clients that only keep the body.
     pub code: u16,
@@ -27,6 +29,7 @@ pub struct ApiError {
 
 /// The leader a follower points a client to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeaderHint {
     /// Raft node id of the leader.
     pub id: u64,

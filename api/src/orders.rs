@@ -18,6 +18,7 @@ pub const MAX_NAME_LEN: usize = 128;
 /// at least 1" rather than as a JSON type error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlaceOrder {
     /// Toy name as listed in the catalog.
     pub name: String,
@@ -64,8 +65,14 @@ pub fn validate_idempotency_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A fresh idempotency key, for a request that brought none.
+pub fn new_idempotency_key() -> String {
+    format!("auto-{:032x}", rand::random::<u128>())
+}
+
 /// Success body of `POST /orders`: `{"data": {"order_number": N}}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlaceOrderResponse {
     /// The number the order was confirmed under.
     pub order_number: OrderNumber,
@@ -73,6 +80,7 @@ pub struct PlaceOrderResponse {
 
 /// A confirmed order as `GET /orders/{number}` returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Order {
     /// Dense order number.
     pub number: OrderNumber,
@@ -82,8 +90,42 @@ pub struct Order {
     pub quantity: u32,
 }
 
+/// Where an order stands (the order service's record, also served by `GET /orders/by-key/{key}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Committed but not yet resolved against the catalog.
+    Pending,
+    /// Confirmed under this order number.
+    Confirmed {
+        /// Dense order number.
+        number: u64,
+    },
+    /// Refused.
+    Rejected {
+        /// HTTP status to answer with.
+        code: u16,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// An order as the state machine keeps it, by idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRecord {
+    /// Idempotency key.
+    pub key: String,
+    /// Toy name.
+    pub name: String,
+    /// Quantity.
+    pub quantity: u32,
+    /// Status.
+    pub status: OrderStatus,
+}
+
 /// Success envelope `{"data": ...}` used by every client-facing endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Data<T> {
     /// The payload.
     pub data: T,

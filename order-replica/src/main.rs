@@ -10,7 +10,7 @@ use clap::Parser;
 
 use order_replica::replica::RaftTiming;
 use order_replica::server::{self, Settings};
-use order_replica::stock::UnlimitedStock;
+use order_replica::stock::{CatalogStock, StockKeeper, UnlimitedStock};
 
 /// One replica of the ToyStore order service (Raft-replicated, durable).
 ///
@@ -57,6 +57,13 @@ struct Args {
     /// Entries kept in the log behind a snapshot.
     #[arg(long, env = "ORDER_LOGS_TO_KEEP", default_value_t = 1000)]
     logs_to_keep: u64,
+    /// Catalog service that owns stock (e.g. http://127.0.0.1:7100). Without it every
+    /// order is confirmed without taking stock (the order service on its own).
+    #[arg(long, env = "ORDER_CATALOG_URL")]
+    catalog_url: Option<String>,
+    /// How long a purchase waits for an unreachable catalog before answering 503.
+    #[arg(long, env = "ORDER_CATALOG_PATIENCE_MS", default_value_t = 5000)]
+    catalog_patience_ms: u64,
     /// Log format: `text` or `json`.
     #[arg(long, env = "ORDER_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -84,7 +91,7 @@ async fn main() -> anyhow::Result<()> {
         advertise_url: args
             .advertise_url
             .unwrap_or_else(|| format!("http://{}", args.listen)),
-        data_dir: args.data_dir,
+        data_dir: args.data_dir.clone(),
         token,
         timing: RaftTiming {
             heartbeat: Duration::from_millis(args.heartbeat_ms),
@@ -94,11 +101,14 @@ async fn main() -> anyhow::Result<()> {
             logs_to_keep: args.logs_to_keep,
         },
     };
-    server::run(
-        settings,
-        Arc::new(UnlimitedStock),
-        api::server::shutdown_signal(),
-    )
-    .await
-    .context("order replica failed")
+    let stock: Arc<dyn StockKeeper> = match &args.catalog_url {
+        Some(url) => Arc::new(CatalogStock::new(
+            url,
+            Duration::from_millis(args.catalog_patience_ms),
+        )),
+        None => Arc::new(UnlimitedStock),
+    };
+    server::run(settings, stock, api::server::shutdown_signal())
+        .await
+        .context("order replica failed")
 }

@@ -5,7 +5,7 @@
 //! 3. commit `Resolve{key, outcome}`; confirmation assigns the next order number.
 //!
 //! Every step is idempotent by key, so a client retry, a concurrent duplicate request or a new
-//! leader finishing its predecessor's work ([`resolve_inherited_orders`]) all converge on one
+//! leader finishing its predecessor's work ([`resolve_pending_orders`]) all converge on one
 //! outcome per key.
 
 use openraft::async_runtime::WatchReceiver;
@@ -101,28 +101,39 @@ async fn commit(replica: &Replica, cmd: Command) -> Result<OrderRecord, Purchase
     }
 }
 
-/// Runs for the replica's lifetime: each time this replica becomes leader, it resolves every
-/// order its predecessor left pending, retrying until none is left for its term.
-pub async fn resolve_inherited_orders(replica: Arc<Replica>) {
+/// Runs for the replica's lifetime. While this replica is leader it resolves every pending
+/// order: the ones a previous leader left (at once, when it takes over) and the ones whose
+/// client gave up while the stock keeper was unreachable (every second after that).
+pub async fn resolve_pending_orders(replica: Arc<Replica>) {
     let mut metrics = replica.raft.metrics();
-    let mut done_for_term = None;
+    let mut clean_term = None;
     loop {
         let (leader, term) = {
             let m = metrics.borrow_watched();
             (m.state == ServerState::Leader, m.current_term)
         };
-        if leader && done_for_term != Some(term) && resolve_all_pending(&replica).await {
-            done_for_term = Some(term);
+        if leader && clean_term != Some(term) {
+            // A new term: resolve what the predecessor left, as soon as possible.
+            if resolve_all_pending(&replica).await {
+                clean_term = Some(term);
+            }
         }
         tokio::select! {
             changed = metrics.changed() => if changed.is_err() { return },
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                if leader {
+                    resolve_all_pending(&replica).await;
+                }
+            }
         }
     }
 }
 
 /// Resolves every pending order; true when none is left.
 async fn resolve_all_pending(replica: &Replica) -> bool {
+    if replica.state.pending_count().unwrap_or(0) == 0 {
+        return true;
+    }
     // A read index makes sure this leader has applied everything committed before its term.
     if let Err(e) = replica
         .raft
@@ -142,9 +153,9 @@ async fn resolve_all_pending(replica: &Replica) -> bool {
     let mut all = true;
     for record in pending {
         match resolve(replica, &record).await {
-            Ok(r) => tracing::info!(key = %r.key, status = ?r.status, "resolved inherited order"),
+            Ok(r) => tracing::info!(key = %r.key, status = ?r.status, "resolved pending order"),
             Err(e) => {
-                tracing::warn!(key = %record.key, error = %e, "inherited order still pending");
+                tracing::warn!(key = %record.key, error = %e, "order still pending");
                 all = false;
             }
         }

@@ -73,7 +73,7 @@ pub async fn run(
         data_dir = %settings.data_dir.display(),
         "order replica serving"
     );
-    let resolver = tokio::spawn(crate::purchase::resolve_inherited_orders(replica.clone()));
+    let resolver = tokio::spawn(crate::purchase::resolve_pending_orders(replica.clone()));
     let app = crate::http::router(replica.clone());
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -116,6 +116,15 @@ impl StateMachineStore {
         Ok(out)
     }
 
+    /// Number of orders still pending.
+    pub fn pending_count(&self) -> io::Result<u64> {
+        let tx = self.db.begin_read().map_err(io_err)?;
+        tx.open_table(PENDING)
+            .map_err(io_err)?
+            .len()
+            .map_err(io_err)
+    }
+
     /// Number of confirmed orders.
     pub fn confirmed_count(&self) -> io::Result<u64> {
         let tx = self.db.begin_read().map_err(io_err)?;

@@ -2,11 +2,14 @@
 //!
 //! The purchase protocol asks the catalog to `take(key, name, quantity)` between committing
 //! `Pending` and `Resolve`. [`StockKeeper`] is that call. This crate ships [`UnlimitedStock`],
-//! which confirms every order without a catalog; the catalog service plugs its own client in
-//! behind the same trait.
+//! which confirms every order without a catalog (the order service on its own, for its tests
+//! and benchmark), and [`CatalogStock`], which asks the catalog service.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use api::catalog::{CatalogClient, TakeOutcome, TakeRequest};
 
 use crate::types::Resolution;
 
@@ -33,5 +36,80 @@ pub struct UnlimitedStock;
 impl StockKeeper for UnlimitedStock {
     fn take<'a>(&'a self, _key: &'a str, _name: &'a str, _quantity: u32) -> TakeFuture<'a> {
         Box::pin(async { Ok(Resolution::Confirmed) })
+    }
+}
+
+/// Takes stock at the catalog service.
+///
+/// A take is retried with the same key while the catalog is unreachable, up to `patience`;
+/// after that the purchase stays pending (the client gets 503) and the leader's background
+/// resolver finishes it once the catalog is back. Never half-done: the take is idempotent and
+/// the order is resolved only with the catalog's answer.
+#[derive(Debug, Clone)]
+pub struct CatalogStock {
+    client: CatalogClient,
+    patience: Duration,
+}
+
+impl CatalogStock {
+    /// Stock kept by the catalog at `url`; waits up to `patience` for it per take.
+    pub fn new(url: &str, patience: Duration) -> Self {
+        let http = api::client::http_client(Duration::from_secs(3));
+        Self {
+            client: CatalogClient::new(http, url),
+            patience,
+        }
+    }
+
+    async fn take_with_retries(
+        &self,
+        key: &str,
+        name: &str,
+        quantity: u32,
+    ) -> Result<Resolution, StockUnavailable> {
+        let req = TakeRequest {
+            key: key.to_string(),
+            name: name.to_string(),
+            quantity,
+        };
+        let start = Instant::now();
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.client.take(&req).await {
+                Ok(resp) => {
+                    return Ok(match resp.outcome {
+                        TakeOutcome::Taken => Resolution::Confirmed,
+                        TakeOutcome::Insufficient => Resolution::Rejected {
+                            code: 409,
+                            reason: format!("not enough {name} in stock for {quantity}"),
+                        },
+                        TakeOutcome::UnknownProduct => Resolution::Rejected {
+                            code: 404,
+                            reason: format!("no toy named {name:?}"),
+                        },
+                    });
+                }
+                // The catalog refused the request itself: a bug, not an outage. Reject the
+                // order with the catalog's reason rather than retrying forever.
+                Err(api::ClientError::Api { status, error }) if status.is_client_error() => {
+                    return Ok(Resolution::Rejected {
+                        code: 400,
+                        reason: error.message,
+                    });
+                }
+                Err(e) if start.elapsed() + backoff < self.patience => {
+                    tracing::debug!(error = %e, key, "catalog not reachable; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                }
+                Err(e) => return Err(StockUnavailable(format!("catalog: {e}"))),
+            }
+        }
+    }
+}
+
+impl StockKeeper for CatalogStock {
+    fn take<'a>(&'a self, key: &'a str, name: &'a str, quantity: u32) -> TakeFuture<'a> {
+        Box::pin(self.take_with_retries(key, name, quantity))
     }
 }

@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use api::orders::{OrderRecord, OrderStatus};
+
 pub use api::raft::NodeId;
 
 openraft::declare_raft_types!(
@@ -63,38 +65,6 @@ pub enum Resolution {
         /// Why.
         reason: String,
     },
-}
-
-/// Where an order stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum OrderStatus {
-    /// Committed but not yet resolved against the catalog.
-    Pending,
-    /// Confirmed under this order number.
-    Confirmed {
-        /// Dense order number.
-        number: u64,
-    },
-    /// Refused.
-    Rejected {
-        /// HTTP status to answer with.
-        code: u16,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// An order as the state machine keeps it, by idempotency key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderRecord {
-    /// Idempotency key.
-    pub key: String,
-    /// Toy name.
-    pub name: String,
-    /// Quantity.
-    pub quantity: u32,
-    /// Status.
-    pub status: OrderStatus,
 }
 
 /// What applying a command returned: the order's record after the command.

@@ -10,18 +10,21 @@ use axum::{Json, Router};
 use openraft::ReadPolicy;
 use openraft::error::{LinearizableReadError, RaftError};
 
-use api::orders::{Data, Order, PlaceOrder, PlaceOrderResponse, validate_idempotency_key};
+use api::orders::{
+    Data, Order, PlaceOrder, PlaceOrderResponse, new_idempotency_key, validate_idempotency_key,
+};
 use api::{IDEMPOTENCY_KEY_HEADER, ReplicaClient};
 
 use super::{ApiJson, HttpError};
 use crate::purchase::{self, PurchaseError, leader_hint};
 use crate::replica::Replica;
-use crate::types::OrderStatus;
+use crate::types::{OrderRecord, OrderStatus};
 
 pub fn routes() -> Router<Arc<Replica>> {
     Router::new()
         .route("/orders", post(place_order))
         .route("/orders/{number}", get(get_order))
+        .route("/orders/by-key/{key}", get(get_order_by_key))
 }
 
 async fn place_order(
@@ -42,7 +45,7 @@ async fn place_order(
             validate_idempotency_key(key).map_err(bad)?;
             key.to_string()
         }
-        None => new_key(),
+        None => new_idempotency_key(),
     };
     let start = Instant::now();
     let result = purchase::place(&replica, key, order.name, quantity).await;
@@ -108,6 +111,21 @@ async fn get_order(
     }))
 }
 
+/// The order placed with an idempotency key, whatever its status (linearizable).
+async fn get_order_by_key(
+    State(replica): State<Arc<Replica>>,
+    Path(key): Path<String>,
+) -> Result<Json<Data<OrderRecord>>, HttpError> {
+    validate_idempotency_key(&key).map_err(|m| HttpError::new(StatusCode::BAD_REQUEST, m))?;
+    linearizable_barrier(&replica).await?;
+    let record = replica
+        .state
+        .order_by_key(&key)
+        .map_err(|e| HttpError::unavailable(format!("cannot read orders: {e}")))?
+        .ok_or_else(|| HttpError::new(StatusCode::NOT_FOUND, format!("no order with key {key}")))?;
+    Ok(Json(Data { data: record }))
+}
+
 /// Waits until this replica's state machine reflects every write acknowledged before the call.
 ///
 /// The leader confirms its leadership with a quorum (read index). A follower asks the leader for
@@ -145,9 +163,4 @@ async fn linearizable_barrier(replica: &Replica) -> Result<(), HttpError> {
         .await
         .map_err(|e| HttpError::unavailable(format!("catching up for a read: {e}")))?;
     Ok(())
-}
-
-/// A fresh idempotency key for a request that brought none.
-fn new_key() -> String {
-    format!("auto-{:032x}", rand::random::<u128>())
 }

@@ -4,11 +4,12 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+pub use testkit::wait_for;
+use testkit::{Service, free_port};
 
 use api::PlaceOrder;
 use api::client::{ClientError, GroupClient, ReplicaClient, http_client};
@@ -36,14 +37,13 @@ impl Default for Options {
 /// One replica process.
 pub struct Node {
     pub id: u64,
-    pub port: u16,
     pub data_dir: PathBuf,
-    child: Option<Child>,
+    pub service: Service,
 }
 
 impl Node {
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.service.url()
     }
 }
 
@@ -55,33 +55,6 @@ pub struct Cluster {
     pub nodes: BTreeMap<u64, Node>,
     pub options: Options,
     http: reqwest::Client,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Polls `check` until it returns `Some`, or panics with `what` after `deadline`.
-pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 impl Cluster {
@@ -110,82 +83,67 @@ impl Cluster {
 
     /// Starts one more replica process.
     pub async fn add_node(&mut self, id: u64) {
-        let node = Node {
+        let port = free_port();
+        let data_dir = self.data_root.join(format!("replica-{id}"));
+        let args: Vec<String> = [
+            "--id",
+            &id.to_string(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--heartbeat-ms",
+            "50",
+            "--election-timeout-min-ms",
+            "400",
+            "--election-timeout-max-ms",
+            "800",
+            "--snapshot-threshold",
+            &self.options.snapshot_threshold.to_string(),
+            "--logs-to-keep",
+            &self.options.logs_to_keep.to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let log = self.dir.path().join(format!("replica-{id}.log"));
+        let service = Service::new(
+            &format!("replica {id}"),
+            testkit::binary("order-replica"),
+            args,
+            port,
+            log,
+        )
+        .env("ORDER_TOKEN", TOKEN)
+        .env("RUST_LOG", "info,openraft=warn");
+        self.nodes.insert(
             id,
-            port: free_port(),
-            data_dir: self.data_root.join(format!("replica-{id}")),
-            child: None,
-        };
-        self.nodes.insert(id, node);
+            Node {
+                id,
+                data_dir,
+                service,
+            },
+        );
         self.restart(id).await;
     }
 
     /// (Re)starts replica `id` on its port and data directory and waits until it serves.
     pub async fn restart(&mut self, id: u64) {
-        let node = self.nodes.get_mut(&id).unwrap();
-        assert!(node.child.is_none(), "replica {id} is already running");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join(format!("replica-{id}.log")))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_order-replica"))
-            .args(["--id", &id.to_string()])
-            .args(["--listen", &format!("127.0.0.1:{}", node.port)])
-            .args(["--data-dir", node.data_dir.to_str().unwrap()])
-            .args(["--heartbeat-ms", "50"])
-            .args(["--election-timeout-min-ms", "400"])
-            .args(["--election-timeout-max-ms", "800"])
-            .args([
-                "--snapshot-threshold",
-                &self.options.snapshot_threshold.to_string(),
-            ])
-            .args(["--logs-to-keep", &self.options.logs_to_keep.to_string()])
-            .env("ORDER_TOKEN", TOKEN)
-            .env("RUST_LOG", "info,openraft=warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting order-replica");
-        node.child = Some(child);
-        let url = node.url();
-        let http = self.http.clone();
-        wait_for(
-            &format!("replica {id} to serve"),
-            Duration::from_secs(20),
-            || {
-                let http = http.clone();
-                let url = url.clone();
-                async move {
-                    let r = http.get(format!("{url}/healthz")).send().await.ok()?;
-                    r.status().is_success().then_some(())
-                }
-            },
-        )
-        .await;
+        self.nodes.get_mut(&id).unwrap().service.start().await;
     }
 
     /// SIGKILLs replica `id`.
     pub fn kill(&mut self, id: u64) {
-        let node = self.nodes.get_mut(&id).unwrap();
-        let mut child = node.child.take().expect("replica is running");
-        child.kill().unwrap(); // SIGKILL on unix
-        child.wait().unwrap();
+        self.nodes.get_mut(&id).unwrap().service.kill();
     }
 
     /// SIGTERMs replica `id` and waits for it to exit; returns whether it exited cleanly.
     pub fn terminate(&mut self, id: u64) -> bool {
-        let node = self.nodes.get_mut(&id).unwrap();
-        let mut child = node.child.take().expect("replica is running");
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        child.wait().unwrap().success()
+        self.nodes.get_mut(&id).unwrap().service.terminate()
     }
 
     pub fn is_running(&self, id: u64) -> bool {
-        self.nodes[&id].child.is_some()
+        self.nodes[&id].service.is_running()
     }
 
     pub fn members(&self, ids: &[u64]) -> Vec<Member> {
@@ -236,7 +194,7 @@ impl Cluster {
         wait_for("a leader", Duration::from_secs(30), || async {
             let mut best: Option<(u64, u64)> = None;
             for (&id, node) in &self.nodes {
-                if node.child.is_none() {
+                if !node.service.is_running() {
                     continue;
                 }
                 if let Ok(s) = self.status(id).await
@@ -262,17 +220,6 @@ impl Cluster {
             },
         )
         .await
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for node in self.nodes.values_mut() {
-            if let Some(mut c) = node.child.take() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
     }
 }
 

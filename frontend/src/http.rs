@@ -1,0 +1,246 @@
+//! The public API (DESIGN.md, "Public API"), the storefront page, OpenAPI, health and metrics.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use utoipa::OpenApi;
+
+use api::catalog::ProductView;
+use api::client::ClientError;
+use api::orders::{
+    Data, Order, PlaceOrder, PlaceOrderResponse, new_idempotency_key, validate_idempotency_key,
+};
+use api::server::{ApiJson, HttpError};
+use api::{ErrorBody, IDEMPOTENCY_KEY_HEADER};
+
+use crate::Frontend;
+use crate::cache::Lookup;
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+const STOREFRONT: &str = include_str!("../static/index.html");
+
+/// The OpenAPI document of the public API, generated from the handlers and types.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "ToyStore public API"),
+    paths(list_products, get_product, place_order, get_order),
+    components(schemas(ProductView, PlaceOrder, PlaceOrderResponse, Order, ErrorBody))
+)]
+pub struct ApiDoc;
+
+/// Builds the frontend's router.
+pub fn router(frontend: Arc<Frontend>) -> Router {
+    Router::new()
+        .route("/", get(storefront))
+        .route("/products", get(list_products))
+        .route("/products/{name}", get(get_product))
+        .route("/orders", post(place_order))
+        .route("/orders/{number}", get(get_order))
+        .route("/openapi.json", get(openapi))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(api::server::not_found)
+        .method_not_allowed_fallback(api::server::method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            frontend.clone(),
+            count_requests,
+        ))
+        .with_state(frontend)
+}
+
+async fn count_requests(
+    State(frontend): State<Arc<Frontend>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let resp = next.run(req).await;
+    frontend.metrics.request(&route, resp.status().as_u16());
+    resp
+}
+
+async fn storefront() -> Html<&'static str> {
+    Html(STOREFRONT)
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// Maps an upstream failure to the client's answer: the upstream's own 4xx passes through,
+/// anything that means "not reachable now" is a 503.
+fn upstream_error(e: ClientError) -> HttpError {
+    match e {
+        ClientError::Api { status, error } if status.is_client_error() => {
+            HttpError::new(status, error.message)
+        }
+        other => HttpError::unavailable(other.to_string()),
+    }
+}
+
+/// Lists the catalog.
+#[utoipa::path(get, path = "/products",
+    responses((status = 200, body = Data<Vec<ProductView>>), (status = 503, body = ErrorBody)))]
+async fn list_products(
+    State(frontend): State<Arc<Frontend>>,
+) -> Result<Json<Data<Vec<ProductView>>>, HttpError> {
+    let start = Instant::now();
+    let products = frontend.catalog.products().await;
+    frontend
+        .metrics
+        .upstream("catalog", start.elapsed().as_secs_f64());
+    let products = products.map_err(upstream_error)?;
+    Ok(Json(Data {
+        data: products.iter().map(ProductView::from).collect(),
+    }))
+}
+
+/// One toy with its price and stock (cached; kept correct by the catalog's change feed).
+#[utoipa::path(get, path = "/products/{name}",
+    params(("name" = String, Path, description = "Toy name")),
+    responses((status = 200, body = Data<ProductView>), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+async fn get_product(
+    State(frontend): State<Arc<Frontend>>,
+    Path(name): Path<String>,
+) -> Result<Json<Data<ProductView>>, HttpError> {
+    let lookup = frontend.cache.lookup(&name);
+    let ticket = match lookup {
+        Lookup::Hit(p) => {
+            frontend.metrics.cache_lookup("hit");
+            return Ok(Json(Data {
+                data: ProductView::from(&p),
+            }));
+        }
+        Lookup::Miss(ticket) => {
+            frontend.metrics.cache_lookup("miss");
+            Some(ticket)
+        }
+        Lookup::Bypass => {
+            frontend.metrics.cache_lookup("bypass");
+            None
+        }
+    };
+    let start = Instant::now();
+    let product = frontend.catalog.product(&name).await;
+    frontend
+        .metrics
+        .upstream("catalog", start.elapsed().as_secs_f64());
+    let product = product.map_err(upstream_error)?;
+    let view = ProductView::from(&product);
+    if let Some(ticket) = ticket {
+        frontend.cache.insert(product, ticket);
+    }
+    Ok(Json(Data { data: view }))
+}
+
+/// Places an order. Retrying with the same `Idempotency-Key` never creates a second order.
+#[utoipa::path(post, path = "/orders", request_body = PlaceOrder,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Makes retries safe; one is generated when absent")),
+    responses((status = 200, body = Data<PlaceOrderResponse>),
+        (status = 400, description = "Malformed body or quantity < 1", body = ErrorBody),
+        (status = 404, description = "Unknown toy", body = ErrorBody),
+        (status = 409, description = "Not enough stock; stock unchanged", body = ErrorBody),
+        (status = 503, description = "No order leader reachable before the deadline", body = ErrorBody)))]
+async fn place_order(
+    State(frontend): State<Arc<Frontend>>,
+    headers: HeaderMap,
+    ApiJson(order): ApiJson<PlaceOrder>,
+) -> Result<Json<Data<PlaceOrderResponse>>, HttpError> {
+    let bad = |m: String| HttpError::new(StatusCode::BAD_REQUEST, m);
+    order.validate().map_err(bad)?;
+    let key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
+        Some(v) => {
+            let key = v
+                .to_str()
+                .map_err(|_| bad("Idempotency-Key is not ASCII".into()))?;
+            validate_idempotency_key(key).map_err(bad)?;
+            key.to_string()
+        }
+        None => new_idempotency_key(),
+    };
+    let start = Instant::now();
+    let result = frontend.orders.place_order(&key, &order).await;
+    frontend
+        .metrics
+        .upstream("orders", start.elapsed().as_secs_f64());
+    // Whatever the outcome, stock may have changed: the next read must not come from the cache.
+    frontend.cache.invalidate(&order.name);
+    let number = result.map_err(upstream_error)?;
+    Ok(Json(Data {
+        data: PlaceOrderResponse {
+            order_number: number,
+        },
+    }))
+}
+
+/// Looks up a confirmed order.
+#[utoipa::path(get, path = "/orders/{number}",
+    params(("number" = u64, Path, description = "Order number")),
+    responses((status = 200, body = Data<Order>), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn get_order(
+    State(frontend): State<Arc<Frontend>>,
+    Path(number): Path<String>,
+) -> Result<Json<Data<Order>>, HttpError> {
+    let number: u64 = number.parse().map_err(|_| {
+        HttpError::new(
+            StatusCode::BAD_REQUEST,
+            format!("order number must be a non-negative integer, got {number:?}"),
+        )
+    })?;
+    let start = Instant::now();
+    let order = frontend.orders.get_order(number).await;
+    frontend
+        .metrics
+        .upstream("orders", start.elapsed().as_secs_f64());
+    Ok(Json(Data {
+        data: order.map_err(upstream_error)?,
+    }))
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready when the catalog's feed is connected and an order leader is known.
+async fn readyz(
+    State(frontend): State<Arc<Frontend>>,
+) -> Result<Json<serde_json::Value>, HttpError> {
+    let feed = frontend.cache.feed_connected();
+    let leader = frontend.orders.leader();
+    if !feed {
+        return Err(HttpError::unavailable("catalog change feed not connected"));
+    }
+    if leader.is_none() {
+        return Err(HttpError::unavailable("no order leader known"));
+    }
+    Ok(Json(json!({"status": "ready", "order_leader": leader})))
+}
+
+async fn metrics(State(frontend): State<Arc<Frontend>>) -> impl IntoResponse {
+    let body = frontend
+        .metrics
+        .render(frontend.cache.feed_connected(), frontend.cache.len());
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        body,
+    )
+}

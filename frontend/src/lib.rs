@@ -1,0 +1,81 @@
+//! ToyStore frontend: the public REST API and storefront page.
+//!
+//! - [`cache`]: the LRU product cache and its correctness rules;
+//! - [`feed`]: the change-feed subscriber that keeps the cache correct;
+//! - [`http`]: the public API, OpenAPI document, storefront page, health and metrics;
+//! - [`metrics`]: Prometheus metrics.
+//!
+//! Orders go to the order group through [`api::client::GroupClient`], which finds the leader,
+//! follows redirects and retries with the same idempotency key until a deadline.
+
+pub mod cache;
+pub mod feed;
+pub mod http;
+pub mod metrics;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::catalog::CatalogClient;
+use api::client::GroupClient;
+
+use crate::cache::ProductCache;
+use crate::metrics::Metrics;
+
+/// Settings of a frontend.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The catalog's base URL.
+    pub catalog_url: String,
+    /// Seed URLs of order replicas.
+    pub order_replicas: Vec<String>,
+    /// Cluster token, for learning membership and the leader from `/raft/status`.
+    pub order_token: Option<String>,
+    /// Product cache capacity; 0 turns the cache off.
+    pub cache_capacity: usize,
+    /// How long a purchase may take, retries included, before answering 503.
+    pub order_deadline: Duration,
+}
+
+/// State shared by the handlers.
+pub struct Frontend {
+    /// Catalog client.
+    pub catalog: CatalogClient,
+    /// Order group client.
+    pub orders: GroupClient,
+    /// Product cache.
+    pub cache: Arc<ProductCache>,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+impl Frontend {
+    /// Builds the frontend and starts its background tasks (change feed, membership refresh).
+    pub fn start(settings: Settings) -> Arc<Self> {
+        let http = api::client::http_client(Duration::from_secs(5));
+        let catalog = CatalogClient::new(http, &settings.catalog_url);
+        let cache = Arc::new(ProductCache::new(settings.cache_capacity));
+        let orders = GroupClient::new(
+            settings.order_replicas,
+            settings.order_token,
+            settings.order_deadline,
+        );
+        let frontend = Arc::new(Self {
+            catalog: catalog.clone(),
+            orders,
+            cache: cache.clone(),
+            metrics: Metrics::new(),
+        });
+        tokio::spawn(feed::follow(catalog, cache));
+        tokio::spawn(refresh_membership(frontend.clone()));
+        frontend
+    }
+}
+
+/// Re-learns the order group's membership and leader every second.
+async fn refresh_membership(frontend: Arc<Frontend>) {
+    loop {
+        frontend.orders.refresh().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
