@@ -1,17 +1,17 @@
-//! Local mode: the order group as child processes on loopback, driven like the operator would.
+//! Local mode: the whole store as child processes on loopback, driven like the operator would.
 //!
 //! Everything lives under one data directory:
 //! - `token`: the cluster token, generated once;
-//! - `cluster.json`: what runs where (URLs and pids), rewritten on every start;
-//! - `replica-N/`: each replica's data; `logs/replica-N.log`: its log.
+//! - `cluster.json`: what runs where (URLs and pids), rewritten whenever a child (re)starts;
+//! - `catalog/`, `replica-N/`: the services' data; `logs/*.log`: their logs.
 //!
-//! Ports are chosen once and kept in `cluster.json`: the group's membership records each
-//! replica's address, so a restart must come back on the same addresses.
+//! Addresses are chosen once and kept in `cluster.json`: the order group's membership records
+//! each replica's address, so a restart must come back on the same addresses.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::process::{Child, Command};
@@ -19,24 +19,47 @@ use tokio::process::{Child, Command};
 use api::membership::MembershipDriver;
 use api::raft::Member;
 
-/// One running child as `cluster.json` records it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ProcessInfo {
+/// An order replica as `cluster.json` records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaInfo {
     /// Raft node id.
     pub id: u64,
     /// Base URL.
     pub url: String,
-    /// Process id.
+    /// Process id while running.
     pub pid: Option<u32>,
 }
 
-/// `DIR/cluster.json`: how scripts and tests find the running store.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// A single service as `cluster.json` records it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    /// Base URL.
+    pub url: String,
+    /// Process id while running.
+    pub pid: Option<u32>,
+}
+
+/// `DIR/cluster.json`: how scripts and tests find (and kill) the members of a running store.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterFile {
+    /// The storefront / public API URL.
+    pub frontend: String,
+    /// The frontend's process id while running.
+    pub frontend_pid: Option<u32>,
+    /// The catalog.
+    pub catalog: ServiceInfo,
     /// The order replicas.
-    pub order: Vec<ProcessInfo>,
+    pub order: Vec<ReplicaInfo>,
     /// Path of the file holding the cluster token.
     pub token_file: PathBuf,
+}
+
+impl ClusterFile {
+    /// Reads `DIR/cluster.json`.
+    pub fn read(data_dir: &Path) -> std::io::Result<Self> {
+        let bytes = std::fs::read(data_dir.join("cluster.json"))?;
+        serde_json::from_slice(&bytes).map_err(std::io::Error::other)
+    }
 }
 
 /// Options of `toystore up`.
@@ -44,17 +67,33 @@ pub struct ClusterFile {
 pub struct UpOptions {
     /// Data directory.
     pub data_dir: PathBuf,
+    /// The frontend's port (0: any free port).
+    pub port: u16,
     /// Number of order replicas.
     pub replicas: u64,
-    /// Directory holding the `order-replica` binary.
+    /// Catalog restock interval, seconds.
+    pub restock_interval_secs: f64,
+    /// Frontend cache capacity (0: no cache).
+    pub cache_capacity: usize,
+    /// Directory holding the service binaries.
     pub bin_dir: PathBuf,
+}
+
+/// Which child a process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// The catalog.
+    Catalog,
+    /// Order replica with this id.
+    Replica(u64),
+    /// The frontend.
+    Frontend,
 }
 
 /// A running local store.
 pub struct LocalStore {
     options: UpOptions,
-    token: String,
-    children: BTreeMap<u64, Child>,
+    children: BTreeMap<Role, Child>,
     cluster: ClusterFile,
 }
 
@@ -64,53 +103,72 @@ fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
+fn loopback_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
 /// Reads the token in `dir`, creating one on first use.
-fn load_or_create_token(dir: &Path) -> anyhow::Result<(PathBuf, String)> {
+fn load_or_create_token(dir: &Path) -> anyhow::Result<PathBuf> {
     let path = dir.join("token");
-    if let Ok(t) = std::fs::read_to_string(&path) {
-        return Ok((path, t.trim().to_string()));
+    if !path.exists() {
+        let token = format!("{:032x}", rand::random::<u128>());
+        std::fs::write(&path, token)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
     }
-    let token = format!("{:032x}", rand::random::<u128>());
-    std::fs::write(&path, &token)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok((path, token))
+    Ok(path)
 }
 
 impl LocalStore {
-    /// Starts the replicas (reusing earlier addresses) and drives the membership until ready.
+    /// Starts catalog, replicas and frontend (reusing earlier addresses), drives the order
+    /// group's membership, and waits until the frontend is ready.
     pub async fn up(options: UpOptions) -> anyhow::Result<Self> {
         std::fs::create_dir_all(options.data_dir.join("logs"))?;
-        let (token_file, token) = load_or_create_token(&options.data_dir)?;
-        let previous: ClusterFile = std::fs::read(options.data_dir.join("cluster.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let token_file = load_or_create_token(&options.data_dir)?;
+        let previous = ClusterFile::read(&options.data_dir).unwrap_or_default();
+        let catalog_url = match previous.catalog.url.is_empty() {
+            false => previous.catalog.url.clone(),
+            true => loopback_url(free_port()?),
+        };
         let mut order = Vec::new();
         for id in 1..=options.replicas {
             let url = match previous.order.iter().find(|p| p.id == id) {
                 Some(p) => p.url.clone(),
-                None => format!("http://127.0.0.1:{}", free_port()?),
+                None => loopback_url(free_port()?),
             };
-            order.push(ProcessInfo { id, url, pid: None });
+            order.push(ReplicaInfo { id, url, pid: None });
         }
-        let mut store = Self {
-            options,
-            token,
-            children: BTreeMap::new(),
-            cluster: ClusterFile { order, token_file },
+        let port = match options.port {
+            0 => free_port()?,
+            p => p,
         };
+        let mut store = Self {
+            cluster: ClusterFile {
+                frontend: loopback_url(port),
+                frontend_pid: None,
+                catalog: ServiceInfo {
+                    url: catalog_url,
+                    pid: None,
+                },
+                order,
+                token_file,
+            },
+            options,
+            children: BTreeMap::new(),
+        };
+        store.spawn(Role::Catalog)?;
         for id in 1..=store.options.replicas {
-            store.spawn_replica(id)?;
+            store.spawn(Role::Replica(id))?;
         }
-        store.write_cluster_file()?;
-        let driver = MembershipDriver::new(Some(store.token.clone()));
-        driver
+        let token = std::fs::read_to_string(&store.cluster.token_file)?;
+        MembershipDriver::new(Some(token.trim().to_string()))
             .converge(&store.members(), Duration::from_secs(60))
             .await?;
+        store.spawn(Role::Frontend)?;
+        store.wait_ready(Duration::from_secs(30)).await?;
         Ok(store)
     }
 
@@ -125,34 +183,116 @@ impl LocalStore {
             .collect()
     }
 
-    fn spawn_replica(&mut self, id: u64) -> anyhow::Result<()> {
-        let dir = &self.options.data_dir;
-        let info = self
-            .cluster
-            .order
-            .iter_mut()
-            .find(|p| p.id == id)
-            .expect("known replica");
-        let listen = info.url.trim_start_matches("http://").to_string();
+    fn listen_addr(url: &str) -> String {
+        url.trim_start_matches("http://").to_string()
+    }
+
+    /// Starts one child and records its pid in `cluster.json`.
+    fn spawn(&mut self, role: Role) -> anyhow::Result<()> {
+        let dir = self.options.data_dir.clone();
+        let bin = |name: &str| self.options.bin_dir.join(name);
+        let (program, args, log): (PathBuf, Vec<String>, String) = match role {
+            Role::Catalog => (
+                bin("catalog"),
+                vec![
+                    "--listen".into(),
+                    Self::listen_addr(&self.cluster.catalog.url),
+                    "--data-dir".into(),
+                    path_arg(&dir.join("catalog")),
+                    "--restock-interval-secs".into(),
+                    self.options.restock_interval_secs.to_string(),
+                ],
+                "catalog".into(),
+            ),
+            Role::Replica(id) => {
+                let info = self
+                    .cluster
+                    .order
+                    .iter()
+                    .find(|p| p.id == id)
+                    .expect("known replica");
+                (
+                    bin("order-replica"),
+                    vec![
+                        "--id".into(),
+                        id.to_string(),
+                        "--listen".into(),
+                        Self::listen_addr(&info.url),
+                        "--data-dir".into(),
+                        path_arg(&dir.join(format!("replica-{id}"))),
+                        "--token-file".into(),
+                        path_arg(&self.cluster.token_file),
+                        "--catalog-url".into(),
+                        self.cluster.catalog.url.clone(),
+                    ],
+                    format!("replica-{id}"),
+                )
+            }
+            Role::Frontend => (
+                bin("frontend"),
+                vec![
+                    "--listen".into(),
+                    Self::listen_addr(&self.cluster.frontend),
+                    "--catalog-url".into(),
+                    self.cluster.catalog.url.clone(),
+                    "--order-replicas".into(),
+                    self.members()
+                        .iter()
+                        .map(|m| m.url.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    "--order-token-file".into(),
+                    path_arg(&self.cluster.token_file),
+                    "--cache-capacity".into(),
+                    self.options.cache_capacity.to_string(),
+                ],
+                "frontend".into(),
+            ),
+        };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(dir.join("logs").join(format!("replica-{id}.log")))?;
-        let bin = self.options.bin_dir.join("order-replica");
-        let child = Command::new(&bin)
-            .args(["--id", &id.to_string(), "--listen", &listen])
-            .arg("--data-dir")
-            .arg(dir.join(format!("replica-{id}")))
-            .arg("--token-file")
-            .arg(&self.cluster.token_file)
+            .open(dir.join("logs").join(format!("{log}.log")))?;
+        let child = Command::new(&program)
+            .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .map_err(|e| anyhow::anyhow!("starting {}: {e}", bin.display()))?;
-        info.pid = child.id();
-        self.children.insert(id, child);
-        Ok(())
+            .map_err(|e| anyhow::anyhow!("starting {}: {e}", program.display()))?;
+        let pid = child.id();
+        match role {
+            Role::Catalog => self.cluster.catalog.pid = pid,
+            Role::Frontend => self.cluster.frontend_pid = pid,
+            Role::Replica(id) => {
+                if let Some(r) = self.cluster.order.iter_mut().find(|p| p.id == id) {
+                    r.pid = pid;
+                }
+            }
+        }
+        self.children.insert(role, child);
+        self.write_cluster_file()
+    }
+
+    async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        let http = api::client::http_client(Duration::from_secs(2));
+        let url = format!("{}/readyz", self.cluster.frontend);
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = http.get(&url).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                anyhow::bail!(
+                    "the frontend at {} did not become ready within {timeout:?}; see {}",
+                    self.cluster.frontend,
+                    self.options.data_dir.join("logs").display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     fn write_cluster_file(&self) -> anyhow::Result<()> {
@@ -182,18 +322,18 @@ impl LocalStore {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
             let mut exited = Vec::new();
-            for (id, child) in &mut self.children {
+            for (role, child) in &mut self.children {
                 if let Some(status) = child.try_wait()? {
-                    exited.push((*id, status));
+                    exited.push((*role, status));
                 }
             }
-            for (id, status) in exited {
-                tracing::warn!(replica = id, %status, "order replica exited unexpectedly");
-                self.children.remove(&id);
+            for (role, status) in exited {
+                self.children.remove(&role);
                 if supervise {
-                    self.spawn_replica(id)?;
-                    self.write_cluster_file()?;
-                    tracing::info!(replica = id, "order replica restarted");
+                    tracing::warn!(?role, %status, "child exited unexpectedly; restarting it");
+                    self.spawn(role)?;
+                } else {
+                    tracing::warn!(?role, %status, "child exited unexpectedly (use --supervise to restart children)");
                 }
             }
         }
@@ -201,24 +341,29 @@ impl LocalStore {
         Ok(())
     }
 
-    /// SIGTERMs every child, waits up to 10 s, then SIGKILLs what is left.
+    /// SIGTERMs every child (frontend first, catalog last), waits up to 10 s, then SIGKILLs.
     pub async fn stop(&mut self) {
-        for child in self.children.values() {
+        let order: Vec<Role> = self.children.keys().rev().copied().collect();
+        for role in order {
+            let Some(mut child) = self.children.remove(&role) else {
+                continue;
+            };
             if let Some(pid) = child.id() {
                 let _ = std::process::Command::new("kill")
                     .args(["-TERM", &pid.to_string()])
                     .status();
             }
-        }
-        for (id, child) in &mut self.children {
             match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
-                Ok(_) => tracing::info!(replica = id, "stopped"),
+                Ok(_) => tracing::info!(?role, "stopped"),
                 Err(_) => {
-                    tracing::warn!(replica = id, "did not stop in time; killing");
+                    tracing::warn!(?role, "did not stop in time; killing");
                     let _ = child.kill().await;
                 }
             }
         }
-        self.children.clear();
     }
+}
+
+fn path_arg(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
 }

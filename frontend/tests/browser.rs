@@ -18,7 +18,9 @@ fn browser_dir() -> PathBuf {
 fn missing_tools() -> Option<String> {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     if !Path::new(&chromium).exists() {
-        return Some(format!("no Chromium at {chromium} (run tests/browser/install.sh)"));
+        return Some(format!(
+            "no Chromium at {chromium} (run tests/browser/install.sh)"
+        ));
     }
     if Command::new("node").arg("--version").output().is_err() {
         return Some("no node on PATH".into());
