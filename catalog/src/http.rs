@@ -43,6 +43,10 @@ pub fn router(catalog: Arc<Catalog>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .route_layer(axum::middleware::from_fn_with_state(
+            BODY_LIMIT,
+            api::server::reject_oversized,
+        ))
         .fallback(api::server::not_found)
         .method_not_allowed_fallback(api::server::method_not_allowed)
         .with_state(catalog)

@@ -52,6 +52,10 @@ pub fn router(frontend: Arc<Frontend>) -> Router {
         .fallback(api::server::not_found)
         .method_not_allowed_fallback(api::server::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .route_layer(middleware::from_fn_with_state(
+            BODY_LIMIT,
+            api::server::reject_oversized,
+        ))
         .layer(middleware::from_fn_with_state(
             frontend.clone(),
             count_requests,

@@ -38,7 +38,11 @@ pub fn router(replica: Arc<Replica>) -> Router {
     let public = Router::new()
         .merge(orders::routes())
         .merge(ops::routes())
-        .layer(DefaultBodyLimit::max(CLIENT_BODY_LIMIT));
+        .layer(DefaultBodyLimit::max(CLIENT_BODY_LIMIT))
+        .route_layer(middleware::from_fn_with_state(
+            CLIENT_BODY_LIMIT,
+            api::server::reject_oversized,
+        ));
     Router::new()
         .merge(protected)
         .merge(public)
