@@ -1,3 +1,4 @@
-//! The `toystore` command's library: running the store locally.
+//! The `toystore` command's library: running the store locally, loading it, evaluating it.
 
 pub mod local;
+pub mod stats;
