@@ -51,6 +51,8 @@ fn parse_interval(s: &str) -> Result<f64, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Installed first, so a signal during start-up is not lost.
+    let shutdown = api::server::shutdown_signal();
     api::server::init_tracing(&args.log_format, "info").map_err(anyhow::Error::msg)?;
     let settings = Settings {
         listen: args.listen,
@@ -59,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
         restock_interval: Duration::from_secs_f64(args.restock_interval_secs),
         restock_quantity: args.restock_quantity,
     };
-    server::run(settings, api::server::shutdown_signal())
+    server::run(settings, shutdown)
         .await
         .context("catalog failed")
 }

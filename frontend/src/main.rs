@@ -52,6 +52,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Installed first, so a signal during start-up is not lost.
+    let shutdown = api::server::shutdown_signal();
     api::server::init_tracing(&args.log_format, "info").map_err(anyhow::Error::msg)?;
     let order_token = match (args.order_token, &args.order_token_file) {
         (Some(t), _) => Some(t),
@@ -78,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(listen = %args.listen, "frontend serving");
     axum::serve(listener, frontend::http::router(frontend))
-        .with_graceful_shutdown(api::server::shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
         .context("frontend server failed")
 }

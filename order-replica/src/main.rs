@@ -72,6 +72,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Installed first, so a signal during start-up is not lost.
+    let shutdown = api::server::shutdown_signal();
     api::server::init_tracing(&args.log_format, "info,openraft=warn")
         .map_err(anyhow::Error::msg)?;
     let token = match (&args.token, &args.token_file) {
@@ -108,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
         )),
         None => Arc::new(UnlimitedStock),
     };
-    server::run(settings, stock, api::server::shutdown_signal())
+    server::run(settings, stock, shutdown)
         .await
         .context("order replica failed")
 }
