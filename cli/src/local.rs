@@ -253,11 +253,25 @@ impl LocalStore {
             .create(true)
             .append(true)
             .open(dir.join("logs").join(format!("{log}.log")))?;
-        let child = Command::new(&program)
+        let mut command = Command::new(&program);
+        command
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(log);
+        // Children get SIGTERM if `toystore` itself dies (even by SIGKILL), so a crashed
+        // supervisor never leaves a store running behind it. (The signal follows the spawning
+        // thread: a tokio worker, which lives as long as the runtime.)
+        // SAFETY: prctl is async-signal-safe and touches only the child being started.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command
             .spawn()
             .map_err(|e| anyhow::anyhow!("starting {}: {e}", program.display()))?;
         let pid = child.id();

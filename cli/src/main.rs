@@ -1,10 +1,14 @@
-//! `toystore`: run the store locally.
+//! `toystore`: run the store locally, load it, evaluate it.
 
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use cli::eval::{self, EvalOptions};
+use cli::load::{self, LoadOptions, Progress};
 use cli::local::{LocalStore, UpOptions};
 
 /// ToyStore on one machine.
@@ -39,16 +43,93 @@ enum Cmd {
         #[arg(long)]
         supervise: bool,
     },
+    /// The lab client: concurrent sessions query a random toy and, if it is in stock, order it
+    /// with probability p; then every acknowledged order is read back and checked. Exits
+    /// non-zero when the check fails.
+    Load {
+        /// The frontend (public API) URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Concurrent sessions.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        clients: u64,
+        /// Run for this many seconds (default 10 when --iterations is not given).
+        #[arg(long, conflicts_with = "iterations")]
+        duration: Option<f64>,
+        /// Run this many sessions per client instead of a fixed time.
+        #[arg(long)]
+        iterations: Option<u64>,
+        /// Probability of ordering a toy that is in stock.
+        #[arg(long, default_value_t = 0.5)]
+        p: f64,
+        /// Seed of the sessions' random choices (random when absent).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Skip the query: every session just orders a random toy.
+        #[arg(long)]
+        orders_only: bool,
+        /// Write load.json (full report) and load.csv (one row per request type) here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The evaluation, end to end on local stores: query and order latency against p with the
+    /// cache on and off, order throughput at 1, 8 and 64 clients, fail-over after a SIGKILL of
+    /// the leader, and the etcd baseline. Writes report.md, results.json and SVG plots.
+    Eval {
+        /// Where the report, results and plots go (store data under DIR/data).
+        #[arg(long, default_value = "eval-results")]
+        out: PathBuf,
+        /// Seconds of load per measured point.
+        #[arg(long, default_value_t = eval::DEFAULT_SECONDS)]
+        seconds: f64,
+        /// Keep the stores' data directories (by default only their logs are kept).
+        #[arg(long)]
+        keep_data: bool,
+    },
+}
+
+/// A one-line progress bar on stderr, redrawn in place; nothing when stderr is not a terminal.
+fn show_progress(p: &Progress) {
+    let mut err = std::io::stderr();
+    if err.is_terminal() {
+        let _ = write!(err, "\r{}\x1b[K", load::progress_line(p));
+        let _ = err.flush();
+    }
+}
+
+/// Clears the progress line, if one is shown.
+fn clear_progress() {
+    let mut err = std::io::stderr();
+    if err.is_terminal() {
+        let _ = write!(err, "\r\x1b[K");
+        let _ = err.flush();
+    }
+}
+
+fn bin_dir() -> anyhow::Result<PathBuf> {
+    Ok(std::env::current_exe()?
+        .parent()
+        .context("locating the toystore binary")?
+        .to_path_buf())
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    // Installed first: Ctrl-C while the store is still starting must stop it cleanly too.
+    let shutdown = api::server::shutdown_signal();
+    // `up` narrates what it starts; `load` and `eval` print their own results, so only warnings.
+    let default_filter = match args.command {
+        Cmd::Up { .. } => "info",
+        Cmd::Load { .. } | Cmd::Eval { .. } => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .init();
-    match Args::parse().command {
+    match args.command {
         Cmd::Up {
             data_dir,
             port,
@@ -57,10 +138,7 @@ async fn main() -> anyhow::Result<()> {
             replicas,
             supervise,
         } => {
-            let bin_dir = std::env::current_exe()?
-                .parent()
-                .context("locating the toystore binary")?
-                .to_path_buf();
+            let bin_dir = bin_dir()?;
             let store = LocalStore::up(UpOptions {
                 data_dir: data_dir.clone(),
                 port,
@@ -81,16 +159,83 @@ async fn main() -> anyhow::Result<()> {
                 "store ready; described in {}; Ctrl-C stops it",
                 data_dir.join("cluster.json").display()
             );
-            store.run_until(shutdown_signal(), supervise).await
+            store.run_until(shutdown, supervise).await
         }
-    }
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+        Cmd::Load {
+            url,
+            clients,
+            duration,
+            iterations,
+            p,
+            seed,
+            orders_only,
+            out,
+        } => {
+            let duration = duration
+                .map(|d| {
+                    Duration::try_from_secs_f64(d)
+                        .map_err(|_| anyhow::anyhow!("--duration must be a number of seconds ≥ 0"))
+                })
+                .transpose()?;
+            let opts = LoadOptions {
+                url,
+                clients: clients as usize,
+                duration,
+                iterations,
+                p,
+                seed,
+                orders_only,
+            };
+            let report = load::run(&opts, show_progress).await;
+            clear_progress();
+            let report = report.context("running the load")?;
+            print!("{}", report.table());
+            if let Some(dir) = out {
+                let (json, csv) = report
+                    .write(&dir)
+                    .with_context(|| format!("writing results to {}", dir.display()))?;
+                println!("results: {} {}", json.display(), csv.display());
+            }
+            if !report.verification.passed() {
+                anyhow::bail!(
+                    "verification failed: {} of {} acknowledged orders did not read back as placed",
+                    report.verification.checked - report.verification.matched,
+                    report.verification.checked
+                );
+            }
+            Ok(())
+        }
+        Cmd::Eval {
+            out,
+            seconds,
+            keep_data,
+        } => {
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let out = out
+                .canonicalize()
+                .with_context(|| format!("resolving {}", out.display()))?;
+            let opts = EvalOptions {
+                out,
+                seconds,
+                bin_dir: bin_dir()?,
+                keep_data,
+            };
+            let say = |line: &str| {
+                clear_progress();
+                println!("{line}");
+            };
+            let outcome = eval::run(&opts, &say, &show_progress).await;
+            clear_progress();
+            let outcome = outcome.context("running the evaluation")?;
+            println!("report: {}", outcome.report.display());
+            let (checked, failed) = outcome.results.verification_totals();
+            if failed > 0 {
+                anyhow::bail!(
+                    "{failed} load runs failed verification ({checked} orders checked); see {}",
+                    outcome.report.display()
+                );
+            }
+            Ok(())
+        }
     }
 }

@@ -96,7 +96,12 @@ mod tests {
 
     #[test]
     fn throughput_counts_successes_only() {
-        let r = WorkloadResult::new(4, &[Duration::from_millis(2); 10], 3, Duration::from_secs(2));
+        let r = WorkloadResult::new(
+            4,
+            &[Duration::from_millis(2); 10],
+            3,
+            Duration::from_secs(2),
+        );
         assert_eq!(r.ops, 10);
         assert_eq!(r.errors, 3);
         assert_eq!(r.throughput, 5.0);

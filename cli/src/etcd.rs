@@ -1,0 +1,814 @@
+//! The etcd baseline: the same write workload as ToyStore's orders, run against a three-member
+//! etcd cluster on the same machine, so the evaluation can print ToyStore's figures as a ratio
+//! to a well-known replicated store.
+//!
+//! What makes the comparison fair:
+//! - **Same machine, loopback only.** The three etcd members are child processes on 127.0.0.1,
+//!   like ToyStore's three order replicas in local mode; they share the same cores and disk.
+//! - **Same replication and durability.** etcd replicates every write with Raft to a majority
+//!   of three members, and each member fsyncs its write-ahead log before acknowledging — etcd
+//!   does so by default, and the 3.4 series has no switch to turn it off — just as ToyStore's
+//!   replicas fsync their Raft log.
+//! - **Same client stack and concurrency.** Requests go through [`api::client::http_client`],
+//!   the HTTP client ToyStore's own tools use, as JSON over HTTP/1.1 (etcd's gRPC gateway,
+//!   `POST /v3/kv/put`), from `clients` concurrent tasks each doing one request at a time — the
+//!   same closed-loop shape and the same concurrency levels as ToyStore's load client.
+//! - **Writes land anywhere, like orders.** Clients are spread over the three members; a
+//!   follower forwards a write to the leader, as ToyStore's frontend forwards to its leader.
+//!
+//! What etcd does *not* do is ToyStore's business logic (stock checks, idempotency keys, order
+//! numbers): a PUT of a ~60-byte order-like JSON value is the cheapest write a replicated,
+//! fsyncing store can do, which is what makes it a useful yardstick.
+//!
+//! Nothing here relies on a system-wide etcd: Debian's `etcd-server` package may register an
+//! `etcd` service (there is no systemd to start it on these machines), but our members use their
+//! own free ports, data directories under the caller's directory, and a cleared `ETCD_*`
+//! environment, so a system service, running or not, is never touched.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+use crate::stats::WorkloadResult;
+
+/// The gateway prefix of etcd's HTTP/JSON API (etcd 3.4 serves `/v3` and `/v3beta`; 3.5+ only
+/// `/v3`).
+pub const GATEWAY: &str = "/v3";
+
+/// How long [`EtcdCluster::start`] waits for all three members to report healthy.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long [`EtcdCluster::stop`] waits after SIGTERM before SIGKILL.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Timeout of one request of the workload.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What can go wrong with the etcd baseline.
+#[derive(Debug, thiserror::Error)]
+pub enum EtcdError {
+    /// No `etcd` binary and no way to install one.
+    #[error("etcd is not installed and cannot be installed: {0}")]
+    NotInstalled(String),
+    /// An installation step failed.
+    #[error("installing etcd-server with apt-get: `{step}` failed ({status}): {output}")]
+    Install {
+        /// The command that failed.
+        step: String,
+        /// Its exit status.
+        status: String,
+        /// The end of its output.
+        output: String,
+    },
+    /// The installed etcd is unusable for the baseline.
+    #[error("unsupported etcd at {path}: {reason}")]
+    Unsupported {
+        /// The binary.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A filesystem or process operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A member exited while the cluster was starting.
+    #[error("etcd member {name} exited during startup ({status}); end of {log}:\n{tail}")]
+    MemberExited {
+        /// The member's name.
+        name: String,
+        /// Its exit status.
+        status: String,
+        /// Its log file.
+        log: String,
+        /// The end of the log.
+        tail: String,
+    },
+    /// The cluster did not become healthy in time.
+    #[error("the etcd cluster was not healthy within {timeout:?} (last: {last}); logs in {dir}")]
+    Unhealthy {
+        /// How long we waited.
+        timeout: Duration,
+        /// The last health answer or error.
+        last: String,
+        /// Where the logs are.
+        dir: String,
+    },
+    /// An HTTP request to etcd failed.
+    #[error("request to etcd at {url}: {source}")]
+    Http {
+        /// The URL.
+        url: String,
+        /// The error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// etcd answered with an error status or an unexpected body.
+    #[error("etcd at {url} answered {status}: {body}")]
+    Response {
+        /// The URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The body, or what was wrong with it.
+        body: String,
+    },
+    /// The workload was asked for something impossible.
+    #[error("invalid workload: {0}")]
+    InvalidWorkload(String),
+    /// A workload task panicked or was cancelled.
+    #[error("a workload client task failed: {0}")]
+    Task(String),
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> EtcdError {
+    let context = context.into();
+    move |source| EtcdError::Io { context, source }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Installation
+
+/// Finds the `etcd` server binary on `PATH`, or at `/usr/bin/etcd`.
+pub fn find_binary() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("etcd"));
+    on_path
+        .chain(std::iter::once(PathBuf::from("/usr/bin/etcd")))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Returns the `etcd` server binary, installing Debian's `etcd-server` package with apt-get when
+/// it is missing (which needs root). Blocking: from async code, call it in `spawn_blocking`.
+///
+/// Only Debian's package registry is used; nothing is downloaded from anywhere else.
+pub fn ensure_installed() -> Result<PathBuf, EtcdError> {
+    if let Some(path) = find_binary() {
+        return Ok(path);
+    }
+    if !is_root() {
+        return Err(EtcdError::NotInstalled(
+            "no `etcd` on PATH or at /usr/bin/etcd, and installing Debian's etcd-server \
+             needs root (run `apt-get install etcd-server` as root)"
+                .into(),
+        ));
+    }
+    if find_in_path("apt-get").is_none() {
+        return Err(EtcdError::NotInstalled(
+            "no `etcd` on PATH or at /usr/bin/etcd, and no apt-get to install etcd-server".into(),
+        ));
+    }
+    tracing::info!("etcd not found; installing Debian's etcd-server with apt-get");
+    apt_get(&["update", "-q"])?;
+    apt_get(&["install", "-y", "-q", "etcd-server"])?;
+    find_binary().ok_or_else(|| {
+        EtcdError::NotInstalled(
+            "apt-get installed etcd-server, but there is still no `etcd` binary".into(),
+        )
+    })
+}
+
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn apt_get(args: &[&str]) -> Result<(), EtcdError> {
+    let step = format!("apt-get {}", args.join(" "));
+    let out = std::process::Command::new("apt-get")
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(io_err(format!("running {step}")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    Err(EtcdError::Install {
+        step,
+        status: out.status.to_string(),
+        output: last_lines(&text, 15),
+    })
+}
+
+/// The version `etcd --version` reports, e.g. `3.4.23`.
+pub fn version(bin: &Path) -> Result<String, EtcdError> {
+    let out = std::process::Command::new(bin)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(io_err(format!("running {} --version", bin.display())))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_version(&text).ok_or_else(|| EtcdError::Unsupported {
+        path: bin.to_path_buf(),
+        reason: format!("cannot read a version from `etcd --version`: {text:?}"),
+    })
+}
+
+/// Reads `etcd Version: X.Y.Z` out of `etcd --version`'s output.
+fn parse_version(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("etcd Version:"))
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Whether the flags and the `/v3` gateway we use exist in this version (3.4 and later).
+fn version_supported(version: &str) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) >= (3, 4),
+        _ => false,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cluster
+
+/// One member's addresses and directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MemberSpec {
+    name: String,
+    client_port: u16,
+    peer_port: u16,
+    data_dir: PathBuf,
+}
+
+impl MemberSpec {
+    fn client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+}
+
+/// The command line of member `index` of `members` (etcd 3.4+ flags).
+fn member_args(members: &[MemberSpec], index: usize, cluster_token: &str) -> Vec<String> {
+    let me = &members[index];
+    let initial_cluster = members
+        .iter()
+        .map(|m| format!("{}={}", m.name, m.peer_url()))
+        .collect::<Vec<_>>()
+        .join(",");
+    vec![
+        "--name".into(),
+        me.name.clone(),
+        "--data-dir".into(),
+        me.data_dir.to_string_lossy().into_owned(),
+        "--listen-client-urls".into(),
+        me.client_url(),
+        "--advertise-client-urls".into(),
+        me.client_url(),
+        "--listen-peer-urls".into(),
+        me.peer_url(),
+        "--initial-advertise-peer-urls".into(),
+        me.peer_url(),
+        "--initial-cluster".into(),
+        initial_cluster,
+        "--initial-cluster-state".into(),
+        "new".into(),
+        "--initial-cluster-token".into(),
+        cluster_token.into(),
+        "--logger".into(),
+        "zap".into(),
+        "--log-outputs".into(),
+        "stderr".into(),
+    ]
+}
+
+/// Picks `n` distinct free loopback ports (all held open together while choosing).
+fn free_ports(n: usize) -> Result<Vec<u16>, EtcdError> {
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io_err("choosing free loopback ports"))?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<Result<_, _>>()
+        .map_err(io_err("choosing free loopback ports"))
+}
+
+struct Member {
+    spec: MemberSpec,
+    log: PathBuf,
+    child: Child,
+}
+
+/// Three etcd members running as child processes on loopback.
+pub struct EtcdCluster {
+    members: Vec<Member>,
+    dir: PathBuf,
+    version: String,
+}
+
+impl EtcdCluster {
+    /// Starts a new three-member cluster under `dir` with the `etcd` found by [`find_binary`]
+    /// (see [`ensure_installed`] to install it), and waits until every member is healthy.
+    pub async fn start(dir: &Path) -> Result<Self, EtcdError> {
+        let bin = find_binary().ok_or_else(|| {
+            EtcdError::NotInstalled("no `etcd` on PATH or at /usr/bin/etcd".into())
+        })?;
+        Self::start_with(&bin, dir).await
+    }
+
+    /// Like [`EtcdCluster::start`], with a given `etcd` binary.
+    ///
+    /// `dir` gets `etcd-N/` (data) and `etcd-N.log` (log) for N in 1..=3; an earlier cluster's
+    /// data there is removed first, since every start bootstraps a new cluster.
+    pub async fn start_with(bin: &Path, dir: &Path) -> Result<Self, EtcdError> {
+        let version = version(bin)?;
+        if !version_supported(&version) {
+            return Err(EtcdError::Unsupported {
+                path: bin.to_path_buf(),
+                reason: format!("version {version}; the baseline needs etcd 3.4 or later"),
+            });
+        }
+        std::fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        let ports = free_ports(6)?;
+        let specs: Vec<MemberSpec> = (0..3)
+            .map(|i| MemberSpec {
+                name: format!("etcd-{}", i + 1),
+                client_port: ports[2 * i],
+                peer_port: ports[2 * i + 1],
+                data_dir: dir.join(format!("etcd-{}", i + 1)),
+            })
+            .collect();
+        let token = format!("toystore-baseline-{:016x}", rand::random::<u64>());
+        let mut cluster = Self {
+            members: Vec::new(),
+            dir: dir.to_path_buf(),
+            version,
+        };
+        for (i, spec) in specs.iter().enumerate() {
+            if spec.data_dir.exists() {
+                std::fs::remove_dir_all(&spec.data_dir)
+                    .map_err(io_err(format!("removing {}", spec.data_dir.display())))?;
+            }
+            let log = dir.join(format!("{}.log", spec.name));
+            let log_file = std::fs::File::create(&log)
+                .map_err(io_err(format!("creating {}", log.display())))?;
+            let mut command = Command::new(bin);
+            command
+                .args(member_args(&specs, i, &token))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log_file)
+                .kill_on_drop(true);
+            // etcd reads ETCD_* variables as flags; keep the caller's environment out of it.
+            for (key, _) in std::env::vars_os() {
+                if key.to_string_lossy().starts_with("ETCD_") {
+                    command.env_remove(key);
+                }
+            }
+            let child = command.spawn().map_err(io_err(format!(
+                "starting {} {}",
+                bin.display(),
+                spec.name
+            )))?;
+            cluster.members.push(Member {
+                spec: spec.clone(),
+                log,
+                child,
+            });
+        }
+        // On error, dropping `cluster` kills the members.
+        cluster.wait_healthy(START_TIMEOUT).await?;
+        cluster.check_gateway().await?;
+        tracing::info!(endpoints = ?cluster.endpoints(), version = %cluster.version, "etcd cluster up");
+        Ok(cluster)
+    }
+
+    /// Polls `GET /health` on every member until all say healthy (which needs an elected
+    /// leader), failing early when a member exits.
+    async fn wait_healthy(&mut self, timeout: Duration) -> Result<(), EtcdError> {
+        let http = api::client::http_client(Duration::from_secs(2));
+        let start = Instant::now();
+        let mut last = String::from("no answer yet");
+        loop {
+            for m in &mut self.members {
+                if let Ok(Some(status)) = m.child.try_wait() {
+                    let text = std::fs::read_to_string(&m.log).unwrap_or_default();
+                    return Err(EtcdError::MemberExited {
+                        name: m.spec.name.clone(),
+                        status: status.to_string(),
+                        log: m.log.display().to_string(),
+                        tail: last_lines(&text, 20),
+                    });
+                }
+            }
+            let mut healthy = 0;
+            for m in &self.members {
+                let url = format!("{}/health", m.spec.client_url());
+                match health(&http, &url).await {
+                    Ok(true) => healthy += 1,
+                    Ok(false) => last = format!("{url}: not healthy"),
+                    Err(e) => last = format!("{url}: {e}"),
+                }
+            }
+            if healthy == self.members.len() {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                return Err(EtcdError::Unhealthy {
+                    timeout,
+                    last,
+                    dir: self.dir.display().to_string(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Makes sure the HTTP/JSON gateway answers under [`GATEWAY`].
+    async fn check_gateway(&self) -> Result<(), EtcdError> {
+        let http = api::client::http_client(REQUEST_TIMEOUT);
+        for endpoint in self.endpoints() {
+            get(&http, &endpoint, "toystore/baseline/probe").await?;
+        }
+        Ok(())
+    }
+
+    /// The members' client URLs, e.g. `http://127.0.0.1:40123`.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.spec.client_url()).collect()
+    }
+
+    /// The version of the etcd running, e.g. `3.4.23`.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The directory holding the members' data and logs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// SIGTERMs the members one at a time, waiting up to 10 s for each to exit before SIGKILLing
+    /// it. One at a time, because a leader that is stopping hands its leadership over first and
+    /// waits for a quorum that would be gone if every member stopped at once.
+    pub async fn stop(mut self) {
+        for mut m in std::mem::take(&mut self.members) {
+            if let Some(pid) = m.child.id() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+            }
+            match tokio::time::timeout(STOP_TIMEOUT, m.child.wait()).await {
+                Ok(_) => tracing::debug!(member = %m.spec.name, "stopped"),
+                Err(_) => {
+                    tracing::warn!(member = %m.spec.name, "did not stop in time; killing");
+                    let _ = m.child.kill().await;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for m in &mut self.members {
+            let _ = m.child.start_kill();
+        }
+    }
+}
+
+/// Asks one member's `/health`.
+async fn health(http: &reqwest::Client, url: &str) -> Result<bool, reqwest::Error> {
+    let body: serde_json::Value = http.get(url).send().await?.json().await?;
+    // etcd 3.4 answers {"health":"true"}; accept a JSON boolean as well.
+    Ok(
+        matches!(&body["health"], serde_json::Value::String(s) if s == "true")
+            || body["health"] == serde_json::Value::Bool(true),
+    )
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+/// POSTs a JSON body to `{endpoint}/v3/{path}` and returns the JSON answer.
+async fn call(
+    http: &reqwest::Client,
+    endpoint: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value, EtcdError> {
+    let url = format!("{endpoint}{GATEWAY}/{path}");
+    let http_err = |source| EtcdError::Http {
+        url: url.clone(),
+        source,
+    };
+    let resp = http.post(&url).json(body).send().await.map_err(http_err)?;
+    let status = resp.status();
+    let text = resp.text().await.map_err(http_err)?;
+    if !status.is_success() {
+        return Err(EtcdError::Response {
+            url,
+            status: status.as_u16(),
+            body: text,
+        });
+    }
+    serde_json::from_str(&text).map_err(|e| EtcdError::Response {
+        url,
+        status: status.as_u16(),
+        body: format!("not JSON ({e}): {text}"),
+    })
+}
+
+/// Writes `value` under `key` (`POST /v3/kv/put`).
+pub async fn put(
+    http: &reqwest::Client,
+    endpoint: &str,
+    key: &str,
+    value: &[u8],
+) -> Result<(), EtcdError> {
+    let body = serde_json::json!({
+        "key": base64_encode(key.as_bytes()),
+        "value": base64_encode(value),
+    });
+    call(http, endpoint, "kv/put", &body).await.map(|_| ())
+}
+
+/// Reads `key` (`POST /v3/kv/range`, linearizable): its value, or `None` when absent.
+pub async fn get(
+    http: &reqwest::Client,
+    endpoint: &str,
+    key: &str,
+) -> Result<Option<Vec<u8>>, EtcdError> {
+    let url = format!("{endpoint}{GATEWAY}/kv/range");
+    let body = serde_json::json!({ "key": base64_encode(key.as_bytes()) });
+    let answer = call(http, endpoint, "kv/range", &body).await?;
+    let Some(kv) = answer["kvs"].as_array().and_then(|kvs| kvs.first()) else {
+        return Ok(None);
+    };
+    // An empty value is left out of the JSON.
+    let value = kv["value"].as_str().unwrap_or("");
+    base64_decode(value)
+        .map(Some)
+        .ok_or_else(|| EtcdError::Response {
+            url,
+            status: 200,
+            body: format!("value is not base64: {value:?}"),
+        })
+}
+
+/// The key the workload's client `client` writes for its `n`th order.
+pub fn order_key(client: usize, n: u64) -> String {
+    format!("order/{client}/{n}")
+}
+
+/// The value written for that order: ~60 bytes of JSON resembling an order.
+pub fn order_value(client: usize, n: u64) -> String {
+    format!(r#"{{"order":"{client}-{n}","toy":"Lego","quantity":1,"price_cents":1999}}"#)
+}
+
+/// Runs the baseline workload: `clients` concurrent tasks, each doing sequential PUTs of
+/// order-like values ([`order_key`], [`order_value`]) for `duration`, client `i` talking to
+/// `endpoints[i % endpoints.len()]`. Latency covers each whole request (sent to answer read);
+/// throughput counts successful PUTs over the wall time until the last client finished.
+pub async fn put_workload(
+    endpoints: &[String],
+    clients: usize,
+    duration: Duration,
+) -> Result<WorkloadResult, EtcdError> {
+    if endpoints.is_empty() {
+        return Err(EtcdError::InvalidWorkload("no etcd endpoints".into()));
+    }
+    if clients == 0 {
+        return Err(EtcdError::InvalidWorkload("zero clients".into()));
+    }
+    let http = api::client::http_client(REQUEST_TIMEOUT);
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for client in 0..clients {
+        let http = http.clone();
+        let endpoint = endpoints[client % endpoints.len()].clone();
+        tasks.spawn(async move {
+            let mut samples = Vec::new();
+            let mut errors = 0u64;
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let (key, value) = (order_key(client, n), order_value(client, n));
+                n += 1;
+                let sent = Instant::now();
+                match put(&http, &endpoint, &key, value.as_bytes()).await {
+                    Ok(()) => samples.push(sent.elapsed()),
+                    Err(e) => {
+                        if errors == 0 {
+                            tracing::warn!(client, error = %e, "etcd put failed");
+                        }
+                        errors += 1;
+                        // Don't spin on a member that refuses connections.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+            (samples, errors)
+        });
+    }
+    let mut samples = Vec::new();
+    let mut errors = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (s, e) = joined.map_err(|e| EtcdError::Task(e.to_string()))?;
+        samples.extend(s);
+        errors += e;
+    }
+    Ok(WorkloadResult::new(
+        clients,
+        &samples,
+        errors,
+        start.elapsed(),
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Base64 (standard alphabet, padded), as etcd's gateway encodes bytes fields.
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard padded base64 of `bytes`.
+pub fn base64_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(BASE64[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Decodes standard padded base64; `None` if `text` is not that.
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    if !bytes.len().is_multiple_of(4) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    for (index, chunk) in bytes.chunks(4).enumerate() {
+        let last = index == bytes.len() / 4 - 1;
+        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return None;
+        }
+        let mut n = 0u32;
+        for &c in &chunk[..4 - pad] {
+            let v = BASE64.iter().position(|&a| a == c)? as u32;
+            n = (n << 6) | v;
+        }
+        n <<= 6 * pad as u32;
+        let decoded = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&decoded[..3 - pad]);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 4648, section 10.
+    const VECTORS: [(&str, &str); 7] = [
+        ("", ""),
+        ("f", "Zg=="),
+        ("fo", "Zm8="),
+        ("foo", "Zm9v"),
+        ("foob", "Zm9vYg=="),
+        ("fooba", "Zm9vYmE="),
+        ("foobar", "Zm9vYmFy"),
+    ];
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (plain, encoded) in VECTORS {
+            assert_eq!(base64_encode(plain.as_bytes()), encoded, "{plain:?}");
+            assert_eq!(
+                base64_decode(encoded).as_deref(),
+                Some(plain.as_bytes()),
+                "{encoded:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn base64_round_trips_all_bytes_and_rejects_garbage() {
+        let all: Vec<u8> = (0..=255).collect();
+        for len in 0..all.len() {
+            let encoded = base64_encode(&all[..len]);
+            assert_eq!(base64_decode(&encoded).as_deref(), Some(&all[..len]));
+        }
+        assert_eq!(base64_encode(&[0xfb, 0xff]), "+/8=");
+        for bad in ["Zm9", "Zm9v!A==", "Zg==Zm9v", "Z===", "Zm 9"] {
+            assert_eq!(base64_decode(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn three_members_command_lines() {
+        let specs: Vec<MemberSpec> = (1..=3u16)
+            .map(|i| MemberSpec {
+                name: format!("etcd-{i}"),
+                client_port: 20000 + i,
+                peer_port: 30000 + i,
+                data_dir: PathBuf::from(format!("/tmp/b/etcd-{i}")),
+            })
+            .collect();
+        let args = member_args(&specs, 1, "tok");
+        let flag = |name: &str| {
+            let at = args.iter().position(|a| a == name).expect(name);
+            args[at + 1].as_str()
+        };
+        assert_eq!(flag("--name"), "etcd-2");
+        assert_eq!(flag("--data-dir"), "/tmp/b/etcd-2");
+        assert_eq!(flag("--listen-client-urls"), "http://127.0.0.1:20002");
+        assert_eq!(flag("--advertise-client-urls"), "http://127.0.0.1:20002");
+        assert_eq!(flag("--listen-peer-urls"), "http://127.0.0.1:30002");
+        assert_eq!(
+            flag("--initial-advertise-peer-urls"),
+            "http://127.0.0.1:30002"
+        );
+        assert_eq!(
+            flag("--initial-cluster"),
+            "etcd-1=http://127.0.0.1:30001,etcd-2=http://127.0.0.1:30002,\
+             etcd-3=http://127.0.0.1:30003"
+        );
+        assert_eq!(flag("--initial-cluster-state"), "new");
+        assert_eq!(flag("--initial-cluster-token"), "tok");
+        // Every flag takes a value; nothing would turn fsync off.
+        assert!(args.len().is_multiple_of(2));
+        assert!(!args.iter().any(|a| a.contains("fsync")));
+        // Each member has its own addresses and directory.
+        let all: Vec<Vec<String>> = (0..3).map(|i| member_args(&specs, i, "tok")).collect();
+        assert_ne!(all[0], all[1]);
+        assert_ne!(all[1], all[2]);
+    }
+
+    #[test]
+    fn versions() {
+        let out = "etcd Version: 3.4.23\nGit SHA: Not provided\nGo Version: go1.19.8\n";
+        assert_eq!(parse_version(out).as_deref(), Some("3.4.23"));
+        assert_eq!(parse_version("something else"), None);
+        assert!(version_supported("3.4.23"));
+        assert!(version_supported("3.5.0"));
+        assert!(version_supported("4.0.0"));
+        assert!(!version_supported("3.3.25"));
+        assert!(!version_supported("garbage"));
+    }
+
+    #[test]
+    fn order_values_look_like_orders() {
+        assert_eq!(order_key(7, 42), "order/7/42");
+        let v = order_value(7, 42);
+        let json: serde_json::Value = serde_json::from_str(&v).unwrap();
+        assert_eq!(json["order"], "7-42");
+        assert!((50..=80).contains(&v.len()), "{} bytes: {v}", v.len());
+    }
+
+    #[tokio::test]
+    async fn workload_rejects_bad_arguments() {
+        let none = put_workload(&[], 1, Duration::from_millis(1)).await;
+        assert!(matches!(none, Err(EtcdError::InvalidWorkload(_))));
+        let zero = put_workload(&["http://127.0.0.1:1".into()], 0, Duration::ZERO).await;
+        assert!(matches!(zero, Err(EtcdError::InvalidWorkload(_))));
+    }
+}

@@ -1,0 +1,665 @@
+//! `toystore eval`: the evaluation DESIGN.md asks the project to be able to print, end to end.
+//!
+//! One command, on one machine, so the figures in the report are reproducible by anyone with the
+//! repository: it starts local stores ([`LocalStore`], as `toystore up` does), drives them with
+//! the load client ([`crate::load`]), kills the order leader under load, runs the same order
+//! workload against a three-member etcd cluster ([`crate::etcd`]) in the same run, and writes
+//! `report.md`, `results.json` and SVG plots. Every load run also verifies its orders, so the
+//! evaluation doubles as a correctness check under load and across a fail-over.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use api::client::{ReplicaClient, http_client};
+use api::raft::RaftRole;
+
+use crate::load::{self, LoadError, LoadOptions, LoadReport, Progress};
+use crate::local::{ClusterFile, LocalStore, ReplicaInfo, UpOptions};
+use crate::plot::{Chart, Marker, Series, stack};
+use crate::report::{
+    Baseline, EvalResults, Failover, Part, ScalingPoint, Setup, SweepPoint, TimelinePoint,
+    failover_figures, markdown,
+};
+use crate::stats::WorkloadResult;
+
+/// Default seconds of load per measured point: the whole evaluation then takes about three
+/// minutes on a two-core machine.
+pub const DEFAULT_SECONDS: f64 = 10.0;
+/// The values of p of the sweep.
+pub const SWEEP_P: [f64; 5] = [0.0, 0.2, 0.4, 0.6, 0.8];
+/// Clients of the sweep and of the fail-over run.
+pub const SWEEP_CLIENTS: usize = 5;
+/// Client counts of the order scaling runs and the etcd baseline.
+pub const SCALING_CLIENTS: [usize; 3] = [1, 8, 64];
+/// Catalog restock interval. The catalog restocks a sold-out toy to its default 100 units;
+/// checking every 50 ms keeps a toy sold out for 25 ms on average, so stock barely limits even
+/// the 64-client order run (a round that finds nothing sold out writes nothing).
+pub const RESTOCK_INTERVAL_SECS: f64 = 0.05;
+/// Frontend cache capacity when the cache is on.
+pub const CACHE_CAPACITY: usize = 1000;
+/// Order replicas.
+pub const REPLICAS: u64 = 3;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// Where the report, results and plots go (data under `DIR/data`).
+    pub out: PathBuf,
+    /// Seconds of load per measured point.
+    pub seconds: f64,
+    /// Directory of the `catalog`, `order-replica` and `frontend` binaries.
+    pub bin_dir: PathBuf,
+    /// Keep the stores' data directories afterwards (by default only their logs are kept).
+    pub keep_data: bool,
+}
+
+/// What can stop the evaluation.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The options make no sense.
+    #[error("invalid evaluation options: {0}")]
+    Options(String),
+    /// A file operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// A local store did not start.
+    #[error("starting the local store ({name}): {source:#}")]
+    Store {
+        /// Which store.
+        name: String,
+        /// Why.
+        source: anyhow::Error,
+    },
+    /// A load run failed (not a verification failure: those are in the results).
+    #[error("load run ({what}): {source}")]
+    Load {
+        /// Which run.
+        what: String,
+        /// Why.
+        source: LoadError,
+    },
+    /// Encoding the results failed.
+    #[error("encoding results: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// What the evaluation produced.
+#[derive(Debug, Clone)]
+pub struct EvalOutcome {
+    /// `DIR/report.md`.
+    pub report: PathBuf,
+    /// Everything measured.
+    pub results: EvalResults,
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> EvalError {
+    let what = what.into();
+    move |source| EvalError::Io { what, source }
+}
+
+/// Runs the whole evaluation. `say` gets one line per step; `progress` the load client's
+/// progress while a run is going on.
+pub async fn run(
+    opts: &EvalOptions,
+    say: &dyn Fn(&str),
+    progress: &dyn Fn(&Progress),
+) -> Result<EvalOutcome, EvalError> {
+    if !(opts.seconds.is_finite() && opts.seconds >= 0.5) {
+        return Err(EvalError::Options(format!(
+            "--seconds must be at least 0.5, got {}",
+            opts.seconds
+        )));
+    }
+    let started = Instant::now();
+    let data = opts.out.join("data");
+    if data.exists() {
+        std::fs::remove_dir_all(&data).map_err(io(format!("clearing {}", data.display())))?;
+    }
+    std::fs::create_dir_all(&data).map_err(io(format!("creating {}", data.display())))?;
+    let point = Duration::from_secs_f64(opts.seconds);
+    let ctx = Ctx {
+        opts,
+        say,
+        progress,
+        point,
+    };
+
+    // Store 1: cache on. The p sweep, the order scaling runs, then the fail-over (last: it kills
+    // a replica of this store).
+    let mut sweep = Vec::new();
+    let mut store = ctx.up("cache-on", CACHE_CAPACITY).await?;
+    let on = async {
+        sweep.extend(ctx.sweep(&store, true).await?);
+        let scaling = ctx.scaling(&store).await?;
+        let failover = ctx.failover(&store).await?;
+        Ok::<_, EvalError>((scaling, failover))
+    }
+    .await;
+    say("stopping the cache-on store");
+    store.stop().await;
+    let (scaling, failover) = on?;
+
+    // Store 2: cache off, the same sweep.
+    let mut store = ctx.up("cache-off", 0).await?;
+    let off = ctx.sweep(&store, false).await;
+    say("stopping the cache-off store");
+    store.stop().await;
+    sweep.extend(off?);
+
+    // The baseline, with no store running.
+    say("etcd baseline: starting a three-member etcd cluster");
+    let etcd = match etcd_baseline(&data.join("etcd"), &SCALING_CLIENTS, point).await {
+        Ok(b) => {
+            for r in &b.results {
+                say(&format!(
+                    "etcd {} clients: {:.0} puts/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+                    r.clients, r.throughput, r.latency.p50_ms, r.latency.p99_ms, r.errors
+                ));
+            }
+            Part::Measured(b)
+        }
+        Err(reason) => {
+            say(&format!("etcd baseline: skipped: {reason}"));
+            Part::Skipped(reason)
+        }
+    };
+
+    if !opts.keep_data {
+        remove_data_keep_logs(&data);
+    }
+    let results = EvalResults {
+        setup: setup(opts, &data),
+        sweep,
+        scaling,
+        failover,
+        etcd,
+        total_secs: started.elapsed().as_secs_f64(),
+    };
+    let report = write_outputs(&opts.out, &results)?;
+    Ok(EvalOutcome { report, results })
+}
+
+/// The etcd baseline: the one place that calls [`crate::etcd`]. Any failure (no etcd, cannot
+/// start it, a workload error) becomes the reason the report gives for skipping it.
+async fn etcd_baseline(
+    dir: &Path,
+    clients: &[usize],
+    duration: Duration,
+) -> Result<Baseline, String> {
+    use crate::etcd::{EtcdCluster, ensure_installed, put_workload};
+    let bin = tokio::task::spawn_blocking(ensure_installed)
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let cluster = EtcdCluster::start_with(&bin, dir)
+        .await
+        .map_err(|e| e.to_string())?;
+    let endpoints = cluster.endpoints();
+    let mut results = Vec::new();
+    let mut failure = None;
+    // A short warm-up, as for the store: connections, first elections of the cluster's leases.
+    let _ = put_workload(&endpoints, 4, Duration::from_secs(1)).await;
+    for &n in clients {
+        match put_workload(&endpoints, n, duration).await {
+            Ok(r) => results.push(r),
+            Err(e) => {
+                failure = Some(format!("{n} clients: {e}"));
+                break;
+            }
+        }
+    }
+    let version = cluster.version().to_string();
+    cluster.stop().await;
+    match failure {
+        Some(reason) => Err(reason),
+        None => Ok(Baseline { version, results }),
+    }
+}
+
+/// The shared parts of every step.
+struct Ctx<'a> {
+    opts: &'a EvalOptions,
+    say: &'a dyn Fn(&str),
+    progress: &'a dyn Fn(&Progress),
+    point: Duration,
+}
+
+impl Ctx<'_> {
+    async fn up(&self, name: &str, cache_capacity: usize) -> Result<LocalStore, EvalError> {
+        (self.say)(&format!(
+            "starting a local store ({name}): catalog, {REPLICAS} order replicas, frontend"
+        ));
+        let store = LocalStore::up(UpOptions {
+            data_dir: self.opts.out.join("data").join(name),
+            port: 0,
+            replicas: REPLICAS,
+            restock_interval_secs: RESTOCK_INTERVAL_SECS,
+            cache_capacity,
+            bin_dir: self.opts.bin_dir.clone(),
+        })
+        .await
+        .map_err(|source| EvalError::Store {
+            name: name.into(),
+            source,
+        })?;
+        // Warm-up: connections, the cache, the first Raft batches. Not recorded.
+        self.load(
+            "warm-up",
+            LoadOptions {
+                clients: SWEEP_CLIENTS,
+                duration: Some(Duration::from_secs(1)),
+                p: 0.5,
+                ..self.options(&store)
+            },
+        )
+        .await?;
+        Ok(store)
+    }
+
+    fn options(&self, store: &LocalStore) -> LoadOptions {
+        LoadOptions {
+            url: store.cluster().frontend.clone(),
+            clients: SWEEP_CLIENTS,
+            duration: Some(self.point),
+            iterations: None,
+            p: 0.5,
+            seed: None,
+            orders_only: false,
+        }
+    }
+
+    async fn load(&self, what: &str, opts: LoadOptions) -> Result<LoadReport, EvalError> {
+        let report = load::run(&opts, self.progress)
+            .await
+            .map_err(|source| EvalError::Load {
+                what: what.into(),
+                source,
+            })?;
+        let (q, o) = (&report.query, &report.order);
+        let mut line = format!("{what}: ");
+        if !opts.orders_only {
+            line.push_str(&format!(
+                "{:.0} queries/s (p50 {:.2} ms), ",
+                q.result.throughput,
+                q.latency().p50_ms
+            ));
+        }
+        line.push_str(&format!(
+            "{:.0} orders/s (p50 {:.2} ms, p99 {:.2} ms), {} out of stock, {} errors",
+            o.result.throughput,
+            o.latency().p50_ms,
+            o.latency().p99_ms,
+            o.rejected,
+            q.result.errors + o.result.errors + report.lookup.result.errors
+        ));
+        if !report.verification.passed() {
+            line.push_str(&format!("\n{}", report.verification.summary()));
+        }
+        (self.say)(&line);
+        Ok(report)
+    }
+
+    async fn sweep(&self, store: &LocalStore, cache: bool) -> Result<Vec<SweepPoint>, EvalError> {
+        let mut points = Vec::new();
+        for p in SWEEP_P {
+            let what = format!("cache {}, p = {p}", if cache { "on" } else { "off" });
+            let r = self
+                .load(
+                    &what,
+                    LoadOptions {
+                        p,
+                        ..self.options(store)
+                    },
+                )
+                .await?;
+            points.push(SweepPoint {
+                cache,
+                p,
+                query: r.query,
+                order: r.order,
+                verification: r.verification,
+            });
+        }
+        Ok(points)
+    }
+
+    async fn scaling(&self, store: &LocalStore) -> Result<Vec<ScalingPoint>, EvalError> {
+        let mut points = Vec::new();
+        for clients in SCALING_CLIENTS {
+            let r = self
+                .load(
+                    &format!("orders only, {clients} clients"),
+                    LoadOptions {
+                        clients,
+                        p: 1.0,
+                        orders_only: true,
+                        ..self.options(store)
+                    },
+                )
+                .await?;
+            points.push(ScalingPoint {
+                clients,
+                order: r.order,
+                verification: r.verification,
+            });
+        }
+        Ok(points)
+    }
+
+    async fn failover(&self, store: &LocalStore) -> Result<Part<Failover>, EvalError> {
+        let cluster = store.cluster().clone();
+        let leader = match find_leader(&cluster, None, Duration::from_secs(10)).await {
+            Ok((leader, _)) => leader,
+            Err(reason) => return Ok(Part::Skipped(reason)),
+        };
+        let Some(pid) = leader.pid else {
+            return Ok(Part::Skipped(format!(
+                "cluster.json has no pid for replica {}",
+                leader.id
+            )));
+        };
+        let kill_after = Duration::from_secs_f64((self.point.as_secs_f64() / 3.0).max(2.0));
+        let run_for = kill_after + self.point.max(Duration::from_secs(8));
+        (self.say)(&format!(
+            "fail-over: {SWEEP_CLIENTS} clients ordering for {:.1} s; SIGKILL of the leader \
+             (replica {}, pid {pid}) after {:.1} s",
+            run_for.as_secs_f64(),
+            leader.id,
+            kill_after.as_secs_f64()
+        ));
+        let opts = LoadOptions {
+            p: 1.0,
+            orders_only: true,
+            duration: Some(run_for),
+            ..self.options(store)
+        };
+        let killer = async {
+            tokio::time::sleep(kill_after).await;
+            let killed = Instant::now();
+            let status = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            (killed, status)
+        };
+        let (report, (killed, status)) = tokio::join!(self.load("fail-over", opts), killer);
+        let report = report?;
+        match status {
+            Ok(s) if s.success() => {}
+            Ok(s) => return Ok(Part::Skipped(format!("kill -KILL {pid} failed: {s}"))),
+            Err(e) => return Ok(Part::Skipped(format!("running kill: {e}"))),
+        }
+        let kill_at = killed.saturating_duration_since(report.started);
+        let (next_ack, gap, first_new, timeline) = failover_figures(&report.timeline, kill_at);
+        let after = find_leader(&cluster, Some(leader.id), Duration::from_secs(10))
+            .await
+            .ok();
+        let failover = Failover {
+            killed_replica: leader.id,
+            killed_pid: pid,
+            kill_at_secs: kill_at.as_secs_f64(),
+            run_secs: report.elapsed_secs,
+            time_to_next_ack_ms: next_ack,
+            ack_gap_ms: gap,
+            first_new_order_ack_ms: first_new,
+            order: report.order,
+            new_leader: after.as_ref().map(|(r, _)| r.id),
+            new_term: after.map(|(_, term)| term),
+            verification: report.verification,
+            timeline,
+        };
+        (self.say)(&format!(
+            "fail-over: next acknowledged order {} after the kill; gap {}; {} client-visible errors",
+            fmt_ms(failover.time_to_next_ack_ms),
+            fmt_ms(failover.ack_gap_ms),
+            failover.order.result.errors
+        ));
+        Ok(Part::Measured(failover))
+    }
+}
+
+fn fmt_ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".into(), |v| format!("{v:.0} ms"))
+}
+
+/// The replica that reports itself leader (skipping `except`) and its term, asked through each
+/// replica's `/raft/status` with the token named in `cluster.json`.
+async fn find_leader(
+    cluster: &ClusterFile,
+    except: Option<u64>,
+    timeout: Duration,
+) -> Result<(ReplicaInfo, u64), String> {
+    let token = std::fs::read_to_string(&cluster.token_file)
+        .map_err(|e| format!("reading {}: {e}", cluster.token_file.display()))?;
+    let http = http_client(Duration::from_secs(2));
+    let start = Instant::now();
+    let mut last = String::from("no replica answered");
+    loop {
+        for r in cluster.order.iter().filter(|r| Some(r.id) != except) {
+            let client = ReplicaClient::new(http.clone(), &r.url, Some(token.trim().to_string()));
+            match client.status().await {
+                Ok(s) if s.role == RaftRole::Leader => return Ok((r.clone(), s.term)),
+                Ok(s) => last = format!("replica {} is {:?}", r.id, s.role),
+                Err(e) => last = format!("replica {}: {e}", r.id),
+            }
+        }
+        if start.elapsed() > timeout {
+            return Err(format!("no order leader within {timeout:?} ({last})"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn setup(opts: &EvalOptions, data: &Path) -> Setup {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    Setup {
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cpu: cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, m)| m.trim().to_string()),
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .ok()
+            .map(|s| s.trim().to_string()),
+        replicas: REPLICAS,
+        seconds_per_point: opts.seconds,
+        sweep_clients: SWEEP_CLIENTS,
+        restock_interval_secs: RESTOCK_INTERVAL_SECS,
+        cache_capacity: CACHE_CAPACITY,
+        data_dir: data.display().to_string(),
+    }
+}
+
+/// Removes the stores' data (Raft logs, redb files) but keeps `*/logs/`, which is what one
+/// reads when a figure looks odd.
+fn remove_data_keep_logs(data: &Path) {
+    let Ok(stores) = std::fs::read_dir(data) else {
+        return;
+    };
+    for store in stores.flatten() {
+        let Ok(entries) = std::fs::read_dir(store.path()) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let keep = entry.file_name() == "logs"
+                || entry.file_name() == "cluster.json"
+                || path.extension().is_some_and(|e| e == "log");
+            if keep {
+                continue;
+            }
+            let _ = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+        }
+    }
+}
+
+/// Writes `report.md`, `results.json` and the plots; returns the report's path.
+pub fn write_outputs(out: &Path, results: &EvalResults) -> Result<PathBuf, EvalError> {
+    let write = |name: &str, text: String| {
+        let path = out.join(name);
+        std::fs::write(&path, text).map_err(io(format!("writing {}", path.display())))
+    };
+    write("results.json", serde_json::to_string_pretty(results)?)?;
+    write("latency_vs_p.svg", latency_vs_p_svg(results))?;
+    write("order_scaling.svg", scaling_svg(results))?;
+    if let Part::Measured(f) = &results.failover {
+        write("failover.svg", failover_svg(f))?;
+    }
+    write("report.md", markdown(results))?;
+    Ok(out.join("report.md"))
+}
+
+fn latency_vs_p_svg(r: &EvalResults) -> String {
+    let line = |cache: bool, pick: &dyn Fn(&SweepPoint) -> f64| -> Vec<(f64, f64)> {
+        r.sweep
+            .iter()
+            .filter(|s| s.cache == cache)
+            .map(|s| (s.p, pick(s)))
+            .collect()
+    };
+    let query = vec![
+        Series::new("p50, cache on", line(true, &|s| s.query.latency().p50_ms)),
+        Series::new("p50, cache off", line(false, &|s| s.query.latency().p50_ms)),
+        Series::new("p99, cache on", line(true, &|s| s.query.latency().p99_ms)),
+        Series::new("p99, cache off", line(false, &|s| s.query.latency().p99_ms)),
+    ];
+    // Orders at p = 0: there are none, so that point is left out.
+    let order_line = |cache: bool, pick: &dyn Fn(&SweepPoint) -> f64| -> Vec<(f64, f64)> {
+        r.sweep
+            .iter()
+            .filter(|s| s.cache == cache && s.order.result.ops > 0)
+            .map(|s| (s.p, pick(s)))
+            .collect()
+    };
+    let order = vec![
+        Series::new(
+            "p50, cache on",
+            order_line(true, &|s| s.order.latency().p50_ms),
+        ),
+        Series::new(
+            "p50, cache off",
+            order_line(false, &|s| s.order.latency().p50_ms),
+        ),
+        Series::new(
+            "p99, cache on",
+            order_line(true, &|s| s.order.latency().p99_ms),
+        ),
+        Series::new(
+            "p99, cache off",
+            order_line(false, &|s| s.order.latency().p99_ms),
+        ),
+    ];
+    let chart = |title, series| {
+        let mut c = Chart::new(
+            title,
+            "p (probability of ordering a toy in stock)",
+            "latency (ms)",
+            series,
+        );
+        c.dots = true;
+        c.render()
+    };
+    stack(&[
+        chart("Query latency (GET /products/{name}) against p", &query),
+        chart("Order latency (POST /orders) against p", &order),
+    ])
+}
+
+fn scaling_svg(r: &EvalResults) -> String {
+    // Clients on a log2 axis, labelled with the real counts.
+    let x = |clients: usize| (clients as f64).log2();
+    let ticks: Vec<(f64, String)> = SCALING_CLIENTS
+        .iter()
+        .map(|&c| (x(c), c.to_string()))
+        .collect();
+    let ours = |pick: &dyn Fn(&WorkloadResult) -> f64| -> Vec<(f64, f64)> {
+        r.scaling
+            .iter()
+            .map(|s| (x(s.clients), pick(&s.order.result)))
+            .collect()
+    };
+    let etcd = |pick: &dyn Fn(&WorkloadResult) -> f64| -> Option<Vec<(f64, f64)>> {
+        match &r.etcd {
+            Part::Measured(b) => Some(b.results.iter().map(|e| (x(e.clients), pick(e))).collect()),
+            Part::Skipped(_) => None,
+        }
+    };
+    let mut throughput = vec![Series::new("ToyStore orders/s", ours(&|w| w.throughput))];
+    let mut latency = vec![
+        Series::new("ToyStore p50", ours(&|w| w.latency.p50_ms)),
+        Series::new("ToyStore p99", ours(&|w| w.latency.p99_ms)),
+    ];
+    if let Some(points) = etcd(&|w| w.throughput) {
+        throughput.push(Series::new("etcd puts/s", points));
+    }
+    if let (Some(p50), Some(p99)) = (etcd(&|w| w.latency.p50_ms), etcd(&|w| w.latency.p99_ms)) {
+        latency.push(Series::new("etcd p50", p50));
+        latency.push(Series::new("etcd p99", p99));
+    }
+    let chart = |title, y, series| {
+        let mut c = Chart::new(title, "concurrent clients", y, series);
+        c.x_ticks = Some(ticks.clone());
+        c.dots = true;
+        c.render()
+    };
+    stack(&[
+        chart("Order throughput (orders only)", "per second", &throughput),
+        chart("Order latency (orders only)", "latency (ms)", &latency),
+    ])
+}
+
+fn failover_svg(f: &Failover) -> String {
+    // One point per 100 ms bucket in which orders were sent; where no order was sent (every
+    // client waiting on an answer) the line breaks rather than suggest latencies nobody saw.
+    let line = |pick: &dyn Fn(&TimelinePoint) -> f64| {
+        let mut points = Vec::new();
+        let mut last: Option<f64> = None;
+        for p in f.timeline.iter().filter(|p| p.acked > 0) {
+            if last.is_some_and(|t| p.t_secs - t > 0.15) {
+                points.push((p.t_secs, f64::NAN));
+            }
+            points.push((p.t_secs, pick(p)));
+            last = Some(p.t_secs);
+        }
+        points
+    };
+    let series = vec![
+        Series::new("slowest order sent in each 100 ms", line(&|p| p.max_ms)),
+        Series::new("median order sent in each 100 ms", line(&|p| p.p50_ms)),
+    ];
+    let marker = Marker {
+        x: 0.0,
+        label: format!("SIGKILL replica {}", f.killed_replica),
+    };
+    let mut latency = Chart::new(
+        "Order latency across a SIGKILL of the Raft leader",
+        "time the order was sent (s; 0 = SIGKILL of the leader)",
+        "latency (ms)",
+        &series,
+    );
+    latency.markers.push(marker.clone());
+    let acks = vec![Series::new(
+        "acknowledgements per 100 ms",
+        f.timeline
+            .iter()
+            .map(|p| (p.t_secs, p.completed as f64))
+            .collect(),
+    )];
+    let mut throughput = Chart::new(
+        "Acknowledged orders across the fail-over",
+        "time the acknowledgement arrived (s; 0 = SIGKILL of the leader)",
+        "orders per 100 ms",
+        &acks,
+    );
+    throughput.markers.push(marker);
+    stack(&[latency.render(), throughput.render()])
+}

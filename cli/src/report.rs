@@ -1,0 +1,648 @@
+//! The evaluation's results and the Markdown report made from them.
+//!
+//! Kept apart from the code that runs the evaluation ([`crate::eval`]) so that what the report
+//! says can be checked without starting a store: [`EvalResults`] is plain data (also written as
+//! `results.json`), and [`markdown`] and [`failover_figures`] are pure functions of it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::load::{KindReport, RequestKind, TimedSample, Verification};
+use crate::stats::WorkloadResult;
+
+/// A part of the evaluation that either ran or was skipped with a reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part<T> {
+    /// It ran; here is what it measured.
+    Measured(T),
+    /// It did not run, for this reason.
+    Skipped(String),
+}
+
+/// How and where the evaluation ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Setup {
+    /// Logical CPUs of the machine.
+    pub cores: usize,
+    /// CPU model, when known.
+    pub cpu: Option<String>,
+    /// Kernel release, when known.
+    pub kernel: Option<String>,
+    /// Order replicas.
+    pub replicas: u64,
+    /// Seconds of load per measured point.
+    pub seconds_per_point: f64,
+    /// Clients of the p sweep and the fail-over run.
+    pub sweep_clients: usize,
+    /// Catalog restock interval, seconds.
+    pub restock_interval_secs: f64,
+    /// Frontend cache capacity when the cache is on.
+    pub cache_capacity: usize,
+    /// Where the stores kept their data.
+    pub data_dir: String,
+}
+
+/// One point of the p sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepPoint {
+    /// Whether the frontend cache was on.
+    pub cache: bool,
+    /// Probability of ordering a toy in stock.
+    pub p: f64,
+    /// Queries.
+    pub query: KindReport,
+    /// Orders.
+    pub order: KindReport,
+    /// The read-back check of the run.
+    pub verification: Verification,
+}
+
+/// One point of the order scaling runs (orders only, no queries).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScalingPoint {
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Orders.
+    pub order: KindReport,
+    /// The read-back check of the run.
+    pub verification: Verification,
+}
+
+/// Orders around the kill, in one time bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TimelinePoint {
+    /// Start of the bucket, seconds relative to the kill (negative: before it), by send time.
+    pub t_secs: f64,
+    /// Acknowledged orders sent in the bucket.
+    pub acked: u64,
+    /// Failed orders sent in the bucket.
+    pub failed: u64,
+    /// Acknowledgements received in the bucket (whenever the order was sent).
+    pub completed: u64,
+    /// Median latency of the acknowledged ones, ms.
+    pub p50_ms: f64,
+    /// Largest latency of the acknowledged ones, ms.
+    pub max_ms: f64,
+}
+
+/// The fail-over run: SIGKILL of the order leader under load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failover {
+    /// The replica killed.
+    pub killed_replica: u64,
+    /// Its pid.
+    pub killed_pid: u32,
+    /// Seconds into the run the kill happened.
+    pub kill_at_secs: f64,
+    /// Length of the run, seconds.
+    pub run_secs: f64,
+    /// From the kill to the acknowledgement that ended the outage, ms (see
+    /// [`failover_figures`]).
+    pub time_to_next_ack_ms: Option<f64>,
+    /// The outage: the longest gap between acknowledgements around the kill, ms.
+    pub ack_gap_ms: Option<f64>,
+    /// From the kill to the first acknowledgement of an order sent after the kill, ms.
+    pub first_new_order_ack_ms: Option<f64>,
+    /// The orders of the run.
+    pub order: KindReport,
+    /// The leader afterwards, if one was found.
+    pub new_leader: Option<u64>,
+    /// Its term.
+    pub new_term: Option<u64>,
+    /// The read-back check of the run (after the fail-over).
+    pub verification: Verification,
+    /// Latency over time, 100 ms buckets by send time.
+    pub timeline: Vec<TimelinePoint>,
+}
+
+/// The etcd baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// etcd's version.
+    pub version: String,
+    /// One result per client count.
+    pub results: Vec<WorkloadResult>,
+}
+
+/// Everything the evaluation measured (`results.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalResults {
+    /// How it ran.
+    pub setup: Setup,
+    /// Query and order latency against p, cache on and off.
+    pub sweep: Vec<SweepPoint>,
+    /// Orders only at 1, 8, 64 clients.
+    pub scaling: Vec<ScalingPoint>,
+    /// SIGKILL of the leader.
+    pub failover: Part<Failover>,
+    /// The same order workload as plain etcd writes.
+    pub etcd: Part<Baseline>,
+    /// Wall-clock seconds of the whole evaluation.
+    pub total_secs: f64,
+}
+
+impl EvalResults {
+    /// Every read-back check of the evaluation.
+    pub fn verifications(&self) -> Vec<&Verification> {
+        let mut v: Vec<&Verification> = self.sweep.iter().map(|s| &s.verification).collect();
+        v.extend(self.scaling.iter().map(|s| &s.verification));
+        if let Part::Measured(f) = &self.failover {
+            v.push(&f.verification);
+        }
+        v
+    }
+
+    /// Acknowledged orders checked, and checks that failed.
+    pub fn verification_totals(&self) -> (u64, usize) {
+        let all = self.verifications();
+        (
+            all.iter().map(|v| v.checked).sum(),
+            all.iter().filter(|v| !v.passed()).count(),
+        )
+    }
+}
+
+/// How long after the kill [`failover_figures`] looks for the outage.
+pub const OUTAGE_WINDOW: Duration = Duration::from_secs(15);
+
+/// The fail-over figures from a run's request timeline and the moment of the kill (both
+/// relative to the start of the run).
+///
+/// Orders the old leader had finished before it died may still be acknowledged a moment after
+/// the kill, so "the next acknowledgement" is not the first one after the kill but the one that
+/// ends the outage: the longest gap between consecutive acknowledgements that ends within
+/// [`OUTAGE_WINDOW`] after the kill (the gap may start before the kill). Returns the time from
+/// the kill to the end of that gap, the gap's length, the time from the kill to the first
+/// acknowledgement of an order sent after the kill, and 100 ms buckets of order latency by send
+/// time.
+pub fn failover_figures(
+    timeline: &[TimedSample],
+    kill: Duration,
+) -> (Option<f64>, Option<f64>, Option<f64>, Vec<TimelinePoint>) {
+    let orders: Vec<&TimedSample> = timeline
+        .iter()
+        .filter(|s| s.kind == RequestKind::Order)
+        .collect();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mut acks: Vec<Duration> = orders
+        .iter()
+        .filter(|s| s.ok)
+        .map(|s| s.sent + s.latency)
+        .collect();
+    acks.sort();
+    let prev = acks.iter().rev().find(|&&t| t <= kill).copied();
+    let after: Vec<Duration> = acks
+        .iter()
+        .copied()
+        .filter(|&t| t > kill && t <= kill + OUTAGE_WINDOW)
+        .collect();
+    // Each acknowledgement after the kill with the one before it (or the kill, if none).
+    let outage = after
+        .iter()
+        .enumerate()
+        .map(|(i, &end)| {
+            let start = if i == 0 {
+                prev.unwrap_or(kill)
+            } else {
+                after[i - 1]
+            };
+            (end - start, end)
+        })
+        .max_by_key(|(gap, _)| *gap);
+    let next_ack = outage.map(|(_, end)| ms(end - kill));
+    let gap = outage.map(|(gap, _)| ms(gap));
+    let first_new = orders
+        .iter()
+        .filter(|s| s.ok && s.sent >= kill)
+        .map(|s| s.sent + s.latency)
+        .min()
+        .map(|t| ms(t - kill));
+
+    const BUCKET_NANOS: i128 = 100_000_000;
+    let bucket =
+        |t: Duration| (t.as_nanos() as i128 - kill.as_nanos() as i128).div_euclid(BUCKET_NANOS);
+    // Per bucket: latencies of acknowledged orders sent, failed orders sent, acknowledgements
+    // received.
+    let mut buckets: BTreeMap<i128, (Vec<f64>, u64, u64)> = BTreeMap::new();
+    for s in &orders {
+        let entry = buckets.entry(bucket(s.sent)).or_default();
+        if s.ok {
+            entry.0.push(ms(s.latency));
+        } else {
+            entry.1 += 1;
+        }
+        if s.ok {
+            buckets.entry(bucket(s.sent + s.latency)).or_default().2 += 1;
+        }
+    }
+    // Every bucket from the first to the last, so silences show as zero acknowledgements.
+    let first = buckets.keys().next().copied().unwrap_or(0);
+    let last = buckets.keys().next_back().copied().unwrap_or(-1);
+    let points = (first..=last)
+        .map(|b| {
+            let (mut lat, failed, completed) = buckets.remove(&b).unwrap_or_default();
+            lat.sort_by(f64::total_cmp);
+            TimelinePoint {
+                t_secs: (b * BUCKET_NANOS) as f64 / 1e9,
+                acked: lat.len() as u64,
+                failed,
+                completed,
+                p50_ms: if lat.is_empty() {
+                    0.0
+                } else {
+                    lat[(lat.len() - 1) / 2]
+                },
+                max_ms: lat.last().copied().unwrap_or(0.0),
+            }
+        })
+        .collect();
+    (next_ack, gap, first_new, points)
+}
+
+fn opt_ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".into(), |v| format!("{v:.0} ms"))
+}
+
+fn failures(k: &KindReport) -> String {
+    let list: Vec<String> = k
+        .errors_by_status
+        .iter()
+        .filter(|(status, _)| status.as_str() != "409")
+        .map(|(status, n)| format!("{n}× {status}"))
+        .collect();
+    if list.is_empty() {
+        "0".into()
+    } else {
+        list.join(", ")
+    }
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}", a / b)
+    } else {
+        "n/a".into()
+    }
+}
+
+/// The Markdown report.
+pub fn markdown(r: &EvalResults) -> String {
+    let s = &r.setup;
+    let mut out = String::from("# ToyStore evaluation\n\n");
+    let (checked, failed) = r.verification_totals();
+    let _ = writeln!(
+        out,
+        "Printed by `toystore eval` in {:.0} s.\n",
+        r.total_secs
+    );
+    out.push_str("## Setup\n\n");
+    let _ = writeln!(
+        out,
+        "- Machine: {} logical CPUs{}{}; every process on this one machine, over loopback.",
+        s.cores,
+        s.cpu.as_ref().map_or(String::new(), |c| format!(" ({c})")),
+        s.kernel
+            .as_ref()
+            .map_or(String::new(), |k| format!(", Linux {k}"))
+    );
+    let _ = writeln!(
+        out,
+        "- Store: local mode (`toystore up`): catalog, {} order replicas (Raft), one frontend. \
+         **fsync on**: every Raft log append is `fdatasync`ed before it is acknowledged, every \
+         state-machine apply and every catalog write is a durable redb transaction. \
+         Data under `{}`.",
+        s.replicas, s.data_dir
+    );
+    let _ = writeln!(
+        out,
+        "- Each point: {:.0} s of closed-loop load by `toystore load` sessions (each client one \
+         request at a time). Restock every {} s. Cache on = LRU of {} entries, off = capacity 0.",
+        s.seconds_per_point, s.restock_interval_secs, s.cache_capacity
+    );
+    let _ = writeln!(
+        out,
+        "- Correctness: after every run each acknowledged order was read back and compared: \
+         {checked} orders checked, {}.\n",
+        if failed == 0 {
+            "all matched".to_string()
+        } else {
+            format!("**{failed} runs FAILED verification** (see results.json)")
+        }
+    );
+
+    let _ = writeln!(
+        out,
+        "## Query and order latency against p ({} clients)\n",
+        s.sweep_clients
+    );
+    out.push_str(
+        "A session queries a random toy and, if it is in stock, orders one with probability p.\n\n\
+         | cache | p | queries/s | query p50 ms | query p99 ms | orders/s | order p50 ms | order p99 ms | out of stock | errors |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for pt in &r.sweep {
+        let (q, o) = (&pt.query.result, &pt.order.result);
+        // No orders (p = 0): no order latency to show.
+        let order_ms = |v: f64| {
+            if o.ops == 0 {
+                "–".to_string()
+            } else {
+                format!("{v:.2}")
+            }
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.0} | {} | {} | {} | {} |",
+            if pt.cache { "on" } else { "off" },
+            pt.p,
+            q.throughput,
+            q.latency.p50_ms,
+            q.latency.p99_ms,
+            o.throughput,
+            order_ms(o.latency.p50_ms),
+            order_ms(o.latency.p99_ms),
+            pt.order.rejected,
+            match (failures(&pt.query).as_str(), failures(&pt.order).as_str()) {
+                ("0", "0") => "0".to_string(),
+                (q, o) => format!("query: {q}; order: {o}"),
+            }
+        );
+    }
+    out.push_str("\n![query and order latency against p](latency_vs_p.svg)\n\n");
+
+    out.push_str("## Order throughput and latency (orders only)\n\n");
+    out.push_str(
+        "Each client orders one unit of a random toy, one order at a time, through the frontend. \
+         Every order is two Raft commits (Pending, Resolve) plus a durable stock take.\n\n\
+         | clients | orders | orders/s | p50 ms | p90 ms | p99 ms | max ms | out of stock | errors |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    for pt in &r.scaling {
+        let o = &pt.order.result;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            pt.clients,
+            o.ops,
+            o.throughput,
+            o.latency.p50_ms,
+            o.latency.p90_ms,
+            o.latency.p99_ms,
+            o.latency.max_ms,
+            pt.order.rejected,
+            failures(&pt.order)
+        );
+    }
+    out.push_str("\n![order scaling](order_scaling.svg)\n\n");
+
+    out.push_str("## Fail-over: SIGKILL of the order leader\n\n");
+    match &r.failover {
+        Part::Skipped(reason) => {
+            let _ = writeln!(out, "fail-over: skipped: {reason}\n");
+        }
+        Part::Measured(f) => {
+            let _ = writeln!(
+                out,
+                "{} clients ordering; the leader (replica {}, pid {}) was killed with SIGKILL \
+                 {:.1} s into a {:.1} s run.\n",
+                s.sweep_clients, f.killed_replica, f.killed_pid, f.kill_at_secs, f.run_secs
+            );
+            out.push_str("| figure | value |\n|---|---|\n");
+            let _ = writeln!(
+                out,
+                "| time from the kill to the next acknowledged order (end of the outage) | {} |",
+                opt_ms(f.time_to_next_ack_ms)
+            );
+            let _ = writeln!(
+                out,
+                "| outage: longest gap between acknowledged orders | {} |",
+                opt_ms(f.ack_gap_ms)
+            );
+            let _ = writeln!(
+                out,
+                "| kill to first acknowledgement of an order sent after it | {} |",
+                opt_ms(f.first_new_order_ack_ms)
+            );
+            let _ = writeln!(out, "| client-visible errors | {} |", failures(&f.order));
+            let _ = writeln!(
+                out,
+                "| orders acknowledged / slowest | {} / {:.0} ms |",
+                f.order.result.ops, f.order.result.latency.max_ms
+            );
+            let _ = writeln!(
+                out,
+                "| new leader | {} |",
+                match (f.new_leader, f.new_term) {
+                    (Some(id), Some(term)) => format!("replica {id} (term {term})"),
+                    (Some(id), None) => format!("replica {id}"),
+                    _ => "not found".into(),
+                }
+            );
+            let _ = writeln!(
+                out,
+                "| acknowledged orders read back after the fail-over | {} of {} match |",
+                f.verification.matched, f.verification.checked
+            );
+            out.push_str(
+                "\nAcknowledgements of orders the old leader had already finished can still \
+                 arrive just after the kill, so the outage is measured as the longest silence \
+                 between acknowledgements that ends after it. The frontend retries with the same \
+                 idempotency key across the election, so clients see the fail-over as slow \
+                 answers; errors count everything but out-of-stock (409) answers.\n",
+            );
+            out.push_str("\n![latency over the fail-over](failover.svg)\n\n");
+        }
+    }
+
+    out.push_str("## Baseline: the same order workload as etcd writes\n\n");
+    match &r.etcd {
+        Part::Skipped(reason) => {
+            let _ = writeln!(out, "etcd baseline: skipped: {reason}\n");
+        }
+        Part::Measured(b) => {
+            let _ = writeln!(
+                out,
+                "Three etcd {} members on this machine (fsync on, etcd's default), the same \
+                 closed-loop clients doing one PUT of an order-like value at a time over \
+                 HTTP/JSON. Ratio = ToyStore / etcd (throughput: above 1 is better for ToyStore; \
+                 latency: below 1 is better).\n",
+                b.version
+            );
+            out.push_str(
+                "| clients | etcd puts/s | etcd p50 ms | etcd p99 ms | ToyStore orders/s | throughput ratio | p50 ratio | p99 ratio |\n\
+                 |---|---|---|---|---|---|---|---|\n",
+            );
+            for e in &b.results {
+                let Some(t) = r.scaling.iter().find(|pt| pt.clients == e.clients) else {
+                    continue;
+                };
+                let t = &t.order.result;
+                let _ = writeln!(
+                    out,
+                    "| {} | {:.0} | {:.2} | {:.2} | {:.0} | {} | {} | {} |",
+                    e.clients,
+                    e.throughput,
+                    e.latency.p50_ms,
+                    e.latency.p99_ms,
+                    t.throughput,
+                    ratio(t.throughput, e.throughput),
+                    ratio(t.latency.p50_ms, e.latency.p50_ms),
+                    ratio(t.latency.p99_ms, e.latency.p99_ms)
+                );
+            }
+            out.push_str(
+                "\nAn etcd PUT is one Raft commit of a key; a ToyStore order is a frontend hop, \
+                 two Raft commits and a durable stock take at the catalog, so a ratio near 1/2 \
+                 means the same per-commit cost.\n\n",
+            );
+        }
+    }
+    out.push_str("Raw figures: [results.json](results.json).\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::LatencyStats;
+
+    fn kind(ops: u64, p50: f64) -> KindReport {
+        KindReport {
+            result: WorkloadResult {
+                clients: 5,
+                ops,
+                errors: 0,
+                seconds: 1.0,
+                throughput: ops as f64,
+                latency: LatencyStats {
+                    count: ops,
+                    p50_ms: p50,
+                    p99_ms: p50 * 2.0,
+                    ..Default::default()
+                },
+            },
+            ..Default::default()
+        }
+    }
+
+    fn results() -> EvalResults {
+        EvalResults {
+            setup: Setup {
+                cores: 2,
+                cpu: None,
+                kernel: None,
+                replicas: 3,
+                seconds_per_point: 8.0,
+                sweep_clients: 5,
+                restock_interval_secs: 0.2,
+                cache_capacity: 1000,
+                data_dir: "/tmp/x".into(),
+            },
+            sweep: vec![SweepPoint {
+                cache: true,
+                p: 0.2,
+                query: kind(1000, 0.5),
+                order: kind(100, 6.0),
+                verification: Verification {
+                    checked: 100,
+                    matched: 100,
+                    mismatches: vec![],
+                },
+            }],
+            scaling: vec![ScalingPoint {
+                clients: 8,
+                order: kind(2000, 4.0),
+                verification: Verification::default(),
+            }],
+            failover: Part::Skipped("no leader".into()),
+            etcd: Part::Skipped("etcd is not installed".into()),
+            total_secs: 100.0,
+        }
+    }
+
+    #[test]
+    fn report_has_the_tables_and_says_what_was_skipped() {
+        let md = markdown(&results());
+        assert!(
+            md.contains("| on | 0.2 | 1000 | 0.50 | 1.00 | 100 | 6.00 | 12.00 | 0 | 0 |"),
+            "{md}"
+        );
+        assert!(md.contains("| 8 | 2000 | 2000 |"), "{md}");
+        assert!(md.contains("etcd baseline: skipped: etcd is not installed"));
+        assert!(md.contains("fail-over: skipped: no leader"));
+        assert!(md.contains("100 orders checked, all matched"));
+        assert!(md.contains("fsync on"));
+    }
+
+    #[test]
+    fn report_prints_ratios_to_etcd() {
+        let mut r = results();
+        let mut etcd = kind(4000, 2.0).result;
+        etcd.clients = 8;
+        r.etcd = Part::Measured(Baseline {
+            version: "3.4.23".into(),
+            results: vec![etcd],
+        });
+        let md = markdown(&r);
+        assert!(
+            md.contains("| 8 | 4000 | 2.00 | 4.00 | 2000 | 0.50 | 2.00 | 2.00 |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn failover_figures_from_a_timeline() {
+        let ms = Duration::from_millis;
+        let order = |sent: u64, latency: u64, ok: bool| TimedSample {
+            sent: ms(sent),
+            latency: ms(latency),
+            kind: RequestKind::Order,
+            ok,
+        };
+        let timeline = vec![
+            order(900, 5, true),   // acked at 905
+            order(995, 6, true),   // finished by the old leader, acked at 1001, after the kill
+            order(990, 700, true), // in flight at the kill (1000), acked at 1690
+            order(1695, 5, true),  // sent after the kill, acked at 1700
+            order(1700, 3, false), // an error
+            TimedSample {
+                sent: ms(1000),
+                latency: ms(1),
+                kind: RequestKind::Query,
+                ok: true,
+            },
+        ];
+        let (next, gap, first_new, points) = failover_figures(&timeline, ms(1000));
+        let close = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-6;
+        assert!(close(next, 690.0), "{next:?}");
+        assert!(close(gap, 689.0), "{gap:?}");
+        assert!(close(first_new, 700.0), "{first_new:?}");
+        // Buckets -1 (sent 900..1000) through 7 (sent 1700..1800), silent ones included.
+        assert_eq!(points.len(), 9);
+        assert!((points[0].t_secs + 0.1).abs() < 1e-9);
+        assert_eq!((points[0].acked, points[0].completed), (3, 1));
+        assert_eq!(points[0].max_ms, 700.0);
+        assert_eq!(
+            (points[1].acked, points[1].completed),
+            (0, 1),
+            "the ack at 1001"
+        );
+        assert!(
+            points[2..7]
+                .iter()
+                .all(|p| p.acked + p.completed + p.failed == 0)
+        );
+        let figures = |p: &TimelinePoint| (p.acked, p.failed, p.completed);
+        assert_eq!(figures(&points[7]), (1, 0, 1), "sent 1695; the ack at 1690");
+        assert_eq!(
+            figures(&points[8]),
+            (0, 1, 1),
+            "the failure; the ack at 1700"
+        );
+        assert_eq!(failover_figures(&[], ms(1)).0, None);
+    }
+}

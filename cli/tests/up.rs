@@ -1,0 +1,151 @@
+//! `toystore up` as a user runs it: the real command, its children, SIGKILL of a replica,
+//! Ctrl-C (SIGTERM), and a restart on the same directory.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use api::ReplicaClient;
+use api::raft::RaftRole;
+use cli::local::ClusterFile;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use testkit::{binary, free_port, wait_for};
+
+/// Starts `toystore up` and waits until the storefront answers ready.
+async fn up(dir: &Path, port: u16) -> Child {
+    for service in ["catalog", "order-replica", "frontend"] {
+        binary(service); // built beside `toystore`, which starts them
+    }
+    let log = std::fs::File::create(dir.with_extension("log")).unwrap();
+    let child = Command::new(binary("toystore"))
+        .args(["up", "--port", &port.to_string(), "--restock-interval", "1"])
+        .arg("--data-dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("starting toystore up");
+    let http = reqwest::Client::new();
+    wait_for("the store to be ready", Duration::from_secs(60), || async {
+        let r = http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+    child
+}
+
+async fn buy(http: &reqwest::Client, port: u16, key: &str) -> u64 {
+    let resp = http
+        .post(format!("http://127.0.0.1:{port}/orders"))
+        .header("Idempotency-Key", key)
+        .json(&json!({"name": "Lego", "quantity": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "order {key}");
+    let body: Value = resp.json().await.unwrap();
+    body["data"]["order_number"].as_u64().unwrap()
+}
+
+async fn assert_orders(http: &reqwest::Client, port: u16, numbers: &[u64]) {
+    for n in numbers {
+        let resp = http
+            .get(format!("http://127.0.0.1:{port}/orders/{n}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "order {n} lost");
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn up_serves_survives_a_replica_sigkill_stops_cleanly_and_resumes_with_all_orders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let port = free_port();
+    let http = reqwest::Client::new();
+    let mut toystore = up(&dir, port).await;
+
+    let cluster = ClusterFile::read(&dir).expect("cluster.json written");
+    assert_eq!(cluster.frontend, format!("http://127.0.0.1:{port}"));
+    assert_eq!(cluster.order.len(), 3);
+    let mut pids: Vec<u32> = cluster.order.iter().filter_map(|r| r.pid).collect();
+    pids.extend(cluster.catalog.pid);
+    pids.extend(cluster.frontend_pid);
+    assert_eq!(pids.len(), 5, "every child's pid is recorded: {cluster:?}");
+
+    let mut numbers = Vec::new();
+    for i in 0..10 {
+        numbers.push(buy(&http, port, &format!("before-{i}")).await);
+    }
+
+    // SIGKILL the leader replica; the store keeps selling.
+    let token = std::fs::read_to_string(&cluster.token_file).unwrap();
+    let mut leader = None;
+    for r in &cluster.order {
+        let client = ReplicaClient::new(http.clone(), &r.url, Some(token.trim().to_string()));
+        if client
+            .status()
+            .await
+            .is_ok_and(|s| s.role == RaftRole::Leader)
+        {
+            leader = Some(r.pid.unwrap());
+        }
+    }
+    let leader = leader.expect("a leader among the replicas");
+    Command::new("kill")
+        .args(["-9", &leader.to_string()])
+        .status()
+        .unwrap();
+    for i in 0..10 {
+        numbers.push(buy(&http, port, &format!("after-kill-{i}")).await);
+    }
+    assert_orders(&http, port, &numbers).await;
+
+    // Ctrl-C: every child stops.
+    Command::new("kill")
+        .args(["-INT", &toystore.id().to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || toystore.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "toystore up exits 0 on Ctrl-C");
+    wait_for("all children to exit", Duration::from_secs(15), || async {
+        pids.iter().all(|p| !alive(*p)).then_some(())
+    })
+    .await;
+
+    // Again on the same directory: same addresses, all orders, and new orders continue.
+    let mut toystore = up(&dir, port).await;
+    let again = ClusterFile::read(&dir).unwrap();
+    assert_eq!(again.catalog.url, cluster.catalog.url);
+    assert_eq!(
+        again.order.iter().map(|r| &r.url).collect::<Vec<_>>(),
+        cluster.order.iter().map(|r| &r.url).collect::<Vec<_>>()
+    );
+    assert_orders(&http, port, &numbers).await;
+    let next = buy(&http, port, "after-restart").await;
+    assert!(!numbers.contains(&next));
+    Command::new("kill")
+        .args(["-TERM", &toystore.id().to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || toystore.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success());
+}
