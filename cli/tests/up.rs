@@ -14,12 +14,17 @@ use testkit::{binary, free_port, wait_for};
 
 /// Starts `toystore up` and waits until the storefront answers ready.
 async fn up(dir: &Path, port: u16) -> Child {
+    up_with(dir, port, &[]).await
+}
+
+async fn up_with(dir: &Path, port: u16, extra: &[&str]) -> Child {
     for service in ["catalog", "order-replica", "frontend"] {
         binary(service); // built beside `toystore`, which starts them
     }
     let log = std::fs::File::create(dir.with_extension("log")).unwrap();
     let child = Command::new(binary("toystore"))
         .args(["up", "--port", &port.to_string(), "--restock-interval", "1"])
+        .args(extra)
         .arg("--data-dir")
         .arg(dir)
         .stdout(Stdio::null())
@@ -140,6 +145,57 @@ async fn up_serves_survives_a_replica_sigkill_stops_cleanly_and_resumes_with_all
     assert_orders(&http, port, &numbers).await;
     let next = buy(&http, port, "after-restart").await;
     assert!(!numbers.contains(&next));
+    Command::new("kill")
+        .args(["-TERM", &toystore.id().to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || toystore.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn supervise_restarts_a_child_that_dies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let port = free_port();
+    let http = reqwest::Client::new();
+    let mut toystore = up_with(&dir, port, &["--supervise"]).await;
+    let before = ClusterFile::read(&dir).unwrap();
+    let victim = before.order[1].pid.unwrap();
+    Command::new("kill")
+        .args(["-9", &victim.to_string()])
+        .status()
+        .unwrap();
+
+    let restarted = wait_for(
+        "the replica to be restarted",
+        Duration::from_secs(20),
+        || async {
+            let now = ClusterFile::read(&dir).ok()?;
+            let pid = now.order[1].pid?;
+            (pid != victim && alive(pid)).then_some(pid)
+        },
+    )
+    .await;
+    // The restarted replica rejoins on its data and serves linearizable reads again.
+    let url = before.order[1].url.clone();
+    let number = buy(&http, port, "after-restart").await;
+    wait_for(
+        "the restarted replica to serve the order",
+        Duration::from_secs(20),
+        || async {
+            let r = http
+                .get(format!("{url}/orders/{number}"))
+                .send()
+                .await
+                .ok()?;
+            r.status().is_success().then_some(())
+        },
+    )
+    .await;
+    assert!(alive(restarted));
     Command::new("kill")
         .args(["-TERM", &toystore.id().to_string()])
         .status()
