@@ -75,8 +75,14 @@ pub async fn run(
     );
     let resolver = tokio::spawn(crate::purchase::resolve_pending_orders(replica.clone()));
     let app = crate::http::router(replica.clone());
+    // Hand leadership away while the server still answers Raft RPCs: the successor needs our
+    // vote, and clients then fail over within a heartbeat instead of an election timeout.
+    let stepping_down = replica.clone();
     let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            step_down(&stepping_down).await;
+        })
         .await;
     tracing::info!("shutting down raft");
     resolver.abort();
@@ -84,4 +90,35 @@ pub async fn run(
         tracing::warn!(error = %e, "raft shutdown");
     }
     served.map_err(ServeError::Serve)
+}
+
+/// If this replica leads, transfers leadership to the most caught-up other voter and waits
+/// (up to 3 s) for the hand-over. Best effort: a failure only means a normal election follows.
+async fn step_down(replica: &Replica) {
+    let status = replica.status();
+    if status.role != api::raft::RaftRole::Leader {
+        return;
+    }
+    let Some(to) = status
+        .members
+        .iter()
+        .filter(|m| m.voter && m.id != replica.id)
+        .max_by_key(|m| m.matched_index.unwrap_or(0))
+        .map(|m| m.id)
+    else {
+        return;
+    };
+    tracing::info!(to, "handing leadership away before shutting down");
+    if let Err(e) = replica.raft.trigger().transfer_leader(to).await {
+        tracing::warn!(error = %e, "leadership transfer failed");
+        return;
+    }
+    let moved = replica
+        .raft
+        .wait(Some(std::time::Duration::from_secs(3)))
+        .current_leader(to, "leadership hand-over at shutdown")
+        .await;
+    if moved.is_err() {
+        tracing::warn!(to, "leadership did not move within 3 s; stopping anyway");
+    }
 }
