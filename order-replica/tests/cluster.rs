@@ -260,17 +260,21 @@ async fn sigterm_of_the_leader_hands_leadership_over_before_exiting() {
     // that is already in place within 300 ms of the exit was handed over.
     let start = std::time::Instant::now();
     let others: Vec<u64> = [1, 2, 3].into_iter().filter(|id| *id != old).collect();
-    let new = wait_for("a handed-over leader", Duration::from_millis(300), || async {
-        for id in &others {
-            if let Ok(s) = cluster.status(*id).await
-                && s.role == RaftRole::Leader
-                && s.term > old_term
-            {
-                return Some(*id);
+    let new = wait_for(
+        "a handed-over leader",
+        Duration::from_millis(300),
+        || async {
+            for id in &others {
+                if let Ok(s) = cluster.status(*id).await
+                    && s.role == RaftRole::Leader
+                    && s.term > old_term
+                {
+                    return Some(*id);
+                }
             }
-        }
-        None
-    })
+            None
+        },
+    )
     .await;
     assert!(start.elapsed() < Duration::from_millis(400));
     assert!(others.contains(&new));

@@ -1,0 +1,5 @@
+//! `crdgen`: prints the ToyStore CustomResourceDefinition as YAML (`crds/toystore.yaml`).
+
+fn main() {
+    print!("{}", operator::crdgen::yaml());
+}

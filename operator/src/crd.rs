@@ -1,0 +1,292 @@
+//! The `ToyStore` custom resource: what users `kubectl apply`.
+//!
+//! The spec declares the store; the operator owns everything else. Validation lives in the
+//! schema so the API server refuses a bad spec with a clear message before the operator sees
+//! it: ranges and patterns from schemars, and CEL rules (`x-kubernetes-validations`) for what a
+//! schema alone cannot say (an odd replica count, an immutable storage class, timing relations).
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Desired state of a toy store.
+#[allow(clippy::duplicated_attributes)] // several printcolumn(...) attributes are intended
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "toystore.dev",
+    version = "v1alpha1",
+    kind = "ToyStore",
+    plural = "toystores",
+    shortname = "ts",
+    namespaced,
+    status = "ToyStoreStatus",
+    doc = "A ToyStore: catalog, Raft-replicated order service and frontend, run by the operator.",
+    validation = Rule::new("size(self.metadata.name) <= 40").message("a ToyStore name must be at most 40 characters (its StatefulSets and pods are named after it)"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Orders", type_ = "integer", json_path = ".spec.orders.replicas"),
+    printcolumn(name = "Leader", type_ = "string", json_path = ".status.leader"),
+    printcolumn(name = "Term", type_ = "integer", json_path = ".status.term"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ToyStoreSpec {
+    /// Container image holding every ToyStore binary, e.g. `ghcr.io/toystore/toystore:0.1.0`.
+    #[schemars(length(min = 1, max = 512))]
+    pub image: String,
+    /// Image pull policy (`Always`, `IfNotPresent`, `Never`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self in ['Always', 'IfNotPresent', 'Never']").message("imagePullPolicy must be Always, IfNotPresent or Never"))]
+    pub image_pull_policy: Option<String>,
+    /// Names of Secrets for pulling the image from a private registry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<String>,
+    /// The Raft-replicated order service.
+    #[serde(default)]
+    pub orders: OrdersSpec,
+    /// The catalog.
+    #[serde(default)]
+    pub catalog: CatalogSpec,
+    /// The public frontend.
+    #[serde(default)]
+    pub frontend: FrontendSpec,
+}
+
+/// The order group.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OrdersSpec {
+    /// Number of order replicas: odd, 1 to 9.
+    #[serde(default = "default_order_replicas")]
+    #[schemars(range(min = 1, max = 9))]
+    #[x_kube(validation = Rule::new("self % 2 == 1").message("orders.replicas must be odd (1, 3, 5, 7 or 9) so that a majority is always well defined"))]
+    pub replicas: i32,
+    /// Each replica's persistent volume.
+    #[serde(default)]
+    pub storage: StorageSpec,
+    /// CPU and memory of each replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Raft timing and log compaction.
+    #[serde(default)]
+    pub raft: RaftSpec,
+}
+
+/// A persistent volume request.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Volume size, e.g. `1Gi`. Immutable: StatefulSet volume claim templates cannot change.
+    #[serde(default = "default_storage_size")]
+    #[schemars(regex(pattern = r"^[1-9][0-9]*(Mi|Gi|Ti)$"), length(max = 16))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("storage.size is immutable: a StatefulSet cannot resize its volume claims"))]
+    pub size: String,
+    /// Storage class of the volume (cluster default when unset). Immutable: volumes cannot move.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("storageClassName is immutable: existing volumes cannot change class"))]
+    pub storage_class_name: Option<String>,
+}
+
+/// Raft settings of the order replicas.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.electionTimeoutMinMs < self.electionTimeoutMaxMs").message("raft.electionTimeoutMinMs must be below raft.electionTimeoutMaxMs"))]
+#[x_kube(validation = Rule::new("self.heartbeatMs * 3 <= self.electionTimeoutMinMs").message("raft.heartbeatMs must be at most a third of raft.electionTimeoutMinMs"))]
+pub struct RaftSpec {
+    /// Leader heartbeat interval, milliseconds.
+    #[serde(default = "default_heartbeat_ms")]
+    #[schemars(range(min = 10, max = 10000))]
+    pub heartbeat_ms: i64,
+    /// Minimum election timeout, milliseconds.
+    #[serde(default = "default_election_min_ms")]
+    #[schemars(range(min = 50, max = 60000))]
+    pub election_timeout_min_ms: i64,
+    /// Maximum election timeout, milliseconds.
+    #[serde(default = "default_election_max_ms")]
+    #[schemars(range(min = 100, max = 120000))]
+    pub election_timeout_max_ms: i64,
+    /// Entries between snapshots (log compaction).
+    #[serde(default = "default_snapshot_threshold")]
+    #[schemars(range(min = 100, max = 10000000))]
+    pub snapshot_threshold: i64,
+}
+
+/// The catalog.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogSpec {
+    /// The catalog's persistent volume.
+    #[serde(default)]
+    pub storage: StorageSpec,
+    /// Seconds between restocks of sold-out toys.
+    #[serde(default = "default_restock_interval")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub restock_interval_seconds: i64,
+    /// Units a sold-out toy is restocked to.
+    #[serde(default = "default_restock_quantity")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub restock_quantity: i64,
+    /// CPU and memory of the catalog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// The frontend.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FrontendSpec {
+    /// Number of frontend pods.
+    #[serde(default = "default_frontend_replicas")]
+    #[schemars(range(min = 1, max = 50))]
+    pub replicas: i32,
+    /// Product cache entries per frontend; 0 turns the cache off.
+    #[serde(default = "default_cache_capacity")]
+    #[schemars(range(min = 0, max = 1000000))]
+    pub cache_capacity: i64,
+    /// Type of the public Service: `ClusterIP`, `NodePort` or `LoadBalancer`.
+    #[serde(default = "default_service_type")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self in ['ClusterIP', 'NodePort', 'LoadBalancer']").message("frontend.serviceType must be ClusterIP, NodePort or LoadBalancer"))]
+    pub service_type: String,
+    /// CPU and memory of each frontend pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// Observed state, written by the operator.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ToyStoreStatus {
+    /// The spec generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `Progressing` and `Degraded`, with reasons.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// Pod name of the Raft leader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    /// Current Raft term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<i64>,
+    /// Set once the order group has been initialized; never initialized again after that.
+    #[serde(default)]
+    pub initialized: bool,
+    /// Members of the order group.
+    #[serde(default)]
+    pub members: Vec<MemberStatus>,
+    /// Order replicas that are members, voting and healthy.
+    #[serde(default)]
+    pub ready_order_replicas: i32,
+}
+
+/// One member of the order group as the status reports it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberStatus {
+    /// Raft node id.
+    pub id: i64,
+    /// Pod name.
+    pub pod: String,
+    /// `leader`, `follower`, `candidate`, `learner` or `unreachable`.
+    pub role: String,
+    /// Whether the replica answered and holds Raft state.
+    pub healthy: bool,
+    /// Highest log index known replicated to it (from the leader).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched_index: Option<i64>,
+}
+
+fn default_order_replicas() -> i32 {
+    3
+}
+fn default_storage_size() -> String {
+    "1Gi".into()
+}
+fn default_heartbeat_ms() -> i64 {
+    100
+}
+fn default_election_min_ms() -> i64 {
+    500
+}
+fn default_election_max_ms() -> i64 {
+    1000
+}
+fn default_snapshot_threshold() -> i64 {
+    5000
+}
+fn default_restock_interval() -> i64 {
+    10
+}
+fn default_restock_quantity() -> i64 {
+    100
+}
+fn default_frontend_replicas() -> i32 {
+    2
+}
+fn default_cache_capacity() -> i64 {
+    1000
+}
+fn default_service_type() -> String {
+    "ClusterIP".into()
+}
+
+impl Default for OrdersSpec {
+    fn default() -> Self {
+        Self {
+            replicas: default_order_replicas(),
+            storage: StorageSpec::default(),
+            resources: None,
+            raft: RaftSpec::default(),
+        }
+    }
+}
+
+impl Default for StorageSpec {
+    fn default() -> Self {
+        Self {
+            size: default_storage_size(),
+            storage_class_name: None,
+        }
+    }
+}
+
+impl Default for RaftSpec {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: default_heartbeat_ms(),
+            election_timeout_min_ms: default_election_min_ms(),
+            election_timeout_max_ms: default_election_max_ms(),
+            snapshot_threshold: default_snapshot_threshold(),
+        }
+    }
+}
+
+impl Default for CatalogSpec {
+    fn default() -> Self {
+        Self {
+            storage: StorageSpec::default(),
+            restock_interval_seconds: default_restock_interval(),
+            restock_quantity: default_restock_quantity(),
+            resources: None,
+        }
+    }
+}
+
+impl Default for FrontendSpec {
+    fn default() -> Self {
+        Self {
+            replicas: default_frontend_replicas(),
+            cache_capacity: default_cache_capacity(),
+            service_type: default_service_type(),
+            resources: None,
+        }
+    }
+}

@@ -1,0 +1,547 @@
+//! Reconcile as a pipeline: validate → build → apply → membership → status.
+//!
+//! - validate: [`crate::validate`]; an invalid spec becomes a `Degraded` condition and an event;
+//! - build: [`crate::objects::build`], pure, from the resource to the objects;
+//! - apply: server-side apply with one field manager; each object carries a hash of what was
+//!   applied, so an unchanged object is not written again and a steady store causes no writes;
+//! - membership: one step of the shared membership driver per round, then the rolling upgrade
+//!   and the clean-up of volumes of members that left;
+//! - status: [`crate::status`], written only when it changed.
+//!
+//! A finalizer guards deletion: owned objects go with the ToyStore (owner references), and the
+//! order and catalog volumes, found by label, are deleted with it.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use api::membership::{DEFAULT_CATCH_UP_LAG, Step, next_step};
+
+use crate::crd::ToyStore;
+use crate::membership::{
+    OrderGroup, OrderPod, RollStep, allowed, desired_members, next_roll_step,
+    order_statefulset_size,
+};
+use crate::metrics::Metrics;
+use crate::objects::{
+    self, BuildInputs, COMPONENT_CATALOG, COMPONENT_ORDERS, FIELD_MANAGER, TOKEN_KEY,
+};
+use crate::status::{StatusInput, build_status};
+use crate::validate::validate;
+
+/// Finalizer the operator puts on every ToyStore.
+pub const FINALIZER: &str = "toystore.dev/cleanup";
+/// Annotation holding the hash of what the operator last applied to an object.
+pub const APPLIED_HASH: &str = "toystore.dev/applied-hash";
+
+/// Errors of a reconcile round; the controller retries after [`error_policy`]'s delay.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The finalizer machinery failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// The ToyStore has no namespace (it is namespaced; this cannot happen via the API).
+    #[error("ToyStore has no namespace")]
+    NoNamespace,
+    /// The token Secret exists but holds no token.
+    #[error("secret {0} has no `token` key")]
+    BadSecret(String),
+    /// A membership step failed; it is retried next round.
+    #[error("membership step failed: {0}")]
+    Membership(String),
+}
+
+/// What every reconcile round shares.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Access to the order replicas' admin API.
+    pub group: Arc<dyn OrderGroup>,
+    /// Operator metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Reconciles one ToyStore.
+pub async fn reconcile(store: Arc<ToyStore>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let start = Instant::now();
+    let ns = store.namespace().ok_or(Error::NoNamespace)?;
+    let stores: Api<ToyStore> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&stores, FINALIZER, store, |event| async {
+        match event {
+            Finalizer::Apply(store) => apply(&store, &ctx).await,
+            Finalizer::Cleanup(store) => cleanup(&store, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics.reconciled(start.elapsed(), result.is_ok());
+    result
+}
+
+/// Retry delay after a failed round.
+pub fn error_policy(store: Arc<ToyStore>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(toystore = %store.name_any(), %error, "reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}
+
+async fn apply(store: &ToyStore, ctx: &Context) -> Result<Action, Error> {
+    let ns = store.namespace().ok_or(Error::NoNamespace)?;
+    let client = &ctx.client;
+    let initialized = store.status.as_ref().is_some_and(|s| s.initialized);
+
+    // validate
+    if let Err(problems) = validate(&store.spec) {
+        let message = problems.join("; ");
+        publish(
+            ctx,
+            store,
+            EventType::Warning,
+            "InvalidSpec",
+            "Validate",
+            &message,
+        )
+        .await;
+        let obs = Default::default();
+        let input = StatusInput {
+            obs: &obs,
+            step: &Step::Wait("invalid spec".into()),
+            rolling: false,
+            initialized,
+            problem: Some(("InvalidSpec", message)),
+        };
+        write_status(store, ctx, &input).await?;
+        return Ok(Action::requeue(Duration::from_secs(300)));
+    }
+
+    // observe
+    let token = ensure_token(store, client, &ns).await?;
+    let desired = desired_members(store.spec.orders.replicas, |i| {
+        objects::order_replica_url(store, i)
+    });
+    let obs = ctx.group.observe(&token, &desired).await;
+    let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    let orders_sts = sts_api.get_opt(&objects::orders_name(store)).await?;
+    let current = orders_sts.as_ref().and_then(|s| s.spec.as_ref()?.replicas);
+
+    // build and apply
+    let size = order_statefulset_size(store.spec.orders.replicas, current, &obs);
+    let built = objects::build(
+        store,
+        &BuildInputs {
+            order_replicas: size,
+        },
+    );
+    apply_all(client, &ns, &built.config_map).await?;
+    for sa in &built.service_accounts {
+        apply_all(client, &ns, sa).await?;
+    }
+    for svc in &built.services {
+        apply_all(client, &ns, svc).await?;
+    }
+    for sts in &built.stateful_sets {
+        apply_all(client, &ns, sts).await?;
+    }
+    apply_all(client, &ns, &built.deployment).await?;
+    apply_all(client, &ns, &built.pod_disruption_budget).await?;
+    for np in &built.network_policies {
+        apply_all(client, &ns, np).await?;
+    }
+
+    // membership
+    let mut step = next_step(&obs, &desired, DEFAULT_CATCH_UP_LAG);
+    let mut initialized = initialized;
+    let mut problem = None;
+    if let Err(refusal) = allowed(&step, initialized) {
+        publish(
+            ctx,
+            store,
+            EventType::Warning,
+            "GroupLostState",
+            "Membership",
+            &refusal,
+        )
+        .await;
+        problem = Some(("GroupLostState", refusal));
+        step = Step::Wait("refused to re-initialize".into());
+    }
+    if !matches!(step, Step::Done | Step::Wait(_)) {
+        ctx.group
+            .execute(&token, &step)
+            .await
+            .map_err(Error::Membership)?;
+        let (reason, note) = describe(&step);
+        publish(ctx, store, EventType::Normal, reason, "Membership", &note).await;
+        if matches!(step, Step::Initialize { .. }) {
+            initialized = true;
+        }
+    }
+    if matches!(step, Step::Done) {
+        initialized = true;
+    }
+
+    // rolling upgrade and volume clean-up, only with the membership settled
+    let mut rolling = false;
+    if matches!(step, Step::Done)
+        && let Some(sts) = &orders_sts
+    {
+        rolling = roll(store, ctx, &ns, sts, &token, &obs).await?;
+        if size == store.spec.orders.replicas {
+            delete_departed_volumes(store, ctx, &ns).await?;
+        }
+    }
+
+    // status
+    let previous_leader = store.status.as_ref().and_then(|s| s.leader.clone());
+    let input = StatusInput {
+        obs: &obs,
+        step: &step,
+        rolling,
+        initialized,
+        problem,
+    };
+    let status = write_status(store, ctx, &input).await?;
+    if status.leader.is_some() && status.leader != previous_leader {
+        let note = format!(
+            "leader is {} (term {})",
+            status.leader.clone().unwrap_or_default(),
+            status.term.unwrap_or(0)
+        );
+        publish(
+            ctx,
+            store,
+            EventType::Normal,
+            "LeaderChanged",
+            "Observe",
+            &note,
+        )
+        .await;
+    }
+    let ready = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    // Often enough that `kubectl get toystores` shows a new leader within seconds.
+    Ok(Action::requeue(Duration::from_secs(if ready {
+        5
+    } else {
+        2
+    })))
+}
+
+fn describe(step: &Step) -> (&'static str, String) {
+    match step {
+        Step::Initialize { members, .. } => (
+            "Initialized",
+            format!("order group initialized with {} members", members.len()),
+        ),
+        Step::AddLearner { member, .. } => (
+            "MemberAdded",
+            format!("replica {} added as a learner", member.id),
+        ),
+        Step::ChangeVoters { voters, .. } => {
+            ("MembershipChanged", format!("voters are now {voters:?}"))
+        }
+        Step::RemoveNodes { ids, .. } => {
+            ("MemberRemoved", format!("replicas {ids:?} left the group"))
+        }
+        Step::TransferLeader { to, .. } => (
+            "LeaderTransferred",
+            format!("leadership handed to replica {to}"),
+        ),
+        Step::Done | Step::Wait(_) => ("Observed", String::new()),
+    }
+}
+
+/// Reads the Raft token, creating its Secret on first use. Created, never applied, so a token
+/// is generated exactly once and never rotated by accident.
+async fn ensure_token(store: &ToyStore, client: &Client, ns: &str) -> Result<String, Error> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let name = objects::token_secret_name(store);
+    let secret = match secrets.get_opt(&name).await? {
+        Some(s) => s,
+        None => {
+            let token = format!(
+                "{:032x}{:032x}",
+                rand::random::<u128>(),
+                rand::random::<u128>()
+            );
+            match secrets
+                .create(
+                    &PostParams::default(),
+                    &objects::token_secret(store, &token),
+                )
+                .await
+            {
+                Ok(s) => s,
+                // Someone (an earlier operator instance) created it meanwhile: use theirs.
+                Err(kube::Error::Api(e)) if e.code == 409 => secrets.get(&name).await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(TOKEN_KEY))
+        .map(|b| b.0.clone())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(TOKEN_KEY))
+                .map(|s| s.as_bytes().to_vec())
+        })
+        .ok_or_else(|| Error::BadSecret(name.clone()))?;
+    Ok(String::from_utf8_lossy(&bytes).trim().to_string())
+}
+
+/// Server-side applies `obj` unless the object already carries the hash of exactly this
+/// desired state.
+async fn apply_all<K>(client: &Client, ns: &str, obj: &K) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    let name = obj.name_any();
+    let hash = fnv1a(&serde_json::to_vec(obj).expect("objects serialize"));
+    if let Some(existing) = api.get_opt(&name).await?
+        && existing.annotations().get(APPLIED_HASH) == Some(&hash)
+    {
+        return Ok(());
+    }
+    let mut desired = obj.clone();
+    desired
+        .annotations_mut()
+        .insert(APPLIED_HASH.to_string(), hash);
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&desired),
+    )
+    .await?;
+    Ok(())
+}
+
+/// One step of the rolling upgrade; returns whether an upgrade is under way.
+async fn roll(
+    store: &ToyStore,
+    ctx: &Context,
+    ns: &str,
+    sts: &StatefulSet,
+    token: &str,
+    obs: &api::membership::Observation,
+) -> Result<bool, Error> {
+    let Some(update_revision) = sts.status.as_ref().and_then(|s| s.update_revision.clone()) else {
+        return Ok(false);
+    };
+    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let selector = label_selector(&objects::selector_labels(store, COMPONENT_ORDERS));
+    let pods = pods_api
+        .list(&ListParams::default().labels(&selector))
+        .await?;
+    let order_pods: Vec<OrderPod> = pods
+        .items
+        .iter()
+        .filter_map(|p| {
+            let ordinal = ordinal_of(&p.name_any())?;
+            let revision = p.labels().get("controller-revision-hash");
+            let ready = p
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            Some(OrderPod {
+                ordinal,
+                updated: revision == Some(&update_revision),
+                ready,
+            })
+        })
+        .collect();
+    match next_roll_step(&order_pods, obs) {
+        RollStep::Done => Ok(false),
+        RollStep::Wait(why) => {
+            tracing::info!(toystore = %store.name_any(), why, "rolling upgrade waiting");
+            Ok(true)
+        }
+        RollStep::DeletePod(ordinal) => {
+            let name = objects::order_pod_name(store, ordinal);
+            pods_api.delete(&name, &DeleteParams::default()).await?;
+            let note = format!("replaced {name} with the new revision");
+            publish(
+                ctx,
+                store,
+                EventType::Normal,
+                "PodUpgraded",
+                "RollingUpgrade",
+                &note,
+            )
+            .await;
+            Ok(true)
+        }
+        RollStep::TransferLeader { leader, to } => {
+            let step = Step::TransferLeader { leader, to };
+            ctx.group
+                .execute(token, &step)
+                .await
+                .map_err(Error::Membership)?;
+            let note = format!("leadership handed to replica {to} before upgrading the leader");
+            publish(
+                ctx,
+                store,
+                EventType::Normal,
+                "LeaderTransferred",
+                "RollingUpgrade",
+                &note,
+            )
+            .await;
+            Ok(true)
+        }
+    }
+}
+
+/// Deletes the volumes of order replicas beyond the spec's count: they have left the group and
+/// their pods are gone (the StatefulSet is already at the spec's size).
+async fn delete_departed_volumes(store: &ToyStore, ctx: &Context, ns: &str) -> Result<(), Error> {
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+    let selector = label_selector(&objects::selector_labels(store, COMPONENT_ORDERS));
+    for pvc in pvcs
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items
+    {
+        let name = pvc.name_any();
+        if ordinal_of(&name).is_some_and(|o| o >= store.spec.orders.replicas) {
+            pvcs.delete(&name, &DeleteParams::default()).await?;
+            let note = format!("deleted volume {name} of a replica that left the group");
+            publish(
+                ctx,
+                store,
+                EventType::Normal,
+                "VolumeDeleted",
+                "ScaleDown",
+                &note,
+            )
+            .await;
+        }
+    }
+    Ok(())
+}
+
+/// Deletion: owned objects go by owner reference; the volumes are found by label and deleted.
+async fn cleanup(store: &ToyStore, ctx: &Context) -> Result<Action, Error> {
+    let ns = store.namespace().ok_or(Error::NoNamespace)?;
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+    for component in [COMPONENT_ORDERS, COMPONENT_CATALOG] {
+        let selector = label_selector(&objects::selector_labels(store, component));
+        for pvc in pvcs
+            .list(&ListParams::default().labels(&selector))
+            .await?
+            .items
+        {
+            pvcs.delete(&pvc.name_any(), &DeleteParams::default())
+                .await?;
+        }
+    }
+    publish(
+        ctx,
+        store,
+        EventType::Normal,
+        "Deleted",
+        "Cleanup",
+        "volumes deleted",
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+/// Writes the status if it changed; returns it.
+async fn write_status(
+    store: &ToyStore,
+    ctx: &Context,
+    input: &StatusInput<'_>,
+) -> Result<crate::crd::ToyStoreStatus, Error> {
+    let status = build_status(store, input, Timestamp::now());
+    if store.status.as_ref() != Some(&status) {
+        let ns = store.namespace().ok_or(Error::NoNamespace)?;
+        let api: Api<ToyStore> = Api::namespaced(ctx.client.clone(), &ns);
+        let patch = serde_json::json!({
+            "apiVersion": "toystore.dev/v1alpha1",
+            "kind": "ToyStore",
+            "status": status,
+        });
+        api.patch_status(
+            &store.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    }
+    Ok(status)
+}
+
+/// Publishes an event about `store`; failures are logged, never fatal.
+async fn publish(
+    ctx: &Context,
+    store: &ToyStore,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: &str,
+) {
+    let reference: ObjectReference = store.object_ref(&());
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note.into()),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+        tracing::warn!(error = %e, reason, "could not publish event");
+    }
+}
+
+fn label_selector(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The ordinal at the end of a StatefulSet pod or claim name (`...-orders-3` → 3).
+fn ordinal_of(name: &str) -> Option<i32> {
+    name.rsplit('-').next()?.parse().ok()
+}
+
+/// FNV-1a, 64 bit, as 16 hex digits: a stable content hash without a dependency.
+pub fn fnv1a(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
