@@ -123,6 +123,22 @@ pub async fn reject_oversized(
     }
 }
 
+/// The request's `Idempotency-Key` (validated), or a fresh key when it brought none;
+/// a malformed key is a 400.
+pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<String, HttpError> {
+    let bad = |m: String| HttpError::new(StatusCode::BAD_REQUEST, m);
+    match headers.get(crate::IDEMPOTENCY_KEY_HEADER) {
+        Some(v) => {
+            let key = v
+                .to_str()
+                .map_err(|_| bad("Idempotency-Key is not ASCII".into()))?;
+            crate::orders::validate_idempotency_key(key).map_err(bad)?;
+            Ok(key.to_string())
+        }
+        None => Ok(crate::orders::new_idempotency_key()),
+    }
+}
+
 /// 404 JSON answer for unknown routes (`Router::fallback`).
 pub async fn not_found() -> HttpError {
     HttpError::new(StatusCode::NOT_FOUND, "no such endpoint")

@@ -12,13 +12,11 @@ use axum::{Json, Router};
 use serde_json::json;
 use utoipa::OpenApi;
 
+use api::ErrorBody;
 use api::catalog::ProductView;
 use api::client::ClientError;
-use api::orders::{
-    Data, Order, PlaceOrder, PlaceOrderResponse, new_idempotency_key, validate_idempotency_key,
-};
+use api::orders::{Data, Order, PlaceOrder, PlaceOrderResponse};
 use api::server::{ApiJson, HttpError};
-use api::{ErrorBody, IDEMPOTENCY_KEY_HEADER};
 
 use crate::Frontend;
 use crate::cache::Lookup;
@@ -169,16 +167,7 @@ async fn place_order(
 ) -> Result<Json<Data<PlaceOrderResponse>>, HttpError> {
     let bad = |m: String| HttpError::new(StatusCode::BAD_REQUEST, m);
     order.validate().map_err(bad)?;
-    let key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
-        Some(v) => {
-            let key = v
-                .to_str()
-                .map_err(|_| bad("Idempotency-Key is not ASCII".into()))?;
-            validate_idempotency_key(key).map_err(bad)?;
-            key.to_string()
-        }
-        None => new_idempotency_key(),
-    };
+    let key = api::server::idempotency_key(&headers)?;
     let start = Instant::now();
     let result = frontend.orders.place_order(&key, &order).await;
     frontend

@@ -10,10 +10,8 @@ use axum::{Json, Router};
 use openraft::ReadPolicy;
 use openraft::error::{LinearizableReadError, RaftError};
 
-use api::orders::{
-    Data, Order, PlaceOrder, PlaceOrderResponse, new_idempotency_key, validate_idempotency_key,
-};
-use api::{IDEMPOTENCY_KEY_HEADER, ReplicaClient};
+use api::ReplicaClient;
+use api::orders::{Data, Order, PlaceOrder, PlaceOrderResponse, validate_idempotency_key};
 
 use super::{ApiJson, HttpError};
 use crate::purchase::{self, PurchaseError, leader_hint};
@@ -37,16 +35,9 @@ async fn place_order(
         HttpError::new(StatusCode::BAD_REQUEST, msg)
     };
     let quantity = order.validate().map_err(bad)?;
-    let key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
-        Some(v) => {
-            let key = v
-                .to_str()
-                .map_err(|_| bad("Idempotency-Key is not ASCII".into()))?;
-            validate_idempotency_key(key).map_err(bad)?;
-            key.to_string()
-        }
-        None => new_idempotency_key(),
-    };
+    let key = api::server::idempotency_key(&headers).inspect_err(|_| {
+        replica.metrics.order_outcome("bad_request");
+    })?;
     let start = Instant::now();
     let result = purchase::place(&replica, key, order.name, quantity).await;
     replica
