@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::client::ClientError;
-use crate::error::{ApiError, ErrorBody};
-use crate::orders::Data;
+use crate::client::{ClientError, decode_data};
 
 /// A toy as the catalog knows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -176,7 +174,7 @@ impl CatalogClient {
     pub async fn take(&self, req: &TakeRequest) -> Result<TakeResponse, ClientError> {
         let url = format!("{}/take", self.base);
         let resp = self.http.post(&url).json(req).send().await;
-        decode(&url, resp).await
+        decode_data(&url, resp).await
     }
 
     /// `GET /changes?after=V&wait_ms=W`: waits up to `wait` for events after `after`.
@@ -200,7 +198,7 @@ impl CatalogClient {
         if let Some(t) = timeout {
             req = req.timeout(t);
         }
-        decode(&url, req.send().await).await
+        decode_data(&url, req.send().await).await
     }
 }
 
@@ -215,32 +213,4 @@ pub fn encode_path_segment(s: &str) -> String {
         }
     }
     out
-}
-
-async fn decode<T: serde::de::DeserializeOwned>(
-    url: &str,
-    resp: Result<reqwest::Response, reqwest::Error>,
-) -> Result<T, ClientError> {
-    let transport = |source| ClientError::Transport {
-        url: url.to_string(),
-        source,
-    };
-    let resp = resp.map_err(transport)?;
-    let status = resp.status();
-    let bytes = resp.bytes().await.map_err(transport)?;
-    if status.is_success() {
-        let data: Data<T> = serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
-            url: url.to_string(),
-            message: e.to_string(),
-        })?;
-        return Ok(data.data);
-    }
-    let error = serde_json::from_slice::<ErrorBody>(&bytes)
-        .map(|b| b.error)
-        .unwrap_or_else(|_| ApiError {
-            code: status.as_u16(),
-            message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
-            leader: None,
-        });
-    Err(ClientError::Api { status, error })
 }

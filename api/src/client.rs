@@ -90,6 +90,43 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
         .expect("building an HTTP client without TLS cannot fail")
 }
 
+/// Decodes a `{"data": ...}` success answer or a JSON error body into a typed result.
+/// Shared by every client of a ToyStore service that wraps its answers in `data`.
+pub async fn decode_data<T: DeserializeOwned>(
+    url: &str,
+    resp: Result<reqwest::Response, reqwest::Error>,
+) -> Result<T, ClientError> {
+    let transport = |source| ClientError::Transport {
+        url: url.to_string(),
+        source,
+    };
+    let resp = resp.map_err(transport)?;
+    let status = resp.status();
+    let bytes = resp.bytes().await.map_err(transport)?;
+    if status.is_success() {
+        let data: Data<T> = serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            url: url.to_string(),
+            message: e.to_string(),
+        })?;
+        return Ok(data.data);
+    }
+    Err(ClientError::Api {
+        status,
+        error: error_body(status, &bytes),
+    })
+}
+
+/// The error in a non-success answer: its JSON body, or the start of the raw text.
+fn error_body(status: StatusCode, bytes: &[u8]) -> ApiError {
+    serde_json::from_slice::<ErrorBody>(bytes)
+        .map(|b| b.error)
+        .unwrap_or_else(|_| ApiError {
+            code: status.as_u16(),
+            message: String::from_utf8_lossy(bytes).chars().take(200).collect(),
+            leader: None,
+        })
+}
+
 /// A typed client for one order replica.
 #[derive(Debug, Clone)]
 pub struct ReplicaClient {
@@ -243,14 +280,7 @@ impl ReplicaClient {
                 message: e.to_string(),
             });
         }
-        let error = match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(body) => body.error,
-            Err(_) => ApiError {
-                code: status.as_u16(),
-                message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
-                leader: None,
-            },
-        };
+        let error = error_body(status, &bytes);
         if status == StatusCode::TEMPORARY_REDIRECT || status == StatusCode::MISDIRECTED_REQUEST {
             return Err(ClientError::NotLeader {
                 leader: error.leader,

@@ -139,6 +139,34 @@ pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<String, HttpEr
     }
 }
 
+/// Parses the `{number}` of `/orders/{number}`; anything but a non-negative integer is a 400.
+pub fn order_number(raw: &str) -> Result<u64, HttpError> {
+    raw.parse().map_err(|_| {
+        HttpError::new(
+            StatusCode::BAD_REQUEST,
+            format!("order number must be a non-negative integer, got {raw:?}"),
+        )
+    })
+}
+
+/// The cluster token from a flag or, failing that, a file (a mounted Secret), trimmed.
+pub fn read_token(
+    token: Option<String>,
+    file: Option<&std::path::Path>,
+) -> Result<Option<String>, String> {
+    let token = match (token, file) {
+        (Some(t), _) => t,
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| format!("reading token file {}: {e}", path.display()))?,
+        (None, None) => return Ok(None),
+    };
+    let token = token.trim().to_string();
+    if token.is_empty() {
+        return Err("the cluster token must not be empty".into());
+    }
+    Ok(Some(token))
+}
+
 /// 404 JSON answer for unknown routes (`Router::fallback`).
 pub async fn not_found() -> HttpError {
     HttpError::new(StatusCode::NOT_FOUND, "no such endpoint")
@@ -177,5 +205,33 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
             _ = int.recv() => {}
         }
         tracing::info!("shutdown signal received");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_from_flag_or_file_trimmed_and_never_empty() {
+        let dir = std::env::temp_dir().join(format!("toystore-token-{}", std::process::id()));
+        std::fs::write(&dir, "  s3cret\n").unwrap();
+        assert_eq!(read_token(None, Some(&dir)), Ok(Some("s3cret".into())));
+        assert_eq!(
+            read_token(Some("flag".into()), Some(&dir)),
+            Ok(Some("flag".into()))
+        );
+        assert_eq!(read_token(None, None), Ok(None));
+        assert!(read_token(Some(" \n".into()), None).is_err());
+        assert!(read_token(None, Some(std::path::Path::new("/nonexistent/token"))).is_err());
+        std::fs::remove_file(dir).unwrap();
+    }
+
+    #[test]
+    fn order_numbers_are_non_negative_integers() {
+        assert_eq!(order_number("17").unwrap(), 17);
+        for bad in ["", "-1", "1.5", "x", "99999999999999999999999"] {
+            assert!(order_number(bad).is_err(), "{bad}");
+        }
     }
 }

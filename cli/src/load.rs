@@ -15,9 +15,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use api::catalog::{ProductView, encode_path_segment};
-use api::client::{ClientError, ReplicaClient, http_client};
-use api::orders::{Data, Order, OrderNumber, PlaceOrder};
-use api::{ApiError, ErrorBody};
+use api::client::{ClientError, ReplicaClient, decode_data, http_client};
+use api::orders::{Order, OrderNumber, PlaceOrder};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::de::DeserializeOwned;
@@ -629,29 +628,7 @@ impl Store {
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.base);
-        let transport = |source| ClientError::Transport {
-            url: url.clone(),
-            source,
-        };
-        let resp = self.http.get(&url).send().await.map_err(transport)?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(transport)?;
-        if status.is_success() {
-            let data: Data<T> =
-                serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
-                    url: url.clone(),
-                    message: e.to_string(),
-                })?;
-            return Ok(data.data);
-        }
-        let error = serde_json::from_slice::<ErrorBody>(&bytes)
-            .map(|b| b.error)
-            .unwrap_or_else(|_| ApiError {
-                code: status.as_u16(),
-                message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
-                leader: None,
-            });
-        Err(ClientError::Api { status, error })
+        decode_data(&url, self.http.get(&url).send().await).await
     }
 
     async fn products(&self) -> Result<Vec<ProductView>, ClientError> {

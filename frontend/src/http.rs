@@ -192,12 +192,7 @@ async fn get_order(
     State(frontend): State<Arc<Frontend>>,
     Path(number): Path<String>,
 ) -> Result<Json<Data<Order>>, HttpError> {
-    let number: u64 = number.parse().map_err(|_| {
-        HttpError::new(
-            StatusCode::BAD_REQUEST,
-            format!("order number must be a non-negative integer, got {number:?}"),
-        )
-    })?;
+    let number = api::server::order_number(&number)?;
     let start = Instant::now();
     let order = frontend.orders.get_order(number).await;
     frontend

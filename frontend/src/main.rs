@@ -55,16 +55,8 @@ async fn main() -> anyhow::Result<()> {
     // Installed first, so a signal during start-up is not lost.
     let shutdown = api::server::shutdown_signal();
     api::server::init_tracing(&args.log_format, "info").map_err(anyhow::Error::msg)?;
-    let order_token = match (args.order_token, &args.order_token_file) {
-        (Some(t), _) => Some(t),
-        (None, Some(path)) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading token file {}", path.display()))?
-                .trim()
-                .to_string(),
-        ),
-        (None, None) => None,
-    };
+    let order_token = api::server::read_token(args.order_token, args.order_token_file.as_deref())
+        .map_err(anyhow::Error::msg)?;
     if args.order_replicas.iter().any(|u| u.trim().is_empty()) {
         bail!("--order-replicas must not contain empty URLs");
     }

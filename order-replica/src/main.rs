@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Parser;
 
 use order_replica::replica::RaftTiming;
@@ -76,17 +76,9 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = api::server::shutdown_signal();
     api::server::init_tracing(&args.log_format, "info,openraft=warn")
         .map_err(anyhow::Error::msg)?;
-    let token = match (&args.token, &args.token_file) {
-        (Some(t), _) => t.clone(),
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading token file {}", path.display()))?
-            .trim()
-            .to_string(),
-        (None, None) => bail!("a cluster token is required: --token or --token-file"),
-    };
-    if token.is_empty() {
-        bail!("the cluster token must not be empty");
-    }
+    let token = api::server::read_token(args.token.clone(), args.token_file.as_deref())
+        .map_err(anyhow::Error::msg)?
+        .context("a cluster token is required: --token or --token-file")?;
     let settings = Settings {
         id: args.id,
         listen: args.listen,

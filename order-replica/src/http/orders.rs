@@ -81,12 +81,7 @@ async fn get_order(
     State(replica): State<Arc<Replica>>,
     Path(number): Path<String>,
 ) -> Result<Json<Data<Order>>, HttpError> {
-    let number: u64 = number.parse().map_err(|_| {
-        HttpError::new(
-            StatusCode::BAD_REQUEST,
-            format!("order number must be a non-negative integer, got {number:?}"),
-        )
-    })?;
+    let number = api::server::order_number(&number)?;
     linearizable_barrier(&replica).await?;
     let record = replica
         .state
