@@ -48,12 +48,19 @@ async fn readyz(State(replica): State<Arc<Replica>>) -> Result<impl IntoResponse
     ))
 }
 
-async fn metrics(State(replica): State<Arc<Replica>>) -> impl IntoResponse {
-    let confirmed = replica.state.confirmed_count().unwrap_or(0);
+async fn metrics(State(replica): State<Arc<Replica>>) -> axum::response::Response {
+    let confirmed = match replica.state.confirmed_count() {
+        Ok(n) => n,
+        Err(e) => {
+            return HttpError::unavailable(format!("cannot read the state machine: {e}"))
+                .into_response();
+        }
+    };
     let body = replica.metrics.render(&replica.status(), confirmed);
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         body,
     )
+        .into_response()
 }
