@@ -269,8 +269,13 @@ pub struct MembershipDriver {
 impl MembershipDriver {
     /// A driver that authenticates with the cluster `token`.
     pub fn new(token: Option<String>) -> Self {
+        Self::with_client(http_client(Duration::from_secs(10)), token)
+    }
+
+    /// A driver reusing `http` (and its connection pool), for callers that drive many groups.
+    pub fn with_client(http: reqwest::Client, token: Option<String>) -> Self {
         Self {
-            http: http_client(Duration::from_secs(10)),
+            http,
             token,
             catch_up_lag: DEFAULT_CATCH_UP_LAG,
         }

@@ -61,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(client.clone(), Reporter::from("toystore-operator")),
-        group: Arc::new(HttpOrderGroup),
+        group: Arc::new(HttpOrderGroup::default()),
         metrics: metrics.clone(),
     });
 

@@ -23,22 +23,34 @@ pub trait OrderGroup: Send + Sync + 'static {
     fn execute<'a>(&'a self, token: &'a str, step: &'a Step) -> BoxFuture<'a, Result<(), String>>;
 }
 
-/// The real group: the shared [`MembershipDriver`] over HTTP.
-#[derive(Debug, Default)]
-pub struct HttpOrderGroup;
+/// The real group: the shared [`MembershipDriver`] over HTTP, one connection pool for all stores.
+#[derive(Debug)]
+pub struct HttpOrderGroup {
+    http: reqwest::Client,
+}
+
+impl Default for HttpOrderGroup {
+    fn default() -> Self {
+        Self {
+            http: api::client::http_client(std::time::Duration::from_secs(10)),
+        }
+    }
+}
+
+impl HttpOrderGroup {
+    fn driver(&self, token: &str) -> MembershipDriver {
+        MembershipDriver::with_client(self.http.clone(), Some(token.to_string()))
+    }
+}
 
 impl OrderGroup for HttpOrderGroup {
     fn observe<'a>(&'a self, token: &'a str, desired: &'a [Member]) -> BoxFuture<'a, Observation> {
-        Box::pin(async move {
-            MembershipDriver::new(Some(token.to_string()))
-                .observe(desired)
-                .await
-        })
+        Box::pin(async move { self.driver(token).observe(desired).await })
     }
 
     fn execute<'a>(&'a self, token: &'a str, step: &'a Step) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            MembershipDriver::new(Some(token.to_string()))
+            self.driver(token)
                 .execute(step)
                 .await
                 .map_err(|e| e.to_string())
