@@ -282,6 +282,11 @@ impl LoadReport {
         }
     }
 
+    /// Failed requests of every type (rejections for lack of stock excluded).
+    pub fn errors(&self) -> u64 {
+        self.query.result.errors + self.order.result.errors + self.lookup.result.errors
+    }
+
     /// The human-readable summary `toystore load` prints.
     pub fn table(&self) -> String {
         let mut out = format!(

@@ -45,7 +45,7 @@ enum Cmd {
     },
     /// The lab client: concurrent sessions query a random toy and, if it is in stock, order it
     /// with probability p; then every acknowledged order is read back and checked. Exits
-    /// non-zero when the check fails.
+    /// non-zero when the check fails or, with --max-errors, too many requests failed.
     Load {
         /// The frontend (public API) URL.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -71,6 +71,10 @@ enum Cmd {
         /// Write load.json (full report) and load.csv (one row per request type) here.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Exit non-zero when more than this many requests failed (rejections for lack of
+        /// stock are not failures). Unlimited when absent.
+        #[arg(long)]
+        max_errors: Option<u64>,
     },
     /// The evaluation, end to end on local stores: query and order latency against p with the
     /// cache on and off, order throughput at 1, 8 and 64 clients, fail-over after a SIGKILL of
@@ -170,6 +174,7 @@ async fn main() -> anyhow::Result<()> {
             seed,
             orders_only,
             out,
+            max_errors,
         } => {
             let duration = duration
                 .map(|d| {
@@ -201,6 +206,14 @@ async fn main() -> anyhow::Result<()> {
                     "verification failed: {} of {} acknowledged orders did not read back as placed",
                     report.verification.checked - report.verification.matched,
                     report.verification.checked
+                );
+            }
+            if let Some(max) = max_errors
+                && report.errors() > max
+            {
+                anyhow::bail!(
+                    "{} requests failed, more than --max-errors {max}",
+                    report.errors()
                 );
             }
             Ok(())

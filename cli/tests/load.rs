@@ -158,10 +158,20 @@ async fn load_against_a_running_store_verifies_every_order_and_writes_results() 
 type Orders = Arc<Mutex<BTreeMap<u64, String>>>;
 
 /// Answers one request the way the real frontend would, except that order 2 reads back with
-/// the wrong quantity.
-fn fake_answer(method: &str, path: &str, body: &[u8], orders: &Orders) -> (u16, Value) {
+/// the wrong quantity and, when `failing_queries`, every product query answers 503.
+fn fake_answer(
+    method: &str,
+    path: &str,
+    body: &[u8],
+    orders: &Orders,
+    failing_queries: bool,
+) -> (u16, Value) {
     let toy = |name: &str| json!({"name": name, "price": 9.99, "quantity": 50});
     match (method, path) {
+        ("GET", p) if failing_queries && p.starts_with("/products/") => (
+            503,
+            json!({"error": {"code": 503, "message": "catalog unavailable"}}),
+        ),
         ("GET", "/products") => (200, json!({"data": [toy("Tux"), toy("Whale")]})),
         ("GET", p) if p.starts_with("/products/") => (200, json!({"data": toy(&p[10..])})),
         ("POST", "/orders") => {
@@ -190,7 +200,7 @@ fn fake_answer(method: &str, path: &str, body: &[u8], orders: &Orders) -> (u16, 
 }
 
 /// A minimal HTTP/1.1 server (keep-alive, Content-Length bodies) serving [`fake_answer`].
-async fn fake_frontend() -> String {
+async fn fake_frontend(failing_queries: bool) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let orders: Orders = Arc::default();
@@ -228,7 +238,8 @@ async fn fake_frontend() -> String {
                     buf.drain(..end + 4 + length);
                     let mut words = head.split_whitespace();
                     let (method, path) = (words.next().unwrap(), words.next().unwrap());
-                    let (status, answer) = fake_answer(method, path, &body, &orders);
+                    let (status, answer) =
+                        fake_answer(method, path, &body, &orders, failing_queries);
                     let answer = answer.to_string();
                     let response = format!(
                         "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n\
@@ -247,7 +258,7 @@ async fn fake_frontend() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_fails_when_the_store_reads_an_order_back_corrupted() {
-    let url = fake_frontend().await;
+    let url = fake_frontend(false).await;
     let out = tempfile::tempdir().unwrap();
     let run = toystore_load(&[
         "--url",
@@ -278,4 +289,24 @@ async fn load_fails_when_the_store_reads_an_order_back_corrupted() {
     assert_eq!(mismatches[0]["number"], 2);
     assert_eq!(mismatches[0]["expected"], 1);
     assert_eq!(mismatches[0]["got"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_errors_turns_failed_requests_into_a_failed_run() {
+    let url = fake_frontend(true).await;
+    let args = ["--url", &url, "--clients", "1", "--iterations", "5"];
+    let tolerant = toystore_load(&args).await;
+    assert!(
+        tolerant.status.success(),
+        "without --max-errors failures are only reported\n{}",
+        text(&tolerant.stderr)
+    );
+
+    let strict = toystore_load(&[&args[..], &["--max-errors", "0"]].concat()).await;
+    let stderr = text(&strict.stderr);
+    assert!(!strict.status.success(), "5 failed queries > 0 allowed");
+    assert!(
+        stderr.contains("5 requests failed, more than --max-errors 0"),
+        "{stderr}"
+    );
 }
