@@ -4,10 +4,12 @@
 //! server-side apply → [`membership`] (the shared Raft membership driver, rolling upgrades) →
 //! [`status`]. The CRD is in [`crd`].
 
+pub mod controller;
 pub mod crd;
 pub mod membership;
 pub mod metrics;
 pub mod objects;
+pub mod rbac;
 pub mod reconcile;
 pub mod status;
 pub mod validate;

@@ -13,18 +13,13 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use clap::Parser;
-use futures_util::StreamExt;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use kube::runtime::controller::Controller;
+use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::watcher;
-use kube::{Api, Client};
 
-use operator::crd::ToyStore;
+use operator::controller;
 use operator::membership::HttpOrderGroup;
 use operator::metrics::Metrics;
-use operator::reconcile::{Context, error_policy, reconcile};
+use operator::reconcile::Context;
 
 /// The ToyStore operator.
 #[derive(Debug, Parser)]
@@ -33,9 +28,14 @@ struct Args {
     /// Address of the /metrics, /healthz and /readyz server.
     #[arg(long, env = "OPERATOR_LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "OPERATOR_WATCH_NAMESPACE")]
-    watch_namespace: Option<String>,
+    /// Watch only these namespaces, comma-separated (default: all namespaces). With a list,
+    /// the operator needs permissions in those namespaces only.
+    #[arg(long, env = "OPERATOR_WATCH_NAMESPACES", value_delimiter = ',')]
+    watch_namespaces: Vec<String>,
+    /// Storage class for the volumes of new stores whose spec names none (default: the
+    /// cluster's default class).
+    #[arg(long, env = "OPERATOR_DEFAULT_STORAGE_CLASS")]
+    default_storage_class: Option<String>,
     /// Log format: `json` or `text`.
     #[arg(long, env = "OPERATOR_LOG_FORMAT", default_value = "json")]
     log_format: String,
@@ -49,20 +49,14 @@ async fn main() -> anyhow::Result<()> {
     let client = Client::try_default()
         .await
         .context("connecting to the Kubernetes API")?;
-    let ns = args.watch_namespace.as_deref();
-    let (stores, stateful_sets, deployments, services, config_maps) = (
-        scoped::<ToyStore>(&client, ns),
-        scoped::<StatefulSet>(&client, ns),
-        scoped::<Deployment>(&client, ns),
-        scoped::<Service>(&client, ns),
-        scoped::<ConfigMap>(&client, ns),
-    );
     let metrics = Arc::new(Metrics::default());
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(client.clone(), Reporter::from("toystore-operator")),
         group: Arc::new(HttpOrderGroup::default()),
         metrics: metrics.clone(),
+        // An empty value means "unset", not the empty class (which disables provisioning).
+        default_storage_class: args.default_storage_class.clone().filter(|c| !c.is_empty()),
     });
 
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -78,31 +72,9 @@ async fn main() -> anyhow::Result<()> {
         .with_state(metrics);
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    tracing::info!(namespace = ?args.watch_namespace, "toystore operator running");
-    Controller::new(stores, watcher::Config::default())
-        .owns(stateful_sets, watcher::Config::default())
-        .owns(deployments, watcher::Config::default())
-        .owns(services, watcher::Config::default())
-        .owns(config_maps, watcher::Config::default())
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "controller event");
-            }
-        })
-        .await;
+    let namespaces = controller::watched(&args.watch_namespaces);
+    tracing::info!(?namespaces, "toystore operator running");
+    controller::run(client, &namespaces, ctx, shutdown).await;
     tracing::info!("toystore operator stopped");
     Ok(())
-}
-
-/// An Api over one namespace, or all of them.
-fn scoped<K>(client: &Client, ns: Option<&str>) -> Api<K>
-where
-    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
-{
-    match ns {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
 }

@@ -108,6 +108,27 @@ pub struct BuildInputs {
     /// `spec.orders.replicas` except while a scale-down is in progress: the StatefulSet shrinks
     /// only after the removed members have left the Raft membership.
     pub order_replicas: i32,
+    /// Storage class of volume claims whose spec names none (`None`: the cluster's default
+    /// class). Chosen by [`fallback_storage_class`].
+    pub storage_class: Option<String>,
+}
+
+/// The storage class for claims whose spec names none. Claim templates cannot change, so a
+/// store whose order StatefulSet exists keeps the class that StatefulSet was created with,
+/// even if the operator's default changed since; a new store gets the operator's default.
+pub fn fallback_storage_class(
+    orders: Option<&StatefulSet>,
+    operator_default: Option<&str>,
+) -> Option<String> {
+    match orders.and_then(|s| s.spec.as_ref()) {
+        Some(spec) => spec
+            .volume_claim_templates
+            .iter()
+            .flatten()
+            .find(|c| c.metadata.name.as_deref() == Some(DATA_VOLUME))
+            .and_then(|c| c.spec.as_ref()?.storage_class_name.clone()),
+        None => operator_default.map(str::to_string),
+    }
 }
 
 /// Everything [`build`] produces for one store, to be server-side applied.
@@ -141,7 +162,7 @@ pub fn build(store: &ToyStore, inputs: &BuildInputs) -> Objects {
         services: services(store),
         stateful_sets: vec![
             orders_stateful_set(store, inputs, &config),
-            catalog_stateful_set(store, &config),
+            catalog_stateful_set(store, inputs, &config),
         ],
         deployment: frontend_deployment(store, &config),
         pod_disruption_budget: orders_pdb(store),
@@ -646,7 +667,12 @@ struct Placement {
 }
 
 /// The `data` volume claim template: one ReadWriteOnce volume per pod.
-fn data_claim(store: &ToyStore, component: &str, storage: &StorageSpec) -> PersistentVolumeClaim {
+fn data_claim(
+    store: &ToyStore,
+    component: &str,
+    storage: &StorageSpec,
+    inputs: &BuildInputs,
+) -> PersistentVolumeClaim {
     PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some(DATA_VOLUME.into()),
@@ -662,7 +688,10 @@ fn data_claim(store: &ToyStore, component: &str, storage: &StorageSpec) -> Persi
                 )])),
                 ..VolumeResourceRequirements::default()
             }),
-            storage_class_name: storage.storage_class_name.clone(),
+            storage_class_name: storage
+                .storage_class_name
+                .clone()
+                .or_else(|| inputs.storage_class.clone()),
             ..PersistentVolumeClaimSpec::default()
         }),
         ..PersistentVolumeClaim::default()
@@ -749,7 +778,12 @@ fn orders_stateful_set(
                 ..StatefulSetUpdateStrategy::default()
             }),
             persistent_volume_claim_retention_policy: Some(claim_retention()),
-            volume_claim_templates: Some(vec![data_claim(store, COMPONENT_ORDERS, &spec.storage)]),
+            volume_claim_templates: Some(vec![data_claim(
+                store,
+                COMPONENT_ORDERS,
+                &spec.storage,
+                inputs,
+            )]),
             template: pod_template(
                 store,
                 COMPONENT_ORDERS,
@@ -764,7 +798,11 @@ fn orders_stateful_set(
     }
 }
 
-fn catalog_stateful_set(store: &ToyStore, config: &BTreeMap<String, String>) -> StatefulSet {
+fn catalog_stateful_set(
+    store: &ToyStore,
+    inputs: &BuildInputs,
+    config: &BTreeMap<String, String>,
+) -> StatefulSet {
     let name = component_name(store, COMPONENT_CATALOG);
     let spec = &store.spec.catalog;
     let mut container = container(store, "catalog", CATALOG_PORT, spec.resources.as_ref());
@@ -785,7 +823,12 @@ fn catalog_stateful_set(store: &ToyStore, config: &BTreeMap<String, String>) -> 
             service_name: Some(name.clone()),
             selector: selector(store, COMPONENT_CATALOG),
             persistent_volume_claim_retention_policy: Some(claim_retention()),
-            volume_claim_templates: Some(vec![data_claim(store, COMPONENT_CATALOG, &spec.storage)]),
+            volume_claim_templates: Some(vec![data_claim(
+                store,
+                COMPONENT_CATALOG,
+                &spec.storage,
+                inputs,
+            )]),
             template: pod_template(
                 store,
                 COMPONENT_CATALOG,
@@ -955,7 +998,10 @@ mod tests {
     }
 
     fn inputs(order_replicas: i32) -> BuildInputs {
-        BuildInputs { order_replicas }
+        BuildInputs {
+            order_replicas,
+            storage_class: None,
+        }
     }
 
     fn template_hash(template: &PodTemplateSpec) -> String {
@@ -1153,9 +1199,13 @@ mod tests {
     }
 
     #[test]
-    fn storage_class_is_set_only_when_given() {
-        let claims = |store: &ToyStore| -> Vec<Option<String>> {
-            build(store, &inputs(3))
+    fn storage_class_comes_from_the_spec_else_the_fallback() {
+        let claims = |store: &ToyStore, fallback: Option<&str>| -> Vec<Option<String>> {
+            let inputs = BuildInputs {
+                storage_class: fallback.map(str::to_string),
+                ..inputs(3)
+            };
+            build(store, &inputs)
                 .stateful_sets
                 .iter()
                 .map(|set| {
@@ -1169,10 +1219,44 @@ mod tests {
                 })
                 .collect()
         };
-        assert_eq!(claims(&store(default_spec())), vec![None, None]);
+        let gp3 = || Some("gp3".to_string());
+        assert_eq!(claims(&store(default_spec()), None), vec![None, None]);
+        assert_eq!(
+            claims(&store(default_spec()), Some("gp3")),
+            vec![gp3(), gp3()]
+        );
         let mut spec = default_spec();
-        spec.orders.storage.storage_class_name = Some("gp3".into());
-        assert_eq!(claims(&store(spec)), vec![Some("gp3".into()), None]);
+        spec.orders.storage.storage_class_name = Some("io2".into());
+        assert_eq!(
+            claims(&store(spec), Some("gp3")),
+            vec![Some("io2".into()), gp3()]
+        );
+    }
+
+    #[test]
+    fn fallback_storage_class_never_changes_an_existing_store() {
+        let store = store(default_spec());
+        let created_with = |class: Option<&str>| {
+            let inputs = BuildInputs {
+                storage_class: class.map(str::to_string),
+                ..inputs(3)
+            };
+            build(&store, &inputs).stateful_sets.remove(0)
+        };
+        // New store: the operator's default.
+        assert_eq!(
+            fallback_storage_class(None, Some("gp3")),
+            Some("gp3".into())
+        );
+        assert_eq!(fallback_storage_class(None, None), None);
+        // Existing store: whatever it was created with, whatever the default is now.
+        let old = created_with(None);
+        assert_eq!(fallback_storage_class(Some(&old), Some("gp3")), None);
+        let gp2 = created_with(Some("gp2"));
+        assert_eq!(
+            fallback_storage_class(Some(&gp2), Some("gp3")),
+            Some("gp2".into())
+        );
     }
 
     #[test]

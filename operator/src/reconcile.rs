@@ -77,6 +77,9 @@ pub struct Context {
     pub group: Arc<dyn OrderGroup>,
     /// Operator metrics.
     pub metrics: Arc<Metrics>,
+    /// Storage class for the volumes of new stores whose spec names none (`None`: the
+    /// cluster's default class).
+    pub default_storage_class: Option<String>,
 }
 
 /// Reconciles one ToyStore.
@@ -147,6 +150,10 @@ async fn apply(store: &ToyStore, ctx: &Context) -> Result<Action, Error> {
         store,
         &BuildInputs {
             order_replicas: size,
+            storage_class: objects::fallback_storage_class(
+                orders_sts.as_ref(),
+                ctx.default_storage_class.as_deref(),
+            ),
         },
     );
     apply_all(client, &ns, &built.config_map).await?;

@@ -119,7 +119,14 @@ fn resources(cpu: &str, memory: &str) -> ResourceRequirements {
 #[test]
 fn minimal_store_with_defaults() {
     let store = store("toys", "shop", minimal_spec());
-    check("minimal", &store, BuildInputs { order_replicas: 3 });
+    check(
+        "minimal",
+        &store,
+        BuildInputs {
+            order_replicas: 3,
+            storage_class: None,
+        },
+    );
 }
 
 #[test]
@@ -159,7 +166,14 @@ fn large_store_with_every_setting() {
         },
     };
     let store = store("big", "retail", spec);
-    check("large", &store, BuildInputs { order_replicas: 5 });
+    check(
+        "large",
+        &store,
+        BuildInputs {
+            order_replicas: 5,
+            storage_class: None,
+        },
+    );
 }
 
 #[test]
@@ -167,5 +181,12 @@ fn scale_down_keeps_the_stateful_set_until_members_leave() {
     // Spec says 3, but members 3 and 4 are still in the Raft group: the StatefulSet stays at 5
     // while the seed list and the PDB already follow the declared 3.
     let store = store("toys", "shop", minimal_spec());
-    check("scale_down", &store, BuildInputs { order_replicas: 5 });
+    check(
+        "scale_down",
+        &store,
+        BuildInputs {
+            order_replicas: 5,
+            storage_class: None,
+        },
+    );
 }

@@ -22,6 +22,7 @@ use operator::crd::{ToyStore, ToyStoreSpec};
 use operator::membership::{BoxFuture, OrderGroup};
 use operator::metrics::Metrics;
 use operator::objects::{self, BuildInputs, Objects};
+use operator::rbac::{self, Access};
 use operator::reconcile::{APPLIED_HASH, Context, FINALIZER, fnv1a, reconcile};
 use operator::status::{StatusInput, build_status};
 
@@ -80,12 +81,14 @@ async fn run(store: ToyStore, group: FakeGroup, script: Vec<Expect>) -> Vec<Step
         recorder: Recorder::new(client, Reporter::from("toystore-operator")),
         group: group.clone(),
         metrics: Arc::new(Metrics::default()),
+        default_storage_class: Some("operator-default".into()),
     });
     let total = script.len();
     let server = tokio::spawn(async move {
         for (i, e) in script.into_iter().enumerate() {
             let (req, send) = handle.next_request().await.expect("a request");
             let path = req.uri().path().to_string();
+            assert_granted(&req);
             // A path ending in '/' matches any name below it (generated event names).
             let shown = if e.path.ends_with('/') && path.starts_with(&e.path) {
                 e.path.as_str()
@@ -117,6 +120,25 @@ async fn run(store: ToyStore, group: FakeGroup, script: Vec<Expect>) -> Vec<Step
         .expect("reconcile sent fewer requests than scripted")
         .unwrap();
     group.executed.lock().unwrap().clone()
+}
+
+/// Fails unless [`rbac::rules`] (what the chart and manifests grant) allow `req`.
+fn assert_granted(req: &Request<Body>) {
+    let apply = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v == "application/apply-patch+yaml");
+    let query = req.uri().query().unwrap_or("");
+    let needed = Access::of_request(req.method().as_str(), req.uri().path(), query, apply)
+        .expect("a resource request");
+    for access in needed {
+        assert!(
+            rbac::allows(&rbac::rules(), &access),
+            "{} {} needs {access:?}, which rbac::rules() does not grant",
+            req.method(),
+            req.uri()
+        );
+    }
 }
 
 fn store(replicas: i32) -> ToyStore {
@@ -295,7 +317,13 @@ fn apply_script(desired: &Objects, existing: Option<&Objects>) -> Vec<Expect> {
 }
 
 fn build(s: &ToyStore, order_replicas: i32) -> Objects {
-    objects::build(s, &BuildInputs { order_replicas })
+    objects::build(
+        s,
+        &BuildInputs {
+            order_replicas,
+            storage_class: None,
+        },
+    )
 }
 
 fn orders_sts(s: &ToyStore, replicas: i32) -> Value {

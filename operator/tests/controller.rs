@@ -1,0 +1,129 @@
+//! The controllers' own requests (the watches) against kube-rs's mocked API server: each is
+//! granted by `rbac::rules()`, and a list of watched namespaces keeps every request inside
+//! those namespaces.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use kube::Client;
+use kube::client::Body;
+use kube::runtime::events::{Recorder, Reporter};
+
+use operator::controller;
+use operator::membership::HttpOrderGroup;
+use operator::metrics::Metrics;
+use operator::rbac::{self, Access};
+use operator::reconcile::Context;
+
+/// The kinds every controller lists and watches: stores and the objects they own.
+const WATCHED: [&str; 5] = [
+    "toystore.dev/toystores",
+    "apps/statefulsets",
+    "apps/deployments",
+    "/services",
+    "/configmaps",
+];
+
+/// Runs the controllers of `listed` namespaces against an empty cluster until each watched
+/// kind was listed and watched in each namespace; returns every request's access.
+async fn watches(listed: &[&str]) -> Vec<Access> {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(client.clone(), Reporter::from("toystore-operator")),
+        group: Arc::new(HttpOrderGroup::default()),
+        metrics: Arc::new(Metrics::default()),
+        default_storage_class: None,
+    });
+    let namespaces = controller::watched(&listed.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    let expected = namespaces.len() * WATCHED.len() * 2;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        controller::run(client, &namespaces, ctx, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+
+    let mut seen = Vec::new();
+    let mut distinct = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while distinct.len() < expected {
+        let (req, send) = tokio::time::timeout_at(deadline, handle.next_request())
+            .await
+            .unwrap_or_else(|_| panic!("only {distinct:?} of {expected} list/watch requests"))
+            .expect("a request");
+        let query = req.uri().query().unwrap_or("");
+        let accesses = Access::of_request(req.method().as_str(), req.uri().path(), query, false)
+            .unwrap_or_else(|| panic!("not a resource request: {}", req.uri()));
+        for a in &accesses {
+            distinct.insert((
+                a.verb.clone(),
+                a.group.clone(),
+                a.resource.clone(),
+                a.namespace.clone(),
+            ));
+        }
+        seen.extend(accesses);
+        // An empty list, and a watch that ends at once (the watcher simply watches again).
+        let body = if query.contains("watch=") {
+            Vec::new()
+        } else {
+            br#"{"apiVersion":"v1","kind":"List","metadata":{"resourceVersion":"1"},"items":[]}"#
+                .to_vec()
+        };
+        send.send_response(
+            Response::builder()
+                .status(200)
+                .body(Body::from(body))
+                .unwrap(),
+        );
+    }
+    let _ = stop.send(());
+    running.abort();
+    seen
+}
+
+fn kinds(seen: &[Access], verb: &str, namespace: Option<&str>) -> BTreeSet<String> {
+    seen.iter()
+        .filter(|a| a.verb == verb && a.namespace.as_deref() == namespace)
+        .map(|a| format!("{}/{}", a.group, a.resource))
+        .collect()
+}
+
+#[tokio::test]
+async fn cluster_wide_watches_are_granted() {
+    let seen = watches(&[]).await;
+    let all: BTreeSet<String> = WATCHED.iter().map(|s| s.to_string()).collect();
+    assert_eq!(kinds(&seen, "list", None), all);
+    assert_eq!(kinds(&seen, "watch", None), all);
+    for access in &seen {
+        assert!(
+            rbac::allows(&rbac::rules(), access),
+            "not granted: {access:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn listed_namespaces_are_the_only_ones_watched() {
+    let seen = watches(&["shop", "toys"]).await;
+    let all: BTreeSet<String> = WATCHED.iter().map(|s| s.to_string()).collect();
+    for ns in ["shop", "toys"] {
+        assert_eq!(kinds(&seen, "list", Some(ns)), all, "{ns}");
+        assert_eq!(kinds(&seen, "watch", Some(ns)), all, "{ns}");
+    }
+    for access in &seen {
+        assert!(
+            matches!(access.namespace.as_deref(), Some("shop" | "toys")),
+            "request outside the watched namespaces: {access:?}"
+        );
+        assert!(
+            rbac::allows(&rbac::rules(), access),
+            "not granted: {access:?}"
+        );
+    }
+}
