@@ -19,5 +19,12 @@ pub use error::{ApiError, ErrorBody, LeaderHint};
 pub use orders::{Order, OrderNumber, PlaceOrder, PlaceOrderResponse};
 pub use raft::{MemberInfo, RaftRole, RaftStatus};
 
+/// The release every binary reports with `--version`: `TOYSTORE_VERSION` at build time (the
+/// container image sets it from its `VERSION` build argument), else the crate version.
+pub const VERSION: &str = match option_env!("TOYSTORE_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
 /// HTTP header that carries the idempotency key of a purchase.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";

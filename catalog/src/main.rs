@@ -12,7 +12,7 @@ use catalog::server::{self, Settings};
 /// The ToyStore catalog: owns the toys and their stock (durable, fsync on every change),
 /// answers idempotent stock takes, restocks sold-out toys and serves a long-poll change feed.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version = api::VERSION)]
 struct Args {
     /// Address to listen on.
     #[arg(long, env = "CATALOG_LISTEN", default_value = "127.0.0.1:7100")]

@@ -13,7 +13,7 @@ use cli::local::{LocalStore, UpOptions};
 
 /// ToyStore on one machine.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = api::VERSION, about)]
 struct Args {
     #[command(subcommand)]
     command: Cmd,

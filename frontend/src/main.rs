@@ -11,7 +11,7 @@ use frontend::{Frontend, Settings};
 
 /// The ToyStore frontend: public REST API, product cache and storefront page.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = api::VERSION, about)]
 struct Args {
     /// Address to listen on.
     #[arg(long, env = "FRONTEND_LISTEN", default_value = "127.0.0.1:8080")]

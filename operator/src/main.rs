@@ -23,7 +23,7 @@ use operator::reconcile::Context;
 
 /// The ToyStore operator.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = api::VERSION, about)]
 struct Args {
     /// Address of the /metrics, /healthz and /readyz server.
     #[arg(long, env = "OPERATOR_LISTEN", default_value = "0.0.0.0:8080")]

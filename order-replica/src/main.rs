@@ -17,7 +17,7 @@ use order_replica::stock::{CatalogStock, StockKeeper, UnlimitedStock};
 /// The replica never initializes a group by itself: the membership driver (`toystore up` or the
 /// operator) initializes a new group once and adds members through the admin API.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = api::VERSION, about)]
 struct Args {
     /// Raft node id of this replica; stable for its whole life.
     #[arg(long, env = "ORDER_ID")]
