@@ -96,7 +96,7 @@ const DATA_DIR: &str = "/data";
 const TOKEN_VOLUME: &str = "token";
 const TOKEN_DIR: &str = "/var/run/toystore";
 /// Unprivileged user and group of every container (the distroless `nonroot` id).
-const RUN_AS: i64 = 65532;
+pub const RUN_AS: i64 = 65532;
 /// Owner read-only: the token file is for the process alone.
 const TOKEN_FILE_MODE: i32 = 0o400;
 const PORT_NAME: &str = "http";

@@ -1,4 +1,5 @@
-//! `crdgen`: prints the ToyStore CustomResourceDefinition as YAML (`crds/toystore.yaml`).
+//! `crdgen`: prints the ToyStore CustomResourceDefinition as YAML (`crds/toystore.yaml`; the
+//! test `UPDATE_CRD=1 cargo test -p operator --test crd` rewrites it and its copies).
 
 fn main() {
     print!("{}", operator::crdgen::yaml());
