@@ -1,10 +1,11 @@
 //! The public API (DESIGN.md, "Public API"), the storefront page, OpenAPI, health and metrics.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -71,8 +72,14 @@ async fn count_requests(
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str())
         .to_string();
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
     frontend.metrics.request(&route, resp.status().as_u16());
+    if frontend.draining.load(Ordering::Relaxed) {
+        // Closing the connection after this answer sends the client's next request through the
+        // load balancer again, to a frontend that is not shutting down.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     resp
 }
 
@@ -207,10 +214,14 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready when the catalog's feed is connected and an order leader is known.
+/// Ready when the catalog's feed is connected and an order leader is known, and not draining
+/// before shutdown.
 async fn readyz(
     State(frontend): State<Arc<Frontend>>,
 ) -> Result<Json<serde_json::Value>, HttpError> {
+    if frontend.draining.load(Ordering::Relaxed) {
+        return Err(HttpError::unavailable("shutting down"));
+    }
     let feed = frontend.cache.feed_connected();
     let leader = frontend.orders.leader();
     if !feed {

@@ -14,6 +14,7 @@ pub mod http;
 pub mod metrics;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use api::catalog::CatalogClient;
@@ -47,6 +48,10 @@ pub struct Frontend {
     pub cache: Arc<ProductCache>,
     /// Metrics.
     pub metrics: Metrics,
+    /// Set on SIGTERM for the drain period: `/readyz` fails, so load balancers and Service
+    /// endpoints stop sending new clients, while requests still in flight or still arriving
+    /// are served, with `Connection: close` so clients reconnect elsewhere.
+    pub draining: AtomicBool,
 }
 
 impl Frontend {
@@ -65,6 +70,7 @@ impl Frontend {
             orders,
             cache: cache.clone(),
             metrics: Metrics::new(),
+            draining: AtomicBool::new(false),
         });
         tokio::spawn(feed::follow(catalog, cache));
         tokio::spawn(refresh_membership(frontend.clone()));

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -44,6 +45,11 @@ struct Args {
     /// Deadline for placing an order, retries included, in milliseconds.
     #[arg(long, env = "FRONTEND_ORDER_DEADLINE_MS", default_value_t = 10_000)]
     order_deadline_ms: u64,
+    /// On SIGTERM, keep serving this long (milliseconds) with /readyz failing before shutting
+    /// down, so a load balancer or Service stops sending clients first. The operator sets it;
+    /// 0 (local mode) stops at once.
+    #[arg(long, env = "FRONTEND_SHUTDOWN_DELAY_MS", default_value_t = 0)]
+    shutdown_delay_ms: u64,
     /// Log format: `text` or `json`.
     #[arg(long, env = "FRONTEND_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -71,8 +77,18 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(listen = %args.listen, "frontend serving");
+    let delay = Duration::from_millis(args.shutdown_delay_ms);
+    let draining = frontend.clone();
+    let drain_then_stop = async move {
+        shutdown.await;
+        if !delay.is_zero() {
+            tracing::info!(?delay, "draining before shutdown");
+            draining.draining.store(true, Ordering::Relaxed);
+            tokio::time::sleep(delay).await;
+        }
+    };
     axum::serve(listener, frontend::http::router(frontend))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(drain_then_stop)
         .await
         .context("frontend server failed")
 }

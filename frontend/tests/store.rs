@@ -507,3 +507,58 @@ async fn catalog_down_past_the_deadline_fails_with_503_and_nothing_half_done() {
         "exactly one take for the key"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_drains_unready_but_serving_then_exits() {
+    let mut store = Store::start(StoreOptions {
+        shutdown_delay_ms: 3000,
+        ..StoreOptions::default()
+    })
+    .await;
+    let url = store.frontend(0);
+    let pid = store.frontends[0].pid().unwrap();
+    let sent = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    // Draining: out of rotation, still serving, and asking clients to reconnect elsewhere.
+    let ready = wait_for("/readyz to fail", Duration::from_secs(2), || async {
+        let r = store.http.get(format!("{url}/readyz")).send().await.ok()?;
+        (r.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(r)
+    })
+    .await;
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["error"]["message"], "shutting down", "{body}");
+    let r = store
+        .http
+        .post(format!("{url}/orders"))
+        .json(&json!({"name": "Tux", "quantity": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "orders are still taken while draining"
+    );
+    assert_eq!(r.headers()["connection"], "close");
+    assert!(
+        sent.elapsed() < Duration::from_millis(3000),
+        "checked within the drain period"
+    );
+
+    // Then it stops by itself, cleanly, not before the delay.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = store.frontends[0].exited() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the frontend did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+    assert!(sent.elapsed() >= Duration::from_millis(3000));
+}

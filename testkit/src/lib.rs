@@ -111,6 +111,17 @@ impl Service {
         self.child.is_some()
     }
 
+    /// The exit status, once the process has exited by itself (it is then no longer running).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self
+            .child
+            .as_mut()?
+            .try_wait()
+            .expect("polling the process")?;
+        self.child = None;
+        Some(status)
+    }
+
     /// Process id, if running.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

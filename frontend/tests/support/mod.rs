@@ -26,6 +26,8 @@ pub struct StoreOptions {
     pub restock_interval_secs: f64,
     pub restock_quantity: u32,
     pub order_deadline_ms: u64,
+    /// `--shutdown-delay-ms` of every frontend.
+    pub shutdown_delay_ms: u64,
     /// `(name, price, quantity)`; `None` uses the catalog's defaults.
     pub products: Option<Vec<(&'static str, f64, u32)>>,
 }
@@ -38,6 +40,7 @@ impl Default for StoreOptions {
             restock_interval_secs: 3600.0,
             restock_quantity: 100,
             order_deadline_ms: 10_000,
+            shutdown_delay_ms: 0,
             products: None,
         }
     }
@@ -153,6 +156,8 @@ impl Store {
                 &options.cache_capacity.to_string(),
                 "--order-deadline-ms",
                 &options.order_deadline_ms.to_string(),
+                "--shutdown-delay-ms",
+                &options.shutdown_delay_ms.to_string(),
             ]);
             let mut f = Service::new(
                 &format!("frontend {i}"),
