@@ -768,3 +768,103 @@ fn build_context_keeps_every_file_the_build_reads() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The kind e2e suite (runs only where Docker and kind exist; here its skip and its syntax)
+
+/// Runs `tests/e2e/run.sh` with PATH = a directory holding a stub `docker` that answers
+/// `docker info` with `docker_info_exit`, then the system directories.
+fn run_e2e_with_stub_docker(docker_info_exit: i32) -> std::process::Output {
+    let stubs = tempfile::tempdir().unwrap();
+    let docker = stubs.path().join("docker");
+    std::fs::write(&docker, format!("#!/bin/sh\nexit {docker_info_exit}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&docker, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/bin:/bin", stubs.path().display());
+    Command::new("/bin/bash")
+        .arg(root().join("tests/e2e/run.sh"))
+        .env("PATH", path)
+        .env("E2E_ARTIFACTS", stubs.path().join("artifacts"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn e2e_suite_skips_with_a_clear_line_without_a_docker_engine() {
+    let out = run_e2e_with_stub_docker(1);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.trim(),
+        "skipped: no Docker engine (docker info failed); the kind e2e suite needs Docker and kind"
+    );
+}
+
+#[test]
+fn e2e_suite_skips_naming_kind_when_only_docker_is_there() {
+    if Path::new("/usr/bin/kind").exists() || Path::new("/bin/kind").exists() {
+        eprintln!("skipped: kind is installed system-wide; cannot hide it from the suite");
+        return;
+    }
+    // Without helm on PATH the suite installs the repository's copy; have it in place first.
+    let _ = tools();
+    let out = run_e2e_with_stub_docker(0);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("skipped: kind"), "{stdout}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+}
+
+#[test]
+fn e2e_suite_is_valid_bash_and_shellcheck_clean() {
+    let script = root().join("tests/e2e/run.sh");
+    let syntax = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        syntax.status.success(),
+        "{}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
+    match Command::new("shellcheck").arg(&script).output() {
+        Ok(out) => assert!(
+            out.status.success(),
+            "shellcheck tests/e2e/run.sh:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        ),
+        Err(_) => eprintln!("skipped: shellcheck not installed (.ci/run installs it)"),
+    }
+}
+
+#[test]
+fn e2e_load_job_is_a_hardened_job_running_the_cli() {
+    let text = std::fs::read_to_string(root().join("tests/e2e/load-job.yaml")).unwrap();
+    let filled = text
+        .replace("__NAME__", "load")
+        .replace("__IMAGE__", "toystore:e2e")
+        .replace("__DURATION__", "60");
+    let doc = &docs(&filled)[0];
+    let job: k8s_openapi::api::batch::v1::Job = strict(doc);
+    let spec = job.spec.unwrap();
+    assert_eq!(spec.backoff_limit, Some(0));
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(pod.security_context.unwrap().run_as_user, Some(RUN_AS));
+    let c = &pod.containers[0];
+    assert_eq!(c.command.as_deref(), Some(&["toystore".to_string()][..]));
+    let args = c.args.clone().unwrap().join(" ");
+    assert!(args.contains("--max-errors 0"), "{args}");
+    assert!(args.contains("--url http://shop-frontend"), "{args}");
+    let sc = c.security_context.clone().unwrap();
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+}

