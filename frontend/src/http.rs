@@ -59,6 +59,10 @@ pub fn router(frontend: Arc<Frontend>) -> Router {
             frontend.clone(),
             count_requests,
         ))
+        .layer(middleware::from_fn_with_state(
+            frontend.clone(),
+            close_while_draining,
+        ))
         .with_state(frontend)
 }
 
@@ -72,11 +76,20 @@ async fn count_requests(
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str())
         .to_string();
-    let mut resp = next.run(req).await;
+    let resp = next.run(req).await;
     frontend.metrics.request(&route, resp.status().as_u16());
+    resp
+}
+
+/// While draining, closes each connection after its answer, so the client's next request goes
+/// through the load balancer again, to a frontend that is not shutting down.
+async fn close_while_draining(
+    State(frontend): State<Arc<Frontend>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let mut resp = next.run(req).await;
     if frontend.draining.load(Ordering::Relaxed) {
-        // Closing the connection after this answer sends the client's next request through the
-        // load balancer again, to a frontend that is not shutting down.
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }

@@ -78,12 +78,12 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(listen = %args.listen, "frontend serving");
     let delay = Duration::from_millis(args.shutdown_delay_ms);
-    let draining = frontend.clone();
+    let state = frontend.clone();
     let drain_then_stop = async move {
         shutdown.await;
         if !delay.is_zero() {
             tracing::info!(?delay, "draining before shutdown");
-            draining.draining.store(true, Ordering::Relaxed);
+            state.draining.store(true, Ordering::Relaxed);
             tokio::time::sleep(delay).await;
         }
     };

@@ -620,8 +620,8 @@ fn image_builds_every_binary_the_pods_run_as_their_user() {
     let dockerfile = std::fs::read_to_string(root().join("deploy/Dockerfile")).unwrap();
     let built = dockerfile_binaries(&dockerfile);
     // Every command a store's pods run (from the operator's own build step) ...
-    let store: ToyStore = strict(&docs_of_file(&root().join("deploy/samples/toystore.yaml"))[0]);
-    let mut store = store;
+    let mut store: ToyStore =
+        strict(&docs_of_file(&root().join("deploy/samples/toystore.yaml"))[0]);
     store.metadata.namespace = Some("shop".into());
     let objects = objects::build(
         &store,

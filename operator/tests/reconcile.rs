@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{Method, Request, Response};
+use http_body_util::BodyExt;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodCondition, PodStatus};
 use k8s_openapi::jiff::Timestamp;
@@ -73,6 +74,15 @@ fn not_found(method: Method, path: impl Into<String>) -> Expect {
 
 /// Runs one reconcile against the script; returns what the group executed.
 async fn run(store: ToyStore, group: FakeGroup, script: Vec<Expect>) -> Vec<Step> {
+    run_capturing(store, group, script).await.0
+}
+
+/// [`run`], also returning the path and JSON body of every PATCH the operator sent.
+async fn run_capturing(
+    store: ToyStore,
+    group: FakeGroup,
+    script: Vec<Expect>,
+) -> (Vec<Step>, Vec<(String, Value)>) {
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, NS);
     let group = Arc::new(group);
@@ -85,6 +95,7 @@ async fn run(store: ToyStore, group: FakeGroup, script: Vec<Expect>) -> Vec<Step
     });
     let total = script.len();
     let server = tokio::spawn(async move {
+        let mut patches = Vec::new();
         for (i, e) in script.into_iter().enumerate() {
             let (req, send) = handle.next_request().await.expect("a request");
             let path = req.uri().path().to_string();
@@ -102,6 +113,10 @@ async fn run(store: ToyStore, group: FakeGroup, script: Vec<Expect>) -> Vec<Step
                 i + 1,
                 req.uri().query()
             );
+            if req.method() == Method::PATCH {
+                let sent = req.into_body().collect().await.unwrap().to_bytes();
+                patches.push((path.clone(), serde_json::from_slice(&sent).unwrap()));
+            }
             let body = serde_json::to_vec(&e.body).unwrap();
             send.send_response(
                 Response::builder()
@@ -110,16 +125,17 @@ async fn run(store: ToyStore, group: FakeGroup, script: Vec<Expect>) -> Vec<Step
                     .unwrap(),
             );
         }
+        patches
     });
     let result = tokio::time::timeout(Duration::from_secs(10), reconcile(Arc::new(store), ctx))
         .await
         .expect("reconcile sent a request the script did not expect (or hung)");
     result.expect("reconcile succeeds");
-    tokio::time::timeout(Duration::from_secs(5), server)
+    let patches = tokio::time::timeout(Duration::from_secs(5), server)
         .await
         .expect("reconcile sent fewer requests than scripted")
         .unwrap();
-    group.executed.lock().unwrap().clone()
+    (group.executed.lock().unwrap().clone(), patches)
 }
 
 /// Fails unless [`rbac::rules`] (what the chart and manifests grant) allow `req`.
@@ -461,7 +477,7 @@ async fn create_makes_the_token_every_object_and_initializes_the_group_once() {
     script.extend(apply_script(&build(&s, 3), None));
     script.push(event()); // Initialized
     script.push(status_patch(&s));
-    let executed = run(
+    let (executed, patches) = run_capturing(
         s,
         FakeGroup {
             obs: fresh(&[0, 1, 2]),
@@ -471,6 +487,18 @@ async fn create_makes_the_token_every_object_and_initializes_the_group_once() {
     )
     .await;
     assert!(matches!(&executed[..], [Step::Initialize { members, .. }] if members.len() == 3));
+
+    // A new store whose spec names no storage class gets the operator's default on both
+    // StatefulSets (the steady-state test shows an existing store keeps its own).
+    let classes: Vec<&Value> = patches
+        .iter()
+        .filter(|(path, _)| path.contains("/statefulsets/"))
+        .map(|(_, sts)| &sts["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"])
+        .collect();
+    assert_eq!(
+        classes,
+        [&json!("operator-default"), &json!("operator-default")]
+    );
 }
 
 #[tokio::test]
