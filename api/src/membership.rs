@@ -442,6 +442,8 @@ mod tests {
             members,
             joint: false,
             recovered_torn_bytes: 0,
+            admitted: true,
+            data_id: None,
         }
     }
 

@@ -58,14 +58,30 @@ pub struct RaftStatus {
     pub snapshot_index: Option<u64>,
     /// Last index removed from the log by compaction.
     pub purged_index: Option<u64>,
-    /// Whether this replica holds any Raft state (vote, log or membership).
+    /// Whether this replica holds the group's membership (from its log or a snapshot). A stored
+    /// vote alone does not count: a leader's first heartbeat leaves one on an empty replica.
     pub initialized: bool,
+    /// Whether this replica takes part in the group. A replica whose data directory is new
+    /// refuses every Raft RPC (no votes, no entries) until it is admitted: by `initialize` as a
+    /// founding member, or by a leader adding it as a learner. A wiped voter therefore never
+    /// helps elect a leader; the membership driver removes it and adds it again. Absent in
+    /// answers of older replicas, which admitted everyone.
+    #[serde(default = "admitted_by_default")]
+    pub admitted: bool,
+    /// Identity of the data directory, written when the directory was created: a new value
+    /// means the replica's volume is not the one it had before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_id: Option<String>,
     /// Membership as this replica knows it, ordered by id.
     pub members: Vec<MemberInfo>,
     /// Whether the membership is in a joint (changing) configuration.
     pub joint: bool,
     /// Bytes of a torn tail cut from the log when the store was opened, if any.
     pub recovered_torn_bytes: u64,
+}
+
+fn admitted_by_default() -> bool {
+    true
 }
 
 impl RaftStatus {

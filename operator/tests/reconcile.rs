@@ -215,6 +215,8 @@ fn group(voters: &[NodeId], learners: &[NodeId], leader: NodeId) -> Observation 
                 members: members.clone(),
                 joint: false,
                 recovered_torn_bytes: 0,
+                admitted: true,
+                data_id: None,
             };
             (m.id, Ok(status))
         })
@@ -241,6 +243,8 @@ fn fresh(ids: &[NodeId]) -> Observation {
                 members: vec![],
                 joint: false,
                 recovered_torn_bytes: 0,
+                admitted: true,
+                data_id: None,
             };
             (*id, Ok(s))
         })

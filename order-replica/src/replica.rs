@@ -186,6 +186,8 @@ impl Replica {
             joint: membership.get_joint_config().len() > 1,
             members,
             recovered_torn_bytes: self.log.torn_bytes(),
+            admitted: true,
+            data_id: None,
         }
     }
 
