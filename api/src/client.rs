@@ -200,6 +200,12 @@ impl ReplicaClient {
         self.admin_post("/admin/initialize", req).await
     }
 
+    /// `POST /admin/admit`: lets a replica take part in the group (the leader calls it on a
+    /// learner it is about to add).
+    pub async fn admit(&self) -> Result<AdminResponse, ClientError> {
+        self.admin_post("/admin/admit", &()).await
+    }
+
     /// `POST /admin/learners`.
     pub async fn add_learner(&self, req: &AddLearnerRequest) -> Result<AdminResponse, ClientError> {
         self.admin_post("/admin/learners", req).await

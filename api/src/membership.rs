@@ -8,8 +8,9 @@
 //!   safe step to take next (unit-tested as a decision table);
 //! - [`execute`](MembershipDriver::execute) performs that step through the admin API.
 //!
-//! The order of steps is the safe order of DESIGN.md: initialize only a group where no member
-//! has any Raft state; grow by adding learners, waiting until they caught up, then promoting;
+//! The order of steps is the safe order of docs/design.md: initialize only a group where no
+//! member holds anything beyond the founding membership, every founding member alike; replace a
+//! member that lost its volume (removed, then added again as a learner); grow by adding learners, waiting until they caught up, then promoting;
 //! shrink by first handing leadership away from a leaving leader, then changing the voters
 //! (openraft uses joint consensus, so quorum holds throughout), then dropping leftover learners.
 
@@ -50,11 +51,9 @@ pub enum Step {
     Done,
     /// Nothing can be done safely now; observe again later.
     Wait(String),
-    /// Start a brand-new group with these voters, through this member.
+    /// Start a brand-new group: initialize every one of these founding voters with them.
     Initialize {
-        /// Member that receives the initialize call.
-        via: Member,
-        /// The initial voters.
+        /// The founding voters.
         members: Vec<Member>,
     },
     /// Add (or re-address) a non-voting member.
@@ -107,25 +106,34 @@ pub fn next_step(obs: &Observation, desired: &[Member], catch_up_lag: u64) -> St
     let desired_ids: BTreeSet<NodeId> = desired.iter().map(|m| m.id).collect();
     let voters: BTreeSet<NodeId> = leader.voters().into_iter().collect();
 
-    // A voter that answers with no Raft state lost its volume: it must leave and come back as a
-    // learner, or it could vote twice in one term. Only do so while the rest keeps a quorum.
-    for &id in &voters {
-        if let Some(Ok(s)) = obs.statuses.get(&id)
-            && !s.initialized
-            && id != leader.id
-        {
-            let rest: Vec<NodeId> = voters.iter().copied().filter(|v| *v != id).collect();
-            let healthy = rest.iter().filter(|v| is_healthy(obs, **v)).count();
-            if healthy * 2 > voters.len() {
-                return Step::ChangeVoters {
-                    leader: leader_url,
-                    voters: rest,
-                };
-            }
-            return Step::Wait(format!(
-                "member {id} lost its state but quorum is too thin to remove it"
-            ));
+    // A member whose replica answers but takes no part in the group lost its volume (it is not
+    // admitted, or it is a voter without the membership): its old identity leaves, and it comes
+    // back as a learner below. A voter leaves only while the rest keeps a healthy majority.
+    for m in leader.members.iter().filter(|m| m.id != leader.id) {
+        let Some(Ok(s)) = obs.statuses.get(&m.id) else {
+            continue;
+        };
+        if s.admitted && (s.initialized || !m.voter) {
+            continue;
         }
+        if !m.voter {
+            return Step::RemoveNodes {
+                leader: leader_url,
+                ids: vec![m.id],
+            };
+        }
+        let rest: Vec<NodeId> = voters.iter().copied().filter(|v| *v != m.id).collect();
+        let healthy = rest.iter().filter(|v| is_healthy(obs, **v)).count();
+        if healthy * 2 > voters.len() {
+            return Step::ChangeVoters {
+                leader: leader_url,
+                voters: rest,
+            };
+        }
+        return Step::Wait(format!(
+            "member {} lost its state but quorum is too thin to remove it",
+            m.id
+        ));
     }
 
     // 1. Every desired member must be in the group, at its current address.
@@ -196,20 +204,51 @@ pub fn next_step(obs: &Observation, desired: &[Member], catch_up_lag: u64) -> St
     Step::Done
 }
 
-/// The step when no reachable replica is the leader: initialize a fresh group, or wait.
+/// The step when no reachable replica is the leader: form a new group, or wait.
+///
+/// Every founding member is initialized with the same membership (an empty replica is never a
+/// legitimate voter, see the order replica's `identity` module). Forming can be resumed: while
+/// nothing beyond the founding membership entry (index 0) exists anywhere, the founding members
+/// that are still empty are initialized with the membership the others already hold.
 fn without_leader(obs: &Observation, desired: &[Member]) -> Step {
-    let any_state = obs
+    let answered: Vec<&RaftStatus> = obs
         .statuses
         .values()
-        .any(|s| s.as_ref().is_ok_and(|s| s.initialized));
-    if any_state {
+        .filter_map(|s| s.as_ref().ok())
+        .collect();
+    if answered.iter().any(|s| s.last_log_index > Some(0)) {
         return Step::Wait("no leader elected yet".into());
     }
-    // Initialize only when *every* desired member answered and none has state: a member we
-    // cannot see might hold the group's state, and initializing twice would split the group.
-    for m in desired {
+    let mut held = answered.iter().filter(|s| s.initialized).map(|s| {
+        let mut voters: Vec<Member> = s
+            .members
+            .iter()
+            .filter(|m| m.voter)
+            .map(|m| Member {
+                id: m.id,
+                url: m.url.clone(),
+            })
+            .collect();
+        voters.sort();
+        voters
+    });
+    let founding = match held.next() {
+        Some(first) if held.all(|other| other == first) => first,
+        Some(_) => {
+            return Step::Wait("replicas hold different founding memberships".into());
+        }
+        None => {
+            let mut members = desired.to_vec();
+            members.sort();
+            members
+        }
+    };
+    // Initialize only when every founding member answered: a member we cannot see might hold
+    // the group's state, and initializing twice would split the group.
+    let mut pending = false;
+    for m in &founding {
         match obs.statuses.get(&m.id) {
-            Some(Ok(_)) => {}
+            Some(Ok(s)) => pending |= !s.initialized,
             Some(Err(e)) => {
                 return Step::Wait(format!(
                     "member {} is unreachable before initialization: {e}",
@@ -219,18 +258,16 @@ fn without_leader(obs: &Observation, desired: &[Member]) -> Step {
             None => return Step::Wait(format!("member {} was not observed", m.id)),
         }
     }
-    let mut members = desired.to_vec();
-    members.sort();
-    Step::Initialize {
-        via: members[0].clone(),
-        members,
+    if !pending {
+        return Step::Wait("no leader elected yet".into());
     }
+    Step::Initialize { members: founding }
 }
 
 fn is_healthy(obs: &Observation, id: NodeId) -> bool {
     obs.statuses
         .get(&id)
-        .is_some_and(|s| s.as_ref().is_ok_and(|s| s.initialized))
+        .is_some_and(|s| s.as_ref().is_ok_and(|s| s.initialized && s.admitted))
 }
 
 fn matched_index(leader: &RaftStatus, id: NodeId) -> u64 {
@@ -314,11 +351,14 @@ impl MembershipDriver {
         };
         match step {
             Step::Done | Step::Wait(_) => Ok(()),
-            Step::Initialize { via, members } => {
+            Step::Initialize { members } => {
                 let req = InitializeRequest {
                     members: members.clone(),
                 };
-                self.client(&via.url).initialize(&req).await.map_err(fail)?;
+                // Each call is idempotent: a member initialized before answers "nothing changed".
+                for m in members {
+                    self.client(&m.url).initialize(&req).await.map_err(fail)?;
+                }
                 Ok(())
             }
             Step::AddLearner { leader, member } => {
@@ -447,10 +487,23 @@ mod tests {
         }
     }
 
+    /// A replica on a new data directory: no membership, not admitted.
     fn fresh(id: NodeId) -> RaftStatus {
         let mut s = status(id, RaftRole::Learner, &[], &[]);
         s.initialized = false;
+        s.admitted = false;
         s.leader = None;
+        s.last_log_index = None;
+        s
+    }
+
+    /// A founding member right after initialize: the membership entry at index 0, no leader.
+    fn founded(id: NodeId, voters: &[NodeId]) -> RaftStatus {
+        let v: Vec<(NodeId, u64)> = voters.iter().map(|v| (*v, 0)).collect();
+        let mut s = status(id, RaftRole::Follower, &v, &[]);
+        s.leader = None;
+        s.term = 0;
+        s.last_log_index = Some(0);
         s
     }
 
@@ -474,7 +527,7 @@ mod tests {
         let three = [(1, UP), (2, UP), (3, UP)];
         let cases: Vec<(&str, Observation, Vec<Member>, Step)> = vec![
             (
-                "fresh group, all reachable: initialize once through the lowest id",
+                "fresh group, all reachable: initialize every founding member",
                 obs(vec![
                     (1, Ok(fresh(1))),
                     (2, Ok(fresh(2))),
@@ -482,9 +535,51 @@ mod tests {
                 ]),
                 desired(&[3, 1, 2]),
                 Step::Initialize {
-                    via: member(1),
                     members: desired(&[1, 2, 3]),
                 },
+            ),
+            (
+                "forming interrupted after the first member: finish with the same membership",
+                obs(vec![
+                    (1, Ok(founded(1, &[1, 2, 3]))),
+                    (2, Ok(fresh(2))),
+                    (3, Ok(fresh(3))),
+                ]),
+                desired(&[1, 2, 3, 4, 5]),
+                Step::Initialize {
+                    members: desired(&[1, 2, 3]),
+                },
+            ),
+            (
+                "every founding member initialized, no leader yet: wait for the election",
+                obs(vec![
+                    (1, Ok(founded(1, &[1, 2, 3]))),
+                    (2, Ok(founded(2, &[1, 2, 3]))),
+                    (3, Ok(founded(3, &[1, 2, 3]))),
+                ]),
+                desired(&[1, 2, 3]),
+                Step::Wait("no leader elected yet".into()),
+            ),
+            (
+                "founding members disagree: never add a third opinion",
+                obs(vec![
+                    (1, Ok(founded(1, &[1, 2, 3]))),
+                    (2, Ok(founded(2, &[1, 2]))),
+                    (3, Ok(fresh(3))),
+                ]),
+                desired(&[1, 2, 3]),
+                Step::Wait("replicas hold different founding memberships".into()),
+            ),
+            (
+                "a group that committed anything is never initialized again, even with only an \
+                 empty replica in sight",
+                obs(vec![
+                    (1, Err("down".into())),
+                    (2, Ok(status(2, RaftRole::Follower, &three, &[]))),
+                    (3, Ok(fresh(3))),
+                ]),
+                desired(&[1, 2, 3]),
+                Step::Wait("no leader elected yet".into()),
             ),
             (
                 "fresh group with a member unreachable: never initialize blind",
@@ -633,5 +728,67 @@ mod tests {
             next_step(&o, &desired(&[1, 2, 3]), 64),
             Step::Wait(_)
         ));
+    }
+
+    #[test]
+    fn a_voter_holding_the_log_but_not_admitted_is_removed_too() {
+        // A new leader may have replicated to the wiped voter before the driver saw it: it holds
+        // the log now, but it may have forgotten a vote, so it must still leave and come back.
+        let three = [(1, UP), (2, UP), (3, UP)];
+        let mut o = leader_of(&three, &[]);
+        o.statuses
+            .insert(2, Ok(status(2, RaftRole::Follower, &three, &[])));
+        let mut refilled = status(3, RaftRole::Follower, &three, &[]);
+        refilled.admitted = false;
+        o.statuses.insert(3, Ok(refilled));
+        assert_eq!(
+            next_step(&o, &desired(&[1, 2, 3]), 64),
+            Step::ChangeVoters {
+                leader: url(1),
+                voters: vec![1, 2]
+            }
+        );
+    }
+
+    #[test]
+    fn a_replaced_member_comes_back_as_a_learner_then_a_voter() {
+        // Removed: it is added again (the leader admits it first).
+        let mut o = leader_of(&[(1, UP), (2, UP)], &[]);
+        o.statuses.insert(3, Ok(fresh(3)));
+        assert_eq!(
+            next_step(&o, &desired(&[1, 2, 3]), 64),
+            Step::AddLearner {
+                leader: url(1),
+                member: member(3)
+            }
+        );
+        // Added, still catching up: wait.
+        let o = leader_of(&[(1, UP), (2, UP)], &[(3, 5)]);
+        assert!(matches!(
+            next_step(&o, &desired(&[1, 2, 3]), 64),
+            Step::Wait(_)
+        ));
+        // Caught up: a voter again.
+        let o = leader_of(&[(1, UP), (2, UP)], &[(3, UP)]);
+        assert_eq!(
+            next_step(&o, &desired(&[1, 2, 3]), 64),
+            Step::ChangeVoters {
+                leader: url(1),
+                voters: vec![1, 2, 3]
+            }
+        );
+    }
+
+    #[test]
+    fn a_learner_that_lost_its_volume_is_removed() {
+        let mut o = leader_of(&[(1, UP), (2, UP), (3, UP)], &[(4, 700)]);
+        o.statuses.insert(4, Ok(fresh(4)));
+        assert_eq!(
+            next_step(&o, &desired(&[1, 2, 3, 4, 5]), 64),
+            Step::RemoveNodes {
+                leader: url(1),
+                ids: vec![4]
+            }
+        );
     }
 }

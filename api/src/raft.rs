@@ -167,3 +167,52 @@ pub struct ReadIndex {
     /// Apply up to this index before reading.
     pub index: u64,
 }
+
+/// Checks that `url` can address a replica: an absolute `http://` or `https://` URL with a
+/// host, and nothing after the authority but an optional `/`.
+pub fn check_member_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("{url:?} must start with http:// or https://"));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{url:?} has no host"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!("{url:?} must not carry credentials"));
+    }
+    if parsed.path() != "/" || parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(format!(
+            "{url:?} must be a base URL (scheme, host and port only)"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_urls() {
+        for ok in [
+            "http://127.0.0.1:7001",
+            "http://shop-orders-0.shop-orders.shop.svc:7000/",
+            "https://r1:443",
+        ] {
+            assert_eq!(check_member_url(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "not a url",
+            "",
+            "127.0.0.1:7001",
+            "ftp://r1:21",
+            "http://",
+            "http://u:p@r1:7000",
+            "http://r1:7000/raft",
+            "http://r1:7000?x=1",
+        ] {
+            assert!(check_member_url(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -183,11 +183,16 @@ pub fn desired_members(replicas: i32, url_of: impl Fn(i32) -> String) -> Vec<Mem
 }
 
 /// Is this step allowed given what the status recorded? Initialization happens once in a
-/// group's life: once recorded, an `Initialize` decision means the group lost its state, which
-/// the operator must not paper over by starting a new, empty group.
-pub fn allowed(step: &Step, initialized: bool) -> Result<(), String> {
+/// group's life. Once recorded, finishing an interrupted one is fine while some member still
+/// holds the founding membership; an `Initialize` with no member holding anything means the
+/// group lost its state, which the operator must not paper over by starting a new, empty group.
+pub fn allowed(step: &Step, initialized: bool, obs: &Observation) -> Result<(), String> {
+    let some_member_holds_state = obs
+        .statuses
+        .values()
+        .any(|s| s.as_ref().is_ok_and(|s| s.initialized));
     match step {
-        Step::Initialize { .. } if initialized => Err(
+        Step::Initialize { .. } if initialized && !some_member_holds_state => Err(
             "the order group was initialized before but no member has Raft state now; refusing to initialize it again (restore the volumes or recreate the ToyStore)".into(),
         ),
         _ => Ok(()),
@@ -361,15 +366,22 @@ mod tests {
 
     #[test]
     fn initialization_is_never_repeated() {
-        let step = Step::Initialize {
-            via: Member {
-                id: 0,
-                url: "u".into(),
-            },
-            members: vec![],
-        };
-        assert!(allowed(&step, false).is_ok());
-        assert!(allowed(&step, true).is_err());
-        assert!(allowed(&Step::Done, true).is_ok());
+        let step = Step::Initialize { members: vec![] };
+        let nothing = obs(vec![(0, Ok(empty(0))), (1, Ok(empty(1)))]);
+        assert!(allowed(&step, false, &nothing).is_ok());
+        assert!(allowed(&step, true, &nothing).is_err());
+        assert!(allowed(&Step::Done, true, &nothing).is_ok());
+        // Recorded, but forming was interrupted: finishing it is not a second initialization.
+        let mut founding = status(0, RaftRole::Follower, &[0, 1], &[]);
+        founding.last_log_index = Some(0);
+        let interrupted = obs(vec![(0, Ok(founding)), (1, Ok(empty(1)))]);
+        assert!(allowed(&step, true, &interrupted).is_ok());
+    }
+
+    fn empty(id: NodeId) -> RaftStatus {
+        let mut s = status(id, RaftRole::Learner, &[], &[]);
+        s.initialized = false;
+        s.admitted = false;
+        s
     }
 }

@@ -176,7 +176,7 @@ async fn apply(store: &ToyStore, ctx: &Context) -> Result<Action, Error> {
     let mut step = next_step(&obs, &desired, DEFAULT_CATCH_UP_LAG);
     let mut initialized = initialized;
     let mut problem = None;
-    if let Err(refusal) = allowed(&step, initialized) {
+    if let Err(refusal) = allowed(&step, initialized, &obs) {
         publish(
             ctx,
             store,

@@ -1,6 +1,7 @@
 //! ToyStore order replica: one member of the Raft-replicated order group.
 //!
 //! - [`types`]: the Raft type configuration and the purchase commands;
+//! - [`identity`]: the data directory's identity, and admission to the group;
 //! - [`log_store`]: the durable Raft log (append-only, checksummed, fsync per batch);
 //! - [`state_machine`]: orders in redb, applied atomically, snapshots;
 //! - [`network`]: Raft RPC to peers over HTTP;
@@ -10,6 +11,7 @@
 //! - [`server`]: opening a replica and serving it until shutdown.
 
 pub mod http;
+pub mod identity;
 pub mod log_store;
 pub mod metrics;
 pub mod network;

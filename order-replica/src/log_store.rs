@@ -155,10 +155,10 @@ impl LogStore {
         self.shared.torn_bytes
     }
 
-    /// Whether the log holds any Raft state (vote or entries).
-    pub fn has_state(&self) -> bool {
-        let mem = self.shared.mem.lock().unwrap();
-        mem.vote.is_some() || mem.last_log_id().is_some()
+    /// Whether the log holds any entry, or ever did (compacted into a snapshot). A vote alone
+    /// does not count: it says nothing about what the group committed.
+    pub fn holds_log(&self) -> bool {
+        self.shared.mem.lock().unwrap().last_log_id().is_some()
     }
 
     /// Appends records to the file and flushes them, off the async runtime.

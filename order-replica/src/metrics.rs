@@ -22,6 +22,7 @@ pub struct Metrics {
     raft: Family<Labels, Gauge>,
     torn_bytes: Gauge,
     confirmed: Gauge,
+    refused_rpcs: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -64,6 +65,12 @@ impl Metrics {
             "Confirmed orders in the state machine",
             confirmed.clone(),
         );
+        let refused_rpcs = Family::<Labels, Counter>::default();
+        registry.register(
+            "raft_rpc_refused",
+            "Raft RPCs refused because this replica is not admitted to the group, by path",
+            refused_rpcs.clone(),
+        );
         Self {
             registry,
             orders,
@@ -71,6 +78,7 @@ impl Metrics {
             raft,
             torn_bytes,
             confirmed,
+            refused_rpcs,
         }
     }
 
@@ -78,6 +86,13 @@ impl Metrics {
     pub fn order_outcome(&self, outcome: &str) {
         self.orders
             .get_or_create(&vec![("outcome", outcome.to_string())])
+            .inc();
+    }
+
+    /// Counts a Raft RPC refused while not admitted.
+    pub fn refused_rpc(&self, path: &str) {
+        self.refused_rpcs
+            .get_or_create(&vec![("path", path.to_string())])
             .inc();
     }
 
@@ -101,6 +116,7 @@ impl Metrics {
         set("snapshot_index", idx(status.snapshot_index));
         set("is_leader", i64::from(status.role == RaftRole::Leader));
         set("members", status.members.len() as i64);
+        set("admitted", i64::from(status.admitted));
         self.torn_bytes.set(status.recovered_torn_bytes as i64);
         self.confirmed.set(confirmed as i64);
         let mut out = String::new();

@@ -75,6 +75,10 @@ enum RpcFailure {
     /// No connection could be made: back off.
     #[error("peer unreachable: {0}")]
     Unreachable(reqwest::Error),
+    /// The peer answered 503: it takes no part in the group now (not admitted, or its Raft
+    /// stopped). Back off as from an unreachable peer.
+    #[error("peer unavailable: {0}")]
+    Unavailable(String),
     /// Anything else: retry.
     #[error("{0}")]
     Other(String),
@@ -109,6 +113,12 @@ impl Peer {
             .bytes()
             .await
             .map_err(|e| RpcFailure::Other(format!("{url}: {e}")))?;
+        if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            return Err(RpcFailure::Unavailable(format!(
+                "{url}: {}",
+                String::from_utf8_lossy(&bytes)
+            )));
+        }
         if !status.is_success() {
             return Err(RpcFailure::Other(format!(
                 "{url}: {status}: {}",
@@ -134,6 +144,9 @@ impl Peer {
                 &std::io::Error::other(format!("node {} refused: {remote}", self.target)),
             ))),
             Err(RpcFailure::Unreachable(e)) => Err(RPCError::Unreachable(Unreachable::new(&e))),
+            Err(RpcFailure::Unavailable(e)) => Err(RPCError::Unreachable(Unreachable::new(
+                &std::io::Error::other(e),
+            ))),
             Err(e @ RpcFailure::Other(_)) => Err(RPCError::Network(NetworkError::new(&e))),
         }
     }
@@ -211,6 +224,9 @@ impl RaftNetworkV2<TypeConfig> for Peer {
             Err(RpcFailure::Unreachable(e)) => {
                 Err(StreamingError::Unreachable(Unreachable::new(&e)))
             }
+            Err(RpcFailure::Unavailable(e)) => Err(StreamingError::Unreachable(Unreachable::new(
+                &std::io::Error::other(e),
+            ))),
             Err(e @ RpcFailure::Other(_)) => Err(StreamingError::Network(NetworkError::new(&e))),
         }
     }

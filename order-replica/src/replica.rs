@@ -10,6 +10,7 @@ use openraft::{Config, ServerState, SnapshotPolicy};
 
 use api::raft::{MemberInfo, RaftRole, RaftStatus};
 
+use crate::identity::DataIdentity;
 use crate::log_store::LogStore;
 use crate::metrics::Metrics;
 use crate::network::Network;
@@ -83,6 +84,8 @@ pub struct Replica {
     pub state: StateMachineStore,
     /// The log, for its recovery report.
     pub log: LogStore,
+    /// The data directory's identity and whether this replica is admitted to the group.
+    pub identity: DataIdentity,
     /// The URL this replica advertises.
     pub url: String,
     /// The cluster token required on Raft RPC and admin calls.
@@ -110,8 +113,8 @@ impl Replica {
             source,
         };
         std::fs::create_dir_all(data_dir).map_err(storage)?;
-        check_node_id(data_dir, id)?;
         let log = LogStore::open(data_dir).map_err(storage)?;
+        let identity = DataIdentity::open(data_dir, id, log.holds_log())?;
         let state = StateMachineStore::open(data_dir).map_err(storage)?;
         let config = Config {
             cluster_name: "toystore-orders".into(),
@@ -134,12 +137,15 @@ impl Replica {
         )
         .await
         .map_err(|e| OpenError::Raft(e.to_string()))?;
+        // Not admitted: never campaign (the RPC layer also refuses votes and entries).
+        raft.runtime_config().elect(identity.is_admitted());
         Ok(Arc::new(Self {
             id,
             url,
             raft,
             state,
             log,
+            identity,
             token,
             stock,
             metrics: Metrics::new(),
@@ -182,57 +188,24 @@ impl Replica {
             applied_index: m.last_applied.map(|l| l.index),
             snapshot_index: m.snapshot.map(|l| l.index),
             purged_index: m.purged.map(|l| l.index),
-            initialized: self.log.has_state() || !members.is_empty(),
+            initialized: !members.is_empty(),
             joint: membership.get_joint_config().len() > 1,
             members,
             recovered_torn_bytes: self.log.torn_bytes(),
-            admitted: true,
-            data_id: None,
+            admitted: self.identity.is_admitted(),
+            data_id: Some(self.identity.data_id().to_string()),
         }
+    }
+
+    /// Admits this replica to the group (durably) and lets it campaign. Idempotent.
+    pub fn admit(&self, by: &str) -> std::io::Result<()> {
+        self.identity.admit(by)?;
+        self.raft.runtime_config().elect(true);
+        Ok(())
     }
 
     /// Whether Raft is still running (a storage failure stops it).
     pub fn is_running(&self) -> bool {
         self.raft.metrics().borrow_watched().running_state.is_ok()
-    }
-}
-
-/// Records the replica id in the data directory on first start and refuses another id later,
-/// so a volume mounted on the wrong replica cannot impersonate another member.
-fn check_node_id(dir: &Path, id: NodeId) -> Result<(), OpenError> {
-    let path = dir.join("node-id");
-    let storage = |source| OpenError::Storage {
-        path: dir.to_path_buf(),
-        source,
-    };
-    match std::fs::read_to_string(&path) {
-        Ok(s) => {
-            let stored: NodeId = s.trim().parse().map_err(|_| {
-                storage(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{} does not hold a replica id", path.display()),
-                ))
-            })?;
-            if stored != id {
-                return Err(OpenError::WrongId {
-                    path: dir.to_path_buf(),
-                    stored,
-                    requested: id,
-                });
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let tmp = dir.join("node-id.tmp");
-            std::fs::write(&tmp, format!("{id}\n")).map_err(storage)?;
-            std::fs::File::open(&tmp)
-                .and_then(|f| f.sync_all())
-                .map_err(storage)?;
-            std::fs::rename(&tmp, &path).map_err(storage)?;
-            std::fs::File::open(dir)
-                .and_then(|f| f.sync_all())
-                .map_err(storage)
-        }
-        Err(e) => Err(storage(e)),
     }
 }

@@ -30,6 +30,7 @@ pub fn routes() -> Router<Arc<Replica>> {
         .route("/raft/read-index", get(read_index))
         .route("/admin/status", get(status))
         .route("/admin/initialize", post(initialize))
+        .route("/admin/admit", post(admit))
         .route("/admin/learners", post(add_learner))
         .route("/admin/membership", post(change_membership))
         .route("/admin/remove-nodes", post(remove_nodes))
@@ -77,9 +78,20 @@ async fn initialize(
             "members must not be empty",
         ));
     }
+    validate_members(&req.members)?;
     if replica.status().initialized {
         return done("already initialized; nothing changed");
     }
+    if !req.members.iter().any(|m| m.id == replica.id) {
+        return Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            format!("replica {} is not one of the members", replica.id),
+        ));
+    }
+    // A founding member: admitted before its first vote can be asked for.
+    replica
+        .admit("initialize")
+        .map_err(|e| HttpError::unavailable(format!("cannot record admission: {e}")))?;
     let nodes: BTreeMap<NodeId, BasicNode> = req
         .members
         .iter()
@@ -97,17 +109,47 @@ async fn initialize(
     }
 }
 
+/// Lets this replica take part in the group. Called by a leader that is about to add it as a
+/// learner; idempotent.
+async fn admit(State(replica): State<Arc<Replica>>) -> AdminResult {
+    if replica.identity.is_admitted() {
+        return done("already admitted; nothing changed");
+    }
+    replica
+        .admit("a leader adding it as a learner")
+        .map_err(|e| HttpError::unavailable(format!("cannot record admission: {e}")))?;
+    done(format!("replica {} admitted", replica.id))
+}
+
 async fn add_learner(
     State(replica): State<Arc<Replica>>,
     ApiJson(req): ApiJson<AddLearnerRequest>,
 ) -> AdminResult {
     let member = req.member;
+    validate_members(std::slice::from_ref(&member))?;
     let node = BasicNode::new(&member.url);
     let known = replica
         .status()
         .members
         .into_iter()
         .find(|m| m.id == member.id);
+    if known.is_none() {
+        // Only the leader adds members; ask before touching the learner.
+        leader_only(&replica, "/admin/learners")?;
+        // A new member (or one whose old identity was removed) is admitted first, so that
+        // it accepts the entries the leader is about to send.
+        let learner = api::client::ReplicaClient::new(
+            replica.http.clone(),
+            &member.url,
+            Some(replica.token.clone()),
+        );
+        learner.admit().await.map_err(|e| {
+            HttpError::unavailable(format!(
+                "could not admit replica {} at {}: {e}",
+                member.id, member.url
+            ))
+        })?;
+    }
     let result = match known {
         Some(k) if k.url == member.url && !req.wait_caught_up => {
             return leader_only(&replica, "/admin/learners").map(|_| {
@@ -242,6 +284,20 @@ async fn snapshot(State(replica): State<Arc<Replica>>) -> AdminResult {
         .await
         .map_err(|e| HttpError::unavailable(e.to_string()))?;
     done("snapshot requested")
+}
+
+/// Refuses members whose URL is not an absolute `http(s)://host[:port]` base URL: a voter
+/// re-addressed to garbage stops receiving entries while it still counts for quorum.
+fn validate_members(members: &[api::raft::Member]) -> Result<(), HttpError> {
+    for m in members {
+        if let Err(why) = api::raft::check_member_url(&m.url) {
+            return Err(HttpError::new(
+                StatusCode::BAD_REQUEST,
+                format!("member {}: {why}", m.id),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The status, if this replica is the leader; otherwise a redirect to the leader.

@@ -28,7 +28,7 @@ pub const RAFT_BODY_LIMIT: usize = 1 << 30;
 /// Builds the complete router of a replica.
 pub fn router(replica: Arc<Replica>) -> Router {
     let protected = Router::new()
-        .merge(raft_rpc::routes())
+        .merge(raft_rpc::routes(replica.clone()))
         .merge(admin::routes())
         .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT))
         .route_layer(middleware::from_fn_with_state(

@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::post;
 use axum::{Json, Router};
 use openraft::error::{Fatal, RaftError};
@@ -20,13 +22,34 @@ use crate::types::{Snapshot, TypeConfig};
 
 type RpcResult<T> = Json<Result<T, RaftError<TypeConfig>>>;
 
-pub fn routes() -> Router<Arc<Replica>> {
+pub fn routes(replica: Arc<Replica>) -> Router<Arc<Replica>> {
     Router::new()
         .route("/raft/append", post(append))
         .route("/raft/vote", post(vote))
         .route("/raft/pre-vote", post(pre_vote))
         .route("/raft/leader-handoff", post(leader_handoff))
         .route("/raft/snapshot", post(snapshot))
+        .route_layer(middleware::from_fn_with_state(replica, require_admitted))
+}
+
+/// A replica that is not admitted takes no part in the group: no votes (it may have forgotten
+/// one it gave), no entries (the leader would see its log go back). The peer sees 503, which
+/// it treats like an unreachable node.
+async fn require_admitted(
+    State(replica): State<Arc<Replica>>,
+    req: Request,
+    next: Next,
+) -> Result<Response, HttpError> {
+    if replica.identity.is_admitted() {
+        return Ok(next.run(req).await);
+    }
+    replica.metrics.refused_rpc(req.uri().path());
+    Err(HttpError::unavailable(format!(
+        "replica {} is not admitted to the group: its data directory ({}) holds none of the \
+         group's state; the membership driver must remove it and add it again as a learner",
+        replica.id,
+        replica.identity.data_id()
+    )))
 }
 
 async fn append(
