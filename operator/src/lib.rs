@@ -16,8 +16,6 @@ pub mod validate;
 
 /// CRD generation, shared by the `crdgen` binary and the freshness test.
 pub mod crdgen {
-    use kube::CustomResourceExt;
-
     /// Where the CRD is committed, relative to the repository root: `crds/` and its copies in
     /// the Helm chart and the plain manifests (neither may reach outside its own directory).
     pub const COPIES: [&str; 3] = [
@@ -28,7 +26,7 @@ pub mod crdgen {
 
     /// The CRD as committed in every one of [`COPIES`].
     pub fn yaml() -> String {
-        let mut crd = crate::crd::ToyStore::crd();
+        let mut crd = crate::crd::crd();
         // Helm would otherwise delete the CRD on uninstall, and with it every ToyStore and,
         // through owner references, every store's objects and volumes.
         crd.metadata.annotations =

@@ -111,7 +111,7 @@ async fn apply(store: &ToyStore, ctx: &Context) -> Result<Action, Error> {
     let initialized = store.status.as_ref().is_some_and(|s| s.initialized);
 
     // validate
-    if let Err(problems) = validate(&store.spec) {
+    if let Err(problems) = validate(store) {
         let message = problems.join("; ");
         publish(
             ctx,
