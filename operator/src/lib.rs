@@ -2,10 +2,13 @@
 //!
 //! Reconcile is a pipeline (see [`reconcile`]): [`validate`] → [`objects`] (pure build) →
 //! server-side apply → [`membership`] (the shared Raft membership driver, rolling upgrades) →
-//! [`status`]. The CRD is in [`crd`].
+//! [`status`]. The CRD is in [`crd`]; rounds read the watch caches of [`cache`] and publish
+//! through [`events`].
 
+pub mod cache;
 pub mod controller;
 pub mod crd;
+pub mod events;
 pub mod membership;
 pub mod metrics;
 pub mod objects;
