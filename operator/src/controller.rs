@@ -1,18 +1,26 @@
 //! The controllers: one per watched namespace (or one for all), each watching ToyStores and
-//! the objects they own, running [`reconcile`] until shutdown.
+//! the objects they manage, running [`reconcile`] until shutdown.
+//!
+//! Every managed kind is watched through a reflector that fills the round's [`Caches`], and
+//! its changes trigger a reconcile of the owning store: owned kinds by owner reference, pods
+//! and volume claims (owned by StatefulSets) by their `app.kubernetes.io/instance` label.
 
+use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use kube::runtime::controller::Controller;
-use kube::runtime::watcher;
-use kube::{Api, Client, Resource};
+use kube::api::ListParams;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::reflector::{self, ObjectRef, store::Writer};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 
+use crate::cache::Caches;
 use crate::crd::ToyStore;
+use crate::objects;
 use crate::reconcile::{Context, error_policy, reconcile};
 
 /// The namespaces to watch: the non-empty entries of `listed`, or `[None]` (all namespaces)
@@ -27,13 +35,49 @@ pub fn watched(listed: &[String]) -> Vec<Option<String>> {
     if named.is_empty() { vec![None] } else { named }
 }
 
-/// Runs the controllers of `namespaces` (see [`watched`]) until `shutdown` completes.
-/// A namespaced watch needs only namespaced permissions, so a list of namespaces runs with
-/// Roles in those namespaces and no ClusterRole.
+/// Why the operator cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The ToyStore CRD is not installed.
+    #[error(
+        "the ToyStore CRD (toystores.toystore.dev) is not installed in this cluster: install it with `kubectl apply -f crds/toystore.yaml` or the Helm chart (charts/toystore-operator)"
+    )]
+    CrdMissing,
+    /// The operator may not list ToyStores.
+    #[error(
+        "not allowed to list ToyStores{0}: grant the operator's RBAC rules (the Helm chart or deploy/manifests do): {1}"
+    )]
+    Forbidden(String, String),
+    /// The API server could not be asked.
+    #[error("checking that the ToyStore CRD is installed: {0}")]
+    Api(#[from] kube::Error),
+}
+
+/// Checks, before the controllers start, that ToyStores can be listed in every namespace to
+/// watch: a missing CRD would otherwise only show as watch errors.
+pub async fn check_crd(client: &Client, namespaces: &[Option<String>]) -> Result<(), StartError> {
+    for ns in namespaces {
+        let api: Api<ToyStore> = scoped(client, ns.as_deref());
+        match api.list(&ListParams::default().limit(1)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => return Err(StartError::CrdMissing),
+            Err(kube::Error::Api(e)) if e.code == 403 => {
+                let place = ns.as_ref().map_or(String::new(), |ns| format!(" in {ns}"));
+                return Err(StartError::Forbidden(place, e.message));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Runs the controllers of `namespaces` (see [`watched`]) until `shutdown` completes. Each gets
+/// a copy of `base` with its own watch caches. A namespaced watch needs only namespaced
+/// permissions, so a list of namespaces runs with Roles in those namespaces and no ClusterRole.
 pub async fn run(
     client: Client,
     namespaces: &[Option<String>],
-    ctx: Arc<Context>,
+    base: Arc<Context>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -47,28 +91,69 @@ pub async fn run(
         let stopped = async move {
             let _ = stopped.wait_for(|s| *s).await;
         };
+        let (cache, w) = Caches::new();
+        let ctx = Arc::new(Context {
+            cache,
+            ..(*base).clone()
+        });
         Controller::new(scoped::<ToyStore>(&client, ns), watcher::Config::default())
-            .owns(
-                scoped::<StatefulSet>(&client, ns),
-                watcher::Config::default(),
-            )
-            .owns(
-                scoped::<Deployment>(&client, ns),
-                watcher::Config::default(),
-            )
-            .owns(scoped::<Service>(&client, ns), watcher::Config::default())
-            .owns(scoped::<ConfigMap>(&client, ns), watcher::Config::default())
+            .owns_stream(cached(&client, ns, w.config_maps))
+            .owns_stream(cached(&client, ns, w.service_accounts))
+            .owns_stream(cached(&client, ns, w.services))
+            .owns_stream(cached(&client, ns, w.stateful_sets))
+            .owns_stream(cached(&client, ns, w.deployments))
+            .owns_stream(cached(&client, ns, w.pod_disruption_budgets))
+            .owns_stream(cached(&client, ns, w.network_policies))
+            .watches_stream(cached(&client, ns, w.pods), store_of)
+            .watches_stream(cached(&client, ns, w.persistent_volume_claims), store_of)
             .graceful_shutdown_on(stopped)
-            .run(reconcile, error_policy, ctx.clone())
+            .run(reconcile, error_policy, ctx)
             .boxed()
     });
     futures_util::stream::select_all(controllers)
         .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "controller event");
+            match result {
+                Ok(_) => {}
+                // Logged by `error_policy` (and shown in the store's status when it can be).
+                Err(controller::Error::ReconcilerFailed(..)) => {}
+                // A store deleted between its event and its round: expected.
+                Err(e @ controller::Error::ObjectNotFound(_)) => {
+                    tracing::debug!(error = %e, "controller event");
+                }
+                // A watch failing (403, missing CRD, API server unreachable) stops the
+                // operator from seeing changes: say so.
+                Err(e) => tracing::warn!(error = %e, "controller stream error"),
             }
         })
         .await;
+}
+
+/// The managed objects of kind `K` in `ns`: watched, cached through `writer`, and passed on
+/// (changes and deletions) as reconcile triggers.
+fn cached<K>(
+    client: &Client,
+    ns: Option<&str>,
+    writer: Writer<K>,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let config = watcher::Config::default().labels(&objects::managed_selector());
+    reflector::reflector(writer, watcher(scoped::<K>(client, ns), config))
+        .default_backoff()
+        .touched_objects()
+}
+
+/// The store a pod or claim belongs to, by its instance label.
+fn store_of<K: Resource>(obj: K) -> Option<ObjectRef<ToyStore>> {
+    let name = obj.labels().get(objects::INSTANCE_LABEL)?;
+    Some(ObjectRef::new(name).within(&obj.namespace()?))
 }
 
 /// An Api over one namespace, or all of them.

@@ -6,10 +6,32 @@
 //! schema alone cannot say (an odd replica count, an immutable storage class, timing relations).
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::{CustomResource, KubeSchema};
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+/// CEL rule: a ToyStore name is a DNS-1035 label, because it names Services (`NAME-orders`),
+/// which must be DNS-1035 labels (dots are refused; a leading digit is refused before ~1.35).
+pub const NAME_RULE: &str = "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')";
+/// The message of [`NAME_RULE`].
+pub const NAME_MESSAGE: &str = "a ToyStore name must be a DNS-1035 label: lowercase letters, digits and '-', starting with a letter and ending with a letter or digit (it names the store's Services)";
+/// CEL rule: the longest name whose derived object and pod names stay within their limits.
+pub const NAME_LENGTH_RULE: &str = "size(self.metadata.name) <= 40";
+/// The message of [`NAME_LENGTH_RULE`].
+pub const NAME_LENGTH_MESSAGE: &str =
+    "a ToyStore name must be at most 40 characters (its StatefulSets and pods are named after it)";
+/// Longest ToyStore name ([`NAME_LENGTH_RULE`]).
+pub const MAX_NAME_LENGTH: usize = 40;
+
+/// CEL transition rule on a [`StorageSpec`]: the storage class may not be added, removed or
+/// changed. A rule on the field itself (`self == oldSelf`) runs only when both the old and the
+/// new object have the field, so it misses unset→set and set→unset; on the parent object, which
+/// is always present (defaulted, as are its parents), `has()` sees both sides.
+pub const STORAGE_CLASS_RULE: &str = "has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)";
 
 /// Desired state of a toy store.
 #[allow(clippy::duplicated_attributes)] // several printcolumn(...) attributes are intended
@@ -23,7 +45,8 @@ use serde::{Deserialize, Serialize};
     namespaced,
     status = "ToyStoreStatus",
     doc = "A ToyStore: catalog, Raft-replicated order service and frontend, run by the operator.",
-    validation = Rule::new("size(self.metadata.name) <= 40").message("a ToyStore name must be at most 40 characters (its StatefulSets and pods are named after it)"),
+    validation = Rule::new(NAME_RULE).message(NAME_MESSAGE).field_path(".metadata.name"),
+    validation = Rule::new(NAME_LENGTH_RULE).message(NAME_LENGTH_MESSAGE).field_path(".metadata.name"),
     printcolumn(
         name = "Ready",
         type_ = "string",
@@ -81,6 +104,7 @@ pub struct OrdersSpec {
 /// A persistent volume request.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(STORAGE_CLASS_RULE).message("storageClassName is immutable: it cannot be added, changed or removed once the store exists (existing volumes cannot change class)").field_path(".storageClassName"))]
 pub struct StorageSpec {
     /// Volume size, e.g. `1Gi`. Immutable: StatefulSet volume claim templates cannot change.
     #[serde(default = "default_storage_size")]
@@ -88,9 +112,10 @@ pub struct StorageSpec {
     #[x_kube(validation = Rule::new("self == oldSelf").message("storage.size is immutable: a StatefulSet cannot resize its volume claims"))]
     pub size: String,
     /// Storage class of the volume (cluster default when unset). Immutable: volumes cannot move.
+    // Not nullable in the schema: the API server prunes an explicit null, so "unset" has one
+    // form and the presence rule on `StorageSpec` sees it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 253))]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("storageClassName is immutable: existing volumes cannot change class"))]
+    #[schemars(with = "String", length(max = 253))]
     pub storage_class_name: Option<String>,
 }
 
@@ -197,11 +222,44 @@ pub struct MemberStatus {
     pub pod: String,
     /// `leader`, `follower`, `candidate`, `learner` or `unreachable`.
     pub role: String,
-    /// Whether the replica answered and holds Raft state.
+    /// Whether the replica answers, takes part in the group with its membership (its data was
+    /// not lost) and is within the catch-up lag of the leader's log.
     pub healthy: bool,
     /// Highest log index known replicated to it (from the leader).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matched_index: Option<i64>,
+}
+
+/// The CRD of [`ToyStore`]: the derived one, with `metadata.name` declared in the root schema.
+///
+/// The API server accepts a `fieldPath` only when it names a field of the schema, and the
+/// derived schema has no `metadata`; declaring `metadata.name` (the one restriction a CRD may
+/// put on metadata, with `generateName`) lets the name rules report at `metadata.name` instead
+/// of `<nil>`. Its `maxLength` also bounds the CEL cost of matching the name.
+pub fn crd() -> CustomResourceDefinition {
+    let mut crd = ToyStore::crd();
+    let name = JSONSchemaProps {
+        type_: Some("string".into()),
+        max_length: Some(MAX_NAME_LENGTH as i64),
+        ..Default::default()
+    };
+    let metadata = JSONSchemaProps {
+        type_: Some("object".into()),
+        properties: Some([("name".to_string(), name)].into()),
+        ..Default::default()
+    };
+    for version in &mut crd.spec.versions {
+        if let Some(root) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
+            root.properties
+                .get_or_insert_default()
+                .insert("metadata".into(), metadata.clone());
+        }
+    }
+    crd
 }
 
 fn default_order_replicas() -> i32 {

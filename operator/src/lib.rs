@@ -2,10 +2,13 @@
 //!
 //! Reconcile is a pipeline (see [`reconcile`]): [`validate`] → [`objects`] (pure build) →
 //! server-side apply → [`membership`] (the shared Raft membership driver, rolling upgrades) →
-//! [`status`]. The CRD is in [`crd`].
+//! [`status`]. The CRD is in [`crd`]; rounds read the watch caches of [`cache`] and publish
+//! through [`events`].
 
+pub mod cache;
 pub mod controller;
 pub mod crd;
+pub mod events;
 pub mod membership;
 pub mod metrics;
 pub mod objects;
@@ -16,8 +19,6 @@ pub mod validate;
 
 /// CRD generation, shared by the `crdgen` binary and the freshness test.
 pub mod crdgen {
-    use kube::CustomResourceExt;
-
     /// Where the CRD is committed, relative to the repository root: `crds/` and its copies in
     /// the Helm chart and the plain manifests (neither may reach outside its own directory).
     pub const COPIES: [&str; 3] = [
@@ -28,7 +29,7 @@ pub mod crdgen {
 
     /// The CRD as committed in every one of [`COPIES`].
     pub fn yaml() -> String {
-        let mut crd = crate::crd::ToyStore::crd();
+        let mut crd = crate::crd::crd();
         // Helm would otherwise delete the CRD on uninstall, and with it every ToyStore and,
         // through owner references, every store's objects and volumes.
         crd.metadata.annotations =

@@ -14,12 +14,14 @@ use axum::extract::State;
 use axum::routing::get;
 use clap::Parser;
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 
+use operator::cache::Caches;
 use operator::controller;
+use operator::events::Events;
 use operator::membership::HttpOrderGroup;
 use operator::metrics::Metrics;
-use operator::reconcile::Context;
+use operator::reconcile::{Context, Memory};
 
 /// The ToyStore operator.
 #[derive(Debug, Parser)]
@@ -52,11 +54,14 @@ async fn main() -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(client.clone(), Reporter::from("toystore-operator")),
+        events: Events::new(client.clone(), Reporter::from("toystore-operator")),
         group: Arc::new(HttpOrderGroup::default()),
         metrics: metrics.clone(),
         // An empty value means "unset", not the empty class (which disables provisioning).
         default_storage_class: args.default_storage_class.clone().filter(|c| !c.is_empty()),
+        // Each controller gets its own caches (see `controller::run`).
+        cache: Caches::new().0,
+        memory: Arc::new(Memory::default()),
     });
 
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -73,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let namespaces = controller::watched(&args.watch_namespaces);
+    controller::check_crd(&client, &namespaces).await?;
     tracing::info!(?namespaces, "toystore operator running");
     controller::run(client, &namespaces, ctx, shutdown).await;
     tracing::info!("toystore operator stopped");

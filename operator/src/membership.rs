@@ -9,8 +9,10 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 
-use api::membership::{MembershipDriver, Observation, Step};
+use api::membership::{DEFAULT_CATCH_UP_LAG, MembershipDriver, Observation, Step};
 use api::raft::{Member, NodeId, RaftRole};
+
+use crate::status::member_health;
 
 /// A boxed future, so [`OrderGroup`] can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -94,6 +96,9 @@ pub struct OrderPod {
     pub updated: bool,
     /// Whether the pod is ready.
     pub ready: bool,
+    /// Whether the pod is being deleted (it has a deletion timestamp, or this operator
+    /// deleted it already).
+    pub terminating: bool,
 }
 
 /// What the rolling upgrade does next.
@@ -115,11 +120,30 @@ pub enum RollStep {
 }
 
 /// Rolling upgrade, one pod at a time, followers first, the leader last after a transfer, each
-/// only when the group keeps a quorum without it.
-pub fn next_roll_step(pods: &[OrderPod], obs: &Observation) -> RollStep {
-    let old: Vec<&OrderPod> = pods.iter().filter(|p| !p.updated).collect();
+/// only when the group keeps a quorum of healthy voters without it.
+///
+/// One at a time means: a pod is replaced only when every one of the StatefulSet's `replicas`
+/// pods exists, is not being deleted and is ready, so the pod replaced last is back (recreated
+/// on the update revision) and ready, and its replica has caught up, before the next goes.
+pub fn next_roll_step(pods: &[OrderPod], replicas: i32, obs: &Observation) -> RollStep {
+    let old: Vec<&OrderPod> = pods
+        .iter()
+        .filter(|p| !p.updated && !p.terminating)
+        .collect();
     if old.is_empty() {
         return RollStep::Done;
+    }
+    if let Some(p) = pods.iter().find(|p| p.terminating) {
+        return RollStep::Wait(format!("order pod {} is being replaced", p.ordinal));
+    }
+    for ordinal in 0..replicas {
+        match pods.iter().find(|p| p.ordinal == ordinal) {
+            None => return RollStep::Wait(format!("order pod {ordinal} is being recreated")),
+            Some(p) if !p.ready => {
+                return RollStep::Wait(format!("order pod {ordinal} is not ready"));
+            }
+            Some(_) => {}
+        }
     }
     if let Some(p) = pods.iter().find(|p| !p.ready) {
         return RollStep::Wait(format!("order pod {} is not ready", p.ordinal));
@@ -128,13 +152,15 @@ pub fn next_roll_step(pods: &[OrderPod], obs: &Observation) -> RollStep {
         return RollStep::Wait("no leader known".into());
     };
     let voters = leader.voters();
+    // Healthy as the status counts it: answering, holding the group's state, caught up.
     let healthy_voters = voters
         .iter()
         .filter(|v| {
-            obs.statuses.get(v).is_some_and(|s| {
-                s.as_ref()
-                    .is_ok_and(|s| s.initialized && s.role != RaftRole::Candidate)
-            })
+            member_health(obs, **v, DEFAULT_CATCH_UP_LAG).is_ok()
+                && obs
+                    .statuses
+                    .get(v)
+                    .is_some_and(|s| s.as_ref().is_ok_and(|s| s.role != RaftRole::Candidate))
         })
         .count();
     // Taking one voter away must leave a majority of all voters healthy.
@@ -304,6 +330,14 @@ mod tests {
             ordinal,
             updated,
             ready,
+            terminating: false,
+        }
+    }
+
+    fn terminating(ordinal: i32) -> OrderPod {
+        OrderPod {
+            terminating: true,
+            ..pod(ordinal, false, true)
         }
     }
 
@@ -348,7 +382,7 @@ mod tests {
             ),
         ];
         for (name, pods, o, want) in cases {
-            assert_eq!(next_roll_step(&pods, &o), want, "{name}");
+            assert_eq!(next_roll_step(&pods, 3, &o), want, "{name}");
         }
     }
 
@@ -361,7 +395,53 @@ mod tests {
             pod(1, false, true),
             pod(2, false, true),
         ];
-        assert!(matches!(next_roll_step(&pods, &o), RollStep::Wait(_)));
+        assert!(matches!(next_roll_step(&pods, 3, &o), RollStep::Wait(_)));
+    }
+
+    #[test]
+    fn the_next_pod_waits_until_the_replaced_one_is_back_and_ready() {
+        let g = group(&[0, 1, 2], &[], 2);
+        let old = |o| pod(o, false, true);
+        let cases = [
+            (
+                "pod 0 deleted, still terminating (and still ready)",
+                vec![terminating(0), old(1), old(2)],
+                RollStep::Wait("order pod 0 is being replaced".into()),
+            ),
+            (
+                "pod 0 gone, not recreated yet",
+                vec![old(1), old(2)],
+                RollStep::Wait("order pod 0 is being recreated".into()),
+            ),
+            (
+                "pod 0 recreated on the new revision, not ready",
+                vec![pod(0, true, false), old(1), old(2)],
+                RollStep::Wait("order pod 0 is not ready".into()),
+            ),
+            (
+                "pod 0 back and ready: the next follower",
+                vec![pod(0, true, true), old(1), old(2)],
+                RollStep::DeletePod(1),
+            ),
+        ];
+        for (name, pods, want) in cases {
+            assert_eq!(next_roll_step(&pods, 3, &g), want, "{name}");
+        }
+        // Back and ready, but its replica has not caught up: replacing another voter now could
+        // leave no caught-up majority.
+        let mut lagging = g.clone();
+        for s in lagging.statuses.values_mut().flatten() {
+            for m in &mut s.members {
+                if m.id == 0 {
+                    m.matched_index = Some(0);
+                }
+            }
+        }
+        let pods = vec![pod(0, true, true), old(1), old(2)];
+        assert!(matches!(
+            next_roll_step(&pods, 3, &lagging),
+            RollStep::Wait(_)
+        ));
     }
 
     #[test]

@@ -84,7 +84,8 @@ pub const FRONTEND_SERVICE_PORT: i32 = 80;
 
 /// Label keys shared by every object.
 const NAME_LABEL: &str = "app.kubernetes.io/name";
-const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+/// The label naming the store an object belongs to.
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// `app.kubernetes.io/name` of every ToyStore object.
@@ -184,6 +185,12 @@ pub fn token_secret(store: &ToyStore, token: &str) -> Secret {
         )])),
         ..Secret::default()
     }
+}
+
+/// The label selector of every object the operator manages (pods and volume claims included,
+/// through the StatefulSet templates): what its watches are restricted to.
+pub fn managed_selector() -> String {
+    format!("{MANAGED_BY_LABEL}={FIELD_MANAGER}")
 }
 
 /// All labels of an object of `component`: name, instance, component and managed-by.
@@ -895,12 +902,21 @@ fn frontend_deployment(store: &ToyStore, config: &BTreeMap<String, String>) -> D
 // Disruption and network policy
 
 /// Voluntary disruptions (drains, evictions) never take the group below a majority of the
-/// declared size.
+/// declared size. A single replica has no quorum to keep: `minAvailable: 1` would block every
+/// node drain forever, so it gets `maxUnavailable: 1` (a drain takes it down briefly, as any
+/// restart does). The PDB exists for every size so a scale from 3 to 1 changes it in place.
 fn orders_pdb(store: &ToyStore) -> PodDisruptionBudget {
+    let replicas = store.spec.orders.replicas;
+    let (min_available, max_unavailable) = if replicas == 1 {
+        (None, Some(IntOrString::Int(1)))
+    } else {
+        (Some(IntOrString::Int(replicas / 2 + 1)), None)
+    };
     PodDisruptionBudget {
         metadata: metadata(store, &orders_name(store), COMPONENT_ORDERS),
         spec: Some(PodDisruptionBudgetSpec {
-            min_available: Some(IntOrString::Int(store.spec.orders.replicas / 2 + 1)),
+            min_available,
+            max_unavailable,
             selector: Some(selector(store, COMPONENT_ORDERS)),
             ..PodDisruptionBudgetSpec::default()
         }),
@@ -1067,8 +1083,18 @@ mod tests {
     }
 
     #[test]
+    fn a_single_replica_pdb_never_blocks_a_drain() {
+        let mut spec = default_spec();
+        spec.orders.replicas = 1;
+        let pdb = build(&store(spec), &inputs(1)).pod_disruption_budget;
+        let pdb = pdb.spec.unwrap();
+        assert_eq!(pdb.min_available, None);
+        assert_eq!(pdb.max_unavailable, Some(IntOrString::Int(1)));
+    }
+
+    #[test]
     fn pdb_keeps_a_quorum_of_the_declared_size() {
-        for (replicas, quorum) in [(1, 1), (3, 2), (5, 3), (7, 4), (9, 5)] {
+        for (replicas, quorum) in [(3, 2), (5, 3), (7, 4), (9, 5)] {
             let mut spec = default_spec();
             spec.orders.replicas = replicas;
             let pdb = build(&store(spec), &inputs(replicas)).pod_disruption_budget;

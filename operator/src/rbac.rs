@@ -33,34 +33,37 @@ pub fn rules() -> Vec<PolicyRule> {
         // Owner references with blockOwnerDeletion need this where the API server enforces
         // OwnerReferencesPermissionEnforcement (OpenShift, hardened clusters).
         rule("toystore.dev", &["toystores/finalizers"], &["update"]),
-        // The Raft token: created once, read every round, never listed.
+        // The Raft token: created once, read once per operator process, never listed.
         rule("", &["secrets"], &["get", "create"]),
-        // Owned objects the controller watches; server-side apply creates them, so `create`.
+        // Objects the operator applies: watched (list, watch) into the caches each round reads
+        // instead of GETs; server-side apply creates missing ones, so `create`.
         rule(
             "",
-            &["configmaps", "services"],
-            &["get", "list", "watch", "create", "patch"],
+            &["configmaps", "services", "serviceaccounts"],
+            &["list", "watch", "create", "patch"],
         ),
         rule(
             "apps",
             &["statefulsets", "deployments"],
-            &["get", "list", "watch", "create", "patch"],
+            &["list", "watch", "create", "patch"],
         ),
-        // Owned objects applied but not watched.
-        rule("", &["serviceaccounts"], &["get", "create", "patch"]),
         rule(
             "policy",
             &["poddisruptionbudgets"],
-            &["get", "create", "patch"],
+            &["list", "watch", "create", "patch"],
         ),
         rule(
             "networking.k8s.io",
             &["networkpolicies"],
-            &["get", "create", "patch"],
+            &["list", "watch", "create", "patch"],
         ),
         // Rolling upgrade deletes order pods one by one; scale-down and deletion remove the
-        // volumes of departed replicas.
-        rule("", &["pods", "persistentvolumeclaims"], &["list", "delete"]),
+        // volumes of departed replicas. Both are watched for the caches.
+        rule(
+            "",
+            &["pods", "persistentvolumeclaims"],
+            &["list", "watch", "delete"],
+        ),
         rule("events.k8s.io", &["events"], &["create", "patch"]),
     ]
 }

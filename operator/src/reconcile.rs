@@ -3,34 +3,42 @@
 //! - validate: [`crate::validate`]; an invalid spec becomes a `Degraded` condition and an event;
 //! - build: [`crate::objects::build`], pure, from the resource to the objects;
 //! - apply: server-side apply with one field manager; each object carries a hash of what was
-//!   applied, so an unchanged object is not written again and a steady store causes no writes;
+//!   applied, compared with the controller's watch cache ([`crate::cache`]), so an unchanged
+//!   object is neither read from the API server nor written again. An apply the API server
+//!   refuses (4xx) becomes an `ApplyFailed` condition and a Warning event with its message;
 //! - membership: one step of the shared membership driver per round, then the rolling upgrade
 //!   and the clean-up of volumes of members that left;
 //! - status: [`crate::status`], written only when it changed.
 //!
 //! A finalizer guards deletion: owned objects go with the ToyStore (owner references), and the
 //! order and catalog volumes, found by label, are deleted with it.
+//!
+//! Deletes are never repeated: an object that has a deletion timestamp, or whose UID this
+//! process already deleted (the cache may not show the timestamp yet), is skipped.
 
-use std::collections::BTreeMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use api::membership::{DEFAULT_CATCH_UP_LAG, Step, next_step};
 
+use crate::cache::{self, Caches};
 use crate::crd::ToyStore;
+use crate::events::Events;
 use crate::membership::{
     OrderGroup, OrderPod, RollStep, allowed, desired_members, next_roll_step,
     order_statefulset_size,
@@ -65,14 +73,42 @@ pub enum Error {
     /// A membership step failed; it is retried next round.
     #[error("membership step failed: {0}")]
     Membership(String),
+    /// Server-side apply of an object failed.
+    #[error("applying {kind} {name}: {source}")]
+    Apply {
+        /// Kind of the object.
+        kind: String,
+        /// Name of the object.
+        name: String,
+        /// The API server's answer.
+        source: kube::Error,
+    },
+    /// The watch caches did not receive their first list in time (a watch failing, e.g. 403).
+    #[error("the watch caches are not ready")]
+    CacheNotReady,
+}
+
+impl Error {
+    /// The API server's message when it refused an apply (a 4xx answer): a spec it will never
+    /// accept, or a missing permission. Something a person must fix, so it is shown in status.
+    pub fn refused_apply(&self) -> Option<&str> {
+        match self {
+            Error::Apply {
+                source: kube::Error::Api(status),
+                ..
+            } if (400..500).contains(&status.code) => Some(&status.message),
+            _ => None,
+        }
+    }
 }
 
 /// What every reconcile round shares.
+#[derive(Clone)]
 pub struct Context {
     /// Kubernetes client.
     pub client: Client,
-    /// Event recorder.
-    pub recorder: Recorder,
+    /// Event publisher.
+    pub events: Events,
     /// Access to the order replicas' admin API.
     pub group: Arc<dyn OrderGroup>,
     /// Operator metrics.
@@ -80,6 +116,36 @@ pub struct Context {
     /// Storage class for the volumes of new stores whose spec names none (`None`: the
     /// cluster's default class).
     pub default_storage_class: Option<String>,
+    /// Watch caches of the managed objects.
+    pub cache: Caches,
+    /// What this process remembers between rounds.
+    pub memory: Arc<Memory>,
+}
+
+/// What the operator remembers between rounds, per store (by UID). Lost on restart, which
+/// only costs one more read or one possibly repeated event.
+#[derive(Debug, Default)]
+pub struct Memory {
+    /// Each store's Raft token. The Secret is created once and never changed, so it is read
+    /// once per process instead of every round (and the operator needs no list/watch of
+    /// Secrets, which would expose every Secret of the namespace).
+    tokens: Mutex<HashMap<String, String>>,
+    /// The leader each store's last `LeaderChanged` event named.
+    leaders: Mutex<HashMap<String, String>>,
+    /// UIDs of pods and claims this process deleted: a cache that does not show the deletion
+    /// yet must not cause a second DELETE. Deletions are rare (upgrades, scale-down), so the
+    /// set stays small.
+    deleted: Mutex<HashSet<String>>,
+}
+
+fn store_key(store: &ToyStore) -> String {
+    store.uid().unwrap_or_else(|| {
+        format!(
+            "{}/{}",
+            store.namespace().unwrap_or_default(),
+            store.name_any()
+        )
+    })
 }
 
 /// Reconciles one ToyStore.
@@ -101,17 +167,17 @@ pub async fn reconcile(store: Arc<ToyStore>, ctx: Arc<Context>) -> Result<Action
 
 /// Retry delay after a failed round.
 pub fn error_policy(store: Arc<ToyStore>, error: &Error, _ctx: Arc<Context>) -> Action {
+    // A refused apply is also in the status and a Warning event (written by the round).
     tracing::warn!(toystore = %store.name_any(), %error, "reconcile failed");
     Action::requeue(Duration::from_secs(5))
 }
 
 async fn apply(store: &ToyStore, ctx: &Context) -> Result<Action, Error> {
     let ns = store.namespace().ok_or(Error::NoNamespace)?;
-    let client = &ctx.client;
     let initialized = store.status.as_ref().is_some_and(|s| s.initialized);
 
     // validate
-    if let Err(problems) = validate(&store.spec) {
+    if let Err(problems) = validate(store) {
         let message = problems.join("; ");
         publish(
             ctx,
@@ -133,15 +199,17 @@ async fn apply(store: &ToyStore, ctx: &Context) -> Result<Action, Error> {
         write_status(store, ctx, &input).await?;
         return Ok(Action::requeue(Duration::from_secs(300)));
     }
+    if !ctx.cache.ready().await {
+        return Err(Error::CacheNotReady);
+    }
 
     // observe
-    let token = ensure_token(store, client, &ns).await?;
+    let token = ensure_token(store, ctx, &ns).await?;
     let desired = desired_members(store.spec.orders.replicas, |i| {
         objects::order_replica_url(store, i)
     });
     let obs = ctx.group.observe(&token, &desired).await;
-    let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
-    let orders_sts = sts_api.get_opt(&objects::orders_name(store)).await?;
+    let orders_sts = cache::get(&ctx.cache.stateful_sets, &ns, &objects::orders_name(store));
     let current = orders_sts.as_ref().and_then(|s| s.spec.as_ref()?.replicas);
 
     // build and apply
@@ -151,25 +219,33 @@ async fn apply(store: &ToyStore, ctx: &Context) -> Result<Action, Error> {
         &BuildInputs {
             order_replicas: size,
             storage_class: objects::fallback_storage_class(
-                orders_sts.as_ref(),
+                orders_sts.as_deref(),
                 ctx.default_storage_class.as_deref(),
             ),
         },
     );
-    apply_all(client, &ns, &built.config_map).await?;
-    for sa in &built.service_accounts {
-        apply_all(client, &ns, sa).await?;
-    }
-    for svc in &built.services {
-        apply_all(client, &ns, svc).await?;
-    }
-    for sts in &built.stateful_sets {
-        apply_all(client, &ns, sts).await?;
-    }
-    apply_all(client, &ns, &built.deployment).await?;
-    apply_all(client, &ns, &built.pod_disruption_budget).await?;
-    for np in &built.network_policies {
-        apply_all(client, &ns, np).await?;
+    if let Err(error) = apply_objects(ctx, &ns, &built).await {
+        if let Some(message) = error.refused_apply() {
+            let message = message.to_string();
+            publish(
+                ctx,
+                store,
+                EventType::Warning,
+                "ApplyFailed",
+                "Apply",
+                &message,
+            )
+            .await;
+            let input = StatusInput {
+                obs: &obs,
+                step: &Step::Wait("an apply failed".into()),
+                rolling: false,
+                initialized,
+                problem: Some(("ApplyFailed", message)),
+            };
+            write_status(store, ctx, &input).await?;
+        }
+        return Err(error);
     }
 
     // membership
@@ -216,7 +292,6 @@ async fn apply(store: &ToyStore, ctx: &Context) -> Result<Action, Error> {
     }
 
     // status
-    let previous_leader = store.status.as_ref().and_then(|s| s.leader.clone());
     let input = StatusInput {
         obs: &obs,
         step: &step,
@@ -225,22 +300,7 @@ async fn apply(store: &ToyStore, ctx: &Context) -> Result<Action, Error> {
         problem,
     };
     let status = write_status(store, ctx, &input).await?;
-    if status.leader.is_some() && status.leader != previous_leader {
-        let note = format!(
-            "leader is {} (term {})",
-            status.leader.clone().unwrap_or_default(),
-            status.term.unwrap_or(0)
-        );
-        publish(
-            ctx,
-            store,
-            EventType::Normal,
-            "LeaderChanged",
-            "Observe",
-            &note,
-        )
-        .await;
-    }
+    announce_leader(store, ctx, &status).await;
     let ready = status
         .conditions
         .iter()
@@ -251,6 +311,37 @@ async fn apply(store: &ToyStore, ctx: &Context) -> Result<Action, Error> {
     } else {
         2
     })))
+}
+
+/// Publishes `LeaderChanged` when the leader differs from the one last announced for this
+/// store (by this process, or recorded in the status before it started), so a round that saw
+/// no leader, or a status not yet updated in the cache, never announces the same leader again.
+async fn announce_leader(store: &ToyStore, ctx: &Context, status: &crate::crd::ToyStoreStatus) {
+    let Some(leader) = &status.leader else {
+        return;
+    };
+    let key = store_key(store);
+    let changed = {
+        let mut leaders = ctx.memory.leaders.lock().expect("memory lock");
+        let last = leaders
+            .get(&key)
+            .cloned()
+            .or_else(|| store.status.as_ref().and_then(|s| s.leader.clone()));
+        leaders.insert(key, leader.clone());
+        last.as_ref() != Some(leader)
+    };
+    if changed {
+        let note = format!("leader is {leader} (term {})", status.term.unwrap_or(0));
+        publish(
+            ctx,
+            store,
+            EventType::Normal,
+            "LeaderChanged",
+            "Observe",
+            &note,
+        )
+        .await;
+    }
 }
 
 fn describe(step: &Step) -> (&'static str, String) {
@@ -278,9 +369,13 @@ fn describe(step: &Step) -> (&'static str, String) {
 }
 
 /// Reads the Raft token, creating its Secret on first use. Created, never applied, so a token
-/// is generated exactly once and never rotated by accident.
-async fn ensure_token(store: &ToyStore, client: &Client, ns: &str) -> Result<String, Error> {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+/// is generated exactly once and never rotated by accident; remembered, so it is read once.
+async fn ensure_token(store: &ToyStore, ctx: &Context, ns: &str) -> Result<String, Error> {
+    let key = store_key(store);
+    if let Some(token) = ctx.memory.tokens.lock().expect("memory lock").get(&key) {
+        return Ok(token.clone());
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let name = objects::token_secret_name(store);
     let secret = match secrets.get_opt(&name).await? {
         Some(s) => s,
@@ -317,24 +412,57 @@ async fn ensure_token(store: &ToyStore, client: &Client, ns: &str) -> Result<Str
                 .map(|s| s.as_bytes().to_vec())
         })
         .ok_or_else(|| Error::BadSecret(name.clone()))?;
-    Ok(String::from_utf8_lossy(&bytes).trim().to_string())
+    let token = String::from_utf8_lossy(&bytes).trim().to_string();
+    ctx.memory
+        .tokens
+        .lock()
+        .expect("memory lock")
+        .insert(key, token.clone());
+    Ok(token)
 }
 
-/// Server-side applies `obj` unless the object already carries the hash of exactly this
-/// desired state.
-async fn apply_all<K>(client: &Client, ns: &str, obj: &K) -> Result<(), Error>
+/// Applies every built object, in dependency order.
+async fn apply_objects(ctx: &Context, ns: &str, built: &objects::Objects) -> Result<(), Error> {
+    let (client, cache) = (&ctx.client, &ctx.cache);
+    apply_one(client, &cache.config_maps, ns, &built.config_map).await?;
+    for sa in &built.service_accounts {
+        apply_one(client, &cache.service_accounts, ns, sa).await?;
+    }
+    for svc in &built.services {
+        apply_one(client, &cache.services, ns, svc).await?;
+    }
+    for sts in &built.stateful_sets {
+        apply_one(client, &cache.stateful_sets, ns, sts).await?;
+    }
+    apply_one(client, &cache.deployments, ns, &built.deployment).await?;
+    apply_one(
+        client,
+        &cache.pod_disruption_budgets,
+        ns,
+        &built.pod_disruption_budget,
+    )
+    .await?;
+    for np in &built.network_policies {
+        apply_one(client, &cache.network_policies, ns, np).await?;
+    }
+    Ok(())
+}
+
+/// Server-side applies `obj` unless the cached object already carries the hash of exactly
+/// this desired state.
+async fn apply_one<K>(client: &Client, cache: &Store<K>, ns: &str, obj: &K) -> Result<(), Error>
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
         + Clone
         + Debug
         + Serialize
-        + DeserializeOwned,
+        + DeserializeOwned
+        + 'static,
 {
-    let api: Api<K> = Api::namespaced(client.clone(), ns);
     let name = obj.name_any();
     let hash = fnv1a(&serde_json::to_vec(obj).expect("objects serialize"));
-    if let Some(existing) = api.get_opt(&name).await?
-        && existing.annotations().get(APPLIED_HASH) == Some(&hash)
+    if cache::get(cache, ns, &name)
+        .is_some_and(|o| o.annotations().get(APPLIED_HASH) == Some(&hash))
     {
         return Ok(());
     }
@@ -342,12 +470,51 @@ where
     desired
         .annotations_mut()
         .insert(APPLIED_HASH.to_string(), hash);
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
     api.patch(
         &name,
         &PatchParams::apply(FIELD_MANAGER).force(),
         &Patch::Apply(&desired),
     )
-    .await?;
+    .await
+    .map_err(|source| Error::Apply {
+        kind: K::kind(&()).into_owned(),
+        name,
+        source,
+    })?;
+    Ok(())
+}
+
+/// Whether `meta`'s object is being deleted, or was deleted by this process already.
+fn deleting(ctx: &Context, meta: &kube::api::ObjectMeta) -> bool {
+    meta.deletion_timestamp.is_some()
+        || meta.uid.as_ref().is_some_and(|uid| {
+            ctx.memory
+                .deleted
+                .lock()
+                .expect("memory lock")
+                .contains(uid)
+        })
+}
+
+/// Deletes `name` once: remembers its UID so a lagging cache does not cause a second DELETE.
+async fn delete_once<K>(ctx: &Context, ns: &str, obj: &K) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+    match api.delete(&obj.name_any(), &DeleteParams::default()).await {
+        Ok(_) => {}
+        // Already gone: the goal of the delete.
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(e) => return Err(e.into()),
+    }
+    if let Some(uid) = obj.uid() {
+        ctx.memory.deleted.lock().expect("memory lock").insert(uid);
+    }
     Ok(())
 }
 
@@ -363,13 +530,13 @@ async fn roll(
     let Some(update_revision) = sts.status.as_ref().and_then(|s| s.update_revision.clone()) else {
         return Ok(false);
     };
-    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let selector = label_selector(&objects::selector_labels(store, COMPONENT_ORDERS));
-    let pods = pods_api
-        .list(&ListParams::default().labels(&selector))
-        .await?;
+    let replicas = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+    let pods = cache::labelled(
+        &ctx.cache.pods,
+        ns,
+        &objects::selector_labels(store, COMPONENT_ORDERS),
+    );
     let order_pods: Vec<OrderPod> = pods
-        .items
         .iter()
         .filter_map(|p| {
             let ordinal = ordinal_of(&p.name_any())?;
@@ -383,10 +550,11 @@ async fn roll(
                 ordinal,
                 updated: revision == Some(&update_revision),
                 ready,
+                terminating: deleting(ctx, &p.metadata),
             })
         })
         .collect();
-    match next_roll_step(&order_pods, obs) {
+    match next_roll_step(&order_pods, replicas, obs) {
         RollStep::Done => Ok(false),
         RollStep::Wait(why) => {
             tracing::info!(toystore = %store.name_any(), why, "rolling upgrade waiting");
@@ -394,7 +562,9 @@ async fn roll(
         }
         RollStep::DeletePod(ordinal) => {
             let name = objects::order_pod_name(store, ordinal);
-            pods_api.delete(&name, &DeleteParams::default()).await?;
+            if let Some(pod) = pods.iter().find(|p| p.name_any() == name) {
+                delete_once(ctx, ns, pod.as_ref()).await?;
+            }
             let note = format!("replaced {name} with the new revision");
             publish(
                 ctx,
@@ -431,16 +601,15 @@ async fn roll(
 /// Deletes the volumes of order replicas beyond the spec's count: they have left the group and
 /// their pods are gone (the StatefulSet is already at the spec's size).
 async fn delete_departed_volumes(store: &ToyStore, ctx: &Context, ns: &str) -> Result<(), Error> {
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
-    let selector = label_selector(&objects::selector_labels(store, COMPONENT_ORDERS));
-    for pvc in pvcs
-        .list(&ListParams::default().labels(&selector))
-        .await?
-        .items
-    {
+    let selector = objects::selector_labels(store, COMPONENT_ORDERS);
+    let mut claims = cache::labelled(&ctx.cache.persistent_volume_claims, ns, &selector);
+    claims.sort_by_key(|c| c.name_any());
+    for pvc in claims {
         let name = pvc.name_any();
-        if ordinal_of(&name).is_some_and(|o| o >= store.spec.orders.replicas) {
-            pvcs.delete(&name, &DeleteParams::default()).await?;
+        if ordinal_of(&name).is_some_and(|o| o >= store.spec.orders.replicas)
+            && !deleting(ctx, &pvc.metadata)
+        {
+            delete_once(ctx, ns, pvc.as_ref()).await?;
             let note = format!("deleted volume {name} of a replica that left the group");
             publish(
                 ctx,
@@ -459,16 +628,17 @@ async fn delete_departed_volumes(store: &ToyStore, ctx: &Context, ns: &str) -> R
 /// Deletion: owned objects go by owner reference; the volumes are found by label and deleted.
 async fn cleanup(store: &ToyStore, ctx: &Context) -> Result<Action, Error> {
     let ns = store.namespace().ok_or(Error::NoNamespace)?;
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+    if !ctx.cache.ready().await {
+        return Err(Error::CacheNotReady);
+    }
     for component in [COMPONENT_ORDERS, COMPONENT_CATALOG] {
-        let selector = label_selector(&objects::selector_labels(store, component));
-        for pvc in pvcs
-            .list(&ListParams::default().labels(&selector))
-            .await?
-            .items
-        {
-            pvcs.delete(&pvc.name_any(), &DeleteParams::default())
-                .await?;
+        let selector = objects::selector_labels(store, component);
+        let mut claims = cache::labelled(&ctx.cache.persistent_volume_claims, &ns, &selector);
+        claims.sort_by_key(|c| c.name_any());
+        for pvc in claims {
+            if !deleting(ctx, &pvc.metadata) {
+                delete_once::<PersistentVolumeClaim>(ctx, &ns, pvc.as_ref()).await?;
+            }
         }
     }
     publish(
@@ -480,6 +650,9 @@ async fn cleanup(store: &ToyStore, ctx: &Context) -> Result<Action, Error> {
         "volumes deleted",
     )
     .await;
+    let key = store_key(store);
+    ctx.memory.tokens.lock().expect("memory lock").remove(&key);
+    ctx.memory.leaders.lock().expect("memory lock").remove(&key);
     Ok(Action::await_change())
 }
 
@@ -517,25 +690,14 @@ async fn publish(
     action: &str,
     note: &str,
 ) {
-    let reference: ObjectReference = store.object_ref(&());
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note.into()),
-        action: action.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+    let reference = store.object_ref(&());
+    if let Err(e) = ctx
+        .events
+        .publish(&reference, type_, reason, action, note)
+        .await
+    {
         tracing::warn!(error = %e, reason, "could not publish event");
     }
-}
-
-fn label_selector(labels: &BTreeMap<String, String>) -> String {
-    labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// The ordinal at the end of a StatefulSet pod or claim name (`...-orders-3` → 3).

@@ -7,7 +7,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use api::membership::{Observation, Step};
+use api::membership::{DEFAULT_CATCH_UP_LAG, Observation, Step};
 use api::raft::{NodeId, RaftRole};
 
 use crate::crd::{MemberStatus, ToyStore, ToyStoreStatus};
@@ -29,10 +29,16 @@ pub struct StatusInput<'a> {
 }
 
 /// Builds the status for `store` from `input`, keeping transition times from `store.status`.
+///
+/// `Ready` and `Degraded` say what is true now, in this order of precedence: a reported problem
+/// (invalid spec, failed apply, refused step); no member observed yet (`NotObserved`, or
+/// `Unreachable` once the group was initialized); unhealthy members, each named with the reason
+/// (`MembersUnhealthy`); no leader; a membership step or upgrade under way (`Reconciling`).
+/// Before any replica has answered, `Degraded` is `Unknown`: nothing is known to be healthy.
 pub fn build_status(store: &ToyStore, input: &StatusInput, now: Timestamp) -> ToyStoreStatus {
     let previous = store.status.clone().unwrap_or_default();
     let leader = input.obs.leader();
-    let members = member_statuses(store, input.obs);
+    let (members, unhealthy) = member_statuses(store, input.obs);
     let desired = store.spec.orders.replicas as usize;
     let ready_voters = leader.map_or(0, |l| {
         l.voters()
@@ -41,53 +47,73 @@ pub fn build_status(store: &ToyStore, input: &StatusInput, now: Timestamp) -> To
             .count()
     });
     let settled = matches!(input.step, Step::Done) && !input.rolling;
-    let (ready, ready_reason, ready_message) = match (&input.problem, leader) {
-        (Some((reason, message)), _) => (false, reason.to_string(), message.clone()),
-        (None, None) => (
-            false,
+
+    // A voter that is unhealthy degrades the group; a learner still catching up (scale-up)
+    // only keeps it from being ready.
+    let unhealthy_voters: Vec<&str> = unhealthy
+        .iter()
+        .filter(|(voter, _)| *voter)
+        .map(|(_, why)| why.as_str())
+        .collect();
+    let (degraded, reason, message) = if let Some((reason, message)) = &input.problem {
+        ("True", reason.to_string(), message.clone())
+    } else if members.is_empty() {
+        not_observed(store, input.obs, input.initialized)
+    } else if !unhealthy_voters.is_empty() {
+        (
+            "True",
+            "MembersUnhealthy".into(),
+            unhealthy_voters.join("; "),
+        )
+    } else if leader.is_none() {
+        (
+            "True",
             "NoLeader".into(),
             "no order replica is leader".into(),
-        ),
-        (None, Some(_)) if !settled => (
-            false,
-            "Reconciling".into(),
-            step_message(input.step, input.rolling),
-        ),
-        (None, Some(_)) if ready_voters < desired => (
-            false,
-            "MembersUnhealthy".into(),
-            format!("{ready_voters} of {desired} order replicas healthy"),
-        ),
-        (None, Some(l)) => (
+        )
+    } else {
+        (
+            "False",
+            "AsExpected".into(),
+            "every member is healthy".into(),
+        )
+    };
+    let (ready, ready_reason, ready_message) = match leader {
+        Some(l) if degraded == "False" && settled && ready_voters >= desired => (
             true,
-            "AllMembersHealthy".into(),
+            "AllMembersHealthy".to_string(),
             format!(
                 "{desired} order replicas, leader {}",
                 order_pod_name(store, l.id as i32)
             ),
         ),
-    };
-    let unhealthy: Vec<String> = members
-        .iter()
-        .filter(|m| !m.healthy)
-        .map(|m| m.pod.clone())
-        .collect();
-    let (degraded, degraded_reason, degraded_message) = match (&input.problem, unhealthy.is_empty())
-    {
-        (Some((reason, message)), _) => (true, reason.to_string(), message.clone()),
-        (None, false) => (
-            true,
-            "MemberUnreachable".into(),
-            format!("unhealthy: {}", unhealthy.join(", ")),
+        Some(_) if degraded == "False" && !unhealthy.is_empty() => (
+            false,
+            "MembersUnhealthy".into(),
+            unhealthy
+                .iter()
+                .map(|(_, why)| why.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
         ),
-        (None, true) => (false, "AsExpected".into(), "every member is healthy".into()),
+        Some(_) if degraded == "False" && !settled => (
+            false,
+            "Reconciling".into(),
+            step_message(input.step, input.rolling),
+        ),
+        Some(_) if degraded == "False" => (
+            false,
+            "MembersUnhealthy".into(),
+            format!("{ready_voters} of {desired} order replicas are healthy voters"),
+        ),
+        _ => (false, reason.clone(), message.clone()),
     };
     let generation = store.metadata.generation;
     let conditions = vec![
         condition(
             &previous,
             "Ready",
-            ready,
+            if ready { "True" } else { "False" },
             &ready_reason,
             &ready_message,
             generation,
@@ -96,7 +122,7 @@ pub fn build_status(store: &ToyStore, input: &StatusInput, now: Timestamp) -> To
         condition(
             &previous,
             "Progressing",
-            !settled,
+            if settled { "False" } else { "True" },
             if settled { "Stable" } else { "Reconciling" },
             &if settled {
                 "nothing to do".to_string()
@@ -107,13 +133,7 @@ pub fn build_status(store: &ToyStore, input: &StatusInput, now: Timestamp) -> To
             now,
         ),
         condition(
-            &previous,
-            "Degraded",
-            degraded,
-            &degraded_reason,
-            &degraded_message,
-            generation,
-            now,
+            &previous, "Degraded", degraded, &reason, &message, generation, now,
         ),
     ];
     ToyStoreStatus {
@@ -125,6 +145,83 @@ pub fn build_status(store: &ToyStore, input: &StatusInput, now: Timestamp) -> To
         ready_order_replicas: ready_voters as i32,
         members,
     }
+}
+
+/// The verdict when no replica reports a membership: nothing is known to be healthy.
+fn not_observed(
+    store: &ToyStore,
+    obs: &Observation,
+    initialized: bool,
+) -> (&'static str, String, String) {
+    let answered = obs.statuses.values().any(Result::is_ok);
+    if answered {
+        let message = "the order group is not observed yet: no order replica holds its membership";
+        return ("Unknown", "NotObserved".into(), message.into());
+    }
+    let unreachable: Vec<String> = obs
+        .statuses
+        .iter()
+        .filter_map(|(id, s)| {
+            let e = s.as_ref().err()?;
+            Some(format!("{}: {e}", order_pod_name(store, *id as i32)))
+        })
+        .collect();
+    let detail = if unreachable.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", unreachable.join("; "))
+    };
+    if initialized {
+        let message = format!("no order replica answers{detail}");
+        ("True", "Unreachable".into(), message)
+    } else {
+        let message =
+            format!("the order group is not observed yet: no order replica has answered{detail}");
+        ("Unknown", "NotObserved".into(), message)
+    }
+}
+
+/// Why a member is not healthy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unhealthy {
+    /// Its replica did not answer.
+    Unreachable,
+    /// It answered without the group's state (`admitted` or `initialized` false): its volume
+    /// was lost or replaced.
+    LostData,
+    /// The leader's matched index for it is this many entries behind the leader's last index.
+    Lagging(u64),
+}
+
+/// Whether member `id` is healthy: its replica answers, is admitted and holds the group's
+/// membership, and (when a leader is observed) the leader's matched index for it is within
+/// `catch_up_lag` entries of the leader's last log index. The leader is healthy when it answers
+/// with its state; without a leader the lag cannot be judged and is not.
+pub fn member_health(obs: &Observation, id: NodeId, catch_up_lag: u64) -> Result<(), Unhealthy> {
+    let Some(Ok(own)) = obs.statuses.get(&id) else {
+        return Err(Unhealthy::Unreachable);
+    };
+    if !own.admitted || !own.initialized {
+        return Err(Unhealthy::LostData);
+    }
+    let Some(leader) = obs.leader() else {
+        return Ok(());
+    };
+    if leader.id == id {
+        return Ok(());
+    }
+    let last = leader.last_log_index.unwrap_or(0);
+    let matched = leader
+        .members
+        .iter()
+        .find(|m| m.id == id)
+        .and_then(|m| m.matched_index)
+        .unwrap_or(0);
+    let behind = last.saturating_sub(matched);
+    if behind > catch_up_lag {
+        return Err(Unhealthy::Lagging(behind));
+    }
+    Ok(())
 }
 
 fn step_message(step: &Step, rolling: bool) -> String {
@@ -139,13 +236,12 @@ fn step_message(step: &Step, rolling: bool) -> String {
 fn condition(
     previous: &ToyStoreStatus,
     type_: &str,
-    value: bool,
+    status: &str,
     reason: &str,
     message: &str,
     generation: Option<i64>,
     now: Timestamp,
 ) -> Condition {
-    let status = if value { "True" } else { "False" };
     let last_transition_time = previous
         .conditions
         .iter()
@@ -162,8 +258,12 @@ fn condition(
     }
 }
 
-/// Members as the leader's membership lists them (or any replica's, without a leader).
-fn member_statuses(store: &ToyStore, obs: &Observation) -> Vec<MemberStatus> {
+/// Members as the leader's membership lists them (or any replica's, without a leader), and
+/// for each unhealthy one whether it votes and a sentence naming its pod and why.
+fn member_statuses(
+    store: &ToyStore,
+    obs: &Observation,
+) -> (Vec<MemberStatus>, Vec<(bool, String)>) {
     let view = obs.leader().or_else(|| {
         obs.statuses
             .values()
@@ -171,21 +271,35 @@ fn member_statuses(store: &ToyStore, obs: &Observation) -> Vec<MemberStatus> {
             .max_by_key(|s| s.term)
     });
     let Some(view) = view else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
-    view.members
+    let mut unhealthy = Vec::new();
+    let members = view
+        .members
         .iter()
         .map(|m| {
             let own = obs.statuses.get(&m.id).and_then(|s| s.as_ref().ok());
+            let pod = order_pod_name(store, m.id as i32);
+            let health = member_health(obs, m.id, DEFAULT_CATCH_UP_LAG);
+            let why = match &health {
+                Ok(()) => None,
+                Err(Unhealthy::Unreachable) => Some(format!("{pod} is unreachable")),
+                Err(Unhealthy::LostData) => Some(format!("{pod} lost its data")),
+                Err(Unhealthy::Lagging(n)) => {
+                    Some(format!("{pod} is {n} entries behind the leader"))
+                }
+            };
+            unhealthy.extend(why.map(|why| (m.voter, why)));
             MemberStatus {
                 id: m.id as i64,
-                pod: order_pod_name(store, m.id as i32),
+                pod,
                 role: own.map_or("unreachable".into(), |s| role_name(s.role, m.voter)),
-                healthy: own.is_some_and(|s| s.initialized),
+                healthy: health.is_ok(),
                 matched_index: m.matched_index.map(|i| i as i64),
             }
         })
-        .collect()
+        .collect();
+    (members, unhealthy)
 }
 
 fn role_name(role: RaftRole, voter: bool) -> String {
@@ -202,4 +316,246 @@ fn role_name(role: RaftRole, voter: bool) -> String {
 /// The leader's node id, if one is observed.
 pub fn leader_id(obs: &Observation) -> Option<NodeId> {
     obs.leader().map(|l| l.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use api::raft::{MemberInfo, RaftStatus};
+
+    const LAST: u64 = 500;
+
+    fn store() -> ToyStore {
+        let spec = serde_json::from_value(serde_json::json!({"image": "toystore:1"})).unwrap();
+        let mut s = ToyStore::new("toys", spec);
+        s.metadata.namespace = Some("shop".into());
+        s.metadata.generation = Some(1);
+        s
+    }
+
+    /// Voters 0, 1, 2 with leader 0; `matched` is the leader's matched index per member.
+    fn group(matched: [u64; 3]) -> Observation {
+        let members: Vec<MemberInfo> = (0..3)
+            .map(|id| MemberInfo {
+                id,
+                url: format!("http://o-{id}:7000"),
+                voter: true,
+                matched_index: Some(matched[id as usize]),
+            })
+            .collect();
+        let statuses = (0..3)
+            .map(|id| {
+                let s = RaftStatus {
+                    id,
+                    url: format!("http://o-{id}:7000"),
+                    role: if id == 0 {
+                        RaftRole::Leader
+                    } else {
+                        RaftRole::Follower
+                    },
+                    term: 2,
+                    leader: Some(0),
+                    last_log_index: Some(LAST),
+                    commit_index: Some(LAST),
+                    applied_index: Some(LAST),
+                    snapshot_index: None,
+                    purged_index: None,
+                    initialized: true,
+                    admitted: true,
+                    data_id: None,
+                    members: members.clone(),
+                    joint: false,
+                    recovered_torn_bytes: 0,
+                };
+                (id, Ok(s))
+            })
+            .collect();
+        Observation { statuses }
+    }
+
+    fn with(mut obs: Observation, id: NodeId, change: impl FnOnce(&mut RaftStatus)) -> Observation {
+        if let Some(Ok(s)) = obs.statuses.get_mut(&id) {
+            change(s);
+        }
+        obs
+    }
+
+    fn status_of(obs: &Observation, initialized: bool) -> ToyStoreStatus {
+        let input = StatusInput {
+            obs,
+            step: &Step::Done,
+            rolling: false,
+            initialized,
+            problem: None,
+        };
+        build_status(&store(), &input, Timestamp::UNIX_EPOCH)
+    }
+
+    fn cond<'a>(s: &'a ToyStoreStatus, type_: &str) -> &'a Condition {
+        s.conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    #[test]
+    fn health_decision_table() {
+        let healthy = group([LAST, LAST, LAST]);
+        let cases = [
+            (
+                "all caught up",
+                healthy.clone(),
+                vec![Ok(()), Ok(()), Ok(())],
+            ),
+            (
+                "exactly at the catch-up lag is healthy",
+                group([LAST, LAST - DEFAULT_CATCH_UP_LAG, LAST]),
+                vec![Ok(()), Ok(()), Ok(())],
+            ),
+            (
+                "one entry past the lag is lagging",
+                group([LAST, LAST - DEFAULT_CATCH_UP_LAG - 1, LAST]),
+                vec![Ok(()), Err(Unhealthy::Lagging(65)), Ok(())],
+            ),
+            (
+                "the leader's own matched index does not matter",
+                group([0, LAST, LAST]),
+                vec![Ok(()), Ok(()), Ok(())],
+            ),
+            (
+                "unreachable",
+                {
+                    let mut o = healthy.clone();
+                    o.statuses.insert(2, Err("connection refused".into()));
+                    o
+                },
+                vec![Ok(()), Ok(()), Err(Unhealthy::Unreachable)],
+            ),
+            (
+                "not admitted: a new data directory",
+                with(healthy.clone(), 1, |s| s.admitted = false),
+                vec![Ok(()), Err(Unhealthy::LostData), Ok(())],
+            ),
+            (
+                "no membership: lost its data",
+                with(healthy.clone(), 2, |s| s.initialized = false),
+                vec![Ok(()), Ok(()), Err(Unhealthy::LostData)],
+            ),
+        ];
+        for (name, obs, want) in cases {
+            let got: Vec<_> = (0..3)
+                .map(|id| member_health(&obs, id, DEFAULT_CATCH_UP_LAG))
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_healthy_group_is_ready_and_not_degraded() {
+        let s = status_of(&group([LAST, LAST, LAST]), true);
+        assert_eq!(cond(&s, "Ready").status, "True");
+        assert_eq!(cond(&s, "Degraded").status, "False");
+        assert!(s.members.iter().all(|m| m.healthy));
+        assert_eq!(s.ready_order_replicas, 3);
+    }
+
+    #[test]
+    fn unhealthy_members_are_named_with_the_reason() {
+        let mut obs = with(group([LAST, LAST, 10]), 1, |s| s.admitted = false);
+        let s = status_of(&obs, true);
+        for type_ in ["Ready", "Degraded"] {
+            let c = cond(&s, type_);
+            assert_eq!(c.reason, "MembersUnhealthy", "{type_}");
+            assert_eq!(
+                c.message,
+                "toys-orders-1 lost its data; toys-orders-2 is 490 entries behind the leader",
+                "{type_}"
+            );
+        }
+        assert_eq!(cond(&s, "Ready").status, "False");
+        assert_eq!(cond(&s, "Degraded").status, "True");
+        let healthy: Vec<bool> = s.members.iter().map(|m| m.healthy).collect();
+        assert_eq!(healthy, [true, false, false]);
+
+        obs.statuses.insert(1, Err("timed out".into()));
+        let s = status_of(&obs, true);
+        assert!(
+            cond(&s, "Ready")
+                .message
+                .starts_with("toys-orders-1 is unreachable"),
+            "{:?}",
+            cond(&s, "Ready")
+        );
+    }
+
+    #[test]
+    fn a_lagging_learner_keeps_the_store_unready_without_degrading_it() {
+        let mut obs = group([LAST, LAST, 0]);
+        for s in obs.statuses.values_mut().flatten() {
+            s.members[2].voter = false;
+        }
+        let s = status_of(&obs, true);
+        assert_eq!(cond(&s, "Ready").status, "False");
+        assert_eq!(
+            cond(&s, "Ready").message,
+            "toys-orders-2 is 500 entries behind the leader"
+        );
+        assert_eq!(cond(&s, "Degraded").status, "False");
+    }
+
+    #[test]
+    fn nothing_observed_is_never_called_healthy() {
+        let refused = Observation {
+            statuses: [(0, Err("connection refused".to_string()))].into(),
+        };
+        let mut fresh = group([LAST, LAST, LAST]);
+        for s in fresh.statuses.values_mut().flatten() {
+            s.members.clear();
+            s.role = RaftRole::Learner;
+            s.initialized = false;
+        }
+        for (name, obs, initialized, degraded, reason) in [
+            (
+                "no answer yet",
+                Observation::default(),
+                false,
+                "Unknown",
+                "NotObserved",
+            ),
+            (
+                "first start, refused",
+                refused.clone(),
+                false,
+                "Unknown",
+                "NotObserved",
+            ),
+            (
+                "answering, no membership yet",
+                fresh,
+                false,
+                "Unknown",
+                "NotObserved",
+            ),
+            (
+                "initialized, nothing answers",
+                refused,
+                true,
+                "True",
+                "Unreachable",
+            ),
+        ] {
+            let s = status_of(&obs, initialized);
+            assert!(s.members.is_empty(), "{name}");
+            let d = cond(&s, "Degraded");
+            assert_eq!(
+                (d.status.as_str(), d.reason.as_str()),
+                (degraded, reason),
+                "{name}"
+            );
+            assert!(!d.message.contains("healthy"), "{name}: {}", d.message);
+            let r = cond(&s, "Ready");
+            assert_eq!(
+                (r.status.as_str(), r.reason.as_str()),
+                ("False", reason),
+                "{name}"
+            );
+        }
+    }
 }

@@ -4,15 +4,29 @@
 //! the operator relies on, so a resource that slipped past the schema (an older CRD, a disabled
 //! validation) gets a clear `InvalidSpec` condition and event instead of broken objects.
 
-use crate::crd::ToyStoreSpec;
+use kube::ResourceExt;
+
+use crate::crd::{MAX_NAME_LENGTH, ToyStore, ToyStoreSpec};
 
 /// A spec the rest of the pipeline may trust.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidSpec(pub ToyStoreSpec);
 
-/// Checks the spec; returns every problem found, each a sentence for a person.
-pub fn validate(spec: &ToyStoreSpec) -> Result<ValidSpec, Vec<String>> {
+/// Checks the store's name and spec; returns every problem found, each a sentence for a person.
+pub fn validate(store: &ToyStore) -> Result<ValidSpec, Vec<String>> {
+    let spec = &store.spec;
     let mut problems = Vec::new();
+    let name = store.name_any();
+    if !is_dns1035_label(&name) {
+        problems.push(format!(
+            "the name {name:?} is not a DNS-1035 label (lowercase letters, digits and '-', starting with a letter, ending with a letter or digit): it names the store's Services"
+        ));
+    }
+    if name.len() > MAX_NAME_LENGTH {
+        problems.push(format!(
+            "the name {name:?} is longer than {MAX_NAME_LENGTH} characters"
+        ));
+    }
     if spec.image.trim().is_empty() {
         problems.push("image must name a container image".to_string());
     }
@@ -61,6 +75,16 @@ pub fn validate(spec: &ToyStoreSpec) -> Result<ValidSpec, Vec<String>> {
     }
 }
 
+/// `^[a-z]([-a-z0-9]*[a-z0-9])?$`, the same as the CRD's `NAME_RULE`.
+fn is_dns1035_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.first().is_some_and(u8::is_ascii_lowercase)
+        && b.last()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
 fn is_size(s: &str) -> bool {
     let digits = s.trim_end_matches(['M', 'G', 'T', 'i']);
     let unit = &s[digits.len()..];
@@ -78,9 +102,13 @@ mod tests {
         serde_json::from_value(serde_json::json!({"image": "toystore:1"})).unwrap()
     }
 
+    fn check(s: &ToyStoreSpec) -> Result<ValidSpec, Vec<String>> {
+        validate(&ToyStore::new("shop", s.clone()))
+    }
+
     #[test]
     fn defaults_are_valid() {
-        assert!(validate(&spec()).is_ok());
+        assert!(check(&spec()).is_ok());
     }
 
     #[test]
@@ -88,13 +116,13 @@ mod tests {
         for r in [0, 2, 4, 10, 11, -1] {
             let mut s = spec();
             s.orders.replicas = r;
-            let err = validate(&s).unwrap_err();
+            let err = check(&s).unwrap_err();
             assert!(err[0].contains("orders.replicas"), "{r}: {err:?}");
         }
         for r in [1, 3, 5, 7, 9] {
             let mut s = spec();
             s.orders.replicas = r;
-            assert!(validate(&s).is_ok(), "{r}");
+            assert!(check(&s).is_ok(), "{r}");
         }
     }
 
@@ -105,7 +133,27 @@ mod tests {
         s.orders.storage.size = "1GB".into();
         s.orders.raft.heartbeat_ms = 400;
         s.frontend.service_type = "Ingress".into();
-        assert_eq!(validate(&s).unwrap_err().len(), 4);
+        assert_eq!(check(&s).unwrap_err().len(), 4);
+    }
+
+    #[test]
+    fn names_must_be_dns_1035_labels_of_at_most_40_characters() {
+        let long = "a".repeat(41);
+        for bad in [
+            "my.shop",
+            "1shop",
+            "Shop",
+            "shop-",
+            "-shop",
+            "",
+            long.as_str(),
+        ] {
+            let err = validate(&ToyStore::new(bad, spec())).unwrap_err();
+            assert!(err.iter().all(|e| e.contains("name")), "{bad}: {err:?}");
+        }
+        for good in ["shop", "a-1", "a", "a".repeat(40).as_str()] {
+            assert!(validate(&ToyStore::new(good, spec())).is_ok(), "{good}");
+        }
     }
 
     #[test]

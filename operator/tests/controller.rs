@@ -1,6 +1,6 @@
-//! The controllers' own requests (the watches) against kube-rs's mocked API server: each is
-//! granted by `rbac::rules()`, and a list of watched namespaces keeps every request inside
-//! those namespaces.
+//! The controllers' own requests (the start-up check and the watches) against kube-rs's mocked
+//! API server: each is granted by `rbac::rules()`, a list of watched namespaces keeps every
+//! request inside those namespaces, and a missing CRD stops the start with an install hint.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -9,35 +9,48 @@ use std::time::Duration;
 use http::{Request, Response};
 use kube::Client;
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 
-use operator::controller;
+use operator::cache::Caches;
+use operator::controller::{self, StartError};
+use operator::events::Events;
 use operator::membership::HttpOrderGroup;
 use operator::metrics::Metrics;
 use operator::rbac::{self, Access};
-use operator::reconcile::Context;
+use operator::reconcile::{Context, Memory};
 
-/// The kinds every controller lists and watches: stores and the objects they own.
-const WATCHED: [&str; 5] = [
+/// The kinds every controller lists and watches: stores and every kind it manages (cached).
+const WATCHED: [&str; 10] = [
     "toystore.dev/toystores",
+    "/configmaps",
+    "/serviceaccounts",
+    "/services",
     "apps/statefulsets",
     "apps/deployments",
-    "/services",
-    "/configmaps",
+    "policy/poddisruptionbudgets",
+    "networking.k8s.io/networkpolicies",
+    "/pods",
+    "/persistentvolumeclaims",
 ];
+
+fn context(client: Client) -> Arc<Context> {
+    Arc::new(Context {
+        client: client.clone(),
+        events: Events::new(client, Reporter::from("toystore-operator")),
+        group: Arc::new(HttpOrderGroup::default()),
+        metrics: Arc::new(Metrics::default()),
+        default_storage_class: None,
+        cache: Caches::new().0,
+        memory: Arc::new(Memory::default()),
+    })
+}
 
 /// Runs the controllers of `listed` namespaces against an empty cluster until each watched
 /// kind was listed and watched in each namespace; returns every request's access.
 async fn watches(listed: &[&str]) -> Vec<Access> {
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        recorder: Recorder::new(client.clone(), Reporter::from("toystore-operator")),
-        group: Arc::new(HttpOrderGroup::default()),
-        metrics: Arc::new(Metrics::default()),
-        default_storage_class: None,
-    });
+    let ctx = context(client.clone());
     let namespaces = controller::watched(&listed.iter().map(|s| s.to_string()).collect::<Vec<_>>());
     let expected = namespaces.len() * WATCHED.len() * 2;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -126,4 +139,52 @@ async fn listed_namespaces_are_the_only_ones_watched() {
             "not granted: {access:?}"
         );
     }
+}
+
+/// Runs the start-up check against an API server answering every request with `status`.
+async fn start_check(status: u16, namespaces: &[Option<String>]) -> Result<(), StartError> {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let server = tokio::spawn(async move {
+        while let Some((req, send)) = handle.next_request().await {
+            let query = req.uri().query().unwrap_or("").to_string();
+            let needed =
+                Access::of_request(req.method().as_str(), req.uri().path(), &query, false).unwrap();
+            assert!(needed.iter().all(|a| rbac::allows(&rbac::rules(), a)));
+            assert!(query.contains("limit=1"), "{query}");
+            let body = if status == 200 {
+                r#"{"apiVersion":"toystore.dev/v1alpha1","kind":"ToyStoreList","metadata":{},"items":[]}"#
+                    .to_string()
+            } else {
+                format!(
+                    r#"{{"kind":"Status","apiVersion":"v1","metadata":{{}},"status":"Failure","message":"the server could not find the requested resource","reason":"NotFound","code":{status}}}"#
+                )
+            };
+            send.send_response(
+                Response::builder()
+                    .status(status)
+                    .body(Body::from(body.into_bytes()))
+                    .unwrap(),
+            );
+        }
+    });
+    let result = controller::check_crd(&client, namespaces).await;
+    server.abort();
+    result
+}
+
+#[tokio::test]
+async fn a_missing_crd_stops_the_start_with_an_install_hint() {
+    let err = start_check(404, &[None]).await.unwrap_err();
+    assert!(matches!(err, StartError::CrdMissing), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("kubectl apply -f crds/toystore.yaml"),
+        "{err}"
+    );
+    let err = start_check(403, &[Some("shop".into())]).await.unwrap_err();
+    assert!(matches!(err, StartError::Forbidden(..)), "{err:?}");
+    start_check(200, &[Some("shop".into()), Some("toys".into())])
+        .await
+        .unwrap();
 }

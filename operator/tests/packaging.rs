@@ -577,7 +577,7 @@ fn sample_store_is_a_valid_toystore() {
     let docs = docs_of_file(&root().join("deploy/samples/toystore.yaml"));
     assert_eq!(docs.len(), 1);
     let store: ToyStore = strict(&docs[0]);
-    operator::validate::validate(&store.spec).expect("the sample passes validation");
+    operator::validate::validate(&store).expect("the sample passes validation");
     assert_eq!(store.spec.orders.replicas, 3);
     // It is also valid against the CRD's structural schema as far as required fields go.
     let crd = crd_from_crds_dir();

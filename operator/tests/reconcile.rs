@@ -1,5 +1,6 @@
 //! Reconcile against kube-rs's mocked API server (tower-test): each scenario scripts exactly
-//! the requests the operator must send, in order, and fails on anything else.
+//! the requests the operator must send, in order, and fails on anything else. The watch caches
+//! a round reads are filled by the test, as the controller's watches would fill them.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -9,29 +10,37 @@ use http::{Method, Request, Response};
 use http_body_util::BodyExt;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodCondition, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ObjectMeta;
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde_json::{Value, json};
+use tower_test::mock::Handle;
 
 use api::membership::{Observation, Step};
 use api::raft::{Member, MemberInfo, NodeId, RaftRole, RaftStatus};
-use operator::crd::{ToyStore, ToyStoreSpec};
+use operator::cache::{CacheWriters, Caches};
+use operator::crd::{ToyStore, ToyStoreSpec, ToyStoreStatus};
+use operator::events::Events;
 use operator::membership::{BoxFuture, OrderGroup};
 use operator::metrics::Metrics;
 use operator::objects::{self, BuildInputs, Objects};
 use operator::rbac::{self, Access};
-use operator::reconcile::{APPLIED_HASH, Context, FINALIZER, fnv1a, reconcile};
+use operator::reconcile::{APPLIED_HASH, Context, Error, FINALIZER, Memory, fnv1a, reconcile};
 use operator::status::{StatusInput, build_status};
 
 const NS: &str = "shop";
 
-/// The order group as a script: a fixed observation; executed steps are recorded.
+/// The order group as a script: the observation (changeable between rounds); executed steps
+/// are recorded.
+#[derive(Default)]
 struct FakeGroup {
-    obs: Observation,
+    obs: Mutex<Observation>,
     executed: Mutex<Vec<Step>>,
 }
 
@@ -41,7 +50,8 @@ impl OrderGroup for FakeGroup {
         _token: &'a str,
         _desired: &'a [Member],
     ) -> BoxFuture<'a, Observation> {
-        Box::pin(async move { self.obs.clone() })
+        let obs = self.obs.lock().unwrap().clone();
+        Box::pin(async move { obs })
     }
     fn execute<'a>(&'a self, _token: &'a str, step: &'a Step) -> BoxFuture<'a, Result<(), String>> {
         self.executed.lock().unwrap().push(step.clone());
@@ -72,70 +82,235 @@ fn not_found(method: Method, path: impl Into<String>) -> Expect {
     expect(method, path, 404, body)
 }
 
-/// Runs one reconcile against the script; returns what the group executed.
-async fn run(store: ToyStore, group: FakeGroup, script: Vec<Expect>) -> Vec<Step> {
-    run_capturing(store, group, script).await.0
+/// What the cluster's watches show: the caches of one round.
+#[derive(Default, Clone)]
+struct Cluster {
+    /// Objects as the operator applied them (carrying their applied hash).
+    applied: Option<Objects>,
+    /// The orders StatefulSet's status, if it exists.
+    orders_status: Option<StatefulSetStatus>,
+    pods: Vec<Pod>,
+    claims: Vec<PersistentVolumeClaim>,
 }
 
-/// [`run`], also returning the path and JSON body of every PATCH the operator sent.
-async fn run_capturing(
-    store: ToyStore,
-    group: FakeGroup,
-    script: Vec<Expect>,
-) -> (Vec<Step>, Vec<(String, Value)>) {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let client = Client::new(service, NS);
-    let group = Arc::new(group);
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        recorder: Recorder::new(client, Reporter::from("toystore-operator")),
-        group: group.clone(),
-        metrics: Arc::new(Metrics::default()),
-        default_storage_class: Some("operator-default".into()),
-    });
-    let total = script.len();
-    let server = tokio::spawn(async move {
-        let mut patches = Vec::new();
-        for (i, e) in script.into_iter().enumerate() {
-            let (req, send) = handle.next_request().await.expect("a request");
-            let path = req.uri().path().to_string();
-            assert_granted(&req);
-            // A path ending in '/' matches any name below it (generated event names).
-            let shown = if e.path.ends_with('/') && path.starts_with(&e.path) {
-                e.path.as_str()
-            } else {
-                path.as_str()
-            };
-            assert_eq!(
-                (req.method(), shown),
-                (&e.method, e.path.as_str()),
-                "request {} of {total} is not the expected one (query: {:?})",
-                i + 1,
-                req.uri().query()
-            );
-            if req.method() == Method::PATCH {
-                let sent = req.into_body().collect().await.unwrap().to_bytes();
-                patches.push((path.clone(), serde_json::from_slice(&sent).unwrap()));
-            }
-            let body = serde_json::to_vec(&e.body).unwrap();
-            send.send_response(
-                Response::builder()
-                    .status(e.status)
-                    .body(Body::from(body))
-                    .unwrap(),
-            );
+/// Replaces a cache's content with `objects` (a watch's initial list).
+fn fill<K>(writer: &mut Writer<K>, objects: Vec<K>)
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    writer.apply_watcher_event(&watcher::Event::Init);
+    for o in objects {
+        writer.apply_watcher_event(&watcher::Event::InitApply(o));
+    }
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+}
+
+/// `obj` as the API server holds it after the operator applied it.
+fn applied<K: Serialize + Resource + Clone>(obj: &K) -> K {
+    let hash = fnv1a(&serde_json::to_vec(obj).unwrap());
+    let mut o = obj.clone();
+    o.annotations_mut().insert(APPLIED_HASH.into(), hash);
+    o.meta_mut().namespace = Some(NS.into());
+    o
+}
+
+fn all_applied<K: Serialize + Resource + Clone>(objs: &[K]) -> Vec<K> {
+    objs.iter().map(applied).collect()
+}
+
+impl Cluster {
+    fn load(&self, w: &mut CacheWriters) {
+        let b = self.applied.clone();
+        fill(
+            &mut w.config_maps,
+            b.iter().map(|b| applied(&b.config_map)).collect(),
+        );
+        fill(
+            &mut w.service_accounts,
+            b.iter()
+                .flat_map(|b| all_applied(&b.service_accounts))
+                .collect(),
+        );
+        fill(
+            &mut w.services,
+            b.iter().flat_map(|b| all_applied(&b.services)).collect(),
+        );
+        let mut sets: Vec<StatefulSet> = b
+            .iter()
+            .flat_map(|b| all_applied(&b.stateful_sets))
+            .collect();
+        if let Some(orders) = sets.first_mut() {
+            orders.status = self.orders_status.clone();
         }
-        patches
-    });
-    let result = tokio::time::timeout(Duration::from_secs(10), reconcile(Arc::new(store), ctx))
+        fill(&mut w.stateful_sets, sets);
+        fill(
+            &mut w.deployments,
+            b.iter().map(|b| applied(&b.deployment)).collect(),
+        );
+        fill(
+            &mut w.pod_disruption_budgets,
+            b.iter()
+                .map(|b| applied(&b.pod_disruption_budget))
+                .collect(),
+        );
+        fill(
+            &mut w.network_policies,
+            b.iter()
+                .flat_map(|b| all_applied(&b.network_policies))
+                .collect(),
+        );
+        fill(&mut w.pods, self.pods.clone());
+        fill(&mut w.persistent_volume_claims, self.claims.clone());
+    }
+}
+
+/// One operator process against the mocked API server: rounds share its memory and events.
+struct Harness {
+    ctx: Arc<Context>,
+    writers: CacheWriters,
+    group: Arc<FakeGroup>,
+    handle: Option<Handle<Request<Body>, Response<Body>>>,
+}
+
+/// What one round sent.
+struct Sent {
+    /// Path and JSON body of every POST and PATCH, in order.
+    writes: Vec<(Method, String, Value)>,
+}
+
+impl Sent {
+    /// The bodies of the Events the round created.
+    fn created_events(&self) -> Vec<&Value> {
+        self.writes
+            .iter()
+            .filter(|(m, p, _)| m == Method::POST && p == EVENTS)
+            .map(|(_, _, b)| b)
+            .collect()
+    }
+
+    /// The notes of the Events the round created.
+    fn event_notes(&self) -> Vec<&str> {
+        self.created_events()
+            .iter()
+            .map(|e| e["note"].as_str().unwrap())
+            .collect()
+    }
+
+    /// The status the round wrote, if any.
+    fn status(&self) -> Option<ToyStoreStatus> {
+        self.writes
+            .iter()
+            .find(|(m, p, _)| m == Method::PATCH && p == &format!("{STORE}/status"))
+            .map(|(_, _, b)| serde_json::from_value(b["status"].clone()).unwrap())
+    }
+}
+
+impl Harness {
+    fn new(obs: Observation) -> Self {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, NS);
+        let group = Arc::new(FakeGroup {
+            obs: Mutex::new(obs),
+            ..Default::default()
+        });
+        let (cache, writers) = Caches::new();
+        let ctx = Arc::new(Context {
+            client: client.clone(),
+            events: Events::new(client, Reporter::from("toystore-operator")),
+            group: group.clone(),
+            metrics: Arc::new(Metrics::default()),
+            default_storage_class: Some("operator-default".into()),
+            cache,
+            memory: Arc::new(Memory::default()),
+        });
+        Harness {
+            ctx,
+            writers,
+            group,
+            handle: Some(handle),
+        }
+    }
+
+    fn observe(&self, obs: Observation) {
+        *self.group.obs.lock().unwrap() = obs;
+    }
+
+    fn executed(&self) -> Vec<Step> {
+        std::mem::take(&mut *self.group.executed.lock().unwrap())
+    }
+
+    /// One round of `store` with the caches showing `cluster`; the script must match exactly.
+    async fn round(&mut self, store: &ToyStore, cluster: &Cluster, script: Vec<Expect>) -> Sent {
+        let (result, sent) = self.try_round(store, cluster, script).await;
+        result.expect("reconcile succeeds");
+        sent
+    }
+
+    /// [`Harness::round`], returning the round's result too.
+    async fn try_round(
+        &mut self,
+        store: &ToyStore,
+        cluster: &Cluster,
+        script: Vec<Expect>,
+    ) -> (Result<(), Error>, Sent) {
+        cluster.load(&mut self.writers);
+        let mut handle = self.handle.take().expect("one round at a time");
+        let total = script.len();
+        let server = tokio::spawn(async move {
+            let mut writes = Vec::new();
+            for (i, e) in script.into_iter().enumerate() {
+                let (req, send) = handle.next_request().await.expect("a request");
+                let path = req.uri().path().to_string();
+                assert_granted(&req);
+                // A path ending in '/' matches any name below it (generated event names).
+                let shown = if e.path.ends_with('/') && path.starts_with(&e.path) {
+                    e.path.as_str()
+                } else {
+                    path.as_str()
+                };
+                assert_eq!(
+                    (req.method(), shown),
+                    (&e.method, e.path.as_str()),
+                    "request {} of {total} is not the expected one (query: {:?})",
+                    i + 1,
+                    req.uri().query()
+                );
+                let method = req.method().clone();
+                if method == Method::PATCH || method == Method::POST {
+                    let sent = req.into_body().collect().await.unwrap().to_bytes();
+                    writes.push((method, path.clone(), serde_json::from_slice(&sent).unwrap()));
+                }
+                let body = serde_json::to_vec(&e.body).unwrap();
+                send.send_response(
+                    Response::builder()
+                        .status(e.status)
+                        .body(Body::from(body))
+                        .unwrap(),
+                );
+            }
+            (handle, writes)
+        });
+        let ctx = self.ctx.clone();
+        let result = tokio::time::timeout(
+            Duration::from_secs(10),
+            reconcile(Arc::new(store.clone()), ctx),
+        )
         .await
         .expect("reconcile sent a request the script did not expect (or hung)");
-    result.expect("reconcile succeeds");
-    let patches = tokio::time::timeout(Duration::from_secs(5), server)
-        .await
-        .expect("reconcile sent fewer requests than scripted")
-        .unwrap();
-    (group.executed.lock().unwrap().clone(), patches)
+        let (handle, writes) = tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("reconcile sent fewer requests than scripted")
+            .unwrap();
+        self.handle = Some(handle);
+        let result = result.map(|_| ()).map_err(|e| match e {
+            Error::Finalizer(inner) => match *inner {
+                kube::runtime::finalizer::Error::ApplyFailed(e) => e,
+                other => panic!("finalizer: {other}"),
+            },
+            other => other,
+        });
+        (result, Sent { writes })
+    }
 }
 
 /// Fails unless [`rbac::rules`] (what the chart and manifests grant) allow `req`.
@@ -256,18 +431,11 @@ fn token_secret(s: &ToyStore) -> Value {
     serde_json::to_value(objects::token_secret(s, "t0k3n")).unwrap()
 }
 
-/// An object as the API server holds it after the operator applied it.
-fn applied<K: Serialize + Resource + Clone>(obj: &K) -> Value {
-    let hash = fnv1a(&serde_json::to_vec(obj).unwrap());
-    let mut o = obj.clone();
-    o.annotations_mut().insert(APPLIED_HASH.into(), hash);
-    serde_json::to_value(o).unwrap()
-}
-
-/// `(kind path, name, desired object)` for every object of a build, in apply order.
-fn objects_in_order(b: &Objects) -> Vec<(String, String, Value)> {
-    fn entry<K: Serialize + Resource + Clone>(collection: &str, o: &K) -> (String, String, Value) {
-        (collection.to_string(), o.name_any(), applied(o))
+/// `(path, desired object as applied)` for every object of a build, in apply order.
+fn objects_in_order(b: &Objects) -> Vec<(String, Value)> {
+    fn entry<K: Serialize + Resource + Clone>(collection: &str, o: &K) -> (String, Value) {
+        let path = format!("/{collection}/{}", o.name_any());
+        (path, serde_json::to_value(applied(o)).unwrap())
     }
     let mut v = vec![entry("api/v1/namespaces/shop/configmaps", &b.config_map)];
     v.extend(
@@ -302,38 +470,24 @@ fn objects_in_order(b: &Objects) -> Vec<(String, String, Value)> {
     v
 }
 
-/// For each desired object: a GET answered with `existing` (by name) or 404, then a PATCH
-/// exactly when the stored hash differs from the desired one.
+/// A PATCH for each desired object whose applied hash the cache (`existing`) does not show;
+/// no reads: the caches answer them.
 fn apply_script(desired: &Objects, existing: Option<&Objects>) -> Vec<Expect> {
     let old: BTreeMap<String, Value> = existing
-        .map(|e| {
-            objects_in_order(e)
-                .into_iter()
-                .map(|(c, n, v)| (format!("/{c}/{n}"), v))
-                .collect()
+        .map(objects_in_order)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    objects_in_order(desired)
+        .into_iter()
+        .filter(|(path, value)| {
+            old.get(path).is_none_or(|o| {
+                o["metadata"]["annotations"][APPLIED_HASH]
+                    != value["metadata"]["annotations"][APPLIED_HASH]
+            })
         })
-        .unwrap_or_default();
-    let mut script = Vec::new();
-    for (collection, name, value) in objects_in_order(desired) {
-        let path = format!("/{collection}/{name}");
-        match old.get(&path) {
-            Some(o)
-                if o["metadata"]["annotations"][APPLIED_HASH]
-                    == value["metadata"]["annotations"][APPLIED_HASH] =>
-            {
-                script.push(expect(Method::GET, &path, 200, o.clone()));
-            }
-            Some(o) => {
-                script.push(expect(Method::GET, &path, 200, o.clone()));
-                script.push(expect(Method::PATCH, &path, 200, value));
-            }
-            None => {
-                script.push(not_found(Method::GET, &path));
-                script.push(expect(Method::PATCH, &path, 200, value));
-            }
-        }
-    }
-    script
+        .map(|(path, value)| expect(Method::PATCH, path, 200, value))
+        .collect()
 }
 
 fn build(s: &ToyStore, order_replicas: i32) -> Objects {
@@ -346,55 +500,70 @@ fn build(s: &ToyStore, order_replicas: i32) -> Objects {
     )
 }
 
-fn orders_sts(s: &ToyStore, replicas: i32) -> Value {
-    let mut sts: StatefulSet = build(s, replicas).stateful_sets[0].clone();
-    sts.status = Some(StatefulSetStatus {
+fn sts_status(replicas: i32, revision: &str) -> Option<StatefulSetStatus> {
+    Some(StatefulSetStatus {
         replicas,
-        update_revision: Some("rev-1".into()),
+        update_revision: Some(revision.into()),
         current_revision: Some("rev-1".into()),
         ..Default::default()
-    });
-    serde_json::to_value(sts).unwrap()
+    })
 }
 
-fn order_pods(s: &ToyStore, n: i32, revision: &str) -> Value {
-    let items: Vec<Pod> = (0..n)
-        .map(|i| Pod {
-            metadata: ObjectMeta {
-                name: Some(objects::order_pod_name(s, i)),
-                namespace: Some(NS.into()),
-                labels: Some(BTreeMap::from([(
-                    "controller-revision-hash".into(),
-                    revision.into(),
-                )])),
-                ..Default::default()
-            },
-            status: Some(PodStatus {
-                conditions: Some(vec![PodCondition {
-                    type_: "Ready".into(),
-                    status: "True".into(),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .collect();
-    json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items})
+/// A store's cluster: its objects built for `replicas` order pods, each pod ready on rev-1.
+fn running(s: &ToyStore, replicas: i32) -> Cluster {
+    Cluster {
+        applied: Some(build(s, replicas)),
+        orders_status: sts_status(replicas, "rev-1"),
+        pods: (0..replicas)
+            .map(|i| order_pod(s, i, "rev-1", true))
+            .collect(),
+        claims: (0..replicas).map(|i| claim(s, i)).collect(),
+    }
 }
 
-fn pvcs(s: &ToyStore, n: i32) -> Value {
-    let items: Vec<PersistentVolumeClaim> = (0..n)
-        .map(|i| PersistentVolumeClaim {
-            metadata: ObjectMeta {
-                name: Some(objects::order_pvc_name(s, i)),
-                namespace: Some(NS.into()),
-                ..Default::default()
-            },
+fn order_pod(s: &ToyStore, i: i32, revision: &str, ready: bool) -> Pod {
+    let mut labels = objects::labels(s, objects::COMPONENT_ORDERS);
+    labels.insert("controller-revision-hash".into(), revision.into());
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(objects::order_pod_name(s, i)),
+            namespace: Some(NS.into()),
+            uid: Some(format!("pod-{i}-{revision}")),
+            labels: Some(labels),
             ..Default::default()
-        })
-        .collect();
-    json!({"kind": "PersistentVolumeClaimList", "apiVersion": "v1", "metadata": {}, "items": items})
+        },
+        status: Some(PodStatus {
+            conditions: Some(vec![PodCondition {
+                type_: "Ready".into(),
+                status: if ready { "True" } else { "False" }.into(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn claim(s: &ToyStore, i: i32) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(objects::order_pvc_name(s, i)),
+            namespace: Some(NS.into()),
+            uid: Some(format!("claim-{i}")),
+            labels: Some(objects::labels(s, objects::COMPONENT_ORDERS)),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn terminating<K: Resource>(mut o: K) -> K {
+    o.meta_mut().deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
+    o
+}
+
+fn deleted() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})
 }
 
 const STORE: &str = "/apis/toystore.dev/v1alpha1/namespaces/shop/toystores/toys";
@@ -413,7 +582,7 @@ fn event() -> Expect {
     )
 }
 
-/// A repeated event (same reason and action): the recorder updates the event series.
+/// A repeat of an identical event (same reason, action and note): its series counts up.
 fn repeated_event() -> Expect {
     let mut e = event();
     e.method = Method::PATCH;
@@ -443,6 +612,11 @@ fn with_status(mut s: ToyStore, obs: &Observation) -> ToyStore {
     s
 }
 
+/// The first round of a process reads the token once.
+fn token_read(s: &ToyStore) -> Expect {
+    expect(Method::GET, SECRET, 200, token_secret(s))
+}
+
 #[tokio::test]
 async fn a_new_store_first_gets_the_finalizer() {
     let mut s = store(3);
@@ -453,16 +627,9 @@ async fn a_new_store_first_gets_the_finalizer() {
         200,
         serde_json::to_value(&s).unwrap(),
     )];
-    let executed = run(
-        s,
-        FakeGroup {
-            obs: fresh(&[0, 1, 2]),
-            executed: Mutex::default(),
-        },
-        script,
-    )
-    .await;
-    assert!(executed.is_empty());
+    let mut h = Harness::new(fresh(&[0, 1, 2]));
+    h.round(&s, &Cluster::default(), script).await;
+    assert!(h.executed().is_empty());
 }
 
 #[tokio::test]
@@ -476,63 +643,52 @@ async fn create_makes_the_token_every_object_and_initializes_the_group_once() {
             201,
             token_secret(&s),
         ),
-        not_found(Method::GET, ORDERS_STS),
     ];
     script.extend(apply_script(&build(&s, 3), None));
     script.push(event()); // Initialized
     script.push(status_patch(&s));
-    let (executed, patches) = run_capturing(
-        s,
-        FakeGroup {
-            obs: fresh(&[0, 1, 2]),
-            executed: Mutex::default(),
-        },
-        script,
-    )
-    .await;
-    assert!(matches!(&executed[..], [Step::Initialize { members, .. }] if members.len() == 3));
+    let mut h = Harness::new(fresh(&[0, 1, 2]));
+    let sent = h.round(&s, &Cluster::default(), script).await;
+    assert!(matches!(&h.executed()[..], [Step::Initialize { members, .. }] if members.len() == 3));
 
     // A new store whose spec names no storage class gets the operator's default on both
     // StatefulSets (the steady-state test shows an existing store keeps its own).
-    let classes: Vec<&Value> = patches
+    let classes: Vec<&Value> = sent
+        .writes
         .iter()
-        .filter(|(path, _)| path.contains("/statefulsets/"))
-        .map(|(_, sts)| &sts["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"])
+        .filter(|(_, path, _)| path.contains("/statefulsets/"))
+        .map(|(_, _, sts)| &sts["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"])
         .collect();
     assert_eq!(
         classes,
         [&json!("operator-default"), &json!("operator-default")]
     );
+    // Before any replica holds the membership, the status says so instead of "healthy".
+    let status = sent.status().unwrap();
+    let degraded = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .unwrap();
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str()),
+        ("Unknown", "NotObserved")
+    );
 }
 
 #[tokio::test]
-async fn steady_state_reads_but_writes_nothing() {
+async fn steady_state_sends_no_request_after_the_first_token_read() {
     let obs = group(&[0, 1, 2], &[], 0);
     let s = with_status(store(3), &obs);
-    let mut script = vec![
-        expect(Method::GET, SECRET, 200, token_secret(&s)),
-        expect(Method::GET, ORDERS_STS, 200, orders_sts(&s, 3)),
-    ];
-    let built = build(&s, 3);
-    script.extend(apply_script(&built, Some(&built)));
-    script.push(expect(Method::GET, PODS, 200, order_pods(&s, 3, "rev-1")));
-    script.push(expect(Method::GET, PVCS, 200, pvcs(&s, 3)));
+    let mut h = Harness::new(obs);
+    // Every object is read from the caches; only the token is read, once per process.
+    h.round(&s, &running(&s, 3), vec![token_read(&s)]).await;
+    for _ in 0..3 {
+        h.round(&s, &running(&s, 3), vec![]).await;
+    }
     assert!(
-        script.iter().all(|e| e.method == Method::GET),
-        "the script itself has no writes"
-    );
-    let executed = run(
-        s,
-        FakeGroup {
-            obs,
-            executed: Mutex::default(),
-        },
-        script,
-    )
-    .await;
-    assert!(
-        executed.is_empty(),
-        "no membership step in steady state: {executed:?}"
+        h.executed().is_empty(),
+        "no membership step in steady state"
     );
 }
 
@@ -543,10 +699,7 @@ async fn scale_up_grows_the_statefulset_then_adds_a_learner() {
     let mut s = old.clone();
     s.spec.orders.replicas = 5;
     s.metadata.generation = Some(2);
-    let mut script = vec![
-        expect(Method::GET, SECRET, 200, token_secret(&s)),
-        expect(Method::GET, ORDERS_STS, 200, orders_sts(&old, 3)),
-    ];
+    let mut script = vec![token_read(&s)];
     let desired = build(&s, 5);
     script.extend(apply_script(&desired, Some(&build(&old, 3))));
     assert!(
@@ -557,16 +710,9 @@ async fn scale_up_grows_the_statefulset_then_adds_a_learner() {
     );
     script.push(event()); // MemberAdded
     script.push(status_patch(&s));
-    let executed = run(
-        s,
-        FakeGroup {
-            obs,
-            executed: Mutex::default(),
-        },
-        script,
-    )
-    .await;
-    assert!(matches!(&executed[..], [Step::AddLearner { member, .. }] if member.id == 3));
+    let mut h = Harness::new(obs);
+    h.round(&s, &running(&old, 3), script).await;
+    assert!(matches!(&h.executed()[..], [Step::AddLearner { member, .. }] if member.id == 3));
 }
 
 #[tokio::test]
@@ -576,10 +722,7 @@ async fn scale_down_changes_voters_before_shrinking_the_statefulset() {
     let mut s = old.clone();
     s.spec.orders.replicas = 3;
     s.metadata.generation = Some(2);
-    let mut script = vec![
-        expect(Method::GET, SECRET, 200, token_secret(&s)),
-        expect(Method::GET, ORDERS_STS, 200, orders_sts(&old, 5)),
-    ];
+    let mut script = vec![token_read(&s)];
     // Members 3 and 4 still vote: the StatefulSet keeps 5 pods this round.
     let desired = build(&s, 5);
     script.extend(apply_script(&desired, Some(&build(&old, 5))));
@@ -591,78 +734,82 @@ async fn scale_down_changes_voters_before_shrinking_the_statefulset() {
     );
     script.push(event()); // MembershipChanged
     script.push(status_patch(&s));
-    let executed = run(
-        s,
-        FakeGroup {
-            obs,
-            executed: Mutex::default(),
-        },
-        script,
-    )
-    .await;
+    let mut h = Harness::new(obs);
+    h.round(&s, &running(&old, 5), script).await;
     assert!(
-        matches!(&executed[..], [Step::ChangeVoters { voters, .. }] if voters == &vec![0, 1, 2])
+        matches!(&h.executed()[..], [Step::ChangeVoters { voters, .. }] if voters == &vec![0, 1, 2])
     );
 }
 
 #[tokio::test]
-async fn after_members_left_the_statefulset_shrinks_and_their_volumes_go() {
+async fn after_members_left_the_statefulset_shrinks_and_their_volumes_go_once() {
     let obs = group(&[0, 1, 2], &[], 0);
-    let old = store(5);
     let mut s = with_status(store(3), &obs);
     s.metadata.generation = Some(2);
-    let mut script = vec![
-        expect(Method::GET, SECRET, 200, token_secret(&s)),
-        expect(Method::GET, ORDERS_STS, 200, orders_sts(&old, 5)),
-    ];
+    // The previous round applied this spec with 5 pods; members 3 and 4 have left since.
+    let mut before = running(&store(5), 5);
+    before.applied = Some(build(&s, 5));
+    before.pods.truncate(3);
+    let mut script = vec![token_read(&s)];
     script.extend(apply_script(&build(&s, 3), Some(&build(&s, 5))));
     assert!(
         script
             .iter()
             .any(|e| e.method == Method::PATCH && e.path == ORDERS_STS)
     );
-    script.push(expect(Method::GET, PODS, 200, order_pods(&s, 3, "rev-1")));
-    script.push(expect(Method::GET, PVCS, 200, pvcs(&s, 5)));
     for i in [3, 4] {
         let path = format!("{PVCS}/{}", objects::order_pvc_name(&s, i));
-        script.push(expect(
-            Method::DELETE,
-            path,
-            200,
-            json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
-        ));
-        script.push(if i == 3 { event() } else { repeated_event() }); // VolumeDeleted
+        script.push(expect(Method::DELETE, path, 200, deleted()));
+        script.push(event()); // VolumeDeleted, each with its own note
     }
     script.push(status_patch(&s)); // observedGeneration 2
-    let executed = run(
-        s,
-        FakeGroup {
-            obs,
-            executed: Mutex::default(),
-        },
-        script,
-    )
-    .await;
-    assert!(executed.is_empty());
+    let mut h = Harness::new(obs);
+    let sent = h.round(&s, &before, script).await;
+    assert_eq!(
+        sent.event_notes(),
+        [
+            "deleted volume data-toys-orders-3 of a replica that left the group",
+            "deleted volume data-toys-orders-4 of a replica that left the group",
+        ]
+    );
+    let s = ToyStore {
+        status: sent.status(),
+        ..s
+    };
+    let mut after = running(&s, 3);
+    after.applied = Some(build(&s, 3));
+
+    // The caches do not show the deletions yet: nothing is deleted twice.
+    after.claims = before.claims.clone();
+    h.round(&s, &after, vec![]).await;
+    // Claim 3 is terminating (its pod's node is draining), claim 4 is gone: still nothing.
+    after.claims = (0..3).map(|i| claim(&s, i)).collect();
+    after.claims.push(terminating(claim(&s, 3)));
+    h.round(&s, &after, vec![]).await;
+}
+
+#[tokio::test]
+async fn a_claim_already_being_deleted_is_not_deleted_again() {
+    let obs = group(&[0, 1, 2], &[], 0);
+    let s = with_status(store(3), &obs);
+    let mut cluster = running(&s, 3);
+    cluster.claims.push(terminating(claim(&s, 3)));
+    let mut h = Harness::new(obs);
+    h.round(&s, &cluster, vec![token_read(&s)]).await;
 }
 
 #[tokio::test]
 async fn deletion_removes_the_volumes_then_the_finalizer() {
     let mut s = store(3);
-    s.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-        Timestamp::UNIX_EPOCH,
-    ));
-    let mut script = vec![expect(Method::GET, PVCS, 200, pvcs(&s, 3))];
-    for i in 0..3 {
+    s.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
+    let mut cluster = running(&s, 3);
+    // One claim is already on its way out: it gets no second DELETE.
+    cluster.claims[2] = terminating(claim(&s, 2));
+    let mut script = vec![];
+    for i in 0..2 {
         let path = format!("{PVCS}/{}", objects::order_pvc_name(&s, i));
-        script.push(expect(
-            Method::DELETE,
-            path,
-            200,
-            json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
-        ));
+        script.push(expect(Method::DELETE, path, 200, deleted()));
     }
-    script.push(expect(Method::GET, PVCS, 200, pvcs(&s, 0))); // catalog volumes: none left
     script.push(event()); // Deleted
     let mut done = s.clone();
     done.metadata.finalizers = None;
@@ -672,62 +819,219 @@ async fn deletion_removes_the_volumes_then_the_finalizer() {
         200,
         serde_json::to_value(&done).unwrap(),
     ));
-    let executed = run(
-        s,
-        FakeGroup {
-            obs: group(&[0, 1, 2], &[], 0),
-            executed: Mutex::default(),
-        },
-        script,
-    )
-    .await;
-    assert!(executed.is_empty());
+    let mut h = Harness::new(group(&[0, 1, 2], &[], 0));
+    h.round(&s, &cluster, script).await;
+    assert!(h.executed().is_empty());
 }
 
 #[tokio::test]
 async fn invalid_spec_is_reported_and_nothing_is_applied() {
     let mut s = store(3);
     s.spec.orders.replicas = 4; // slipped past the schema
-    let script = vec![event(), status_patch(&s)];
-    let executed = run(
-        s,
-        FakeGroup {
-            obs: fresh(&[0, 1, 2]),
-            executed: Mutex::default(),
-        },
-        script,
-    )
-    .await;
-    assert!(executed.is_empty());
+    let mut h = Harness::new(fresh(&[0, 1, 2]));
+    h.round(&s, &Cluster::default(), vec![event(), status_patch(&s)])
+        .await;
+    assert!(h.executed().is_empty());
+}
+
+#[tokio::test]
+async fn a_name_that_can_never_reconcile_is_reported_and_nothing_is_applied() {
+    let mut s = store(3);
+    s.metadata.name = Some("my.shop".into());
+    let path = "/apis/toystore.dev/v1alpha1/namespaces/shop/toystores/my.shop/status";
+    let script = vec![
+        event(),
+        expect(Method::PATCH, path, 200, serde_json::to_value(&s).unwrap()),
+    ];
+    let mut h = Harness::new(fresh(&[0, 1, 2]));
+    let sent = h.round(&s, &Cluster::default(), script).await;
+    assert!(
+        sent.event_notes()[0].contains("DNS-1035"),
+        "{:?}",
+        sent.event_notes()
+    );
 }
 
 #[tokio::test]
 async fn a_group_that_lost_its_state_is_not_initialized_again() {
     let obs = fresh(&[0, 1, 2]);
     let mut s = store(3);
-    s.status = Some(operator::crd::ToyStoreStatus {
+    s.status = Some(ToyStoreStatus {
         initialized: true,
         ..Default::default()
     });
-    let mut script = vec![
-        expect(Method::GET, SECRET, 200, token_secret(&s)),
-        expect(Method::GET, ORDERS_STS, 200, orders_sts(&s, 3)),
-    ];
-    let built = build(&s, 3);
-    script.extend(apply_script(&built, Some(&built)));
-    script.push(event()); // GroupLostState warning
+    let script = vec![token_read(&s), event(), status_patch(&s)]; // GroupLostState warning
+    let mut h = Harness::new(obs);
+    h.round(&s, &running(&s, 3), script).await;
+    assert!(h.executed().is_empty(), "must not initialize twice");
+}
+
+#[tokio::test]
+async fn a_refused_apply_is_a_condition_and_a_warning_event_with_the_api_message() {
+    // The storage class was added to a store created without one (an older CRD let it pass):
+    // the API server refuses the StatefulSet change with 422.
+    let obs = group(&[0, 1, 2], &[], 0);
+    let old = with_status(store(3), &obs);
+    let mut s = old.clone();
+    s.spec.orders.storage.storage_class_name = Some("gp3".into());
+    s.metadata.generation = Some(2);
+    let message = "StatefulSet.apps \"toys-orders\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden";
+    let invalid = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": message, "reason": "Invalid",
+        "details": {"name": "toys-orders", "group": "apps", "kind": "StatefulSet"}, "code": 422});
+    let mut script = vec![token_read(&s)];
+    for e in apply_script(&build(&s, 3), Some(&build(&old, 3))) {
+        let refused = e.path == ORDERS_STS;
+        script.push(if refused {
+            expect(Method::PATCH, ORDERS_STS, 422, invalid.clone())
+        } else {
+            e
+        });
+        if refused {
+            break; // apply stops at the first refusal
+        }
+    }
+    script.push(event()); // ApplyFailed
     script.push(status_patch(&s));
-    let executed = run(
-        s,
-        FakeGroup {
-            obs,
-            executed: Mutex::default(),
-        },
-        script,
+    let mut h = Harness::new(obs);
+    let (result, sent) = h.try_round(&s, &running(&old, 3), script).await;
+    assert!(
+        result
+            .as_ref()
+            .is_err_and(|e| e.refused_apply() == Some(message)),
+        "{result:?}"
+    );
+    let events = sent.created_events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0]["type"].as_str(), events[0]["reason"].as_str()),
+        (Some("Warning"), Some("ApplyFailed"))
+    );
+    assert_eq!(events[0]["note"], message);
+    let status = sent.status().expect("a status patch");
+    for (type_, value) in [("Degraded", "True"), ("Ready", "False")] {
+        let c = status.conditions.iter().find(|c| c.type_ == type_).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str(), c.message.as_str()),
+            (value, "ApplyFailed", message),
+            "{type_}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn each_membership_change_is_its_own_event_and_only_repeats_count_up() {
+    // 3 → 5: learners 3 and 4 caught up are promoted; then 5 → 3.
+    let grown = group(&[0, 1, 2], &[3, 4], 0);
+    let mut s = with_status(store(5), &grown);
+    let mut h = Harness::new(grown);
+    let cluster = running(&s, 5);
+    let sent = h
+        .round(
+            &s,
+            &cluster,
+            vec![token_read(&s), event(), status_patch(&s)],
+        )
+        .await;
+    assert_eq!(sent.event_notes(), ["voters are now [0, 1, 2, 3, 4]"]);
+
+    let five = group(&[0, 1, 2, 3, 4], &[], 0);
+    h.observe(five.clone());
+    s = with_status(store(3), &five);
+    s.metadata.generation = Some(2);
+    // The previous round applied this spec with 5 pods (members 3 and 4 still vote).
+    let cluster = Cluster {
+        applied: Some(build(&s, 5)),
+        ..cluster
+    };
+    let script = vec![event(), status_patch(&s)];
+    let sent = h.round(&s, &cluster, script).await;
+    // A new Event with its own note, not "×2" of the first one.
+    assert_eq!(sent.event_notes(), ["voters are now [0, 1, 2]"]);
+
+    // The identical change again (it had not taken effect): the same Event counts up.
+    let s = ToyStore {
+        status: sent.status(),
+        ..s
+    };
+    let sent = h.round(&s, &cluster, vec![repeated_event()]).await;
+    let (_, path, body) = &sent.writes[0];
+    assert!(path.starts_with(EVENTS), "{path}");
+    assert_eq!(body["note"], "voters are now [0, 1, 2]");
+    assert_eq!(body["series"]["count"], 2);
+}
+
+#[tokio::test]
+async fn leader_changed_is_published_only_when_the_leader_changes() {
+    let leader0 = group(&[0, 1, 2], &[], 0);
+    // A previous round saw no leader (an election, or no replica answered in time).
+    let s = with_status(store(3), &Observation::default());
+    let cluster = running(&s, 3);
+    let mut h = Harness::new(leader0.clone());
+    let sent = h
+        .round(
+            &s,
+            &cluster,
+            vec![token_read(&s), status_patch(&s), event()],
+        )
+        .await;
+    assert_eq!(sent.event_notes(), ["leader is toys-orders-0 (term 4)"]);
+
+    // The next round still gets the old status (the cache has not caught up), or the leader
+    // went missing for a round and came back: the same leader is not announced again.
+    h.round(&s, &cluster, vec![status_patch(&s)]).await;
+    h.observe(Observation::default());
+    let seen = with_status(store(3), &leader0);
+    h.round(&seen, &cluster, vec![status_patch(&s)]).await;
+    h.observe(leader0);
+    h.round(&s, &cluster, vec![status_patch(&s)]).await;
+
+    // A new leader is.
+    let mut leader1 = group(&[0, 1, 2], &[], 1);
+    for st in leader1.statuses.values_mut().flatten() {
+        st.term = 5;
+    }
+    h.observe(leader1);
+    let sent = h.round(&s, &cluster, vec![status_patch(&s), event()]).await;
+    assert_eq!(sent.event_notes(), ["leader is toys-orders-1 (term 5)"]);
+}
+
+#[tokio::test]
+async fn a_rolling_upgrade_replaces_the_next_pod_only_when_the_last_is_back_and_ready() {
+    let obs = group(&[0, 1, 2], &[], 0);
+    let s = with_status(store(3), &obs);
+    let mut cluster = running(&s, 3);
+    cluster.orders_status = sts_status(3, "rev-2");
+    let pod1 = format!("{PODS}/{}", objects::order_pod_name(&s, 1));
+    let pod2 = format!("{PODS}/{}", objects::order_pod_name(&s, 2));
+    let mut h = Harness::new(obs);
+    let script = vec![
+        token_read(&s),
+        expect(Method::DELETE, &pod1, 200, deleted()), // followers first
+        event(),                                       // PodUpgraded
+        status_patch(&s),                              // Progressing
+    ];
+    let sent = h.round(&s, &cluster, script).await;
+    let s = ToyStore {
+        status: sent.status(),
+        ..s
+    };
+
+    // The cache still shows pod 1 as it was: no second DELETE of it, and no other pod.
+    h.round(&s, &cluster, vec![]).await;
+    // Terminating (and still ready), then gone, then back on rev-2 but not ready: wait.
+    cluster.pods[1] = terminating(cluster.pods[1].clone());
+    h.round(&s, &cluster, vec![]).await;
+    cluster.pods.remove(1);
+    h.round(&s, &cluster, vec![]).await;
+    cluster.pods.insert(1, order_pod(&s, 1, "rev-2", false));
+    h.round(&s, &cluster, vec![]).await;
+    // Back and ready: the next follower.
+    cluster.pods[1] = order_pod(&s, 1, "rev-2", true);
+    h.round(
+        &s,
+        &cluster,
+        vec![expect(Method::DELETE, &pod2, 200, deleted()), event()],
     )
     .await;
-    assert!(
-        executed.is_empty(),
-        "must not initialize twice: {executed:?}"
-    );
 }

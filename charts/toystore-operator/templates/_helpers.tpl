@@ -56,32 +56,29 @@ fails if the two differ; the reconcile tests check every request the operator se
 - apiGroups: ["toystore.dev"]
   resources: ["toystores/finalizers"]
   verbs: ["update"]
-# The Raft token: created once, read every round, never listed.
+# The Raft token: created once, read once per operator process, never listed.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "create"]
-# Owned objects the controller watches; server-side apply creates them, hence create.
+# Objects the operator applies: watched into the caches each round reads (no GETs);
+# server-side apply creates missing ones, hence create.
 - apiGroups: [""]
-  resources: ["configmaps", "services"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  resources: ["configmaps", "services", "serviceaccounts"]
+  verbs: ["list", "watch", "create", "patch"]
 - apiGroups: ["apps"]
   resources: ["statefulsets", "deployments"]
-  verbs: ["get", "list", "watch", "create", "patch"]
-# Owned objects applied but not watched.
-- apiGroups: [""]
-  resources: ["serviceaccounts"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["list", "watch", "create", "patch"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["list", "watch", "create", "patch"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["list", "watch", "create", "patch"]
 # Rolling upgrades delete order pods one by one; scale-down and deletion remove departed
-# replicas' volumes.
+# replicas' volumes. Both are watched for the caches.
 - apiGroups: [""]
   resources: ["pods", "persistentvolumeclaims"]
-  verbs: ["list", "delete"]
+  verbs: ["list", "watch", "delete"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

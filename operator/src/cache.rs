@@ -1,0 +1,155 @@
+//! Watch caches of the objects the operator manages, so a reconcile round reads without
+//! calling the API server.
+//!
+//! The controller keeps one reflector per kind (see [`crate::controller`]), restricted to objects
+//! labelled `app.kubernetes.io/managed-by=toystore-operator`; a round reads them here. A cache
+//! may lag the API server by a watch event: apply then re-applies an object whose new hash has
+//! not arrived yet (server-side apply is idempotent), and deletions are remembered by UID so a
+//! lagging cache never causes a second DELETE (see [`crate::reconcile`]).
+
+use std::time::Duration;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::Resource;
+use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
+
+/// Readers of every cache.
+#[derive(Clone)]
+pub struct Caches {
+    /// ConfigMaps.
+    pub config_maps: Store<ConfigMap>,
+    /// ServiceAccounts.
+    pub service_accounts: Store<ServiceAccount>,
+    /// Services.
+    pub services: Store<Service>,
+    /// StatefulSets.
+    pub stateful_sets: Store<StatefulSet>,
+    /// Deployments.
+    pub deployments: Store<Deployment>,
+    /// PodDisruptionBudgets.
+    pub pod_disruption_budgets: Store<PodDisruptionBudget>,
+    /// NetworkPolicies.
+    pub network_policies: Store<NetworkPolicy>,
+    /// Pods (of the StatefulSets, labelled through their templates).
+    pub pods: Store<Pod>,
+    /// PersistentVolumeClaims (of the claim templates, labelled likewise).
+    pub persistent_volume_claims: Store<PersistentVolumeClaim>,
+}
+
+/// The writing ends of [`Caches`], fed by the controller's watches (or by tests).
+pub struct CacheWriters {
+    /// ConfigMaps.
+    pub config_maps: Writer<ConfigMap>,
+    /// ServiceAccounts.
+    pub service_accounts: Writer<ServiceAccount>,
+    /// Services.
+    pub services: Writer<Service>,
+    /// StatefulSets.
+    pub stateful_sets: Writer<StatefulSet>,
+    /// Deployments.
+    pub deployments: Writer<Deployment>,
+    /// PodDisruptionBudgets.
+    pub pod_disruption_budgets: Writer<PodDisruptionBudget>,
+    /// NetworkPolicies.
+    pub network_policies: Writer<NetworkPolicy>,
+    /// Pods.
+    pub pods: Writer<Pod>,
+    /// PersistentVolumeClaims.
+    pub persistent_volume_claims: Writer<PersistentVolumeClaim>,
+}
+
+/// How long a round waits for the first list of every watch before giving up (and retrying).
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Caches {
+    /// Empty caches and their writers; the caches are ready once every writer saw its first
+    /// complete list.
+    pub fn new() -> (Caches, CacheWriters) {
+        let (config_maps, config_maps_w) = reflector::store();
+        let (service_accounts, service_accounts_w) = reflector::store();
+        let (services, services_w) = reflector::store();
+        let (stateful_sets, stateful_sets_w) = reflector::store();
+        let (deployments, deployments_w) = reflector::store();
+        let (pod_disruption_budgets, pod_disruption_budgets_w) = reflector::store();
+        let (network_policies, network_policies_w) = reflector::store();
+        let (pods, pods_w) = reflector::store();
+        let (persistent_volume_claims, persistent_volume_claims_w) = reflector::store();
+        (
+            Caches {
+                config_maps,
+                service_accounts,
+                services,
+                stateful_sets,
+                deployments,
+                pod_disruption_budgets,
+                network_policies,
+                pods,
+                persistent_volume_claims,
+            },
+            CacheWriters {
+                config_maps: config_maps_w,
+                service_accounts: service_accounts_w,
+                services: services_w,
+                stateful_sets: stateful_sets_w,
+                deployments: deployments_w,
+                pod_disruption_budgets: pod_disruption_budgets_w,
+                network_policies: network_policies_w,
+                pods: pods_w,
+                persistent_volume_claims: persistent_volume_claims_w,
+            },
+        )
+    }
+
+    /// Waits until every cache holds its first complete list. A round must not act on an empty
+    /// cache: it would take existing objects for missing ones (and, for a StatefulSet, pick a
+    /// storage class for a store that already has one).
+    pub async fn ready(&self) -> bool {
+        let all = async {
+            self.config_maps.wait_until_ready().await.is_ok()
+                && self.service_accounts.wait_until_ready().await.is_ok()
+                && self.services.wait_until_ready().await.is_ok()
+                && self.stateful_sets.wait_until_ready().await.is_ok()
+                && self.deployments.wait_until_ready().await.is_ok()
+                && self.pod_disruption_budgets.wait_until_ready().await.is_ok()
+                && self.network_policies.wait_until_ready().await.is_ok()
+                && self.pods.wait_until_ready().await.is_ok()
+                && self
+                    .persistent_volume_claims
+                    .wait_until_ready()
+                    .await
+                    .is_ok()
+        };
+        tokio::time::timeout(READY_TIMEOUT, all)
+            .await
+            .unwrap_or(false)
+    }
+}
+
+/// The cached object `name` in `ns`.
+pub fn get<K>(cache: &Store<K>, ns: &str, name: &str) -> Option<std::sync::Arc<K>>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + 'static,
+{
+    cache.get(&ObjectRef::new(name).within(ns))
+}
+
+/// The cached objects in `ns` carrying every label of `selector`.
+pub fn labelled<K>(
+    cache: &Store<K>,
+    ns: &str,
+    selector: &std::collections::BTreeMap<String, String>,
+) -> Vec<std::sync::Arc<K>>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + 'static,
+{
+    cache.state_filter(|o| {
+        o.meta().namespace.as_deref() == Some(ns)
+            && selector
+                .iter()
+                .all(|(k, v)| o.meta().labels.as_ref().and_then(|l| l.get(k)) == Some(v))
+    })
+}

@@ -1,0 +1,143 @@
+//! Kubernetes Events that read as what happened.
+//!
+//! kube-runtime's `Recorder` folds repeats into one Event with a growing `series.count`, keyed by
+//! (type, reason, action, reporter, regarding, related), but not by the note: a second
+//! `MembershipChanged` to other voters became "×2" of the first note. [`Events`] keeps the same
+//! series mechanism (`events.k8s.io/v1`: create once, then patch the series) with the note in
+//! the key, so a repeat of the same thing counts up and a different thing is its own Event.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::{Event, EventSeries};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::events::{EventType, Reporter};
+use kube::{Client, ResourceExt};
+
+/// How long a published Event may still be counted up, as kube-runtime's recorder does.
+const SERIES_TTL: SignedDuration = SignedDuration::from_mins(6);
+
+/// What makes two publications the same occurrence.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    regarding: (Option<String>, Option<String>, Option<String>),
+    warning: bool,
+    reason: String,
+    action: String,
+    note: String,
+}
+
+/// Publishes Events about objects, counting exact repeats as a series.
+#[derive(Clone)]
+pub struct Events {
+    client: Client,
+    reporter: Reporter,
+    published: Arc<Mutex<HashMap<Key, Event>>>,
+}
+
+impl Events {
+    /// A publisher reporting as `reporter`.
+    pub fn new(client: Client, reporter: Reporter) -> Self {
+        Self {
+            client,
+            reporter,
+            published: Arc::default(),
+        }
+    }
+
+    /// Publishes one occurrence about `regarding`: a new Event, or the next count of the
+    /// series of an identical one published in the last six minutes.
+    pub async fn publish(
+        &self,
+        regarding: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: &str,
+    ) -> Result<(), kube::Error> {
+        let now = Timestamp::now();
+        let key = Key {
+            regarding: (
+                regarding.namespace.clone(),
+                regarding.name.clone(),
+                regarding.uid.clone(),
+            ),
+            warning: type_ == EventType::Warning,
+            reason: reason.into(),
+            action: action.into(),
+            note: note.into(),
+        };
+        let previous = {
+            let mut published = self.published.lock().expect("events lock");
+            published.retain(|_, e| last_seen(e) + SERIES_TTL > now);
+            published.get(&key).cloned()
+        };
+        let ns = regarding.namespace.as_deref().unwrap_or("default");
+        let api: Api<Event> = Api::namespaced(self.client.clone(), ns);
+        let event = match previous {
+            Some(mut event) => {
+                event.series = Some(EventSeries {
+                    count: event.series.as_ref().map_or(2, |s| s.count + 1),
+                    last_observed_time: MicroTime(now),
+                });
+                api.patch(
+                    &event.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&event),
+                )
+                .await?;
+                event
+            }
+            None => {
+                let event = self.event(regarding, &key, now);
+                api.create(&PostParams::default(), &event).await?;
+                event
+            }
+        };
+        self.published
+            .lock()
+            .expect("events lock")
+            .insert(key, event);
+        Ok(())
+    }
+
+    fn event(&self, regarding: &ObjectReference, key: &Key, now: Timestamp) -> Event {
+        let name = regarding
+            .name
+            .as_deref()
+            .unwrap_or(&self.reporter.controller);
+        Event {
+            metadata: ObjectMeta {
+                name: Some(format!("{name}.{:x}", now.as_nanosecond())),
+                namespace: regarding.namespace.clone(),
+                ..ObjectMeta::default()
+            },
+            event_time: Some(MicroTime(now)),
+            type_: Some(if key.warning { "Warning" } else { "Normal" }.into()),
+            reason: Some(key.reason.clone()),
+            action: Some(key.action.clone()),
+            note: Some(key.note.clone()),
+            regarding: Some(regarding.clone()),
+            reporting_controller: Some(self.reporter.controller.clone()),
+            reporting_instance: Some(
+                self.reporter
+                    .instance
+                    .clone()
+                    .unwrap_or_else(|| self.reporter.controller.clone()),
+            ),
+            ..Event::default()
+        }
+    }
+}
+
+fn last_seen(event: &Event) -> Timestamp {
+    event
+        .series
+        .as_ref()
+        .map(|s| s.last_observed_time.0)
+        .or_else(|| event.event_time.as_ref().map(|t| t.0))
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+}

@@ -1,0 +1,167 @@
+//! The CRD's CEL rules, evaluated as the API server would evaluate them.
+//!
+//! The rule text is read from the generated CRD YAML (the one committed in `crds/`), so a changed
+//! rule is what these tests run. The evaluator is the `cel` crate (cel-rust): a pure-Rust CEL
+//! interpreter with `has()`, `size()` and `matches()` (RE2-compatible syntax for these patterns),
+//! which is all the rules use, and it builds in seconds with no toolchain beyond cargo. It is not
+//! the API server's evaluator (cel-go), so the tests also check what the evaluator cannot: that
+//! the rule sits on an object the API server always has (defaults), that field paths name
+//! declared fields, and that an explicit `null` cannot pose as "unset".
+
+use std::collections::BTreeMap;
+
+use cel::{Context, Program, Value};
+use serde_json::{Value as Json, json};
+
+/// The committed CRD's `openAPIV3Schema`, as JSON.
+fn schema() -> Json {
+    let crd: Json = serde_yaml::from_str(&operator::crdgen::yaml()).unwrap();
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
+}
+
+/// The schema at a dotted path of property names (`spec.orders.storage`).
+fn at(path: &str) -> Json {
+    let mut s = schema();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        s = s["properties"][part].clone();
+        assert!(!s.is_null(), "no property {part} in {path}");
+    }
+    s
+}
+
+/// The rules at `path`, by message: (rule, fieldPath).
+fn rules(path: &str) -> BTreeMap<String, (String, Option<String>)> {
+    at(path)["x-kubernetes-validations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no x-kubernetes-validations at {path:?}"))
+        .iter()
+        .map(|r| {
+            (
+                r["message"].as_str().unwrap().to_string(),
+                (
+                    r["rule"].as_str().unwrap().to_string(),
+                    r["fieldPath"].as_str().map(str::to_string),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The one rule at `path` whose message contains `about`.
+fn rule(path: &str, about: &str) -> (String, Option<String>) {
+    let found: Vec<_> = rules(path)
+        .into_iter()
+        .filter(|(message, _)| message.contains(about))
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!(found.len(), 1, "one rule about {about:?} at {path:?}");
+    found[0].clone()
+}
+
+/// Evaluates `rule` with `self` (and `oldSelf`, for a transition rule) bound as maps.
+fn eval(rule: &str, this: &Json, old: Option<&Json>) -> bool {
+    let program = Program::compile(rule).unwrap_or_else(|e| panic!("{rule}: {e:?}"));
+    let mut ctx = Context::default();
+    ctx.add_variable_from_value("self", cel::to_value(this).unwrap());
+    if let Some(old) = old {
+        ctx.add_variable_from_value("oldSelf", cel::to_value(old).unwrap());
+    }
+    match program.execute(&ctx) {
+        Ok(Value::Bool(b)) => b,
+        other => panic!("{rule} on {this} / {old:?}: {other:?}"),
+    }
+}
+
+const STORAGE_PATHS: [&str; 2] = ["spec.orders.storage", "spec.catalog.storage"];
+
+#[test]
+fn storage_class_cannot_be_added_removed_or_changed() {
+    let unset = json!({"size": "1Gi"});
+    let gp2 = json!({"size": "1Gi", "storageClassName": "gp2"});
+    let gp3 = json!({"size": "1Gi", "storageClassName": "gp3"});
+    for path in STORAGE_PATHS {
+        let (rule, field_path) = rule(path, "storageClassName is immutable");
+        assert_eq!(field_path.as_deref(), Some(".storageClassName"), "{path}");
+        for (name, old, new, allowed) in [
+            ("unset → set", &unset, &gp3, false),
+            ("set → unset", &gp2, &unset, false),
+            ("set → other", &gp2, &gp3, false),
+            ("unchanged set", &gp2, &gp2, true),
+            ("unchanged unset", &unset, &unset, true),
+        ] {
+            assert_eq!(eval(&rule, new, Some(old)), allowed, "{path}: {name}");
+        }
+    }
+}
+
+#[test]
+fn the_storage_class_rule_always_runs() {
+    // A transition rule runs only when the object it sits on exists in the old and the new
+    // object. `storage`, and `orders` and `catalog` above it, are defaulted by the API server
+    // (also when reading stored objects), so it always exists.
+    for path in ["spec.orders", "spec.catalog"]
+        .into_iter()
+        .chain(STORAGE_PATHS)
+    {
+        assert!(at(path)["default"].is_object(), "{path} has no default");
+    }
+    for path in STORAGE_PATHS {
+        // Nullable would let `storageClassName: null` pass `has()` as present; without it the
+        // API server prunes an explicit null, so unset has a single form.
+        let class = at(&format!("{path}.storageClassName"));
+        assert_ne!(class["nullable"], json!(true), "{path}");
+        // No leftover rule on the field itself (it would miss presence changes anyway).
+        assert!(class["x-kubernetes-validations"].is_null(), "{path}");
+    }
+}
+
+#[test]
+fn storage_size_cannot_change() {
+    for path in STORAGE_PATHS {
+        let (rule, _) = rule(&format!("{path}.size"), "storage.size is immutable");
+        assert!(eval(&rule, &json!("1Gi"), Some(&json!("1Gi"))));
+        assert!(!eval(&rule, &json!("2Gi"), Some(&json!("1Gi"))));
+    }
+}
+
+fn store_named(name: &str) -> Json {
+    json!({"metadata": {"name": name}, "spec": {"image": "toystore:1"}})
+}
+
+#[test]
+fn store_names_must_be_dns_1035_labels_of_at_most_40_characters() {
+    let root = rules("");
+    assert!(!root.is_empty());
+    for (message, (_, field_path)) in &root {
+        assert_eq!(
+            field_path.as_deref(),
+            Some(".metadata.name"),
+            "the message must be attached to metadata.name: {message}"
+        );
+    }
+    let long = "a".repeat(41);
+    for bad in ["my.shop", "1shop", "Shop", "shop-", long.as_str()] {
+        let refused: Vec<&String> = root
+            .iter()
+            .filter(|(_, (rule, _))| !eval(rule, &store_named(bad), None))
+            .map(|(message, _)| message)
+            .collect();
+        assert!(!refused.is_empty(), "{bad:?} is accepted");
+    }
+    for good in ["shop", "a-1", "a".repeat(40).as_str()] {
+        for (message, (rule, _)) in &root {
+            assert!(eval(rule, &store_named(good), None), "{good:?}: {message}");
+        }
+    }
+}
+
+#[test]
+fn the_name_field_path_names_a_declared_field() {
+    // The API server refuses a fieldPath that is not a field of the schema, and allows the root
+    // schema to declare metadata.name (and generateName) and nothing else of metadata.
+    let metadata = at("metadata");
+    assert_eq!(metadata["type"], "object");
+    let declared: Vec<&String> = metadata["properties"].as_object().unwrap().keys().collect();
+    assert_eq!(declared, ["name"]);
+    assert_eq!(at("metadata.name")["maxLength"], 40);
+}
