@@ -908,14 +908,20 @@ fn e2e_load_job_is_a_hardened_job_running_the_cli() {
 
 const E2E_ECR_IMAGE: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/toystore:1.2.3";
 
-/// A directory to use as the whole PATH: links to the named stand-ins of tests/e2e/stubs, then
-/// to every program in /usr/bin and /bin except those in `without`.
+/// A directory to use as the whole PATH: links to the named stand-ins of tests/e2e/stubs (an
+/// entry with a `/` is a program of its own, linked under its file name), then to every
+/// program in /usr/bin and /bin except those in `without`.
 fn e2e_bin_dir(at: &Path, stubs: &[&str], without: &[&str]) -> PathBuf {
     let bin = at.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     for name in stubs {
-        let target = root().join("tests/e2e/stubs").join(name);
-        std::os::unix::fs::symlink(target, bin.join(name)).unwrap();
+        let target = if name.contains('/') {
+            PathBuf::from(name)
+        } else {
+            root().join("tests/e2e/stubs").join(name)
+        };
+        let link = bin.join(target.file_name().unwrap());
+        std::os::unix::fs::symlink(&target, link).unwrap();
     }
     for dir in ["/usr/bin", "/bin"] {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -1227,14 +1233,15 @@ fn e2e_existing_mode_fails_when_the_context_does_not_answer() {
 
 #[test]
 fn e2e_existing_mode_fails_with_the_real_kubectl_on_an_unreachable_server() {
-    if Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_err()
-    {
+    // The kubectl on the test's PATH (CI runners keep it in /usr/local/bin).
+    let Some(kubectl) = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("kubectl"))
+            .find(|p| p.is_file())
+    }) else {
         eprintln!("skipped: no kubectl on PATH");
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("kubeconfig");
     std::fs::write(
@@ -1247,8 +1254,8 @@ fn e2e_existing_mode_fails_with_the_real_kubectl_on_an_unreachable_server() {
     let script = root().join("tests/e2e/run.sh");
     let run = run_e2e_bash(
         &[script.to_str().unwrap()],
-        &["helm", "kind", "docker"],
-        &[],
+        &["helm", "kind", "docker", kubectl.to_str().unwrap()],
+        &["kubectl"],
         &[
             ("E2E_CLUSTER", "existing"),
             ("E2E_IMAGE", E2E_ECR_IMAGE),
