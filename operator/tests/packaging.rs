@@ -836,10 +836,17 @@ fn e2e_suite_is_valid_bash_and_shellcheck_clean() {
         "{}",
         String::from_utf8_lossy(&syntax.stderr)
     );
-    match Command::new("shellcheck").arg(&script).output() {
+    // The stand-ins the tests below put on PATH are scripts too.
+    let stubs =
+        ["kubectl", "helm", "kind", "docker"].map(|s| root().join("tests/e2e/stubs").join(s));
+    match Command::new("shellcheck")
+        .arg(&script)
+        .args(&stubs)
+        .output()
+    {
         Ok(out) => assert!(
             out.status.success(),
-            "shellcheck tests/e2e/run.sh:\n{}",
+            "shellcheck tests/e2e/run.sh tests/e2e/stubs/*:\n{}",
             String::from_utf8_lossy(&out.stdout)
         ),
         Err(_) => eprintln!("skipped: shellcheck not installed (.ci/run installs it)"),
@@ -847,12 +854,35 @@ fn e2e_suite_is_valid_bash_and_shellcheck_clean() {
 }
 
 #[test]
+fn e2e_suite_waits_only_by_polling_with_a_deadline() {
+    // One `sleep`, the poll interval of wait_until, whose deadline fails the run naming the
+    // condition: no fixed sleep stands in for a wait.
+    let text = std::fs::read_to_string(root().join("tests/e2e/run.sh")).unwrap();
+    let sleeps: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("sleep") || l.contains(" sleep "))
+        .collect();
+    assert_eq!(sleeps, ["    sleep 2"], "{sleeps:?}");
+    assert!(text.contains(r#"fail "timed out after ${seconds}s waiting for $what${OBSERVED:+ (last seen: $OBSERVED)}""#));
+}
+
+#[test]
 fn e2e_load_job_is_a_hardened_job_running_the_cli() {
     let text = std::fs::read_to_string(root().join("tests/e2e/load-job.yaml")).unwrap();
+    // The replacements run.sh makes (start_load_job); none may be left over.
     let filled = text
         .replace("__NAME__", "load")
         .replace("__IMAGE__", "toystore:e2e")
+        .replace("__PULL_POLICY__", "IfNotPresent")
         .replace("__DURATION__", "60");
+    let script = std::fs::read_to_string(root().join("tests/e2e/run.sh")).unwrap();
+    for placeholder in ["__NAME__", "__IMAGE__", "__PULL_POLICY__", "__DURATION__"] {
+        assert!(
+            script.contains(&format!("s|{placeholder}|")),
+            "run.sh never fills {placeholder}"
+        );
+    }
+    assert!(!filled.contains("__"), "{filled}");
     let doc = &docs(&filled)[0];
     let job: k8s_openapi::api::batch::v1::Job = strict(doc);
     let spec = job.spec.unwrap();
@@ -861,10 +891,979 @@ fn e2e_load_job_is_a_hardened_job_running_the_cli() {
     assert_eq!(pod.security_context.unwrap().run_as_user, Some(RUN_AS));
     let c = &pod.containers[0];
     assert_eq!(c.command.as_deref(), Some(&["toystore".to_string()][..]));
+    assert_eq!(c.image_pull_policy.as_deref(), Some("IfNotPresent"));
     let args = c.args.clone().unwrap().join(" ");
     assert!(args.contains("--max-errors 0"), "{args}");
     assert!(args.contains("--url http://shop-frontend"), "{args}");
     let sc = c.security_context.clone().unwrap();
     assert_eq!(sc.read_only_root_filesystem, Some(true));
     assert_eq!(sc.allow_privilege_escalation, Some(false));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The e2e suite's existing-cluster mode (E2E_CLUSTER=existing), against stand-ins: no cluster
+// exists here. tests/e2e/stubs holds a kubectl and a helm that record every call and answer as a
+// small healthy cluster would (or as a test's canned rules say), and a kind and a docker that
+// fail if called at all.
+
+const E2E_ECR_IMAGE: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/toystore:1.2.3";
+
+/// A directory to use as the whole PATH: links to the named stand-ins of tests/e2e/stubs (an
+/// entry with a `/` is a program of its own, linked under its file name), then to every
+/// program in /usr/bin and /bin except those in `without`.
+fn e2e_bin_dir(at: &Path, stubs: &[&str], without: &[&str]) -> PathBuf {
+    let bin = at.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for name in stubs {
+        let target = if name.contains('/') {
+            PathBuf::from(name)
+        } else {
+            root().join("tests/e2e/stubs").join(name)
+        };
+        let link = bin.join(target.file_name().unwrap());
+        std::os::unix::fs::symlink(&target, link).unwrap();
+    }
+    for dir in ["/usr/bin", "/bin"] {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name_str = name.to_string_lossy();
+            let link = bin.join(&name);
+            if without.contains(&name_str.as_ref()) || link.symlink_metadata().is_ok() {
+                continue;
+            }
+            let _ = std::os::unix::fs::symlink(entry.path(), &link);
+        }
+    }
+    bin
+}
+
+/// One run of tests/e2e/run.sh (or of a snippet that sources it), with what it printed and
+/// every call the stand-ins recorded, each as its argument list (program first).
+struct E2eRun {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    calls: Vec<Vec<String>>,
+    artifacts: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl E2eRun {
+    /// The calls of `program` (kubectl, helm, kind, docker).
+    fn calls_of(&self, program: &str) -> Vec<&Vec<String>> {
+        self.calls.iter().filter(|c| c[0] == program).collect()
+    }
+
+    fn output(&self) -> String {
+        format!(
+            "exit {:?}\n--- stdout\n{}--- stderr\n{}--- calls\n{}",
+            self.code,
+            self.stdout,
+            self.stderr,
+            self.calls
+                .iter()
+                .map(|c| c.join(" "))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    }
+
+    /// The machine lacks a tool the suite needs (curl, jq): the test cannot say more.
+    fn skipped_for_lack_of_tools(&self) -> bool {
+        let lacking =
+            self.stdout.starts_with("skipped:") && self.stdout.contains("not found on PATH");
+        if lacking {
+            eprintln!("skipped: {}", self.stdout.trim());
+        }
+        lacking
+    }
+}
+
+/// Every variable run.sh reads, so the caller's environment cannot leak into a test.
+const E2E_KNOBS: &[&str] = &[
+    "E2E_CLUSTER",
+    "E2E_IMAGE",
+    "E2E_NEXT_IMAGE",
+    "E2E_IMAGE_PULL_POLICY",
+    "E2E_STORAGE_CLASS",
+    "E2E_KEEP",
+    "E2E_LOAD_SECONDS",
+    "E2E_TIMEOUT_FACTOR",
+    "KEEP_CLUSTER",
+    "KIND_CLUSTER_NAME",
+    "KIND_NODE_IMAGE",
+    "KUBECONFIG",
+];
+
+/// Runs `bash ARGS` with PATH = e2e_bin_dir(stubs, without), the given environment, canned
+/// kubectl answers `rules` (pattern, exit code, reply) and a fresh artifacts directory.
+fn run_e2e_bash(
+    args: &[&str],
+    stubs: &[&str],
+    without: &[&str],
+    env: &[(&str, &str)],
+    rules: &[(&str, i32, &str)],
+) -> E2eRun {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = e2e_bin_dir(dir.path(), stubs, without);
+    let log = dir.path().join("calls");
+    let rules_file = dir.path().join("rules");
+    let text: String = rules
+        .iter()
+        .map(|(pattern, code, reply)| format!("{pattern}\t{code}\t{reply}\n"))
+        .collect();
+    std::fs::write(&rules_file, text).unwrap();
+    let artifacts = dir.path().join("artifacts");
+    let mut cmd = Command::new("/bin/bash");
+    cmd.args(args).current_dir(root());
+    for knob in E2E_KNOBS {
+        cmd.env_remove(knob);
+    }
+    cmd.env("PATH", &bin)
+        .env("HOME", dir.path())
+        .env("STUB_LOG", &log)
+        .env("STUB_RULES", &rules_file)
+        .env("E2E_ARTIFACTS", &artifacts);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let calls = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split('\u{1f}').map(String::from).collect())
+        .collect();
+    E2eRun {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        calls,
+        artifacts,
+        _dir: dir,
+    }
+}
+
+const ALL_STUBS: &[&str] = &["kubectl", "helm", "kind", "docker"];
+
+/// tests/e2e/run.sh in existing mode with every stand-in and `env` on top.
+fn run_e2e_existing(env: &[(&str, &str)]) -> E2eRun {
+    let mut all = vec![("E2E_CLUSTER", "existing"), ("E2E_IMAGE", E2E_ECR_IMAGE)];
+    all.extend_from_slice(env);
+    let script = root().join("tests/e2e/run.sh");
+    run_e2e_bash(&[script.to_str().unwrap()], ALL_STUBS, &[], &all, &[])
+}
+
+/// Fails if kind or docker was called: the existing mode runs without both.
+fn assert_no_kind_or_docker(run: &E2eRun) {
+    assert!(
+        run.calls_of("kind").is_empty() && run.calls_of("docker").is_empty(),
+        "{}",
+        run.output()
+    );
+}
+
+/// The arguments of a call from index `from` on (none if it is shorter).
+fn args_from(call: &[String], from: usize) -> &[String] {
+    call.get(from..).unwrap_or(&[])
+}
+
+/// The value after `flag` in a call.
+fn flag_value<'a>(call: &'a [String], flag: &str) -> Option<&'a str> {
+    call.iter()
+        .position(|a| a == flag)
+        .and_then(|i| call.get(i + 1))
+        .map(String::as_str)
+}
+
+#[test]
+fn e2e_existing_mode_skips_with_a_clear_line_without_an_image() {
+    let script = root().join("tests/e2e/run.sh");
+    let run = run_e2e_bash(
+        &[script.to_str().unwrap()],
+        ALL_STUBS,
+        &[],
+        &[("E2E_CLUSTER", "existing")],
+        &[],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.output());
+    assert_eq!(
+        run.stdout.trim(),
+        "skipped: E2E_IMAGE is not set; E2E_CLUSTER=existing needs an image the cluster's \
+         nodes can pull or already have, e.g. E2E_IMAGE=registry.example.com/toystore:0.1.0"
+    );
+    assert!(run.calls.is_empty(), "{}", run.output());
+}
+
+#[test]
+fn e2e_existing_mode_skips_with_a_clear_line_without_a_kubeconfig_context() {
+    let run = run_e2e_existing(&[("STUB_CONTEXT", ""), ("KUBECONFIG", "/nonexistent/config")]);
+    if run.skipped_for_lack_of_tools() {
+        return;
+    }
+    assert_eq!(run.code, Some(0), "{}", run.output());
+    assert_eq!(
+        run.stdout.trim(),
+        "skipped: no current kubectl context (KUBECONFIG=/nonexistent/config); \
+         E2E_CLUSTER=existing runs on the current context's cluster"
+    );
+    // Only the local question; nothing was sent to any cluster.
+    let kubectl: Vec<String> = run
+        .calls_of("kubectl")
+        .iter()
+        .map(|c| c.join(" "))
+        .collect();
+    assert_eq!(kubectl, ["kubectl config current-context"]);
+    assert_no_kind_or_docker(&run);
+}
+
+#[test]
+fn e2e_existing_mode_skips_naming_each_missing_tool() {
+    let script = root().join("tests/e2e/run.sh");
+    let env = [("E2E_CLUSTER", "existing"), ("E2E_IMAGE", E2E_ECR_IMAGE)];
+    for (stubs, without, missing) in [
+        (&["helm", "kind", "docker"][..], &["kubectl"][..], "kubectl"),
+        (ALL_STUBS, &["jq"][..], "jq"),
+        (ALL_STUBS, &["curl", "jq"][..], "curl, jq"),
+    ] {
+        let run = run_e2e_bash(&[script.to_str().unwrap()], stubs, without, &env, &[]);
+        assert_eq!(run.code, Some(0), "{}", run.output());
+        assert_eq!(
+            run.stdout.trim(),
+            format!(
+                "skipped: {missing} not found on PATH; the existing-cluster e2e suite needs \
+                 kubectl, helm, curl and jq"
+            ),
+            "{}",
+            run.output()
+        );
+        assert_no_kind_or_docker(&run);
+    }
+}
+
+#[test]
+fn e2e_existing_mode_refuses_bad_settings_before_touching_anything() {
+    let script = root().join("tests/e2e/run.sh");
+    for (env, message) in [
+        (
+            &[("E2E_CLUSTER", "eks")][..],
+            "E2E_CLUSTER must be kind (the default) or existing",
+        ),
+        (
+            &[
+                ("E2E_CLUSTER", "existing"),
+                ("E2E_IMAGE", "registry.example.com/toystore@sha256:0123"),
+            ][..],
+            "the Helm chart takes a tag, not a digest",
+        ),
+        (
+            &[
+                ("E2E_CLUSTER", "existing"),
+                ("E2E_IMAGE", "registry.example.com:5000/toystore"),
+            ][..],
+            "expected [REGISTRY/]REPOSITORY:TAG",
+        ),
+        (
+            &[
+                ("E2E_CLUSTER", "existing"),
+                ("E2E_IMAGE", E2E_ECR_IMAGE),
+                ("E2E_NEXT_IMAGE", E2E_ECR_IMAGE),
+            ][..],
+            "E2E_NEXT_IMAGE must differ from E2E_IMAGE",
+        ),
+        (
+            &[
+                ("E2E_CLUSTER", "existing"),
+                ("E2E_IMAGE", E2E_ECR_IMAGE),
+                ("E2E_TIMEOUT_FACTOR", "0"),
+            ][..],
+            "E2E_TIMEOUT_FACTOR must be a positive whole number",
+        ),
+    ] {
+        let run = run_e2e_bash(&[script.to_str().unwrap()], ALL_STUBS, &[], env, &[]);
+        assert_eq!(run.code, Some(2), "{}", run.output());
+        assert!(run.stderr.contains(message), "{}", run.output());
+        assert!(run.calls.is_empty(), "{}", run.output());
+    }
+}
+
+#[test]
+fn e2e_existing_mode_fails_when_the_context_does_not_answer() {
+    // Explicitly asked for, configured, and unreachable (VPN down, expired token): a failure,
+    // not a skip, so that a CI job running it cannot pass without testing anything.
+    let run = run_e2e_existing(&[("STUB_UNREACHABLE", "1")]);
+    if run.skipped_for_lack_of_tools() {
+        return;
+    }
+    assert_eq!(run.code, Some(1), "{}", run.output());
+    assert!(
+        run.stdout.starts_with(
+            "e2e: existing cluster: context e2e-test, server https://stub.invalid:6443\n"
+        ),
+        "{}",
+        run.output()
+    );
+    assert!(
+        run.stderr.contains(
+            "FAIL: cannot reach the cluster of context e2e-test (https://stub.invalid:6443): \
+             The connection to the server stub.invalid:6443 was refused"
+        ),
+        "{}",
+        run.output()
+    );
+    assert!(
+        run.stderr.contains("e2e: FAILED in step \"1/13 "),
+        "{}",
+        run.output()
+    );
+    // Nothing created, so nothing deleted.
+    for call in &run.calls {
+        assert!(
+            !call
+                .iter()
+                .any(|a| ["create", "delete", "install", "uninstall"].contains(&a.as_str())),
+            "{}",
+            run.output()
+        );
+    }
+    assert_no_kind_or_docker(&run);
+}
+
+#[test]
+fn e2e_existing_mode_fails_with_the_real_kubectl_on_an_unreachable_server() {
+    // The kubectl on the test's PATH (CI runners keep it in /usr/local/bin).
+    let Some(kubectl) = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("kubectl"))
+            .find(|p| p.is_file())
+    }) else {
+        eprintln!("skipped: no kubectl on PATH");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kubeconfig");
+    std::fs::write(
+        &config,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n\
+         contexts:\n- name: nowhere\n  context:\n    cluster: c\n    user: u\n\
+         current-context: nowhere\nusers:\n- name: u\n  user:\n    token: not-a-token\n",
+    )
+    .unwrap();
+    let script = root().join("tests/e2e/run.sh");
+    let run = run_e2e_bash(
+        &[script.to_str().unwrap()],
+        &["helm", "kind", "docker", kubectl.to_str().unwrap()],
+        &["kubectl"],
+        &[
+            ("E2E_CLUSTER", "existing"),
+            ("E2E_IMAGE", E2E_ECR_IMAGE),
+            ("KUBECONFIG", config.to_str().unwrap()),
+        ],
+        &[],
+    );
+    if run.skipped_for_lack_of_tools() {
+        return;
+    }
+    assert_eq!(run.code, Some(1), "{}", run.output());
+    assert!(
+        run.stderr
+            .contains("FAIL: cannot reach the cluster of context nowhere (https://127.0.0.1:1)"),
+        "{}",
+        run.output()
+    );
+    assert!(run.calls_of("helm").is_empty(), "{}", run.output());
+    assert_no_kind_or_docker(&run);
+}
+
+#[test]
+fn e2e_existing_mode_works_only_in_its_own_namespaces_and_removes_them_on_failure() {
+    // helm install fails (the stand-in's default), so the run stops in step 3 and cleans up.
+    let run = run_e2e_existing(&[]);
+    if run.skipped_for_lack_of_tools() {
+        return;
+    }
+    let all = run.output();
+    assert_eq!(run.code, Some(1), "{all}");
+    assert!(
+        run.stderr
+            .contains("e2e: FAILED in step \"3/13 Install the operator with Helm\""),
+        "{all}"
+    );
+    assert_no_kind_or_docker(&run);
+
+    // The context and kubeconfig are printed first, and every call pins the context.
+    let mut lines = run.stdout.lines();
+    assert_eq!(
+        lines.next(),
+        Some("e2e: existing cluster: context e2e-test, server https://stub.invalid:6443")
+    );
+    assert!(
+        lines.next().is_some_and(
+            |l| l.starts_with("e2e: kubeconfig ~/.kube/config (KUBECONFIG unset); run ")
+        ),
+        "{all}"
+    );
+    for call in &run.calls {
+        let pinned = match call[0].as_str() {
+            "kubectl" if call[1] == "config" => {
+                call[2] == "current-context" || flag_value(call, "--context") == Some("e2e-test")
+            }
+            "kubectl" => call[1..3] == ["--context", "e2e-test"],
+            "helm" => call[1..3] == ["--kube-context", "e2e-test"],
+            _ => false,
+        };
+        assert!(pinned, "not pinned to the context: {call:?}\n{all}");
+    }
+
+    // Three namespaces of one run, unique to it, labelled for finding leftovers.
+    let created: Vec<String> = run
+        .calls_of("kubectl")
+        .iter()
+        .filter(|c| args_from(c, 3).starts_with(&["create".into(), "namespace".into()]))
+        .map(|c| c[5].clone())
+        .collect();
+    assert_eq!(created.len(), 3, "{all}");
+    let store_ns = &created[1];
+    assert!(
+        store_ns.starts_with("toystore-e2e-") && store_ns.len() <= 40,
+        "{store_ns}"
+    );
+    assert_eq!(created[0], format!("{store_ns}-system"));
+    assert_eq!(created[2], format!("{store_ns}-api"));
+    for ns in &created {
+        assert!(
+            run.calls_of("kubectl").iter().any(|c| args_from(c, 3)
+                .starts_with(&["label".into(), "namespace".into()])
+                && c[5] == *ns
+                && c.contains(&"app.kubernetes.io/part-of=toystore-e2e".to_string())),
+            "{ns} not labelled\n{all}"
+        );
+    }
+
+    // Nothing outside them is changed: every namespaced call names one of them, and the only
+    // cluster-wide writes are those namespaces and the CRD this run installed.
+    for call in run
+        .calls_of("kubectl")
+        .iter()
+        .chain(run.calls_of("helm").iter())
+    {
+        if let Some(ns) = flag_value(call, "-n") {
+            assert!(
+                created.iter().any(|c| c == ns),
+                "outside the run's namespaces: {call:?}"
+            );
+        }
+        let verb = call
+            .iter()
+            .skip(1)
+            .find(|a| !a.starts_with('-') && *a != "e2e-test");
+        let writes = matches!(
+            verb.map(String::as_str),
+            Some(
+                "create"
+                    | "delete"
+                    | "patch"
+                    | "apply"
+                    | "label"
+                    | "annotate"
+                    | "replace"
+                    | "scale"
+                    | "install"
+                    | "uninstall"
+            )
+        );
+        if writes && flag_value(call, "-n").is_none() {
+            let target = call.join(" ");
+            assert!(
+                target.contains(" namespace ")
+                    || target.contains("delete crd toystores.toystore.dev"),
+                "cluster-wide write: {target}"
+            );
+            if target.contains(" namespace ") {
+                let named: Vec<&String> = call
+                    .iter()
+                    .filter(|a| a.starts_with("toystore-e2e-"))
+                    .collect();
+                assert!(
+                    !named.is_empty() && named.iter().all(|n| created.contains(n)),
+                    "{target}"
+                );
+            }
+        }
+        assert!(
+            !call.iter().any(|a| a == "-A" || a == "--all-namespaces")
+                || call.iter().any(|a| a == "get"),
+            "only reads may span namespaces: {call:?}"
+        );
+    }
+
+    // The operator: the given image split as the chart takes it, a Role in the store's
+    // namespace only, the CRD from the chart since the cluster had none.
+    let install = run
+        .calls_of("helm")
+        .into_iter()
+        .find(|c| c.contains(&"install".to_string()))
+        .expect("helm install")
+        .clone();
+    let install_line = install.join(" ");
+    for expected in [
+        "--set-string image.registry=123456789012.dkr.ecr.eu-west-1.amazonaws.com".to_string(),
+        "--set-string image.repository=toystore".into(),
+        "--set-string image.tag=1.2.3".into(),
+        "--set-string image.pullPolicy=IfNotPresent".into(),
+        format!("--set-string watchNamespaces[0]={store_ns}"),
+        "--set crds.install=true".into(),
+    ] {
+        assert!(
+            install_line.contains(&expected),
+            "{expected} not in {install_line}"
+        );
+    }
+    assert!(
+        !install_line.contains("--create-namespace"),
+        "{install_line}"
+    );
+    assert!(
+        !install_line.contains("defaultStorageClass"),
+        "{install_line}"
+    );
+
+    // Clean-up: stores first, then the release, the three namespaces, and the CRD it installed.
+    let kubectl: Vec<String> = run
+        .calls_of("kubectl")
+        .iter()
+        .map(|c| args_from(c, 3).join(" "))
+        .collect();
+    let deleted_ns = kubectl
+        .iter()
+        .position(|c| c.starts_with("delete namespace"))
+        .expect("namespaces deleted");
+    assert_eq!(
+        kubectl[deleted_ns],
+        format!(
+            "delete namespace {} {} {} --ignore-not-found --timeout=600s",
+            created[0], created[1], created[2]
+        )
+    );
+    let deleted_crd = kubectl
+        .iter()
+        .position(|c| c.starts_with("delete crd toystores.toystore.dev"))
+        .expect("the CRD this run installed is deleted");
+    assert!(deleted_crd > deleted_ns);
+    assert!(
+        run.calls_of("helm")
+            .iter()
+            .any(|c| c.contains(&"uninstall".to_string()))
+    );
+
+    // Diagnostics of the run's namespaces only, and no credentials among them.
+    for file in [
+        "resources.txt",
+        "events.txt",
+        "toystores.yaml",
+        "describe-store.txt",
+    ] {
+        assert!(run.artifacts.join(file).is_file(), "{file} missing\n{all}");
+    }
+    assert!(!run.artifacts.join("kubeconfig").exists());
+
+    // The values it passes render with the real chart: the image is E2E_IMAGE, the operator
+    // watches the store's namespace only, with a Role there and no cluster-wide grant.
+    let Some(tools) = tools() else { return };
+    let mut template = Command::new(&tools.helm);
+    template
+        .current_dir(root())
+        .args(["template", RELEASE, CHART, "--namespace", &created[0]]);
+    for pair in install.windows(2) {
+        if pair[0].starts_with("--set") {
+            template.args(pair);
+        }
+    }
+    let out = template.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rendered = docs(&String::from_utf8_lossy(&out.stdout));
+    let deployment = one(&rendered, "Deployment");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], E2E_ECR_IMAGE);
+    assert!(
+        container["env"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": "OPERATOR_WATCH_NAMESPACES", "value": store_ns}))
+    );
+    assert!(find(&rendered, "ClusterRole").is_empty());
+    assert_eq!(
+        one(&rendered, "Role")["metadata"]["namespace"],
+        json!(store_ns)
+    );
+    assert_eq!(find(&rendered, "CustomResourceDefinition").len(), 1);
+}
+
+#[test]
+fn e2e_existing_mode_uses_an_installed_crd_as_it_is_and_keeps_everything_with_e2e_keep() {
+    let run = run_e2e_existing(&[
+        ("STUB_CRD", "1"),
+        ("E2E_KEEP", "1"),
+        ("E2E_STORAGE_CLASS", "gp3"),
+        ("KUBECONFIG", "/somewhere/config"),
+    ]);
+    if run.skipped_for_lack_of_tools() {
+        return;
+    }
+    let all = run.output();
+    assert_eq!(run.code, Some(1), "{all}");
+    assert!(
+        run.stdout
+            .contains("e2e: kubeconfig /somewhere/config; run "),
+        "{all}"
+    );
+    let install = run
+        .calls_of("helm")
+        .into_iter()
+        .find(|c| c.contains(&"install".to_string()))
+        .expect("helm install")
+        .join(" ");
+    assert!(install.contains("--set crds.install=false"), "{install}");
+    assert!(
+        install.contains("--set-string defaultStorageClass=gp3"),
+        "{install}"
+    );
+    // It compared the cluster's CRD with the repository's, and never changes or deletes it.
+    assert!(
+        run.calls_of("kubectl")
+            .iter()
+            .any(|c| args_from(c, 3).first().is_some_and(|v| v == "diff")
+                && c.contains(&"crds/toystore.yaml".to_string())),
+        "{all}"
+    );
+    for call in &run.calls {
+        assert!(
+            !call.iter().any(|a| a == "delete" || a == "uninstall"),
+            "E2E_KEEP=1 deleted something: {call:?}"
+        );
+    }
+    assert!(
+        run.stdout
+            .contains("E2E_KEEP=1: kept namespaces toystore-e2e-"),
+        "{all}"
+    );
+    assert!(
+        run.stdout
+            .contains("kubectl --context e2e-test delete namespace toystore-e2e-"),
+        "{all}"
+    );
+    assert_no_kind_or_docker(&run);
+}
+
+#[test]
+fn e2e_existing_mode_refuses_clusters_it_would_disturb_or_could_not_use() {
+    for (env, message) in [
+        (
+            ("STUB_CLUSTER_WIDE_OPERATOR", "1"),
+            "a ToyStore operator watching every namespace runs on this cluster \
+             (shop-system/toystore-operator)",
+        ),
+        (
+            ("STUB_NO_DEFAULT_CLASS", "1"),
+            "the cluster has no default StorageClass, so the store's volumes would never bind; \
+             set E2E_STORAGE_CLASS (e.g. gp3 on EKS; classes here: gp2)",
+        ),
+    ] {
+        let run = run_e2e_existing(&[env]);
+        if run.skipped_for_lack_of_tools() {
+            return;
+        }
+        assert_eq!(run.code, Some(1), "{}", run.output());
+        assert!(run.stderr.contains(message), "{}", run.output());
+        // Refused before creating anything (`auth can-i create` only asks).
+        assert!(
+            !run.calls
+                .iter()
+                .any(|c| args_from(c, 3).first().is_some_and(|v| v == "create")),
+            "{}",
+            run.output()
+        );
+    }
+}
+
+// Single functions of run.sh, sourced (it runs main only when executed), with canned answers.
+
+/// Sources run.sh in existing mode (store namespace `ns`, context `ctx`) and runs `body`.
+fn run_e2e_snippet(body: &str, rules: &[(&str, i32, &str)]) -> E2eRun {
+    let script = format!(
+        "source {}\nE2E_CLUSTER=existing NS=ns API_NS=ns-api E2E_TIMEOUT_FACTOR=1 \
+         KUBE_CONTEXT=ctx ARTIFACTS=$E2E_ARTIFACTS\nKUBECTL_FLAGS=(--context ctx)\n\
+         mkdir -p \"$ARTIFACTS\"\n{body}\n",
+        root().join("tests/e2e/run.sh").display()
+    );
+    run_e2e_bash(&["-c", &script], ALL_STUBS, &[], &[], rules)
+}
+
+#[test]
+fn e2e_split_image_gives_the_charts_registry_repository_and_tag() {
+    let cases = [
+        (
+            E2E_ECR_IMAGE,
+            Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com toystore 1.2.3"),
+        ),
+        (
+            "ghcr.io/toystore/toystore:0.1.0",
+            Some("ghcr.io toystore/toystore 0.1.0"),
+        ),
+        (
+            "localhost:5000/toystore:e2e",
+            Some("localhost:5000 toystore e2e"),
+        ),
+        ("toystore:e2e", Some("- toystore e2e")),
+        ("me/toystore:dev", Some("- me/toystore dev")),
+        ("registry.example.com:5000/toystore", None),
+        ("toystore", None),
+        ("ghcr.io/toystore/toystore@sha256:abc", None),
+        ("ghcr.io/Toystore/toystore:1", None),
+    ];
+    let body: String = cases
+        .iter()
+        .map(|(image, _)| format!("split_image '{image}' || echo refused\n"))
+        .collect();
+    let run = run_e2e_snippet(&body, &[]);
+    let got: Vec<&str> = run.stdout.lines().collect();
+    let want: Vec<&str> = cases.iter().map(|(_, w)| w.unwrap_or("refused")).collect();
+    assert_eq!(got, want, "{}", run.output());
+}
+
+#[test]
+fn e2e_expect_refused_wants_a_validation_refusal_with_the_named_field() {
+    const INVALID_CLASS: &str = "The ToyStore \"shop\" is invalid: spec.orders.storage: Invalid \
+                                 value: \"object\": storageClassName cannot be added or removed";
+    const INVALID_NAME: &str = "The ToyStore \"my.shop\" is invalid: metadata.name: Invalid \
+                                value: \"string\": a ToyStore name must be a DNS-1035 label";
+    const NIL_PATH: &str = "The ToyStore \"my.shop\" is invalid: <nil>: Invalid value: \
+                            \"object\": metadata.name must be a DNS-1035 label";
+    let patch = "expect_refused adding storageClassName patch toystore shop -n ns -p '{}'";
+    let name = "expect_name_refused my.shop 'a dot'";
+    for (body, rules, ok, message) in [
+        (
+            patch,
+            vec![("* patch *", 1, INVALID_CLASS)],
+            true,
+            "refused as expected",
+        ),
+        (
+            patch,
+            vec![("* patch *", 0, "toystore.toystore.dev/shop patched")],
+            false,
+            "the API accepted it; it must refuse it",
+        ),
+        (
+            patch,
+            vec![("* patch *", 1, "Unable to connect to the server: EOF")],
+            false,
+            "failed, but not as a refused (invalid) spec",
+        ),
+        (
+            patch,
+            vec![("* patch *", 1, INVALID_NAME)],
+            false,
+            "refused, but the message does not match /storageClassName/",
+        ),
+        (
+            name,
+            vec![("* create --dry-run=server *", 1, INVALID_NAME)],
+            true,
+            "refused as expected",
+        ),
+        (
+            name,
+            vec![("* create --dry-run=server *", 1, NIL_PATH)],
+            false,
+            "carries no field path (<nil>)",
+        ),
+        (
+            name,
+            vec![(
+                "* create --dry-run=server *",
+                0,
+                "toystore.toystore.dev/my.shop created (server dry run)",
+            )],
+            false,
+            "the API accepted it",
+        ),
+    ] {
+        let run = run_e2e_snippet(&format!("{body}\necho passed"), &rules);
+        let all = run.output();
+        assert_eq!(run.stdout.contains("passed"), ok, "{body}\n{all}");
+        assert!(all.contains(message), "{body}: {message}\n{all}");
+        // The answer is kept for the artifacts either way.
+        let kept = std::fs::read_to_string(run.artifacts.join("refused.txt")).unwrap();
+        assert!(kept.contains(&rules[0].2.replace("\\n", "\n")), "{kept}");
+    }
+}
+
+/// A ToyStore status as the operator writes it: 3 members (`roles`), member 2's matched index
+/// `matched2`, the others at `group`, Ready as given.
+fn store_status(ready: bool, healthy2: bool, matched2: i64, group: i64) -> String {
+    let member = |id: i64, role: &str, healthy: bool, matched: i64| {
+        json!({"id": id, "pod": format!("shop-orders-{id}"), "role": role, "healthy": healthy,
+               "matchedIndex": matched})
+    };
+    json!({
+        "metadata": {"generation": 1},
+        "status": {
+            "observedGeneration": 1,
+            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" },
+                            "reason": if ready { "AllHealthy" } else { "MembersUnhealthy" }}],
+            "readyOrderReplicas": 3,
+            "leader": "shop-orders-0",
+            "term": 2,
+            "members": [
+                member(0, "leader", true, group),
+                member(1, "follower", true, group),
+                member(2, "follower", healthy2, matched2),
+            ],
+        },
+    })
+    .to_string()
+}
+
+#[test]
+fn e2e_lost_volume_recovery_needs_new_pod_new_claim_and_replication_past_the_loss() {
+    const READY_POD: &str =
+        r#"{"metadata":{},"status":{"conditions":[{"type":"Ready","status":"True"}]}}"#;
+    let claim = |uid: &str, phase: &str| {
+        format!(r#"{{"metadata":{{"uid":"{uid}"}},"status":{{"phase":"{phase}"}}}}"#)
+    };
+    // Member 2 lost its volume when the group was at index 100.
+    let body = "if lost_volume_recovered 2 shop-orders-2 pod-old data-shop-orders-2 claim-old \
+                100 100; then echo recovered; else echo waiting; fi\n\
+                echo \"observed: $OBSERVED\"\necho \"seen unhealthy: $SEEN_UNHEALTHY\"";
+    for (what, pod_uid, claim_json, store, want, observed) in [
+        (
+            "recovered",
+            "pod-new",
+            claim("claim-new", "Bound"),
+            store_status(true, true, 240, 250),
+            "recovered",
+            "member 2 matched index 240, group 250, 100 before the loss",
+        ),
+        (
+            "the old pod still",
+            "pod-old",
+            claim("claim-new", "Bound"),
+            store_status(true, true, 240, 250),
+            "waiting",
+            "pod uid pod-old",
+        ),
+        (
+            "the new claim not bound",
+            "pod-new",
+            claim("claim-new", "Pending"),
+            store_status(true, true, 240, 250),
+            "waiting",
+            "claim-new Pending",
+        ),
+        (
+            "the old claim",
+            "pod-new",
+            claim("claim-old", "Bound"),
+            store_status(true, true, 240, 250),
+            "waiting",
+            "claim-old Bound",
+        ),
+        // The defect of issue 10: healthy and Ready, but the matched index frozen at the loss.
+        (
+            "replication frozen",
+            "pod-new",
+            claim("claim-new", "Bound"),
+            store_status(true, true, 90, 400),
+            "waiting",
+            "member 2 matched index 90, group 400",
+        ),
+        (
+            "far behind",
+            "pod-new",
+            claim("claim-new", "Bound"),
+            store_status(true, true, 150, 400),
+            "waiting",
+            "member 2 matched index 150, group 400",
+        ),
+        (
+            "the status says so",
+            "pod-new",
+            claim("claim-new", "Bound"),
+            store_status(false, false, 90, 400),
+            "waiting",
+            "Ready=False(MembersUnhealthy)",
+        ),
+    ] {
+        let rules = [
+            ("* pod shop-orders-2 *jsonpath*", 0, pod_uid),
+            ("* pod shop-orders-2 *-o json *", 0, READY_POD),
+            (
+                "* pvc data-shop-orders-2 *-o json *",
+                0,
+                claim_json.as_str(),
+            ),
+            ("* toystore shop *-o json *", 0, store.as_str()),
+        ];
+        let run = run_e2e_snippet(body, &rules);
+        let all = run.output();
+        assert!(run.stdout.starts_with(want), "{what}\n{all}");
+        assert!(run.stdout.contains(observed), "{what}: {observed}\n{all}");
+        if what == "the status says so" {
+            assert!(run.stdout.contains("seen unhealthy: generation 1"), "{all}");
+        }
+    }
+}
+
+#[test]
+fn e2e_upgrade_without_a_second_image_pins_the_running_image_by_digest() {
+    let digest = "sha256:".to_string() + &"ab".repeat(32);
+    let pods = |ids: &[String]| {
+        let items: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({"status": {"containerStatuses": [{"imageID": id}]}}))
+            .collect();
+        json!({ "items": items }).to_string()
+    };
+    let repo = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/toystore";
+    for (ids, want) in [
+        (
+            vec![format!("{repo}@{digest}"); 3],
+            Some(format!("{repo}@{digest}")),
+        ),
+        (
+            vec![format!("docker-pullable://{repo}@{digest}")],
+            Some(format!("{repo}@{digest}")),
+        ),
+        // Two different images running, or an image with no registry digest: no guess.
+        (
+            vec![
+                format!("{repo}@{digest}"),
+                format!("{repo}@sha256:{}", "cd".repeat(32)),
+            ],
+            None,
+        ),
+        (vec![digest.clone()], None),
+    ] {
+        let listing = pods(&ids);
+        let run = run_e2e_snippet(
+            "image_by_digest 2>&1",
+            &[("* get * pods -n ns -l *-o json *", 0, listing.as_str())],
+        );
+        match want {
+            Some(image) => assert_eq!(run.stdout.trim(), image, "{}", run.output()),
+            None => assert!(
+                run.stdout
+                    .starts_with("no single registry digest in the order pods' imageIDs"),
+                "{}",
+                run.output()
+            ),
+        }
+    }
 }

