@@ -137,7 +137,8 @@ where
     cache.get(&ObjectRef::new(name).within(ns))
 }
 
-/// The cached objects in `ns` carrying every label of `selector`.
+/// The cached objects in `ns` carrying every label of `selector`, by name (a store's own order
+/// is arbitrary, and decisions such as which pod or claim goes first must not depend on it).
 pub fn labelled<K>(
     cache: &Store<K>,
     ns: &str,
@@ -146,10 +147,12 @@ pub fn labelled<K>(
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + 'static,
 {
-    cache.state_filter(|o| {
+    let mut objects = cache.state_filter(|o| {
         o.meta().namespace.as_deref() == Some(ns)
             && selector
                 .iter()
                 .all(|(k, v)| o.meta().labels.as_ref().and_then(|l| l.get(k)) == Some(v))
-    })
+    });
+    objects.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
+    objects
 }

@@ -170,7 +170,12 @@ pub fn next_roll_step(pods: &[OrderPod], replicas: i32, obs: &Observation) -> Ro
             voters.len()
         ));
     }
-    if let Some(p) = old.iter().find(|p| p.ordinal as NodeId != leader.id) {
+    // Followers first, lowest ordinal first: the order must not depend on how pods were listed.
+    if let Some(p) = old
+        .iter()
+        .filter(|p| p.ordinal as NodeId != leader.id)
+        .min_by_key(|p| p.ordinal)
+    {
         return RollStep::DeletePod(p.ordinal);
     }
     // Only the leader is left on the old revision.
@@ -357,6 +362,16 @@ mod tests {
                     pod(0, false, true),
                     pod(1, false, true),
                     pod(2, false, true),
+                ],
+                g.clone(),
+                RollStep::DeletePod(0),
+            ),
+            (
+                "followers first, lowest ordinal whatever order the pods were listed in",
+                vec![
+                    pod(2, false, true),
+                    pod(1, false, true),
+                    pod(0, false, true),
                 ],
                 g.clone(),
                 RollStep::DeletePod(0),
