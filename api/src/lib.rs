@@ -2,17 +2,13 @@
 //!
 //! Every message that crosses a service boundary is defined here exactly once, so the
 //! order replicas, the frontend, the operator and the `toystore` command cannot drift apart.
-//! The [`membership`] module holds the Raft membership driver that both the operator and
-//! local mode use to grow and shrink the order group.
+//! The server side of HTTP lives in `servicekit`, the membership driver in `membership`.
 
 pub mod catalog;
 pub mod client;
 pub mod error;
-pub mod membership;
 pub mod orders;
 pub mod raft;
-#[cfg(feature = "server")]
-pub mod server;
 
 pub use client::{ClientError, ReplicaClient};
 pub use error::{ApiError, ErrorBody, LeaderHint};

@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use api::catalog::TakeRequest;
 use api::orders::Data;
-use api::server::{ApiJson, HttpError};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -23,6 +22,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
+use servicekit::{ApiJson, HttpError};
 
 use crate::feed::{self, ChangesQuery};
 use crate::service::{Catalog, CatalogError};
@@ -45,10 +45,10 @@ pub fn router(catalog: Arc<Catalog>) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .route_layer(axum::middleware::from_fn_with_state(
             BODY_LIMIT,
-            api::server::reject_oversized,
+            servicekit::reject_oversized,
         ))
-        .fallback(api::server::not_found)
-        .method_not_allowed_fallback(api::server::method_not_allowed)
+        .fallback(servicekit::not_found)
+        .method_not_allowed_fallback(servicekit::method_not_allowed)
         .with_state(catalog)
 }
 

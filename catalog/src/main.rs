@@ -52,8 +52,8 @@ fn parse_interval(s: &str) -> Result<f64, String> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // Installed first, so a signal during start-up is not lost.
-    let shutdown = api::server::shutdown_signal();
-    api::server::init_tracing(&args.log_format, "info").map_err(anyhow::Error::msg)?;
+    let shutdown = servicekit::shutdown_signal();
+    servicekit::init_tracing(&args.log_format, "info").map_err(anyhow::Error::msg)?;
     let settings = Settings {
         listen: args.listen,
         data_dir: args.data_dir,

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::process::{Child, Command};
 
-use api::membership::MembershipDriver;
 use api::raft::Member;
+use membership::MembershipDriver;
 
 /// An order replica as `cluster.json` records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -121,7 +121,7 @@ fn bin_dir() -> anyhow::Result<PathBuf> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // Installed first: Ctrl-C while the store is still starting must stop it cleanly too.
-    let shutdown = api::server::shutdown_signal();
+    let shutdown = servicekit::shutdown_signal();
     // `up` narrates what it starts; `load` and `eval` print their own results, so only warnings.
     let default_filter = match args.command {
         Cmd::Up { .. } => "info",

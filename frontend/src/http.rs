@@ -17,7 +17,7 @@ use api::ErrorBody;
 use api::catalog::ProductView;
 use api::client::ClientError;
 use api::orders::{Data, Order, PlaceOrder, PlaceOrderResponse};
-use api::server::{ApiJson, HttpError};
+use servicekit::{ApiJson, HttpError};
 
 use crate::Frontend;
 use crate::cache::Lookup;
@@ -48,12 +48,12 @@ pub fn router(frontend: Arc<Frontend>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .fallback(api::server::not_found)
-        .method_not_allowed_fallback(api::server::method_not_allowed)
+        .fallback(servicekit::not_found)
+        .method_not_allowed_fallback(servicekit::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .route_layer(middleware::from_fn_with_state(
             BODY_LIMIT,
-            api::server::reject_oversized,
+            servicekit::reject_oversized,
         ))
         .layer(middleware::from_fn_with_state(
             frontend.clone(),
@@ -187,7 +187,7 @@ async fn place_order(
 ) -> Result<Json<Data<PlaceOrderResponse>>, HttpError> {
     let bad = |m: String| HttpError::new(StatusCode::BAD_REQUEST, m);
     order.validate().map_err(bad)?;
-    let key = api::server::idempotency_key(&headers)?;
+    let key = servicekit::idempotency_key(&headers)?;
     let start = Instant::now();
     let result = frontend.orders.place_order(&key, &order).await;
     frontend
@@ -212,7 +212,7 @@ async fn get_order(
     State(frontend): State<Arc<Frontend>>,
     Path(number): Path<String>,
 ) -> Result<Json<Data<Order>>, HttpError> {
-    let number = api::server::order_number(&number)?;
+    let number = servicekit::order_number(&number)?;
     let start = Instant::now();
     let order = frontend.orders.get_order(number).await;
     frontend

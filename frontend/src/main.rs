@@ -59,9 +59,9 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // Installed first, so a signal during start-up is not lost.
-    let shutdown = api::server::shutdown_signal();
-    api::server::init_tracing(&args.log_format, "info").map_err(anyhow::Error::msg)?;
-    let order_token = api::server::read_token(args.order_token, args.order_token_file.as_deref())
+    let shutdown = servicekit::shutdown_signal();
+    servicekit::init_tracing(&args.log_format, "info").map_err(anyhow::Error::msg)?;
+    let order_token = servicekit::read_token(args.order_token, args.order_token_file.as_deref())
         .map_err(anyhow::Error::msg)?;
     if args.order_replicas.iter().any(|u| u.trim().is_empty()) {
         bail!("--order-replicas must not contain empty URLs");

@@ -46,8 +46,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let shutdown = api::server::shutdown_signal();
-    api::server::init_tracing(&args.log_format, "info,kube=warn").map_err(anyhow::Error::msg)?;
+    let shutdown = servicekit::shutdown_signal();
+    servicekit::init_tracing(&args.log_format, "info,kube=warn").map_err(anyhow::Error::msg)?;
     let client = Client::try_default()
         .await
         .context("connecting to the Kubernetes API")?;

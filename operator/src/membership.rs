@@ -9,10 +9,10 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 
-use api::membership::{DEFAULT_CATCH_UP_LAG, MembershipDriver, Observation, Step};
 use api::raft::{Member, NodeId, RaftRole};
+use membership::{DEFAULT_CATCH_UP_LAG, MembershipDriver, Observation, Step};
 
-use crate::status::member_health;
+use membership::member_health;
 
 /// A boxed future, so [`OrderGroup`] can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

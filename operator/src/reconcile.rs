@@ -34,7 +34,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use api::membership::{DEFAULT_CATCH_UP_LAG, Step, next_step};
+use membership::{DEFAULT_CATCH_UP_LAG, Step, next_step};
 
 use crate::cache::{self, Caches};
 use crate::crd::ToyStore;
@@ -525,7 +525,7 @@ async fn roll(
     ns: &str,
     sts: &StatefulSet,
     token: &str,
-    obs: &api::membership::Observation,
+    obs: &membership::Observation,
 ) -> Result<bool, Error> {
     let Some(update_revision) = sts.status.as_ref().and_then(|s| s.update_revision.clone()) else {
         return Ok(false);

@@ -7,8 +7,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use api::membership::{DEFAULT_CATCH_UP_LAG, Observation, Step};
 use api::raft::{NodeId, RaftRole};
+use membership::{DEFAULT_CATCH_UP_LAG, Observation, Step, Unhealthy, member_health};
 
 use crate::crd::{MemberStatus, ToyStore, ToyStoreStatus};
 use crate::objects::order_pod_name;
@@ -179,49 +179,6 @@ fn not_observed(
             format!("the order group is not observed yet: no order replica has answered{detail}");
         ("Unknown", "NotObserved".into(), message)
     }
-}
-
-/// Why a member is not healthy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Unhealthy {
-    /// Its replica did not answer.
-    Unreachable,
-    /// It answered without the group's state (`admitted` or `initialized` false): its volume
-    /// was lost or replaced.
-    LostData,
-    /// The leader's matched index for it is this many entries behind the leader's last index.
-    Lagging(u64),
-}
-
-/// Whether member `id` is healthy: its replica answers, is admitted and holds the group's
-/// membership, and (when a leader is observed) the leader's matched index for it is within
-/// `catch_up_lag` entries of the leader's last log index. The leader is healthy when it answers
-/// with its state; without a leader the lag cannot be judged and is not.
-pub fn member_health(obs: &Observation, id: NodeId, catch_up_lag: u64) -> Result<(), Unhealthy> {
-    let Some(Ok(own)) = obs.statuses.get(&id) else {
-        return Err(Unhealthy::Unreachable);
-    };
-    if !own.admitted || !own.initialized {
-        return Err(Unhealthy::LostData);
-    }
-    let Some(leader) = obs.leader() else {
-        return Ok(());
-    };
-    if leader.id == id {
-        return Ok(());
-    }
-    let last = leader.last_log_index.unwrap_or(0);
-    let matched = leader
-        .members
-        .iter()
-        .find(|m| m.id == id)
-        .and_then(|m| m.matched_index)
-        .unwrap_or(0);
-    let behind = last.saturating_sub(matched);
-    if behind > catch_up_lag {
-        return Err(Unhealthy::Lagging(behind));
-    }
-    Ok(())
 }
 
 fn step_message(step: &Step, rolling: bool) -> String {

@@ -22,8 +22,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tower_test::mock::Handle;
 
-use api::membership::{Observation, Step};
 use api::raft::{Member, MemberInfo, NodeId, RaftRole, RaftStatus};
+use membership::{Observation, Step};
 use operator::cache::{CacheWriters, Caches};
 use operator::crd::{ToyStore, ToyStoreSpec, ToyStoreStatus};
 use operator::events::Events;

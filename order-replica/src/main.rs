@@ -73,10 +73,9 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // Installed first, so a signal during start-up is not lost.
-    let shutdown = api::server::shutdown_signal();
-    api::server::init_tracing(&args.log_format, "info,openraft=warn")
-        .map_err(anyhow::Error::msg)?;
-    let token = api::server::read_token(args.token.clone(), args.token_file.as_deref())
+    let shutdown = servicekit::shutdown_signal();
+    servicekit::init_tracing(&args.log_format, "info,openraft=warn").map_err(anyhow::Error::msg)?;
+    let token = servicekit::read_token(args.token.clone(), args.token_file.as_deref())
         .map_err(anyhow::Error::msg)?
         .context("a cluster token is required: --token or --token-file")?;
     let settings = Settings {

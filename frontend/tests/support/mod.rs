@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use api::catalog::{Audit, CatalogClient};
 use api::client::{GroupClient, ReplicaClient, http_client};
-use api::membership::MembershipDriver;
 use api::raft::{Member, RaftRole};
+use membership::MembershipDriver;
 use reqwest::StatusCode;
 use serde_json::Value;
 pub use testkit::wait_for;

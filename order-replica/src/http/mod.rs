@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 
-pub use api::server::{ApiJson, HttpError};
+pub use servicekit::{ApiJson, HttpError};
 
 use crate::replica::Replica;
 
@@ -41,13 +41,13 @@ pub fn router(replica: Arc<Replica>) -> Router {
         .layer(DefaultBodyLimit::max(CLIENT_BODY_LIMIT))
         .route_layer(middleware::from_fn_with_state(
             CLIENT_BODY_LIMIT,
-            api::server::reject_oversized,
+            servicekit::reject_oversized,
         ));
     Router::new()
         .merge(protected)
         .merge(public)
-        .fallback(api::server::not_found)
-        .method_not_allowed_fallback(api::server::method_not_allowed)
+        .fallback(servicekit::not_found)
+        .method_not_allowed_fallback(servicekit::method_not_allowed)
         .with_state(replica)
 }
 

@@ -35,7 +35,7 @@ async fn place_order(
         HttpError::new(StatusCode::BAD_REQUEST, msg)
     };
     let quantity = order.validate().map_err(bad)?;
-    let key = api::server::idempotency_key(&headers).inspect_err(|_| {
+    let key = servicekit::idempotency_key(&headers).inspect_err(|_| {
         replica.metrics.order_outcome("bad_request");
     })?;
     let start = Instant::now();
@@ -81,7 +81,7 @@ async fn get_order(
     State(replica): State<Arc<Replica>>,
     Path(number): Path<String>,
 ) -> Result<Json<Data<Order>>, HttpError> {
-    let number = api::server::order_number(&number)?;
+    let number = servicekit::order_number(&number)?;
     linearizable_barrier(&replica).await?;
     let record = replica
         .state

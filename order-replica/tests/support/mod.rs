@@ -13,8 +13,8 @@ use testkit::{Service, free_port};
 
 use api::PlaceOrder;
 use api::client::{ClientError, GroupClient, ReplicaClient, http_client};
-use api::membership::MembershipDriver;
 use api::raft::{Member, RaftRole, RaftStatus};
+use membership::MembershipDriver;
 
 pub const TOKEN: &str = "test-cluster-token";
 

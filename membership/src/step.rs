@@ -1,48 +1,10 @@
-//! The membership driver: moves the order group's Raft membership to a desired set of members.
-//!
-//! It is written as *observe → decide → act*, one step per round, so that every round is
-//! idempotent and a driver that crashes mid-way simply observes again and carries on:
-//!
-//! - [`observe`](MembershipDriver::observe) asks every known replica for its `/raft/status`;
-//! - [`next_step`] is a pure function from that observation and the desired members to the one
-//!   safe step to take next (unit-tested as a decision table);
-//! - [`execute`](MembershipDriver::execute) performs that step through the admin API.
-//!
-//! The order of steps is the safe order of docs/design.md: initialize only a group where no
-//! member holds anything beyond the founding membership, every founding member alike; replace a
-//! member that lost its volume (removed, then added again as a learner); grow by adding learners, waiting until they caught up, then promoting;
-//! shrink by first handing leadership away from a leaving leader, then changing the voters
-//! (openraft uses joint consensus, so quorum holds throughout), then dropping leftover learners.
+//! The decision: the one safe step to take next, a pure function of what was observed.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::collections::BTreeSet;
 
-use crate::client::{ClientError, ReplicaClient, http_client};
-use crate::raft::{
-    AddLearnerRequest, ChangeMembershipRequest, InitializeRequest, Member, NodeId, RaftRole,
-    RaftStatus, RemoveNodesRequest, TransferLeaderRequest,
-};
+use api::raft::{Member, NodeId, RaftStatus};
 
-/// A learner counts as caught up when it is at most this many entries behind the leader.
-pub const DEFAULT_CATCH_UP_LAG: u64 = 64;
-
-/// What the driver saw: each replica's status or why it could not be read.
-#[derive(Debug, Clone, Default)]
-pub struct Observation {
-    /// Status per member id; `Err` holds the reason it is unknown.
-    pub statuses: BTreeMap<NodeId, Result<RaftStatus, String>>,
-}
-
-impl Observation {
-    /// The status of the leader, if some reachable replica is the leader.
-    pub fn leader(&self) -> Option<&RaftStatus> {
-        self.statuses
-            .values()
-            .filter_map(|s| s.as_ref().ok())
-            .filter(|s| s.role == RaftRole::Leader)
-            .max_by_key(|s| s.term)
-    }
-}
+use crate::observation::Observation;
 
 /// The next thing to do to reach the desired membership.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,162 +242,12 @@ fn matched_index(leader: &RaftStatus, id: NodeId) -> u64 {
 }
 
 /// Errors of the driver.
-#[derive(Debug, thiserror::Error)]
-pub enum DriverError {
-    /// An admin call failed.
-    #[error("{step:?} failed: {source}")]
-    Step {
-        /// The step that failed.
-        step: Box<Step>,
-        /// Why.
-        source: ClientError,
-    },
-    /// The membership did not converge in time.
-    #[error("membership did not converge within {0:?}; last step: {1:?}")]
-    Timeout(Duration, Box<Step>),
-}
-
-/// Drives the order group's membership through the replicas' admin API.
-#[derive(Debug, Clone)]
-pub struct MembershipDriver {
-    http: reqwest::Client,
-    token: Option<String>,
-    catch_up_lag: u64,
-}
-
-impl MembershipDriver {
-    /// A driver that authenticates with the cluster `token`.
-    pub fn new(token: Option<String>) -> Self {
-        Self::with_client(http_client(Duration::from_secs(10)), token)
-    }
-
-    /// A driver reusing `http` (and its connection pool), for callers that drive many groups.
-    pub fn with_client(http: reqwest::Client, token: Option<String>) -> Self {
-        Self {
-            http,
-            token,
-            catch_up_lag: DEFAULT_CATCH_UP_LAG,
-        }
-    }
-
-    fn client(&self, url: &str) -> ReplicaClient {
-        ReplicaClient::new(self.http.clone(), url, self.token.clone())
-    }
-
-    /// Reads the status of every desired member and of every member any of them knows.
-    pub async fn observe(&self, desired: &[Member]) -> Observation {
-        let mut urls: BTreeMap<NodeId, String> =
-            desired.iter().map(|m| (m.id, m.url.clone())).collect();
-        let mut obs = Observation::default();
-        while let Some((id, url)) = urls
-            .iter()
-            .find(|(id, _)| !obs.statuses.contains_key(id))
-            .map(|(i, u)| (*i, u.clone()))
-        {
-            let status = self.client(&url).status().await.map_err(|e| e.to_string());
-            if let Ok(s) = &status {
-                for m in &s.members {
-                    urls.entry(m.id).or_insert_with(|| m.url.clone());
-                }
-            }
-            obs.statuses.insert(id, status);
-        }
-        obs
-    }
-
-    /// Performs one step.
-    pub async fn execute(&self, step: &Step) -> Result<(), DriverError> {
-        let fail = |source| DriverError::Step {
-            step: Box::new(step.clone()),
-            source,
-        };
-        match step {
-            Step::Done | Step::Wait(_) => Ok(()),
-            Step::Initialize { members } => {
-                let req = InitializeRequest {
-                    members: members.clone(),
-                };
-                // Each call is idempotent: a member initialized before answers "nothing changed".
-                for m in members {
-                    self.client(&m.url).initialize(&req).await.map_err(fail)?;
-                }
-                Ok(())
-            }
-            Step::AddLearner { leader, member } => {
-                let req = AddLearnerRequest {
-                    member: member.clone(),
-                    wait_caught_up: false,
-                };
-                self.client(leader).add_learner(&req).await.map_err(fail)?;
-                Ok(())
-            }
-            Step::TransferLeader { leader, to } => {
-                let req = TransferLeaderRequest { to: *to };
-                self.client(leader)
-                    .transfer_leader(&req)
-                    .await
-                    .map_err(fail)?;
-                Ok(())
-            }
-            Step::ChangeVoters { leader, voters } => {
-                let req = ChangeMembershipRequest {
-                    voters: voters.clone(),
-                    retain_as_learners: false,
-                };
-                self.client(leader)
-                    .change_membership(&req)
-                    .await
-                    .map_err(fail)?;
-                Ok(())
-            }
-            Step::RemoveNodes { leader, ids } => {
-                let req = RemoveNodesRequest { ids: ids.clone() };
-                self.client(leader).remove_nodes(&req).await.map_err(fail)?;
-                Ok(())
-            }
-        }
-    }
-
-    /// One round: observe, decide, act. Returns the step it took.
-    pub async fn reconcile_once(&self, desired: &[Member]) -> Result<Step, DriverError> {
-        let obs = self.observe(desired).await;
-        let step = next_step(&obs, desired, self.catch_up_lag);
-        self.execute(&step).await?;
-        Ok(step)
-    }
-
-    /// Repeats rounds until the membership is as desired or `timeout` passes. Failed steps are
-    /// retried: they are idempotent, and most failures are a leader change under way.
-    pub async fn converge(&self, desired: &[Member], timeout: Duration) -> Result<(), DriverError> {
-        let start = Instant::now();
-        let mut last = Step::Wait("not started".into());
-        while start.elapsed() < timeout {
-            match self.reconcile_once(desired).await {
-                Ok(Step::Done) => return Ok(()),
-                Ok(step) => {
-                    tracing::info!(?step, "membership step");
-                    let pause = if matches!(step, Step::Wait(_)) {
-                        200
-                    } else {
-                        50
-                    };
-                    last = step;
-                    tokio::time::sleep(Duration::from_millis(pause)).await;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "membership step failed; will observe again");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-        }
-        Err(DriverError::Timeout(timeout, Box::new(last)))
-    }
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::MemberInfo;
+    use crate::observation::DEFAULT_CATCH_UP_LAG;
+    use api::raft::{MemberInfo, RaftRole};
 
     fn url(id: NodeId) -> String {
         format!("http://r{id}:7000")

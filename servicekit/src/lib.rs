@@ -1,0 +1,17 @@
+//! What every ToyStore service's HTTP server shares: JSON error answers, extractors that turn
+//! bad input into clear 4xx answers, body limits, the cluster token, logging set-up and the
+//! shutdown signal. Wire types live in `api`; this crate is the server side only.
+
+mod error;
+mod extract;
+mod limits;
+mod logging;
+mod shutdown;
+mod token;
+
+pub use error::{HttpError, method_not_allowed, not_found};
+pub use extract::{ApiJson, idempotency_key, order_number};
+pub use limits::reject_oversized;
+pub use logging::init_tracing;
+pub use shutdown::shutdown_signal;
+pub use token::read_token;
