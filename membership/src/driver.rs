@@ -13,6 +13,7 @@ use crate::observation::DEFAULT_CATCH_UP_LAG;
 use crate::observation::Observation;
 use crate::step::{Step, next_step};
 
+/// Errors of the driver.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
     /// An admin call failed.

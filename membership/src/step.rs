@@ -241,8 +241,6 @@ fn matched_index(leader: &RaftStatus, id: NodeId) -> u64 {
         .unwrap_or(0)
 }
 
-/// Errors of the driver.
-
 #[cfg(test)]
 mod tests {
     use super::*;
