@@ -90,7 +90,7 @@ pub struct Order {
     pub quantity: u32,
 }
 
-/// Where an order stands (the order service's record, also served by `GET /orders/by-key/{key}`).
+/// Where an order stands, as `GET /orders/by-key/{key}` on a replica shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
@@ -110,7 +110,7 @@ pub enum OrderStatus {
     },
 }
 
-/// An order as the state machine keeps it, by idempotency key.
+/// An order found by its idempotency key (`GET /orders/by-key/{key}` on a replica).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderRecord {
     /// Idempotency key.

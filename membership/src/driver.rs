@@ -147,7 +147,13 @@ impl MembershipDriver {
             match self.reconcile_once(desired).await {
                 Ok(Step::Done) => return Ok(()),
                 Ok(step) => {
-                    tracing::info!(?step, "membership step");
+                    // Waiting is the normal state while a group forms or a learner catches
+                    // up: only the steps that change something are news.
+                    if let Step::Wait(why) = &step {
+                        tracing::debug!(why, "membership waiting");
+                    } else {
+                        tracing::info!(?step, "membership step");
+                    }
                     let pause = if matches!(step, Step::Wait(_)) {
                         200
                     } else {

@@ -1,6 +1,7 @@
 //! ToyStore order replica: one member of the Raft-replicated order group.
 //!
 //! - [`types`]: the Raft type configuration and the purchase commands;
+//! - [`record`]: the order records the log and the state machine keep (storage, not wire, types);
 //! - [`identity`]: the data directory's identity, and admission to the group;
 //! - [`log_store`]: the durable Raft log (append-only, checksummed, fsync per batch);
 //! - [`state_machine`]: orders in redb, applied atomically, snapshots;
@@ -16,6 +17,7 @@ pub mod log_store;
 pub mod metrics;
 pub mod network;
 pub mod purchase;
+pub mod record;
 pub mod replica;
 pub mod server;
 pub mod state_machine;

@@ -6,7 +6,8 @@
 //! are flushed; openraft batches entries that arrive while a flush is running into the next call,
 //! which gives group commit without a thread of our own.
 //!
-//! Record frame: `len: u32 LE | crc32(payload): u32 LE | payload (JSON)`.
+//! Record frame: `len: u32 LE | crc32(payload): u32 LE | payload (JSON)`. The first record of
+//! a file states its storage format ([`STORAGE_FORMAT`]); a newer one is refused.
 //! A crash can leave a torn tail: a partly written last batch. It was never flushed, so never
 //! acknowledged; on open the first record that is short, fails its checksum or does not decode
 //! ends the log, the file is cut there, and the cut is reported (log line, `/raft/status`,
@@ -28,6 +29,7 @@ use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use serde::{Deserialize, Serialize};
 
+use crate::record::{STORAGE_FORMAT, check_format};
 use crate::types::{Entry, LogId, TypeConfig, Vote};
 
 const LOG_FILE: &str = "raft-log";
@@ -38,6 +40,8 @@ const MAX_RECORD_LEN: usize = 256 << 20;
 /// One change to the log, as stored.
 #[derive(Debug, Serialize, Deserialize)]
 enum Record {
+    /// First record of a file: its storage format (absent in format 0 files).
+    Format(u32),
     Entry(Entry),
     Vote(Vote),
     Committed(Option<LogId>),
@@ -57,6 +61,7 @@ struct MemLog {
 impl MemLog {
     fn apply(&mut self, record: Record) {
         match record {
+            Record::Format(_) => {}
             Record::Entry(e) => {
                 self.entries.insert(e.index(), e);
             }
@@ -125,6 +130,16 @@ impl LogStore {
             file.set_len(good_len as u64)?;
             file.sync_all()?;
         }
+        match records.first() {
+            Some(Record::Format(found)) => check_format(*found, &path.display().to_string())?,
+            Some(_) => {} // format 0: no header
+            None => {
+                let mut header = Vec::new();
+                encode_record(&Record::Format(STORAGE_FORMAT), &mut header)?;
+                file.write_all(&header)?;
+                file.sync_all()?;
+            }
+        }
         sync_dir(dir)?;
         let mut mem = MemLog::default();
         let count = records.len() as u64;
@@ -189,10 +204,11 @@ impl LogStore {
             let mut buf = Vec::new();
             let live = {
                 let mem = shared.mem.lock().unwrap();
-                let live = mem.entries.len() as u64 + 3;
+                let live = mem.entries.len() as u64 + 4;
                 if f.records < 2 * live + 1024 {
                     return Ok(());
                 }
+                encode_record(&Record::Format(STORAGE_FORMAT), &mut buf)?;
                 if let Some(v) = &mem.vote {
                     encode_record(&Record::Vote(*v), &mut buf)?;
                 }
@@ -470,6 +486,31 @@ mod tests {
         let mut store = LogStore::open(dir.path()).unwrap();
         assert_eq!(indexes(&mut store).await, vec![1, 2]);
         assert!(store.torn_bytes() > 0);
+    }
+
+    #[tokio::test]
+    async fn a_log_of_a_newer_format_is_refused_and_a_format_0_log_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOG_FILE);
+        let mut newer = Vec::new();
+        encode_record(&Record::Format(STORAGE_FORMAT + 1), &mut newer).unwrap();
+        std::fs::write(&path, &newer).unwrap();
+        let err = LogStore::open(dir.path()).err().expect("refused");
+        assert!(err.to_string().contains("storage format 2"), "{err}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            newer,
+            "nothing cut or rewritten"
+        );
+
+        // Format 0: no header, entries from the first record on.
+        let mut old = Vec::new();
+        for i in 1..=3 {
+            encode_record(&Record::Entry(entry(1, i)), &mut old).unwrap();
+        }
+        std::fs::write(&path, &old).unwrap();
+        let mut store = LogStore::open(dir.path()).unwrap();
+        assert_eq!(indexes(&mut store).await, vec![1, 2, 3]);
     }
 
     #[tokio::test]

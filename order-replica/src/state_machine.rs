@@ -23,6 +23,7 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::record::{STORAGE_FORMAT, check_format};
 use crate::types::{
     Command, CommandResult, LogId, OrderRecord, OrderStatus, Resolution, Snapshot, SnapshotMeta,
     StoredMembership, TypeConfig,
@@ -34,7 +35,7 @@ const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");
 const NUMBERS: TableDefinition<u64, &str> = TableDefinition::new("numbers");
 /// Keys of orders still pending.
 const PENDING: TableDefinition<&str, ()> = TableDefinition::new("pending");
-/// `last_applied`, `membership`, `next_number` (JSON values).
+/// `format`, `last_applied`, `membership`, `next_number` (JSON values).
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// The current snapshot: `meta` (JSON) and `data` (bytes).
 const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshot");
@@ -42,6 +43,9 @@ const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshot");
 /// The serialized state machine carried by a snapshot.
 #[derive(Debug, Serialize, Deserialize)]
 struct SnapshotPayload {
+    /// Storage format of the payload (absent in format 0).
+    #[serde(default)]
+    format: u32,
     last_applied: Option<LogId>,
     membership: StoredMembership,
     next_number: u64,
@@ -73,6 +77,15 @@ impl StateMachineStore {
         }
         tx.open_table(NUMBERS).map_err(io_err)?;
         tx.open_table(PENDING).map_err(io_err)?;
+        // A database without a format is new, or format 0: both are read, and marked current.
+        let format: u32 = {
+            let meta = tx.open_table(META).map_err(io_err)?;
+            Self::read_meta(&meta, "format")?
+        };
+        check_format(format, "state.redb")?;
+        if format < STORAGE_FORMAT {
+            Self::write_meta(&tx, "format", &STORAGE_FORMAT)?;
+        }
         tx.commit().map_err(io_err)?;
         Ok(Self { db: Arc::new(db) })
     }
@@ -164,6 +177,7 @@ impl StateMachineStore {
             orders.push(serde_json::from_slice(v.value()).map_err(json_err)?);
         }
         Ok(SnapshotPayload {
+            format: STORAGE_FORMAT,
             last_applied: Self::read_meta(&meta, "last_applied")?,
             membership: Self::read_meta(&meta, "membership")?,
             next_number: Self::read_meta(&meta, "next_number")?,
@@ -237,7 +251,7 @@ fn apply_command(tx: &WriteTransaction, cmd: Command) -> io::Result<CommandResul
                         .map_err(io_err)?;
                     OrderStatus::Confirmed { number }
                 }
-                Resolution::Rejected { code, reason } => OrderStatus::Rejected { code, reason },
+                Resolution::Rejected(reason) => OrderStatus::Rejected(reason),
             };
             pending.remove(rec.key.as_str()).map_err(io_err)?;
             rec
@@ -350,6 +364,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let meta = meta.clone();
         tokio::task::spawn_blocking(move || {
             let payload: SnapshotPayload = serde_json::from_slice(&snapshot).map_err(json_err)?;
+            check_format(payload.format, "the snapshot received")?;
             let mut tx = this.db.begin_write().map_err(io_err)?;
             tx.set_durability(Durability::Immediate).map_err(io_err)?;
             tx.delete_table(ORDERS).map_err(io_err)?;
@@ -371,7 +386,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         OrderStatus::Pending => {
                             pending.insert(rec.key.as_str(), ()).map_err(io_err)?;
                         }
-                        OrderStatus::Rejected { .. } => {}
+                        OrderStatus::Rejected(_) => {}
                     }
                 }
             }
@@ -407,5 +422,57 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             meta: serde_json::from_slice(meta.value()).map_err(json_err)?,
             snapshot: data.value().to_vec(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set_format(dir: &Path, format: Option<u32>) {
+        let db = Database::create(dir.join("state.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut meta = tx.open_table(META).unwrap();
+            match format {
+                Some(f) => {
+                    let bytes = serde_json::to_vec(&f).unwrap();
+                    meta.insert("format", bytes.as_slice()).unwrap();
+                }
+                None => {
+                    meta.remove("format").unwrap();
+                }
+            }
+        }
+        tx.commit().unwrap();
+    }
+
+    fn format_of(store: &StateMachineStore) -> u32 {
+        let tx = store.db.begin_read().unwrap();
+        StateMachineStore::read_meta(&tx.open_table(META).unwrap(), "format").unwrap()
+    }
+
+    #[test]
+    fn a_state_database_of_a_newer_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(StateMachineStore::open(dir.path()).unwrap());
+        set_format(dir.path(), Some(STORAGE_FORMAT + 1));
+        let err = StateMachineStore::open(dir.path()).err().expect("refused");
+        assert!(
+            err.to_string()
+                .contains("state.redb is in storage format 2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn new_and_format_0_databases_are_marked_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateMachineStore::open(dir.path()).unwrap();
+        assert_eq!(format_of(&store), STORAGE_FORMAT);
+        drop(store);
+        set_format(dir.path(), None);
+        let store = StateMachineStore::open(dir.path()).unwrap();
+        assert_eq!(format_of(&store), STORAGE_FORMAT);
     }
 }

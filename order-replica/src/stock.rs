@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use api::catalog::{CatalogClient, TakeOutcome, TakeRequest};
 
-use crate::types::Resolution;
+use crate::types::{RejectReason, Resolution};
 
 /// Why stock could not be asked for: the purchase stays pending and is retried later.
 #[derive(Debug, thiserror::Error)]
@@ -79,23 +79,18 @@ impl CatalogStock {
                 Ok(resp) => {
                     return Ok(match resp.outcome {
                         TakeOutcome::Taken => Resolution::Confirmed,
-                        TakeOutcome::Insufficient => Resolution::Rejected {
-                            code: 409,
-                            reason: format!("not enough {name} in stock for {quantity}"),
-                        },
-                        TakeOutcome::UnknownProduct => Resolution::Rejected {
-                            code: 404,
-                            reason: format!("no toy named {name:?}"),
-                        },
+                        TakeOutcome::Insufficient => Resolution::Rejected(RejectReason::OutOfStock),
+                        TakeOutcome::UnknownProduct => {
+                            Resolution::Rejected(RejectReason::UnknownProduct)
+                        }
                     });
                 }
                 // The catalog refused the request itself: a bug, not an outage. Reject the
                 // order with the catalog's reason rather than retrying forever.
                 Err(api::ClientError::Api { status, error }) if status.is_client_error() => {
-                    return Ok(Resolution::Rejected {
-                        code: 400,
-                        reason: error.message,
-                    });
+                    return Ok(Resolution::Rejected(RejectReason::Refused {
+                        message: error.message,
+                    }));
                 }
                 Err(e) if start.elapsed() + backoff < self.patience => {
                     tracing::debug!(error = %e, key, "catalog not reachable; retrying");

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use api::orders::{OrderRecord, OrderStatus};
+pub use crate::record::{OrderRecord, OrderStatus, RejectReason};
 
 pub use api::raft::NodeId;
 
@@ -58,13 +58,9 @@ pub enum Command {
 pub enum Resolution {
     /// Stock was taken: the order is confirmed.
     Confirmed,
-    /// Stock was not taken, with the reason and the HTTP status to report.
-    Rejected {
-        /// HTTP status to answer the client with (404 unknown toy, 409 out of stock, ...).
-        code: u16,
-        /// Why.
-        reason: String,
-    },
+    /// Stock was not taken, for this reason.
+    #[serde(deserialize_with = "crate::record::legacy::reject_reason")]
+    Rejected(RejectReason),
 }
 
 /// What applying a command returned: the order's record after the command.

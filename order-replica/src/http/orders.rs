@@ -11,12 +11,14 @@ use openraft::ReadPolicy;
 use openraft::error::{LinearizableReadError, RaftError};
 
 use api::ReplicaClient;
-use api::orders::{Data, Order, PlaceOrder, PlaceOrderResponse, validate_idempotency_key};
+use api::orders::{
+    self as wire, Data, Order, PlaceOrder, PlaceOrderResponse, validate_idempotency_key,
+};
 
 use super::{ApiJson, HttpError};
 use crate::purchase::{self, PurchaseError, leader_hint};
+use crate::record::{OrderRecord, OrderStatus, RejectReason};
 use crate::replica::Replica;
-use crate::types::{OrderRecord, OrderStatus};
 
 pub fn routes() -> Router<Arc<Replica>> {
     Router::new()
@@ -63,10 +65,10 @@ async fn place_order(
                 },
             }))
         }
-        OrderStatus::Rejected { code, reason } => {
+        OrderStatus::Rejected(ref reason) => {
             replica.metrics.order_outcome("rejected");
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::CONFLICT);
-            Err(HttpError::new(status, reason))
+            let (status, message) = refusal(reason, &record);
+            Err(HttpError::new(status, message))
         }
         OrderStatus::Pending => {
             replica.metrics.order_outcome("failed");
@@ -101,7 +103,7 @@ async fn get_order(
 async fn get_order_by_key(
     State(replica): State<Arc<Replica>>,
     Path(key): Path<String>,
-) -> Result<Json<Data<OrderRecord>>, HttpError> {
+) -> Result<Json<Data<wire::OrderRecord>>, HttpError> {
     validate_idempotency_key(&key).map_err(|m| HttpError::new(StatusCode::BAD_REQUEST, m))?;
     linearizable_barrier(&replica).await?;
     let record = replica
@@ -109,7 +111,45 @@ async fn get_order_by_key(
         .order_by_key(&key)
         .map_err(|e| HttpError::unavailable(format!("cannot read orders: {e}")))?
         .ok_or_else(|| HttpError::new(StatusCode::NOT_FOUND, format!("no order with key {key}")))?;
-    Ok(Json(Data { data: record }))
+    Ok(Json(Data {
+        data: to_wire(&record),
+    }))
+}
+
+/// The status code and message a refused purchase is answered with.
+fn refusal(reason: &RejectReason, order: &OrderRecord) -> (StatusCode, String) {
+    match reason {
+        RejectReason::OutOfStock => (
+            StatusCode::CONFLICT,
+            format!("not enough {} in stock for {}", order.name, order.quantity),
+        ),
+        RejectReason::UnknownProduct => (
+            StatusCode::NOT_FOUND,
+            format!("no toy named {:?}", order.name),
+        ),
+        RejectReason::Refused { message } => (StatusCode::BAD_REQUEST, message.clone()),
+    }
+}
+
+/// A stored record as `GET /orders/by-key/{key}` shows it.
+fn to_wire(record: &OrderRecord) -> wire::OrderRecord {
+    let status = match &record.status {
+        OrderStatus::Pending => wire::OrderStatus::Pending,
+        OrderStatus::Confirmed { number } => wire::OrderStatus::Confirmed { number: *number },
+        OrderStatus::Rejected(reason) => {
+            let (code, reason) = refusal(reason, record);
+            wire::OrderStatus::Rejected {
+                code: code.as_u16(),
+                reason,
+            }
+        }
+    };
+    wire::OrderRecord {
+        key: record.key.clone(),
+        name: record.name.clone(),
+        quantity: record.quantity,
+        status,
+    }
 }
 
 /// Waits until this replica's state machine reflects every write acknowledged before the call.
