@@ -1,11 +1,7 @@
-//! Typed HTTP clients for the order replicas.
-//!
-//! [`ReplicaClient`] talks to one replica and turns every answer into a typed result;
-//! [`GroupClient`] talks to the group: it finds the leader, follows redirects and retries with
-//! the same idempotency key until a deadline, so fail-over shows only as a slower answer.
+//! The typed HTTP client of one order replica ([`ReplicaClient`]), and the pieces every
+//! ToyStore client shares. [`crate::group::GroupClient`] builds on it to talk to the group.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde::Serialize;
@@ -52,8 +48,8 @@ pub enum ClientError {
         /// What was wrong.
         message: String,
     },
-    /// No replica gave a usable answer before the deadline.
-    #[error("no order leader reachable within {0:?}: {1}")]
+    /// No replica gave a final answer before the deadline; the last thing that went wrong.
+    #[error("no outcome within {0:?}; last attempt: {1}")]
     Deadline(Duration, String),
 }
 
@@ -293,135 +289,5 @@ impl ReplicaClient {
             });
         }
         Err(ClientError::Api { status, error })
-    }
-}
-
-/// A client for the whole order group: finds the leader and hides fail-over.
-///
-/// It starts from seed URLs, follows the leader named in redirects, and with the cluster token
-/// [`refresh`](Self::refresh) learns the current membership and leader from `/raft/status`, so a
-/// group that grows needs no restart of its clients.
-#[derive(Debug)]
-pub struct GroupClient {
-    http: reqwest::Client,
-    seeds: Vec<String>,
-    urls: Mutex<Vec<String>>,
-    token: Option<String>,
-    leader: Mutex<Option<String>>,
-    deadline: Duration,
-}
-
-impl GroupClient {
-    /// A client for the replicas at `urls`, giving up on a request after `deadline`.
-    pub fn new(urls: Vec<String>, token: Option<String>, deadline: Duration) -> Self {
-        assert!(
-            !urls.is_empty(),
-            "a group client needs at least one replica URL"
-        );
-        Self {
-            http: http_client(Duration::from_secs(5)),
-            seeds: urls.clone(),
-            urls: Mutex::new(urls),
-            token,
-            leader: Mutex::new(None),
-            deadline,
-        }
-    }
-
-    /// The replica URLs currently known (seeds plus learned members).
-    pub fn urls(&self) -> Vec<String> {
-        self.urls.lock().unwrap().clone()
-    }
-
-    /// The leader's URL, if known.
-    pub fn leader(&self) -> Option<String> {
-        self.leader.lock().unwrap().clone()
-    }
-
-    /// Asks known replicas for their status (needs the token) and adopts the first answer's
-    /// membership and leader. Returns whether some replica answered.
-    pub async fn refresh(&self) -> bool {
-        for url in self.urls() {
-            let client = ReplicaClient::new(self.http.clone(), url, self.token.clone());
-            let Ok(status) = client.status().await else {
-                continue;
-            };
-            let mut urls = self.seeds.clone();
-            for m in &status.members {
-                if !urls.contains(&m.url) {
-                    urls.push(m.url.clone());
-                }
-            }
-            *self.urls.lock().unwrap() = urls;
-            *self.leader.lock().unwrap() = status.leader_url().map(str::to_string);
-            return true;
-        }
-        false
-    }
-
-    /// Places an order, retrying with the same key across leader changes until the deadline.
-    pub async fn place_order(
-        &self,
-        key: &str,
-        order: &PlaceOrder,
-    ) -> Result<OrderNumber, ClientError> {
-        self.with_leader(|c| {
-            let order = order.clone();
-            let key = key.to_string();
-            async move { c.place_order(&key, &order).await }
-        })
-        .await
-    }
-
-    /// Reads an order (linearizable) from whichever replica answers.
-    pub async fn get_order(&self, number: OrderNumber) -> Result<Order, ClientError> {
-        self.with_leader(|c| async move { c.get_order(number).await })
-            .await
-    }
-
-    /// The order placed with `key`, whatever its status (linearizable).
-    pub async fn order_by_key(&self, key: &str) -> Result<OrderRecord, ClientError> {
-        self.with_leader(|c| async move { c.order_by_key(key).await })
-            .await
-    }
-
-    /// Runs `call` against the leader, following redirects and retrying retryable errors.
-    async fn with_leader<T, F, Fut>(&self, call: F) -> Result<T, ClientError>
-    where
-        F: Fn(ReplicaClient) -> Fut,
-        Fut: Future<Output = Result<T, ClientError>>,
-    {
-        let start = Instant::now();
-        let mut backoff = Duration::from_millis(20);
-        let mut next = 0usize;
-        loop {
-            let url = self.leader().unwrap_or_else(|| {
-                let urls = self.urls.lock().unwrap();
-                urls[next % urls.len()].clone()
-            });
-            let client = ReplicaClient::new(self.http.clone(), url.clone(), self.token.clone());
-            let err = match call(client).await {
-                Ok(v) => return Ok(v),
-                Err(e) if !e.is_retryable() => return Err(e),
-                Err(e) => e,
-            };
-            let hinted = match &err {
-                ClientError::NotLeader { leader: Some(hint) } if hint.url != url => {
-                    Some(hint.url.clone())
-                }
-                _ => None,
-            };
-            if hinted.is_none() {
-                next += 1;
-            }
-            *self.leader.lock().unwrap() = hinted.clone();
-            if start.elapsed() >= self.deadline {
-                return Err(ClientError::Deadline(self.deadline, err.to_string()));
-            }
-            if hinted.is_none() {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_millis(500));
-            }
-        }
     }
 }

@@ -7,11 +7,13 @@
 pub mod catalog;
 pub mod client;
 pub mod error;
+pub mod group;
 pub mod orders;
 pub mod raft;
 
 pub use client::{ClientError, ReplicaClient};
 pub use error::{ApiError, ErrorBody, LeaderHint};
+pub use group::GroupClient;
 pub use orders::{Order, OrderNumber, PlaceOrder, PlaceOrderResponse};
 pub use raft::{MemberInfo, RaftRole, RaftStatus};
 

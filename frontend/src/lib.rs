@@ -5,7 +5,7 @@
 //! - [`http`]: the public API, OpenAPI document, storefront page, health and metrics;
 //! - [`metrics`]: Prometheus metrics.
 //!
-//! Orders go to the order group through [`api::client::GroupClient`], which finds the leader,
+//! Orders go to the order group through [`api::GroupClient`], which finds the leader,
 //! follows redirects and retries with the same idempotency key until a deadline.
 
 pub mod cache;
@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use api::GroupClient;
 use api::catalog::CatalogClient;
-use api::client::GroupClient;
 
 use crate::cache::ProductCache;
 use crate::metrics::Metrics;

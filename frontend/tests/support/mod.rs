@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use api::GroupClient;
 use api::catalog::{Audit, CatalogClient};
-use api::client::{GroupClient, ReplicaClient, http_client};
+use api::client::{ReplicaClient, http_client};
 use api::raft::{Member, RaftRole};
 use membership::MembershipDriver;
 use reqwest::StatusCode;

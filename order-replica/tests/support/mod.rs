@@ -11,8 +11,9 @@ use std::time::Duration;
 pub use testkit::wait_for;
 use testkit::{Service, free_port};
 
+use api::GroupClient;
 use api::PlaceOrder;
-use api::client::{ClientError, GroupClient, ReplicaClient, http_client};
+use api::client::{ClientError, ReplicaClient, http_client};
 use api::raft::{Member, RaftRole, RaftStatus};
 use membership::MembershipDriver;
 
