@@ -105,27 +105,34 @@ impl ProductCache {
         }
     }
 
-    /// Inserts a product read from the catalog under `ticket`, unless something newer happened
-    /// to it meanwhile. Returns whether it was inserted.
-    pub fn insert(&self, product: Product, ticket: FetchTicket) -> bool {
+    /// Records a product read from the catalog and about to be served, and caches it under
+    /// `ticket` (the one [`lookup`](Self::lookup) gave; `None` after a bypass) unless
+    /// something happened to the product since the lookup. Returns whether it was cached.
+    ///
+    /// Every served value raises the newest version seen, even one that is not cached: a slower
+    /// read that started earlier must not insert an older value afterwards. And a cached entry
+    /// older than the served value is dropped, so no later hit goes back in time.
+    pub fn insert(&self, product: Product, ticket: Option<FetchTicket>) -> bool {
         let mut inner = self.inner.lock().unwrap();
         let name = product.name.clone();
         let seen = inner.seen.get(&name).copied().unwrap_or(0);
+        inner.seen.insert(name.clone(), seen.max(product.version));
         let current = FetchTicket {
             epoch: inner.epoch,
             generation: inner.generation.get(&name).copied().unwrap_or(0),
         };
-        if !inner.feed_connected || ticket != current || product.version < seen {
+        let fresh = inner.feed_connected && ticket == Some(current) && product.version >= seen;
+        let Some(lru) = inner.lru.as_mut() else {
             return false;
+        };
+        if fresh {
+            lru.put(name, product);
+            return true;
         }
-        inner.seen.insert(name.clone(), product.version);
-        match inner.lru.as_mut() {
-            Some(lru) => {
-                lru.put(name, product);
-                true
-            }
-            None => false,
+        if lru.peek(&name).is_some_and(|c| c.version < product.version) {
+            lru.pop(&name);
         }
+        false
     }
 
     /// Applies a feed event: the cached entry (if any) takes the event's newer state.
@@ -220,7 +227,7 @@ mod tests {
     fn second_lookup_is_a_hit() {
         let cache = connected(10);
         let t = miss(&cache, "Tux");
-        assert!(cache.insert(product("Tux", 5, 1), t));
+        assert!(cache.insert(product("Tux", 5, 1), Some(t)));
         assert_eq!(cache.lookup("Tux"), Lookup::Hit(product("Tux", 5, 1)));
     }
 
@@ -228,7 +235,7 @@ mod tests {
     fn event_updates_cached_entry() {
         let cache = connected(10);
         let t = miss(&cache, "Tux");
-        cache.insert(product("Tux", 5, 1), t);
+        cache.insert(product("Tux", 5, 1), Some(t));
         cache.apply(&event("Tux", 3, 2));
         assert_eq!(cache.lookup("Tux"), Lookup::Hit(product("Tux", 3, 2)));
     }
@@ -239,7 +246,7 @@ mod tests {
         let t = miss(&cache, "Tux");
         cache.apply(&event("Tux", 3, 7)); // arrives while the read is in flight
         assert!(
-            !cache.insert(product("Tux", 5, 6), t),
+            !cache.insert(product("Tux", 5, 6), Some(t)),
             "stale value reinserted"
         );
         assert!(matches!(cache.lookup("Tux"), Lookup::Miss(_)));
@@ -250,9 +257,9 @@ mod tests {
         let cache = connected(10);
         cache.apply(&event("Tux", 3, 7));
         let t = miss(&cache, "Tux");
-        assert!(!cache.insert(product("Tux", 5, 6), t));
+        assert!(!cache.insert(product("Tux", 5, 6), Some(t)));
         let t = miss(&cache, "Tux");
-        assert!(cache.insert(product("Tux", 3, 7), t));
+        assert!(cache.insert(product("Tux", 3, 7), Some(t)));
     }
 
     #[test]
@@ -260,14 +267,14 @@ mod tests {
         let cache = connected(10);
         let t = miss(&cache, "Tux");
         cache.invalidate("Tux"); // a purchase through this frontend completed
-        assert!(!cache.insert(product("Tux", 5, 1), t));
+        assert!(!cache.insert(product("Tux", 5, 1), Some(t)));
     }
 
     #[test]
     fn disconnected_feed_bypasses_and_reconnect_clears() {
         let cache = connected(10);
         let t = miss(&cache, "Tux");
-        cache.insert(product("Tux", 5, 1), t);
+        cache.insert(product("Tux", 5, 1), Some(t));
         cache.set_feed_connected(false);
         assert_eq!(cache.lookup("Tux"), Lookup::Bypass);
         cache.set_feed_connected(true);
@@ -282,7 +289,50 @@ mod tests {
         let cache = connected(10);
         let t = miss(&cache, "Tux");
         cache.clear();
-        assert!(!cache.insert(product("Tux", 5, 1), t));
+        assert!(!cache.insert(product("Tux", 5, 1), Some(t)));
+    }
+
+    #[test]
+    fn a_served_value_is_never_followed_by_an_older_one() {
+        // Read A looks up, then a purchase here invalidates; read B looks up and reads the
+        // catalog (v10) before A does (v12). A serves v12 but may not cache it (its ticket is
+        // stale); B then tries to cache v10: that would serve v10 after v12.
+        let cache = connected(10);
+        let a = miss(&cache, "Tux");
+        cache.invalidate("Tux");
+        let b = miss(&cache, "Tux");
+        assert!(!cache.insert(product("Tux", 660, 12), Some(a)));
+        assert!(!cache.insert(product("Tux", 664, 10), Some(b)));
+        assert!(matches!(cache.lookup("Tux"), Lookup::Miss(_)));
+    }
+
+    #[test]
+    fn a_cached_entry_older_than_a_served_value_is_dropped() {
+        let cache = connected(10);
+        let a = miss(&cache, "Tux");
+        let b = miss(&cache, "Tux");
+        assert!(cache.insert(product("Tux", 10, 3), Some(b)));
+        cache.apply(&event("Tux", 9, 4)); // a's ticket goes stale; the entry moves to v4
+        assert!(!cache.insert(product("Tux", 8, 5), Some(a)));
+        assert!(
+            matches!(cache.lookup("Tux"), Lookup::Miss(_)),
+            "v4 must not be served after v5"
+        );
+    }
+
+    #[test]
+    fn values_served_while_the_feed_is_down_count_too() {
+        let cache = ProductCache::new(10);
+        let t = {
+            cache.set_feed_connected(true);
+            miss(&cache, "Tux")
+        };
+        cache.set_feed_connected(false);
+        assert!(!cache.insert(product("Tux", 5, 9), None)); // a bypassed read served v9
+        cache.set_feed_connected(true);
+        let late = miss(&cache, "Tux");
+        assert!(!cache.insert(product("Tux", 6, 8), Some(t)));
+        assert!(!cache.insert(product("Tux", 6, 8), Some(late)));
     }
 
     #[test]
@@ -292,7 +342,7 @@ mod tests {
         let cache = connected(2);
         for (i, name) in ["A", "B", "C"].iter().enumerate() {
             let t = miss(&cache, name);
-            cache.insert(product(name, 1, i as u64), t);
+            cache.insert(product(name, 1, i as u64), Some(t));
         }
         assert_eq!(cache.len(), 2);
         assert!(

@@ -14,7 +14,7 @@ use serde_json::json;
 use utoipa::OpenApi;
 
 use api::ErrorBody;
-use api::catalog::ProductView;
+use api::catalog::{Product, ProductView};
 use api::client::ClientError;
 use api::orders::{Data, Order, PlaceOrder, PlaceOrderResponse};
 use servicekit::{ApiJson, HttpError};
@@ -133,21 +133,22 @@ async fn list_products(
 }
 
 /// One toy with its price and stock (cached; kept correct by the catalog's change feed).
+/// The `ETag` header carries the catalog's change version of the toy: reads through one
+/// frontend never return a lower one than a read that completed before them.
 #[utoipa::path(get, path = "/products/{name}",
     params(("name" = String, Path, description = "Toy name")),
-    responses((status = 200, body = Data<ProductView>), (status = 404, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = Data<ProductView>,
+            headers(("ETag" = String, description = "The toy's change version, quoted"))),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn get_product(
     State(frontend): State<Arc<Frontend>>,
     Path(name): Path<String>,
-) -> Result<Json<Data<ProductView>>, HttpError> {
+) -> Result<impl IntoResponse, HttpError> {
     let lookup = frontend.cache.lookup(&name);
     let ticket = match lookup {
         Lookup::Hit(p) => {
             frontend.metrics.cache_lookup("hit");
-            return Ok(Json(Data {
-                data: ProductView::from(&p),
-            }));
+            return Ok(product_answer(&p));
         }
         Lookup::Miss(ticket) => {
             frontend.metrics.cache_lookup("miss");
@@ -164,11 +165,21 @@ async fn get_product(
         .metrics
         .upstream("catalog", start.elapsed().as_secs_f64());
     let product = product.map_err(upstream_error)?;
-    let view = ProductView::from(&product);
-    if let Some(ticket) = ticket {
-        frontend.cache.insert(product, ticket);
-    }
-    Ok(Json(Data { data: view }))
+    let answer = product_answer(&product);
+    frontend.cache.insert(product, ticket);
+    Ok(answer)
+}
+
+/// `{"data": {"name", "price", "quantity"}}` with the version as the `ETag`.
+fn product_answer(p: &Product) -> impl IntoResponse + use<> {
+    let etag = HeaderValue::from_str(&format!("\"{}\"", p.version))
+        .expect("a quoted number is a valid header value");
+    (
+        [(header::ETAG, etag)],
+        Json(Data {
+            data: ProductView::from(p),
+        }),
+    )
 }
 
 /// Places an order. Retrying with the same `Idempotency-Key` never creates a second order.
