@@ -98,14 +98,50 @@ pub fn next_step(obs: &Observation, desired: &[Member], catch_up_lag: u64) -> St
         ));
     }
 
-    // 1. Every desired member must be in the group, at its current address.
+    // 1. Every desired member must be in the group, at its current address. A voter that
+    // moved leaves the voters first (while the rest keeps a healthy majority): a voter's
+    // address is never changed in place.
     for m in desired {
         let known = leader.members.iter().find(|k| k.id == m.id);
-        if known.is_none_or(|k| k.url != m.url) {
-            return Step::AddLearner {
-                leader: leader_url,
-                member: m.clone(),
-            };
+        match known {
+            Some(k) if k.url != m.url && k.voter && k.id == leader.id => {
+                let to = voters
+                    .iter()
+                    .copied()
+                    .filter(|v| *v != leader.id && is_healthy(obs, *v))
+                    .max_by_key(|v| matched_index(leader, *v));
+                return match to {
+                    Some(to) => Step::TransferLeader {
+                        leader: leader_url,
+                        to,
+                    },
+                    None => Step::Wait(format!(
+                        "leader {} moved and no healthy voter can take over",
+                        k.id
+                    )),
+                };
+            }
+            Some(k) if k.url != m.url && k.voter => {
+                let rest: Vec<NodeId> = voters.iter().copied().filter(|v| *v != k.id).collect();
+                let healthy = rest.iter().filter(|v| is_healthy(obs, **v)).count();
+                if healthy * 2 > voters.len() {
+                    return Step::ChangeVoters {
+                        leader: leader_url,
+                        voters: rest,
+                    };
+                }
+                return Step::Wait(format!(
+                    "member {} moved but quorum is too thin to take it out of the voters",
+                    k.id
+                ));
+            }
+            Some(k) if k.url == m.url => {}
+            _ => {
+                return Step::AddLearner {
+                    leader: leader_url,
+                    member: m.clone(),
+                };
+            }
         }
     }
     // 2. Desired members that are not voters yet must have caught up before promotion.
@@ -478,8 +514,33 @@ mod tests {
                 },
             ),
             (
-                "a member moved (new address): re-add it at its new address",
-                leader_of(&three, &[]),
+                "a learner moved (new address): re-add it at its new address",
+                leader_of(&three, &[(4, UP)]),
+                vec![
+                    member(1),
+                    member(2),
+                    member(3),
+                    Member {
+                        id: 4,
+                        url: "http://moved:1".into(),
+                    },
+                ],
+                Step::AddLearner {
+                    leader: url(1),
+                    member: Member {
+                        id: 4,
+                        url: "http://moved:1".into(),
+                    },
+                },
+            ),
+            (
+                "a voter moved: it leaves the voters first, never re-addressed in place",
+                {
+                    let mut o = leader_of(&three, &[]);
+                    o.statuses
+                        .insert(2, Ok(status(2, RaftRole::Follower, &three, &[])));
+                    o
+                },
                 vec![
                     member(1),
                     member(2),
@@ -488,12 +549,9 @@ mod tests {
                         url: "http://moved:1".into(),
                     },
                 ],
-                Step::AddLearner {
+                Step::ChangeVoters {
                     leader: url(1),
-                    member: Member {
-                        id: 3,
-                        url: "http://moved:1".into(),
-                    },
+                    voters: vec![1, 2],
                 },
             ),
         ];
@@ -504,6 +562,31 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn a_leader_that_moved_hands_over_first() {
+        let three = [(1, UP), (2, UP - 1), (3, UP)];
+        let mut o = leader_of(&three, &[]);
+        for id in [2, 3] {
+            o.statuses
+                .insert(id, Ok(status(id, RaftRole::Follower, &three, &[])));
+        }
+        let moved = vec![
+            Member {
+                id: 1,
+                url: "http://moved:1".into(),
+            },
+            member(2),
+            member(3),
+        ];
+        assert_eq!(
+            next_step(&o, &moved, 64),
+            Step::TransferLeader {
+                leader: url(1),
+                to: 3
+            }
+        );
     }
 
     #[test]

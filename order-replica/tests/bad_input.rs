@@ -110,6 +110,7 @@ async fn raft_and_admin_endpoints_need_the_cluster_token() {
         ("POST", "/raft/vote"),
         ("POST", "/raft/snapshot"),
         ("POST", "/admin/initialize"),
+        ("POST", "/admin/admit"),
         ("POST", "/admin/learners"),
         ("POST", "/admin/membership"),
         ("POST", "/admin/transfer-leader"),
@@ -144,6 +145,48 @@ async fn raft_and_admin_endpoints_need_the_cluster_token() {
     )
     .await;
     assert_error(status, &json, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_admin_api_never_re_addresses_a_voter() {
+    let cluster = Cluster::three(Options::default()).await;
+    let leader = cluster.leader().await;
+    let voter = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    let http = reqwest::Client::new();
+    let admin = |path: &str, body: String| {
+        http.post(format!("{}{path}", cluster.nodes[&leader].url()))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    let learner = |url: &str| format!(r#"{{"member": {{"id": {voter}, "url": "{url}"}}}}"#);
+    for bad in [
+        "not a url",
+        "127.0.0.1:7001",
+        "ftp://r:1",
+        "http://r:1/raft?x=1",
+    ] {
+        let (status, json) = send(admin("/admin/learners", learner(bad))).await;
+        assert_error(status, &json, StatusCode::BAD_REQUEST);
+    }
+    let (status, json) = send(admin(
+        "/admin/initialize",
+        r#"{"members": [{"id": 1, "url": "garbage"}]}"#.into(),
+    ))
+    .await;
+    assert_error(status, &json, StatusCode::BAD_REQUEST);
+    // A well-formed address for an existing voter is refused too: voters are not moved in place.
+    let (status, json) = send(admin("/admin/learners", learner("http://127.0.0.1:1"))).await;
+    assert_error(status, &json, StatusCode::CONFLICT);
+
+    let s = cluster.status(leader).await.unwrap();
+    let member = s.members.iter().find(|m| m.id == voter).unwrap();
+    assert_eq!(
+        member.url,
+        cluster.nodes[&voter].url(),
+        "the voter's address is unchanged"
+    );
+    assert!(member.voter);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -158,8 +158,21 @@ async fn add_learner(
                 })
             });
         }
+        Some(k) if k.url != member.url && k.voter => {
+            // A voter keeps its address: re-addressing it to a wrong one would leave a voter
+            // that counts for quorum but receives nothing. The driver moves a voter by taking
+            // it out of the voters first.
+            return Err(HttpError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "{} is a voter at {}; change the voters before giving it another address",
+                    member.id, k.url
+                ),
+            ));
+        }
         Some(k) if k.url != member.url => {
-            // The member moved (local mode picks new ports on restart): update its address.
+            // A learner that moved: update its address.
+            leader_only(&replica, "/admin/learners")?;
             let change = ChangeMembers::SetNodes(BTreeMap::from([(member.id, node)]));
             replica.raft.change_membership(change, true).await
         }
