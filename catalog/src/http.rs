@@ -68,6 +68,8 @@ fn error(e: CatalogError) -> HttpError {
             tracing::error!(error = %e, "database error");
             HttpError::unavailable(format!("catalog storage unavailable: {e}"))
         }
+        // Logged once by the catalog when the store failed; every request meanwhile says so.
+        e @ CatalogError::Recovering(_) => HttpError::unavailable(e.to_string()),
         other => {
             tracing::error!(error = %other, "internal error");
             HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string())
@@ -128,8 +130,12 @@ async fn audit(State(catalog): State<Arc<Catalog>>) -> Result<impl IntoResponse,
 }
 
 /// Alive while the process serves HTTP.
-async fn healthz() -> impl IntoResponse {
-    Json(json!({"status": "ok"}))
+/// Alive unless the store has stayed broken for a long time (then a restart may help).
+async fn healthz(State(catalog): State<Arc<Catalog>>) -> Result<impl IntoResponse, HttpError> {
+    match catalog.stuck() {
+        Some(why) => Err(HttpError::unavailable(why)),
+        None => Ok(Json(json!({"status": "ok"}))),
+    }
 }
 
 /// Ready when the store can be read and holds its seeded products.

@@ -5,9 +5,17 @@
 //! version, the version watch is raised, which wakes the long-polls waiting on it
 //! ([`crate::feed`]). The watch only ever moves forward, so two commits finishing in either
 //! order leave it at the larger version.
+//!
+//! A storage error (a full disk) leaves redb refusing every later transaction. The catalog then
+//! closes the database and opens it again, at most every [`REOPEN_INTERVAL`], until it works:
+//! it recovers by itself once space is back. Meanwhile failed requests answer 503 (the order
+//! leader retries takes by key, so every purchase still reaches one outcome); reads work again
+//! as soon as the reopened store can be read. If the store stays unusable for
+//! [`GIVE_UP_AFTER`], `/healthz` fails, so that a supervisor restarts the process.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use api::catalog::{Audit, ChangeBatch, ChangeEvent, Product, TakeRequest, TakeResponse};
 use tokio::sync::watch;
@@ -25,15 +33,47 @@ pub enum CatalogError {
     /// The blocking task running a store call panicked or was cancelled.
     #[error("store task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The store failed and is being reopened; retry later.
+    #[error("catalog storage is recovering from an error ({0}); retry later")]
+    Recovering(String),
+}
+
+/// Shortest time between two attempts to reopen a failed store.
+pub const REOPEN_INTERVAL: Duration = Duration::from_millis(500);
+/// How long a store may stay broken before `/healthz` fails.
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
+
+/// Opens the store; called again to reopen it after a storage error.
+type Opener = Box<dyn Fn() -> Result<Store, StoreError> + Send + Sync>;
+
+/// The open store, or why there is none.
+enum Slot {
+    Open(Arc<Store>),
+    /// Failed; `old` is the failed store, which must be dropped (by the calls still using it)
+    /// before the file can be opened again.
+    Broken {
+        old: Weak<Store>,
+        reason: String,
+        since: Instant,
+        last_attempt: Option<Instant>,
+    },
 }
 
 /// The catalog service state shared by the HTTP handlers and the restock task.
-#[derive(Debug)]
 pub struct Catalog {
-    store: Arc<Store>,
+    open: Arc<Opener>,
+    slot: Mutex<Slot>,
     version: watch::Sender<u64>,
     shutting_down: watch::Sender<bool>,
     metrics: Metrics,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("version", &self.version())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Catalog {
@@ -47,11 +87,13 @@ impl Catalog {
 
     /// Like [`Catalog::open`] with a store opened by `open` (tests use a small event retention).
     pub async fn open_store(
-        open: impl FnOnce() -> Result<Store, StoreError> + Send + 'static,
+        open: impl Fn() -> Result<Store, StoreError> + Send + Sync + 'static,
         seed: Vec<SeedProduct>,
     ) -> Result<Arc<Self>, CatalogError> {
+        let open: Arc<Opener> = Arc::new(Box::new(open));
+        let opener = open.clone();
         let (store, seeded, version, count) = tokio::task::spawn_blocking(move || {
-            let store = open()?;
+            let store = opener()?;
             let seeded = store.seed(&seed)?;
             let version = store.version()?;
             let count = store.product_count()?;
@@ -66,20 +108,94 @@ impl Catalog {
         let metrics = Metrics::new();
         metrics.set_products(count);
         Ok(Arc::new(Self {
-            store: Arc::new(store),
+            open,
+            slot: Mutex::new(Slot::Open(Arc::new(store))),
             version: watch::Sender::new(version),
             shutting_down: watch::Sender::new(false),
             metrics,
         }))
     }
 
-    /// Runs `f` on the store in the blocking pool.
+    /// Runs `f` on the store in the blocking pool. A storage error that poisons the database
+    /// marks the store broken; the next calls reopen it.
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, CatalogError> {
-        let store = self.store.clone();
-        Ok(tokio::task::spawn_blocking(move || f(&store)).await??)
+        let store = self.store().await?;
+        let used = store.clone();
+        let result = tokio::task::spawn_blocking(move || f(&used)).await?;
+        if let Err(e) = &result
+            && e.needs_reopen()
+        {
+            self.mark_broken(&store, e.to_string());
+        }
+        Ok(result?)
+    }
+
+    /// The open store, reopening a broken one when it is time to try.
+    async fn store(&self) -> Result<Arc<Store>, CatalogError> {
+        let reason = {
+            let mut slot = self.slot.lock().unwrap();
+            match &mut *slot {
+                Slot::Open(store) => return Ok(store.clone()),
+                Slot::Broken {
+                    old,
+                    reason,
+                    last_attempt,
+                    ..
+                } => {
+                    let due = last_attempt.is_none_or(|t| t.elapsed() >= REOPEN_INTERVAL);
+                    if !due || old.strong_count() > 0 {
+                        return Err(CatalogError::Recovering(reason.clone()));
+                    }
+                    *last_attempt = Some(Instant::now());
+                    reason.clone()
+                }
+            }
+        };
+        let open = self.open.clone();
+        let reopened = tokio::task::spawn_blocking(move || open()).await?;
+        let mut slot = self.slot.lock().unwrap();
+        match reopened {
+            Ok(store) => {
+                tracing::info!(previous_error = %reason, "catalog storage reopened");
+                let store = Arc::new(store);
+                *slot = Slot::Open(store.clone());
+                Ok(store)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "catalog storage cannot be reopened yet");
+                if let Slot::Broken { reason, .. } = &mut *slot {
+                    *reason = e.to_string();
+                }
+                Err(CatalogError::Recovering(e.to_string()))
+            }
+        }
+    }
+
+    /// Takes `failed` out of service (if it is still the open store).
+    fn mark_broken(&self, failed: &Arc<Store>, reason: String) {
+        let mut slot = self.slot.lock().unwrap();
+        if matches!(&*slot, Slot::Open(s) if Arc::ptr_eq(s, failed)) {
+            tracing::error!(error = %reason, "catalog storage failed; reopening it");
+            *slot = Slot::Broken {
+                old: Arc::downgrade(failed),
+                reason,
+                since: Instant::now(),
+                last_attempt: None,
+            };
+        }
+    }
+
+    /// Why the store has been unusable for longer than [`GIVE_UP_AFTER`], if it has.
+    pub fn stuck(&self) -> Option<String> {
+        match &*self.slot.lock().unwrap() {
+            Slot::Broken { reason, since, .. } if since.elapsed() >= GIVE_UP_AFTER => Some(
+                format!("catalog storage broken for {:?}: {reason}", since.elapsed()),
+            ),
+            _ => None,
+        }
     }
 
     /// Raises the version watch to `version` if that is newer.

@@ -75,6 +75,19 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
 }
 
+impl StoreError {
+    /// Whether the database must be closed and opened again before it can be used: an I/O
+    /// error (a full disk, say) leaves redb refusing every later transaction until then.
+    pub fn needs_reopen(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::DatabaseClosed
+            )
+        )
+    }
+}
+
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use openraft::async_runtime::WatchReceiver;
+
 use crate::replica::{OpenError, RaftTiming, Replica};
 use crate::stock::StockKeeper;
 use crate::types::NodeId;
@@ -43,6 +45,11 @@ pub enum ServeError {
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Serve(std::io::Error),
+    /// Raft stopped on a fatal error (a storage failure, such as a full disk). The replica exits
+    /// so that its supervisor restarts it: a restart reopens the storage, and Raft resumes once
+    /// the cause is gone.
+    #[error("raft stopped: {0}")]
+    RaftStopped(String),
 }
 
 /// Opens the replica, serves it until `shutdown` completes, then stops Raft cleanly.
@@ -78,10 +85,20 @@ pub async fn run(
     // Hand leadership away while the server still answers Raft RPCs: the successor needs our
     // vote, and clients then fail over within a heartbeat instead of an election timeout.
     let stepping_down = replica.clone();
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel();
+    let watched = replica.clone();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
-            shutdown.await;
-            step_down(&stepping_down).await;
+            tokio::select! {
+                _ = shutdown => step_down(&stepping_down).await,
+                fatal = raft_stopped(&watched) => {
+                    tracing::error!(
+                        error = %fatal,
+                        "raft stopped; exiting so that the supervisor restarts this replica"
+                    );
+                    let _ = stopped_tx.send(fatal);
+                }
+            }
         })
         .await;
     tracing::info!("shutting down raft");
@@ -89,7 +106,24 @@ pub async fn run(
     if let Err(e) = replica.raft.shutdown().await {
         tracing::warn!(error = %e, "raft shutdown");
     }
-    served.map_err(ServeError::Serve)
+    served.map_err(ServeError::Serve)?;
+    match stopped_rx.await {
+        Ok(fatal) => Err(ServeError::RaftStopped(fatal)),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Completes with the reason when Raft stops on its own (a fatal storage error).
+async fn raft_stopped(replica: &Replica) -> String {
+    let mut metrics = replica.raft.metrics();
+    loop {
+        if let Err(fatal) = &metrics.borrow_watched().running_state {
+            return fatal.to_string();
+        }
+        if metrics.changed().await.is_err() {
+            return "raft metrics closed".into();
+        }
+    }
 }
 
 /// If this replica leads, transfers leadership to the most caught-up other voter and waits

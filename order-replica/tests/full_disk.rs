@@ -1,40 +1,22 @@
-//! A full disk stops writes with a clear error and loses nothing acknowledged.
+//! A full disk stops writes with a clear error, loses nothing acknowledged, and does not wedge
+//! the replica: it exits so that its supervisor restarts it, and serves again once space is back.
 //!
 //! Needs a small filesystem to fill: the test mounts a 16 MiB tmpfs (root only) and skips with
 //! a message where it cannot.
 
 mod support;
 
-use std::io::Write;
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use support::{Cluster, Options, assert_dense, assert_orders_on, order, place_orders, wait_for};
-
-struct Tmpfs<'a>(&'a Path);
-
-impl Drop for Tmpfs<'_> {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.0).status();
-    }
-}
+use testkit::Tmpfs;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn full_disk_refuses_orders_with_json_error_and_keeps_acknowledged_ones() {
-    let mnt = tempfile::tempdir().unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
-        .arg(mnt.path())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("skipped: cannot mount a small tmpfs here (needs root) to fill a disk");
+    let Some(mnt) = Tmpfs::mount("16m") else {
         return;
-    }
-    let _guard = Tmpfs(mnt.path());
+    };
 
     let mut cluster = Cluster::start(&[], Options::default()).await;
     cluster.data_root = mnt.path().to_path_buf();
@@ -42,12 +24,7 @@ async fn full_disk_refuses_orders_with_json_error_and_keeps_acknowledged_ones() 
     cluster.converge(&[1]).await;
     let acked = place_orders(cluster.group(), "before-full", 20, 2).await;
 
-    // Fill the filesystem.
-    let filler_path = mnt.path().join("filler");
-    let mut filler = std::fs::File::create(&filler_path).unwrap();
-    let block = vec![0u8; 64 * 1024];
-    while filler.write_all(&block).is_ok() {}
-    drop(filler);
+    let filler_path = mnt.fill();
 
     // Writes that still fit into already allocated pages succeed; keep ordering until the disk
     // refuses. Every success is acknowledged and must survive.
@@ -82,13 +59,16 @@ async fn full_disk_refuses_orders_with_json_error_and_keeps_acknowledged_ones() 
         break;
     }
     let refused = refused.expect("a full disk eventually refuses writes");
-    // The process is alive and says it is unhealthy.
-    let health = http.get(format!("{url}/healthz")).send().await.unwrap();
-    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // Raft stopped: the replica exits with a failure status rather than stay up and useless.
+    let status = wait_for("the replica to exit", Duration::from_secs(20), || {
+        let exited = cluster.nodes.get_mut(&1).unwrap().service.exited();
+        async move { exited }
+    })
+    .await;
+    assert!(!status.success(), "exit status {status}");
 
-    // Space comes back; after a restart everything acknowledged is there and orders flow again.
+    // Space comes back; restarted, everything acknowledged is there and orders flow again.
     std::fs::remove_file(&filler_path).unwrap();
-    cluster.kill(1);
     cluster.restart(1).await;
     wait_for("replica 1 to lead", Duration::from_secs(30), || async {
         let s = cluster.status(1).await.ok()?;

@@ -34,7 +34,20 @@ impl Server {
         Self::start_inner(Some(products), args).await
     }
 
+    /// Starts a catalog keeping its data in `data_dir` (e.g. on a small filesystem).
+    pub async fn with_data_dir(data_dir: PathBuf, args: &[&str]) -> Self {
+        Self::start_inner_in(None, Some(data_dir), args).await
+    }
+
     async fn start_inner(products: Option<&str>, args: &[&str]) -> Self {
+        Self::start_inner_in(products, None, args).await
+    }
+
+    async fn start_inner_in(
+        products: Option<&str>,
+        data_dir: Option<PathBuf>,
+        args: &[&str],
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         if let Some(json) = products {
@@ -43,7 +56,7 @@ impl Server {
             all.extend(["--products".into(), path.to_str().unwrap().into()]);
         }
         let mut server = Self {
-            data_dir: dir.path().join("data"),
+            data_dir: data_dir.unwrap_or_else(|| dir.path().join("data")),
             dir,
             port: free_port(),
             args: all,
