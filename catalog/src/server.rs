@@ -50,9 +50,6 @@ pub enum ServeError {
         /// Why.
         source: CatalogError,
     },
-    /// The HTTP server failed.
-    #[error("http server: {0}")]
-    Serve(std::io::Error),
 }
 
 /// Opens the catalog, serves it until `shutdown` completes, then stops the restock task.
@@ -91,13 +88,12 @@ pub async fn run(
     ));
     let app = crate::http::router(catalog.clone());
     let releasing = catalog.clone();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            releasing.begin_shutdown();
-        })
-        .await;
+    servicekit::serve(listener, app, servicekit::Limits::PUBLIC, async move {
+        shutdown.await;
+        releasing.begin_shutdown();
+    })
+    .await;
     restocker.abort();
     tracing::info!("catalog stopped");
-    served.map_err(ServeError::Serve)
+    Ok(())
 }

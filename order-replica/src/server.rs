@@ -42,9 +42,6 @@ pub enum ServeError {
     /// The replica could not be opened.
     #[error(transparent)]
     Open(#[from] OpenError),
-    /// The HTTP server failed.
-    #[error("http server: {0}")]
-    Serve(std::io::Error),
     /// Raft stopped on a fatal error (a storage failure, such as a full disk). The replica exits
     /// so that its supervisor restarts it: a restart reopens the storage, and Raft resumes once
     /// the cause is gone.
@@ -87,26 +84,24 @@ pub async fn run(
     let stepping_down = replica.clone();
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel();
     let watched = replica.clone();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = shutdown => step_down(&stepping_down).await,
-                fatal = raft_stopped(&watched) => {
-                    tracing::error!(
-                        error = %fatal,
-                        "raft stopped; exiting so that the supervisor restarts this replica"
-                    );
-                    let _ = stopped_tx.send(fatal);
-                }
+    servicekit::serve(listener, app, servicekit::Limits::PUBLIC, async move {
+        tokio::select! {
+            _ = shutdown => step_down(&stepping_down).await,
+            fatal = raft_stopped(&watched) => {
+                tracing::error!(
+                    error = %fatal,
+                    "raft stopped; exiting so that the supervisor restarts this replica"
+                );
+                let _ = stopped_tx.send(fatal);
             }
-        })
-        .await;
+        }
+    })
+    .await;
     tracing::info!("shutting down raft");
     resolver.abort();
     if let Err(e) = replica.raft.shutdown().await {
         tracing::warn!(error = %e, "raft shutdown");
     }
-    served.map_err(ServeError::Serve)?;
     match stopped_rx.await {
         Ok(fatal) => Err(ServeError::RaftStopped(fatal)),
         Err(_) => Ok(()),

@@ -1,11 +1,12 @@
 //! What every ToyStore service's HTTP server shares: JSON error answers, extractors that turn
-//! bad input into clear 4xx answers, body limits, the cluster token, logging set-up and the
-//! shutdown signal. Wire types live in `api`; this crate is the server side only.
+//! bad input into clear 4xx answers, body limits, the cluster token, logging set-up, serving
+//! with bounded connections, and the shutdown signal. Wire types live in `api`; this crate is the server side only.
 
 mod error;
 mod extract;
 mod limits;
 mod logging;
+mod serve;
 mod shutdown;
 mod token;
 
@@ -13,5 +14,6 @@ pub use error::{HttpError, method_not_allowed, not_found};
 pub use extract::{ApiJson, idempotency_key, order_number};
 pub use limits::reject_oversized;
 pub use logging::init_tracing;
+pub use serve::{Limits, raise_fd_limit, serve};
 pub use shutdown::shutdown_signal;
 pub use token::read_token;
