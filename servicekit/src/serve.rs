@@ -132,7 +132,7 @@ pub fn raise_fd_limit() -> std::io::Result<u64> {
             }
         }
     }
-    Ok(limit.rlim_cur as u64)
+    Ok(limit.rlim_cur)
 }
 
 #[cfg(test)]
