@@ -9,7 +9,7 @@ pub type OrderNumber = u64;
 /// stocks that many of one toy, and it keeps arithmetic on stock far from overflow.
 pub const MAX_QUANTITY: i64 = 10_000;
 
-/// Longest accepted toy name or idempotency key, in bytes.
+/// Longest accepted toy name (in characters) or idempotency key (ASCII only).
 pub const MAX_NAME_LEN: usize = 128;
 
 /// Body of `POST /orders`: `{"name": "Tux", "quantity": 2}`.
@@ -21,8 +21,13 @@ pub const MAX_NAME_LEN: usize = 128;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlaceOrder {
     /// Toy name as listed in the catalog.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 128, pattern = r"\S")
+    )]
     pub name: String,
     /// How many to buy, 1..=[`MAX_QUANTITY`].
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10000))]
     pub quantity: i64,
 }
 
@@ -32,8 +37,8 @@ impl PlaceOrder {
         if self.name.trim().is_empty() {
             return Err("name must not be empty".into());
         }
-        if self.name.len() > MAX_NAME_LEN {
-            return Err(format!("name is longer than {MAX_NAME_LEN} bytes"));
+        if self.name.chars().count() > MAX_NAME_LEN {
+            return Err(format!("name is longer than {MAX_NAME_LEN} characters"));
         }
         if self.quantity < 1 {
             return Err(format!(
@@ -54,7 +59,9 @@ impl PlaceOrder {
 /// Checks an idempotency key supplied by a client.
 pub fn validate_idempotency_key(key: &str) -> Result<(), String> {
     if key.is_empty() || key.len() > MAX_NAME_LEN {
-        return Err(format!("Idempotency-Key must be 1 to {MAX_NAME_LEN} bytes"));
+        return Err(format!(
+            "Idempotency-Key must be 1 to {MAX_NAME_LEN} characters"
+        ));
     }
     if !key
         .bytes()

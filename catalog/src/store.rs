@@ -163,14 +163,14 @@ pub struct Take {
 }
 
 /// Checks a take request: key as [`validate_idempotency_key`] wants it, name non-empty and at
-/// most [`MAX_NAME_LEN`] bytes, quantity 1..=[`MAX_QUANTITY`]. Returns a message for a 400.
+/// most [`MAX_NAME_LEN`] characters, quantity 1..=[`MAX_QUANTITY`]. Returns a message for a 400.
 pub fn validate_take(req: &TakeRequest) -> Result<(), String> {
     validate_idempotency_key(&req.key).map_err(|e| e.replace("Idempotency-Key", "key"))?;
     if req.name.trim().is_empty() {
         return Err("name must not be empty".into());
     }
-    if req.name.len() > MAX_NAME_LEN {
-        return Err(format!("name is longer than {MAX_NAME_LEN} bytes"));
+    if req.name.chars().count() > MAX_NAME_LEN {
+        return Err(format!("name is longer than {MAX_NAME_LEN} characters"));
     }
     if req.quantity < 1 || i64::from(req.quantity) > MAX_QUANTITY {
         return Err(format!(

@@ -185,12 +185,15 @@ fn product_answer(p: &Product) -> impl IntoResponse + use<> {
 /// Places an order. Retrying with the same `Idempotency-Key` never creates a second order.
 #[utoipa::path(post, path = "/orders", request_body = PlaceOrder,
     params(("Idempotency-Key" = Option<String>, Header,
-        description = "Makes retries safe; one is generated when absent")),
+        description = "Makes retries safe; one is generated when absent",
+        pattern = "^[A-Za-z0-9._:-]{1,128}$")),
     responses((status = 200, body = Data<PlaceOrderResponse>),
-        (status = 400, description = "Malformed body or quantity < 1", body = ErrorBody),
+        (status = 400, description = "Malformed body, quantity outside 1..10000, or a malformed Idempotency-Key", body = ErrorBody),
         (status = 404, description = "Unknown toy", body = ErrorBody),
         (status = 409, description = "Not enough stock; stock unchanged", body = ErrorBody),
-        (status = 503, description = "No order leader reachable before the deadline", body = ErrorBody)))]
+        (status = 413, description = "Body over 16 KiB", body = ErrorBody),
+        (status = 415, description = "Body not sent as application/json", body = ErrorBody),
+        (status = 503, description = "No outcome before the deadline (no order leader, or the catalog unreachable); retry with the same Idempotency-Key", body = ErrorBody)))]
 async fn place_order(
     State(frontend): State<Arc<Frontend>>,
     headers: HeaderMap,
