@@ -1,5 +1,6 @@
 //! ToyStore order replica: one member of the Raft-replicated order group.
 //!
+//! - [`args`]: the command line and `ORDER_*` environment, the operator's contract;
 //! - [`types`]: the Raft type configuration and the purchase commands;
 //! - [`identity`]: the data directory's identity, and admission to the group;
 //! - [`log_store`]: the durable Raft log (append-only, checksummed, fsync per batch);
@@ -10,6 +11,7 @@
 //! - [`http`]: client API, Raft RPC, admin API, health and metrics;
 //! - [`server`]: opening a replica and serving it until shutdown.
 
+pub mod args;
 pub mod http;
 pub mod identity;
 pub mod log_store;
