@@ -37,7 +37,7 @@ pub mod crdgen {
         format!(
             "# Generated from the Rust types by `crdgen`; do not edit. Rewrite every copy with\n\
              # `UPDATE_CRD=1 cargo test -p operator --test crd`.\n{}",
-            serde_yaml::to_string(&crd).expect("a CRD serializes to YAML")
+            yaml_serde::to_string(&crd).expect("a CRD serializes to YAML")
         )
     }
 }

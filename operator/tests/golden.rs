@@ -28,7 +28,7 @@ fn store(name: &str, namespace: &str, spec: ToyStoreSpec) -> ToyStore {
 /// Every object in a fixed order (build order, the token Secret last) as one YAML stream.
 fn render(objects: &Objects, store: &ToyStore) -> String {
     fn doc(out: &mut Vec<String>, object: &impl Serialize) {
-        out.push(serde_yaml::to_string(object).expect("objects serialize to YAML"));
+        out.push(yaml_serde::to_string(object).expect("objects serialize to YAML"));
     }
     let mut docs = Vec::new();
     doc(&mut docs, &objects.config_map);

@@ -38,9 +38,9 @@ const RELEASE_NS: &str = "toystore-system";
 
 /// The documents of a YAML stream (comment-only documents dropped).
 fn docs(yaml: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(yaml)
+    yaml_serde::Deserializer::from_str(yaml)
         .map(|d| {
-            serde_yaml::with::singleton_map_recursive::deserialize::<Value, _>(d)
+            yaml_serde::with::singleton_map_recursive::deserialize::<Value, _>(d)
                 .expect("valid YAML")
         })
         .filter(|v| !v.is_null())
