@@ -5,6 +5,7 @@
 //! stock at most once. Frontends read products and follow a change feed to keep their caches
 //! fresh.
 //!
+//! - [`args`]: the command line and `CATALOG_*` environment, the operator's contract;
 //! - [`seed`]: the toys a new catalog starts with (file or built-in);
 //! - [`store`]: the durable state in redb: products, take records, feed version and events;
 //! - [`service`]: the store behind `spawn_blocking`, the version watch and metrics;
@@ -14,6 +15,7 @@
 //! - [`metrics`]: Prometheus metrics;
 //! - [`server`]: opening the catalog and serving it until shutdown.
 
+pub mod args;
 pub mod feed;
 pub mod http;
 pub mod metrics;

@@ -1,5 +1,6 @@
 //! ToyStore frontend: the public REST API and storefront page.
 //!
+//! - [`args`]: the command line and `FRONTEND_*` environment, the operator's contract;
 //! - [`cache`]: the LRU product cache and its correctness rules;
 //! - [`feed`]: the change-feed subscriber that keeps the cache correct;
 //! - [`http`]: the public API, OpenAPI document, storefront page, health and metrics;
@@ -8,14 +9,18 @@
 //! Orders go to the order group through [`api::GroupClient`], which finds the leader,
 //! follows redirects and retries with the same idempotency key until a deadline.
 
+pub mod args;
 pub mod cache;
 pub mod feed;
 pub mod http;
 pub mod metrics;
 
+use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use tokio::net::TcpListener;
 
 use api::GroupClient;
 use api::catalog::CatalogClient;
@@ -76,6 +81,33 @@ impl Frontend {
         tokio::spawn(refresh_membership(frontend.clone()));
         frontend
     }
+}
+
+/// Serves `frontend` on `listener` until `shutdown` completes. With a `drain` delay it then
+/// keeps serving that long with `/readyz` failing (see [`Frontend::draining`]), so load
+/// balancers and Service endpoints stop sending clients before it stops.
+pub async fn serve(
+    frontend: Arc<Frontend>,
+    listener: TcpListener,
+    drain: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let state = frontend.clone();
+    let drain_then_stop = async move {
+        shutdown.await;
+        if !drain.is_zero() {
+            tracing::info!(?drain, "draining before shutdown");
+            state.draining.store(true, Ordering::Relaxed);
+            tokio::time::sleep(drain).await;
+        }
+    };
+    servicekit::serve(
+        listener,
+        http::router(frontend),
+        servicekit::Limits::PUBLIC,
+        drain_then_stop,
+    )
+    .await;
 }
 
 /// Re-learns the order group's membership and leader every second.

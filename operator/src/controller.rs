@@ -18,9 +18,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use crate::build;
 use crate::cache::Caches;
 use crate::crd::ToyStore;
-use crate::objects;
 use crate::reconcile::{Context, error_policy, reconcile};
 
 /// The namespaces to watch: the non-empty entries of `listed`, or `[None]` (all namespaces)
@@ -144,7 +144,7 @@ where
         + Sync
         + 'static,
 {
-    let config = watcher::Config::default().labels(&objects::managed_selector());
+    let config = watcher::Config::default().labels(&build::managed_selector());
     reflector::reflector(writer, watcher(scoped::<K>(client, ns), config))
         .default_backoff()
         .touched_objects()
@@ -152,7 +152,7 @@ where
 
 /// The store a pod or claim belongs to, by its instance label.
 fn store_of<K: Resource>(obj: K) -> Option<ObjectRef<ToyStore>> {
-    let name = obj.labels().get(objects::INSTANCE_LABEL)?;
+    let name = obj.labels().get(build::INSTANCE_LABEL)?;
     Some(ObjectRef::new(name).within(&obj.namespace()?))
 }
 

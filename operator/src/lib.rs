@@ -1,17 +1,18 @@
 //! The ToyStore operator.
 //!
-//! Reconcile is a pipeline (see [`reconcile`]): [`validate`] → [`objects`] (pure build) →
-//! server-side apply → [`membership`] (the shared Raft membership driver, rolling upgrades) →
-//! [`status`]. The CRD is in [`crd`]; rounds read the watch caches of [`cache`] and publish
-//! through [`events`].
+//! Reconcile is a pipeline (see [`reconcile`]): [`validate`] (a [`validate::ValidStore`]) →
+//! [`build`] (pure, one module per kind of object) → server-side apply → [`membership`] (the
+//! shared Raft membership driver, rolling upgrades) → [`status`]. The CRD is in [`crd`];
+//! rounds read the watch caches of [`cache`] and publish through [`events`].
 
+pub mod build;
 pub mod cache;
 pub mod controller;
 pub mod crd;
 pub mod events;
+pub mod hash;
 pub mod membership;
 pub mod metrics;
-pub mod objects;
 pub mod rbac;
 pub mod reconcile;
 pub mod status;
@@ -37,7 +38,7 @@ pub mod crdgen {
         format!(
             "# Generated from the Rust types by `crdgen`; do not edit. Rewrite every copy with\n\
              # `UPDATE_CRD=1 cargo test -p operator --test crd`.\n{}",
-            serde_yaml::to_string(&crd).expect("a CRD serializes to YAML")
+            yaml_serde::to_string(&crd).expect("a CRD serializes to YAML")
         )
     }
 }

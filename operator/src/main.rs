@@ -75,7 +75,12 @@ async fn main() -> anyhow::Result<()> {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
         .with_state(metrics);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(servicekit::serve(
+        listener,
+        app,
+        servicekit::Limits::PUBLIC,
+        std::future::pending(),
+    ));
 
     let namespaces = controller::watched(&args.watch_namespaces);
     controller::check_crd(&client, &namespaces).await?;

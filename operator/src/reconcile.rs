@@ -1,7 +1,8 @@
 //! Reconcile as a pipeline: validate → build → apply → membership → status.
 //!
-//! - validate: [`crate::validate`]; an invalid spec becomes a `Degraded` condition and an event;
-//! - build: [`crate::objects::build`], pure, from the resource to the objects;
+//! - validate: [`crate::validate`] turns the resource into a [`ValidStore`]; an invalid spec
+//!   becomes a `Degraded` condition and an event;
+//! - build: [`crate::build::build`], pure, from the validated store to the objects;
 //! - apply: server-side apply with one field manager; each object carries a hash of what was
 //!   applied, compared with the controller's watch cache ([`crate::cache`]), so an unchanged
 //!   object is neither read from the API server nor written again. An apply the API server
@@ -36,19 +37,18 @@ use serde::de::DeserializeOwned;
 
 use membership::{DEFAULT_CATCH_UP_LAG, Step, next_step};
 
+use crate::build::{self, BuildInputs, Component, FIELD_MANAGER, TOKEN_KEY};
 use crate::cache::{self, Caches};
 use crate::crd::ToyStore;
 use crate::events::Events;
+use crate::hash::fnv1a;
 use crate::membership::{
     OrderGroup, OrderPod, RollStep, allowed, desired_members, next_roll_step,
     order_statefulset_size,
 };
 use crate::metrics::Metrics;
-use crate::objects::{
-    self, BuildInputs, COMPONENT_CATALOG, COMPONENT_ORDERS, FIELD_MANAGER, TOKEN_KEY,
-};
 use crate::status::{StatusInput, build_status};
-use crate::validate::validate;
+use crate::validate::{ValidStore, validate};
 
 /// Finalizer the operator puts on every ToyStore.
 pub const FINALIZER: &str = "toystore.dev/cleanup";
@@ -172,87 +172,106 @@ pub fn error_policy(store: Arc<ToyStore>, error: &Error, _ctx: Arc<Context>) -> 
     Action::requeue(Duration::from_secs(5))
 }
 
+/// One round for a live store: the pipeline's steps, in order.
 async fn apply(store: &ToyStore, ctx: &Context) -> Result<Action, Error> {
     let ns = store.namespace().ok_or(Error::NoNamespace)?;
     let initialized = store.status.as_ref().is_some_and(|s| s.initialized);
 
     // validate
-    if let Err(problems) = validate(store) {
-        let message = problems.join("; ");
-        publish(
-            ctx,
-            store,
-            EventType::Warning,
-            "InvalidSpec",
-            "Validate",
-            &message,
-        )
-        .await;
-        let obs = Default::default();
-        let input = StatusInput {
-            obs: &obs,
-            step: &Step::Wait("invalid spec".into()),
-            rolling: false,
-            initialized,
-            problem: Some(("InvalidSpec", message)),
-        };
-        write_status(store, ctx, &input).await?;
-        return Ok(Action::requeue(Duration::from_secs(300)));
-    }
+    let valid = match validate(store) {
+        Ok(valid) => valid,
+        Err(problems) => return report_invalid(store, ctx, initialized, problems).await,
+    };
     if !ctx.cache.ready().await {
         return Err(Error::CacheNotReady);
     }
 
     // observe
-    let token = ensure_token(store, ctx, &ns).await?;
-    let desired = desired_members(store.spec.orders.replicas, |i| {
-        objects::order_replica_url(store, i)
+    let token = ensure_token(&valid, &store_key(store), ctx, &ns).await?;
+    let declared = valid.orders.replicas;
+    let desired = desired_members(declared, |i| {
+        build::order_replica_url(&valid.name, &valid.namespace, i)
     });
     let obs = ctx.group.observe(&token, &desired).await;
-    let orders_sts = cache::get(&ctx.cache.stateful_sets, &ns, &objects::orders_name(store));
-    let current = orders_sts.as_ref().and_then(|s| s.spec.as_ref()?.replicas);
+    let orders_sts = cache::get(
+        &ctx.cache.stateful_sets,
+        &ns,
+        &build::orders_name(&valid.name),
+    );
 
     // build and apply
-    let size = order_statefulset_size(store.spec.orders.replicas, current, &obs);
-    let built = objects::build(
-        store,
-        &BuildInputs {
-            order_replicas: size,
-            storage_class: objects::fallback_storage_class(
-                orders_sts.as_deref(),
-                ctx.default_storage_class.as_deref(),
-            ),
-        },
-    );
+    let current = orders_sts.as_ref().and_then(|s| s.spec.as_ref()?.replicas);
+    let inputs = BuildInputs {
+        order_replicas: order_statefulset_size(declared, current, &obs),
+        storage_class: build::fallback_storage_class(
+            orders_sts.as_deref(),
+            ctx.default_storage_class.as_deref(),
+        ),
+    };
+    let built = build::build(&valid, &inputs);
     if let Err(error) = apply_objects(ctx, &ns, &built).await {
-        if let Some(message) = error.refused_apply() {
-            let message = message.to_string();
-            publish(
-                ctx,
-                store,
-                EventType::Warning,
-                "ApplyFailed",
-                "Apply",
-                &message,
-            )
-            .await;
-            let input = StatusInput {
-                obs: &obs,
-                step: &Step::Wait("an apply failed".into()),
-                rolling: false,
-                initialized,
-                problem: Some(("ApplyFailed", message)),
-            };
-            write_status(store, ctx, &input).await?;
-        }
-        return Err(error);
+        return Err(report_failed_apply(store, ctx, &obs, initialized, error).await);
     }
 
     // membership
-    let mut step = next_step(&obs, &desired, DEFAULT_CATCH_UP_LAG);
-    let mut initialized = initialized;
+    let round = membership_step(store, ctx, &token, &obs, &desired, initialized).await?;
+
+    // rolling upgrade and volume clean-up, only with the membership settled
+    let mut rolling = false;
+    if matches!(round.step, Step::Done)
+        && let Some(sts) = &orders_sts
+    {
+        rolling = roll(store, ctx, &ns, sts, &token, &obs).await?;
+        if inputs.order_replicas == declared {
+            delete_departed_volumes(store, declared, ctx, &ns).await?;
+        }
+    }
+
+    // status
+    let input = StatusInput {
+        obs: &obs,
+        step: &round.step,
+        rolling,
+        initialized: round.initialized,
+        problem: round.problem,
+    };
+    let status = write_status(store, ctx, &input).await?;
+    announce_leader(store, ctx, &status).await;
+    let ready = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    // Often enough that `kubectl get toystores` shows a new leader within seconds.
+    Ok(Action::requeue(Duration::from_secs(if ready {
+        5
+    } else {
+        2
+    })))
+}
+
+/// What the membership step of a round did.
+struct MembershipRound {
+    /// The step decided (and, unless it is `Done` or `Wait`, executed).
+    step: Step,
+    /// Whether the group has been initialized, now.
+    initialized: bool,
+    /// A refused step, to report as `Degraded`.
+    problem: Option<(&'static str, String)>,
+}
+
+/// Decides the next membership step, refuses one that would re-initialize a group that lost
+/// its state, and executes it, with an event.
+async fn membership_step(
+    store: &ToyStore,
+    ctx: &Context,
+    token: &str,
+    obs: &membership::Observation,
+    desired: &[api::raft::Member],
+    mut initialized: bool,
+) -> Result<MembershipRound, Error> {
+    let mut step = next_step(obs, desired, DEFAULT_CATCH_UP_LAG);
     let mut problem = None;
-    if let Err(refusal) = allowed(&step, initialized, &obs) {
+    if let Err(refusal) = allowed(&step, initialized, obs) {
         publish(
             ctx,
             store,
@@ -267,50 +286,83 @@ async fn apply(store: &ToyStore, ctx: &Context) -> Result<Action, Error> {
     }
     if !matches!(step, Step::Done | Step::Wait(_)) {
         ctx.group
-            .execute(&token, &step)
+            .execute(token, &step)
             .await
             .map_err(Error::Membership)?;
         let (reason, note) = describe(&step);
         publish(ctx, store, EventType::Normal, reason, "Membership", &note).await;
-        if matches!(step, Step::Initialize { .. }) {
-            initialized = true;
-        }
     }
-    if matches!(step, Step::Done) {
+    if matches!(step, Step::Done | Step::Initialize { .. }) {
         initialized = true;
     }
-
-    // rolling upgrade and volume clean-up, only with the membership settled
-    let mut rolling = false;
-    if matches!(step, Step::Done)
-        && let Some(sts) = &orders_sts
-    {
-        rolling = roll(store, ctx, &ns, sts, &token, &obs).await?;
-        if size == store.spec.orders.replicas {
-            delete_departed_volumes(store, ctx, &ns).await?;
-        }
-    }
-
-    // status
-    let input = StatusInput {
-        obs: &obs,
-        step: &step,
-        rolling,
+    Ok(MembershipRound {
+        step,
         initialized,
         problem,
+    })
+}
+
+/// Reports an apply the API server refused (a Warning event and an `ApplyFailed` status with
+/// its message); returns the error for the controller's retry.
+async fn report_failed_apply(
+    store: &ToyStore,
+    ctx: &Context,
+    obs: &membership::Observation,
+    initialized: bool,
+    error: Error,
+) -> Error {
+    let Some(message) = error.refused_apply().map(str::to_string) else {
+        return error;
     };
-    let status = write_status(store, ctx, &input).await?;
-    announce_leader(store, ctx, &status).await;
-    let ready = status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == "Ready" && c.status == "True");
-    // Often enough that `kubectl get toystores` shows a new leader within seconds.
-    Ok(Action::requeue(Duration::from_secs(if ready {
-        5
-    } else {
-        2
-    })))
+    publish(
+        ctx,
+        store,
+        EventType::Warning,
+        "ApplyFailed",
+        "Apply",
+        &message,
+    )
+    .await;
+    let input = StatusInput {
+        obs,
+        step: &Step::Wait("an apply failed".into()),
+        rolling: false,
+        initialized,
+        problem: Some(("ApplyFailed", message)),
+    };
+    match write_status(store, ctx, &input).await {
+        Ok(_) => error,
+        Err(status_error) => status_error,
+    }
+}
+
+/// Reports an invalid spec (a Warning event and a `Degraded` status) and waits for a change.
+async fn report_invalid(
+    store: &ToyStore,
+    ctx: &Context,
+    initialized: bool,
+    problems: Vec<String>,
+) -> Result<Action, Error> {
+    let message = problems.join("; ");
+    publish(
+        ctx,
+        store,
+        EventType::Warning,
+        "InvalidSpec",
+        "Validate",
+        &message,
+    )
+    .await;
+    let obs = Default::default();
+    let input = StatusInput {
+        obs: &obs,
+        step: &Step::Wait("invalid spec".into()),
+        rolling: false,
+        initialized,
+        problem: Some(("InvalidSpec", message)),
+    };
+    write_status(store, ctx, &input).await?;
+    Ok(Action::requeue(Duration::from_secs(300)))
 }
 
 /// Publishes `LeaderChanged` when the leader differs from the one last announced for this
@@ -370,13 +422,17 @@ fn describe(step: &Step) -> (&'static str, String) {
 
 /// Reads the Raft token, creating its Secret on first use. Created, never applied, so a token
 /// is generated exactly once and never rotated by accident; remembered, so it is read once.
-async fn ensure_token(store: &ToyStore, ctx: &Context, ns: &str) -> Result<String, Error> {
-    let key = store_key(store);
-    if let Some(token) = ctx.memory.tokens.lock().expect("memory lock").get(&key) {
+async fn ensure_token(
+    store: &ValidStore,
+    key: &str,
+    ctx: &Context,
+    ns: &str,
+) -> Result<String, Error> {
+    if let Some(token) = ctx.memory.tokens.lock().expect("memory lock").get(key) {
         return Ok(token.clone());
     }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let name = objects::token_secret_name(store);
+    let name = build::token_secret_name(&store.name);
     let secret = match secrets.get_opt(&name).await? {
         Some(s) => s,
         None => {
@@ -386,10 +442,7 @@ async fn ensure_token(store: &ToyStore, ctx: &Context, ns: &str) -> Result<Strin
                 rand::random::<u128>()
             );
             match secrets
-                .create(
-                    &PostParams::default(),
-                    &objects::token_secret(store, &token),
-                )
+                .create(&PostParams::default(), &build::token_secret(store, &token))
                 .await
             {
                 Ok(s) => s,
@@ -417,12 +470,12 @@ async fn ensure_token(store: &ToyStore, ctx: &Context, ns: &str) -> Result<Strin
         .tokens
         .lock()
         .expect("memory lock")
-        .insert(key, token.clone());
+        .insert(key.to_string(), token.clone());
     Ok(token)
 }
 
 /// Applies every built object, in dependency order.
-async fn apply_objects(ctx: &Context, ns: &str, built: &objects::Objects) -> Result<(), Error> {
+async fn apply_objects(ctx: &Context, ns: &str, built: &build::Objects) -> Result<(), Error> {
     let (client, cache) = (&ctx.client, &ctx.cache);
     apply_one(client, &cache.config_maps, ns, &built.config_map).await?;
     for sa in &built.service_accounts {
@@ -534,7 +587,7 @@ async fn roll(
     let pods = cache::labelled(
         &ctx.cache.pods,
         ns,
-        &objects::selector_labels(store, COMPONENT_ORDERS),
+        &build::selector_labels(&store.name_any(), Component::Orders),
     );
     let order_pods: Vec<OrderPod> = pods
         .iter()
@@ -561,7 +614,7 @@ async fn roll(
             Ok(true)
         }
         RollStep::DeletePod(ordinal) => {
-            let name = objects::order_pod_name(store, ordinal);
+            let name = build::order_pod_name(&store.name_any(), ordinal);
             if let Some(pod) = pods.iter().find(|p| p.name_any() == name) {
                 delete_once(ctx, ns, pod.as_ref()).await?;
             }
@@ -598,17 +651,20 @@ async fn roll(
     }
 }
 
-/// Deletes the volumes of order replicas beyond the spec's count: they have left the group and
-/// their pods are gone (the StatefulSet is already at the spec's size).
-async fn delete_departed_volumes(store: &ToyStore, ctx: &Context, ns: &str) -> Result<(), Error> {
-    let selector = objects::selector_labels(store, COMPONENT_ORDERS);
+/// Deletes the volumes of order replicas beyond the `declared` count: they have left the group
+/// and their pods are gone (the StatefulSet is already at the declared size).
+async fn delete_departed_volumes(
+    store: &ToyStore,
+    declared: i32,
+    ctx: &Context,
+    ns: &str,
+) -> Result<(), Error> {
+    let selector = build::selector_labels(&store.name_any(), Component::Orders);
     let mut claims = cache::labelled(&ctx.cache.persistent_volume_claims, ns, &selector);
     claims.sort_by_key(|c| c.name_any());
     for pvc in claims {
         let name = pvc.name_any();
-        if ordinal_of(&name).is_some_and(|o| o >= store.spec.orders.replicas)
-            && !deleting(ctx, &pvc.metadata)
-        {
+        if ordinal_of(&name).is_some_and(|o| o >= declared) && !deleting(ctx, &pvc.metadata) {
             delete_once(ctx, ns, pvc.as_ref()).await?;
             let note = format!("deleted volume {name} of a replica that left the group");
             publish(
@@ -631,8 +687,8 @@ async fn cleanup(store: &ToyStore, ctx: &Context) -> Result<Action, Error> {
     if !ctx.cache.ready().await {
         return Err(Error::CacheNotReady);
     }
-    for component in [COMPONENT_ORDERS, COMPONENT_CATALOG] {
-        let selector = objects::selector_labels(store, component);
+    for component in [Component::Orders, Component::Catalog] {
+        let selector = build::selector_labels(&store.name_any(), component);
         let mut claims = cache::labelled(&ctx.cache.persistent_volume_claims, &ns, &selector);
         claims.sort_by_key(|c| c.name_any());
         for pvc in claims {
@@ -703,14 +759,4 @@ async fn publish(
 /// The ordinal at the end of a StatefulSet pod or claim name (`...-orders-3` → 3).
 fn ordinal_of(name: &str) -> Option<i32> {
     name.rsplit('-').next()?.parse().ok()
-}
-
-/// FNV-1a, 64 bit, as 16 hex digits: a stable content hash without a dependency.
-pub fn fnv1a(bytes: &[u8]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{h:016x}")
 }

@@ -6,12 +6,13 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 
 use api::raft::{NodeId, RaftRole};
 use membership::{DEFAULT_CATCH_UP_LAG, Observation, Step, Unhealthy, member_health};
 
+use crate::build::order_pod_name;
 use crate::crd::{MemberStatus, ToyStore, ToyStoreStatus};
-use crate::objects::order_pod_name;
 
 /// What the reconciler knows when it writes the status.
 #[derive(Debug, Clone)]
@@ -84,7 +85,7 @@ pub fn build_status(store: &ToyStore, input: &StatusInput, now: Timestamp) -> To
             "AllMembersHealthy".to_string(),
             format!(
                 "{desired} order replicas, leader {}",
-                order_pod_name(store, l.id as i32)
+                order_pod_name(&store.name_any(), l.id as i32)
             ),
         ),
         Some(_) if degraded == "False" && !unhealthy.is_empty() => (
@@ -139,7 +140,7 @@ pub fn build_status(store: &ToyStore, input: &StatusInput, now: Timestamp) -> To
     ToyStoreStatus {
         observed_generation: generation,
         conditions,
-        leader: leader.map(|l| order_pod_name(store, l.id as i32)),
+        leader: leader.map(|l| order_pod_name(&store.name_any(), l.id as i32)),
         term: leader.map(|l| l.term as i64),
         initialized: input.initialized,
         ready_order_replicas: ready_voters as i32,
@@ -163,7 +164,10 @@ fn not_observed(
         .iter()
         .filter_map(|(id, s)| {
             let e = s.as_ref().err()?;
-            Some(format!("{}: {e}", order_pod_name(store, *id as i32)))
+            Some(format!(
+                "{}: {e}",
+                order_pod_name(&store.name_any(), *id as i32)
+            ))
         })
         .collect();
     let detail = if unreachable.is_empty() {
@@ -236,7 +240,7 @@ fn member_statuses(
         .iter()
         .map(|m| {
             let own = obs.statuses.get(&m.id).and_then(|s| s.as_ref().ok());
-            let pod = order_pod_name(store, m.id as i32);
+            let pod = order_pod_name(&store.name_any(), m.id as i32);
             let health = member_health(obs, m.id, DEFAULT_CATCH_UP_LAG);
             let why = match &health {
                 Ok(()) => None,

@@ -1,77 +1,256 @@
-//! Validation of a ToyStore spec, the first step of the reconcile pipeline.
+//! Validation of a ToyStore, the first step of the reconcile pipeline.
 //!
 //! The CRD schema already refuses most bad specs at the API server. This step repeats the rules
 //! the operator relies on, so a resource that slipped past the schema (an older CRD, a disabled
-//! validation) gets a clear `InvalidSpec` condition and event instead of broken objects.
+//! validation) gets a clear `InvalidSpec` condition and event instead of broken objects. What
+//! passes comes out as a [`ValidStore`]: the build step ([`crate::build`]) reads nothing else,
+//! so it cannot read a field that was not checked.
 
+use std::ops::RangeInclusive;
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::ResourceExt;
 
-use crate::crd::{MAX_NAME_LENGTH, ToyStore, ToyStoreSpec};
+use crate::crd::{MAX_NAME_LENGTH, StorageSpec, ToyStore};
 
-/// A spec the rest of the pipeline may trust.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ValidSpec(pub ToyStoreSpec);
+/// A ToyStore that passed validation: everything the build step reads about the store.
+///
+/// Only [`validate`] makes one (the type is `#[non_exhaustive]`), so holding one means every
+/// field passed its rule. Numbers carry the type the binary that reads them parses them as
+/// (milliseconds as `u64`, the restock quantity as `u32`), so a value the binary would refuse
+/// cannot reach a pod's environment.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ValidStore {
+    /// The store's name: a DNS-1035 label of at most [`MAX_NAME_LENGTH`] characters.
+    pub name: String,
+    /// The store's namespace (`default` for a hand-built store without one).
+    pub namespace: String,
+    /// The store's uid, for the owner reference every object carries (absent only on a
+    /// hand-built store; the API always sets it).
+    pub uid: Option<String>,
+    /// Container image of every component, not blank.
+    pub image: String,
+    /// `Always`, `IfNotPresent` or `Never`; `None`: the cluster's default.
+    pub image_pull_policy: Option<String>,
+    /// Secrets for pulling the image.
+    pub image_pull_secrets: Vec<String>,
+    /// The order group.
+    pub orders: OrderSettings,
+    /// The catalog.
+    pub catalog: CatalogSettings,
+    /// The frontend.
+    pub frontend: FrontendSettings,
+}
 
-/// Checks the store's name and spec; returns every problem found, each a sentence for a person.
-pub fn validate(store: &ToyStore) -> Result<ValidSpec, Vec<String>> {
+/// The order group's validated settings.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct OrderSettings {
+    /// Declared number of replicas: odd, 1 to 9.
+    pub replicas: i32,
+    /// Each replica's volume.
+    pub storage: Storage,
+    /// CPU and memory of each replica.
+    pub resources: Option<ResourceRequirements>,
+    /// Leader heartbeat, milliseconds: positive, at most a third of the minimum election timeout.
+    pub heartbeat_ms: u64,
+    /// Minimum election timeout, milliseconds, below the maximum.
+    pub election_timeout_min_ms: u64,
+    /// Maximum election timeout, milliseconds.
+    pub election_timeout_max_ms: u64,
+    /// Entries between snapshots.
+    pub snapshot_threshold: u64,
+}
+
+/// The catalog's validated settings.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct CatalogSettings {
+    /// The catalog's volume.
+    pub storage: Storage,
+    /// Seconds between restocks, 1 to 86400.
+    pub restock_interval_seconds: u32,
+    /// Units a sold-out toy is restocked to, 1 to 1,000,000.
+    pub restock_quantity: u32,
+    /// CPU and memory of the catalog.
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// The frontend's validated settings.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct FrontendSettings {
+    /// Number of frontend pods, 1 to 50.
+    pub replicas: i32,
+    /// Product cache entries, 0 (off) to 1,000,000.
+    pub cache_capacity: u64,
+    /// `ClusterIP`, `NodePort` or `LoadBalancer`.
+    pub service_type: String,
+    /// CPU and memory of each frontend pod.
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// A validated volume request.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Storage {
+    /// A size such as `1Gi`, `500Mi` or `2Ti`.
+    pub size: String,
+    /// The class the spec names; `None`: the operator's fallback decides.
+    pub storage_class_name: Option<String>,
+}
+
+/// Checks the store's name and spec; returns the validated store, or every problem found,
+/// each a sentence for a person.
+pub fn validate(store: &ToyStore) -> Result<ValidStore, Vec<String>> {
     let spec = &store.spec;
-    let mut problems = Vec::new();
+    let mut problems = Problems::default();
     let name = store.name_any();
-    if !is_dns1035_label(&name) {
-        problems.push(format!(
-            "the name {name:?} is not a DNS-1035 label (lowercase letters, digits and '-', starting with a letter, ending with a letter or digit): it names the store's Services"
-        ));
-    }
-    if name.len() > MAX_NAME_LENGTH {
-        problems.push(format!(
-            "the name {name:?} is longer than {MAX_NAME_LENGTH} characters"
-        ));
-    }
-    if spec.image.trim().is_empty() {
-        problems.push("image must name a container image".to_string());
-    }
-    let r = spec.orders.replicas;
-    if !(1..=9).contains(&r) || r % 2 == 0 {
-        problems.push(format!(
-            "orders.replicas must be odd and between 1 and 9, got {r}"
-        ));
-    }
-    for (what, size) in [
-        ("orders.storage.size", &spec.orders.storage.size),
-        ("catalog.storage.size", &spec.catalog.storage.size),
-    ] {
-        if !is_size(size) {
-            problems.push(format!(
-                "{what} must look like 1Gi, 500Mi or 2Ti, got {size:?}"
-            ));
-        }
-    }
-    let raft = &spec.orders.raft;
-    if raft.election_timeout_min_ms >= raft.election_timeout_max_ms {
-        problems.push("raft.electionTimeoutMinMs must be below raft.electionTimeoutMaxMs".into());
-    }
-    if raft.heartbeat_ms <= 0 || raft.heartbeat_ms * 3 > raft.election_timeout_min_ms {
-        problems.push(
-            "raft.heartbeatMs must be positive and at most a third of raft.electionTimeoutMinMs"
-                .into(),
+    problems.check(is_dns1035_label(&name), || format!(
+        "the name {name:?} is not a DNS-1035 label (lowercase letters, digits and '-', starting with a letter, ending with a letter or digit): it names the store's Services"
+    ));
+    problems.check(name.len() <= MAX_NAME_LENGTH, || {
+        format!("the name {name:?} is longer than {MAX_NAME_LENGTH} characters")
+    });
+    problems.check(!spec.image.trim().is_empty(), || {
+        "image must name a container image".to_string()
+    });
+    if let Some(policy) = &spec.image_pull_policy {
+        problems.check(
+            ["Always", "IfNotPresent", "Never"].contains(&policy.as_str()),
+            || format!("imagePullPolicy must be Always, IfNotPresent or Never, got {policy:?}"),
         );
     }
-    if !(1..=86_400).contains(&spec.catalog.restock_interval_seconds) {
-        problems.push("catalog.restockIntervalSeconds must be between 1 and 86400".into());
+    let r = spec.orders.replicas;
+    problems.check((1..=9).contains(&r) && r % 2 == 1, || {
+        format!("orders.replicas must be odd and between 1 and 9, got {r}")
+    });
+    let orders_storage = problems.storage("orders.storage.size", &spec.orders.storage);
+    let catalog_storage = problems.storage("catalog.storage.size", &spec.catalog.storage);
+    let raft = &spec.orders.raft;
+    problems.check(
+        raft.election_timeout_min_ms < raft.election_timeout_max_ms,
+        || "raft.electionTimeoutMinMs must be below raft.electionTimeoutMaxMs".into(),
+    );
+    problems.check(
+        raft.heartbeat_ms > 0
+            && raft.heartbeat_ms.saturating_mul(3) <= raft.election_timeout_min_ms,
+        || {
+            "raft.heartbeatMs must be positive and at most a third of raft.electionTimeoutMinMs"
+                .into()
+        },
+    );
+    // Positive once the two checks above pass; a store that fails them is not returned.
+    let millis = |ms: i64| u64::try_from(ms).unwrap_or_default();
+    let service_type = &spec.frontend.service_type;
+    problems.check(
+        ["ClusterIP", "NodePort", "LoadBalancer"].contains(&service_type.as_str()),
+        || {
+            format!(
+                "frontend.serviceType must be ClusterIP, NodePort or LoadBalancer, got {service_type:?}"
+            )
+        },
+    );
+    let valid = ValidStore {
+        namespace: store.namespace().unwrap_or_else(|| "default".into()),
+        uid: store.uid(),
+        image: spec.image.clone(),
+        image_pull_policy: spec.image_pull_policy.clone(),
+        image_pull_secrets: spec.image_pull_secrets.clone(),
+        orders: OrderSettings {
+            replicas: r,
+            storage: orders_storage,
+            resources: spec.orders.resources.clone(),
+            heartbeat_ms: millis(raft.heartbeat_ms),
+            election_timeout_min_ms: millis(raft.election_timeout_min_ms),
+            election_timeout_max_ms: millis(raft.election_timeout_max_ms),
+            snapshot_threshold: problems.within(
+                "raft.snapshotThreshold",
+                raft.snapshot_threshold,
+                100..=10_000_000,
+            ),
+        },
+        catalog: CatalogSettings {
+            storage: catalog_storage,
+            restock_interval_seconds: problems.within(
+                "catalog.restockIntervalSeconds",
+                spec.catalog.restock_interval_seconds,
+                1..=86_400,
+            ),
+            restock_quantity: problems.within(
+                "catalog.restockQuantity",
+                spec.catalog.restock_quantity,
+                1..=1_000_000,
+            ),
+            resources: spec.catalog.resources.clone(),
+        },
+        frontend: FrontendSettings {
+            replicas: problems.within("frontend.replicas", spec.frontend.replicas.into(), 1..=50),
+            cache_capacity: problems.within(
+                "frontend.cacheCapacity",
+                spec.frontend.cache_capacity,
+                0..=1_000_000,
+            ),
+            service_type: service_type.clone(),
+            resources: spec.frontend.resources.clone(),
+        },
+        name,
+    };
+    problems.into_result(valid)
+}
+
+/// The problems found so far, each a sentence for a person. Every check runs, so one answer
+/// names them all.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    /// Records `problem` unless `ok`.
+    fn check(&mut self, ok: bool, problem: impl FnOnce() -> String) {
+        if !ok {
+            self.0.push(problem());
+        }
     }
-    if spec.frontend.replicas < 1 {
-        problems.push("frontend.replicas must be at least 1".into());
+
+    /// `value` as a `T` when it lies in `range`. Otherwise records a problem and returns a
+    /// stand-in, never seen: a store with a problem is not returned.
+    fn within<T: TryFrom<i64> + Default>(
+        &mut self,
+        field: &str,
+        value: i64,
+        range: RangeInclusive<i64>,
+    ) -> T {
+        match T::try_from(value) {
+            Ok(v) if range.contains(&value) => v,
+            _ => {
+                let (lo, hi) = (range.start(), range.end());
+                self.0.push(format!(
+                    "{field} must be between {lo} and {hi}, got {value}"
+                ));
+                T::default()
+            }
+        }
     }
-    if !["ClusterIP", "NodePort", "LoadBalancer"].contains(&spec.frontend.service_type.as_str()) {
-        problems.push(format!(
-            "frontend.serviceType must be ClusterIP, NodePort or LoadBalancer, got {:?}",
-            spec.frontend.service_type
-        ));
+
+    /// The volume request, its size checked.
+    fn storage(&mut self, field: &str, storage: &StorageSpec) -> Storage {
+        let size = &storage.size;
+        self.check(is_size(size), || {
+            format!("{field} must look like 1Gi, 500Mi or 2Ti, got {size:?}")
+        });
+        Storage {
+            size: size.clone(),
+            storage_class_name: storage.storage_class_name.clone(),
+        }
     }
-    if problems.is_empty() {
-        Ok(ValidSpec(spec.clone()))
-    } else {
-        Err(problems)
+
+    fn into_result(self, valid: ValidStore) -> Result<ValidStore, Vec<String>> {
+        if self.0.is_empty() {
+            Ok(valid)
+        } else {
+            Err(self.0)
+        }
     }
 }
 
@@ -97,12 +276,13 @@ fn is_size(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::ToyStoreSpec;
 
     fn spec() -> ToyStoreSpec {
         serde_json::from_value(serde_json::json!({"image": "toystore:1"})).unwrap()
     }
 
-    fn check(s: &ToyStoreSpec) -> Result<ValidSpec, Vec<String>> {
+    fn check(s: &ToyStoreSpec) -> Result<ValidStore, Vec<String>> {
         validate(&ToyStore::new("shop", s.clone()))
     }
 
@@ -154,6 +334,55 @@ mod tests {
         for good in ["shop", "a-1", "a", "a".repeat(40).as_str()] {
             assert!(validate(&ToyStore::new(good, spec())).is_ok(), "{good}");
         }
+    }
+
+    #[test]
+    fn numbers_out_of_the_binaries_ranges_are_refused() {
+        type Change = fn(&mut ToyStoreSpec);
+        let cases: [(&str, Change); 7] = [
+            ("catalog.restockQuantity", |s| {
+                s.catalog.restock_quantity = 0
+            }),
+            ("catalog.restockIntervalSeconds", |s| {
+                s.catalog.restock_interval_seconds = 86_401
+            }),
+            ("frontend.cacheCapacity", |s| s.frontend.cache_capacity = -1),
+            ("frontend.replicas", |s| s.frontend.replicas = 0),
+            ("frontend.replicas", |s| s.frontend.replicas = 51),
+            ("raft.snapshotThreshold", |s| {
+                s.orders.raft.snapshot_threshold = 0
+            }),
+            ("imagePullPolicy", |s| {
+                s.image_pull_policy = Some("Sometimes".into())
+            }),
+        ];
+        for (field, change) in cases {
+            let mut s = spec();
+            change(&mut s);
+            let err = check(&s).unwrap_err();
+            assert_eq!(err.len(), 1, "{field}: {err:?}");
+            assert!(err[0].starts_with(field), "{field}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn the_valid_store_carries_the_identity_and_the_settings() {
+        let mut store = ToyStore::new("shop", spec());
+        store.metadata.namespace = Some("toys".into());
+        store.metadata.uid = Some("u-1".into());
+        let valid = validate(&store).unwrap();
+        assert_eq!(
+            (valid.name.as_str(), valid.namespace.as_str()),
+            ("shop", "toys")
+        );
+        assert_eq!(valid.uid.as_deref(), Some("u-1"));
+        assert_eq!(valid.orders.replicas, 3);
+        assert_eq!(valid.orders.heartbeat_ms, 100);
+        assert_eq!(valid.catalog.restock_quantity, 100);
+        assert_eq!(valid.frontend.service_type, "ClusterIP");
+        // A hand-built store without a namespace lands in `default`.
+        let bare = validate(&ToyStore::new("shop", spec())).unwrap();
+        assert_eq!(bare.namespace, "default");
     }
 
     #[test]

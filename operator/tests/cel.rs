@@ -15,7 +15,7 @@ use serde_json::{Value as Json, json};
 
 /// The committed CRD's `openAPIV3Schema`, as JSON.
 fn schema() -> Json {
-    let crd: Json = serde_yaml::from_str(&operator::crdgen::yaml()).unwrap();
+    let crd: Json = yaml_serde::from_str(&operator::crdgen::yaml()).unwrap();
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
 }
 

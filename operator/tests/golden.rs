@@ -9,26 +9,27 @@ use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use operator::build::{BuildInputs, Objects, build, token_secret};
 use operator::crd::{
     CatalogSpec, FrontendSpec, OrdersSpec, RaftSpec, StorageSpec, ToyStore, ToyStoreSpec,
 };
-use operator::objects::{BuildInputs, Objects, build, token_secret};
+use operator::validate::{ValidStore, validate};
 use serde::Serialize;
 
 /// A fixed uid, so owner references are the same on every run.
 const UID: &str = "6f1d2c3b-4a59-4e8d-9c7b-0a1b2c3d4e5f";
 
-fn store(name: &str, namespace: &str, spec: ToyStoreSpec) -> ToyStore {
+fn store(name: &str, namespace: &str, spec: ToyStoreSpec) -> ValidStore {
     let mut store = ToyStore::new(name, spec);
     store.metadata.namespace = Some(namespace.into());
     store.metadata.uid = Some(UID.into());
-    store
+    validate(&store).expect("a valid store")
 }
 
 /// Every object in a fixed order (build order, the token Secret last) as one YAML stream.
-fn render(objects: &Objects, store: &ToyStore) -> String {
+fn render(objects: &Objects, store: &ValidStore) -> String {
     fn doc(out: &mut Vec<String>, object: &impl Serialize) {
-        out.push(serde_yaml::to_string(object).expect("objects serialize to YAML"));
+        out.push(yaml_serde::to_string(object).expect("objects serialize to YAML"));
     }
     let mut docs = Vec::new();
     doc(&mut docs, &objects.config_map);
@@ -58,7 +59,7 @@ fn render(objects: &Objects, store: &ToyStore) -> String {
 
 /// Compares `store` built with `inputs` against `tests/golden/{case}.yaml`, or rewrites the file
 /// when `UPDATE_GOLDEN=1`.
-fn check(case: &str, store: &ToyStore, inputs: BuildInputs) {
+fn check(case: &str, store: &ValidStore, inputs: BuildInputs) {
     let actual = render(&build(store, &inputs), store);
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")

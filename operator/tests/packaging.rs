@@ -21,8 +21,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use operator::build::{self, BuildInputs, OPERATOR_APP_NAME, RUN_AS};
 use operator::crd::ToyStore;
-use operator::objects::{self, BuildInputs, OPERATOR_APP_NAME, RUN_AS};
 use operator::rbac;
 
 fn root() -> PathBuf {
@@ -38,9 +38,9 @@ const RELEASE_NS: &str = "toystore-system";
 
 /// The documents of a YAML stream (comment-only documents dropped).
 fn docs(yaml: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(yaml)
+    yaml_serde::Deserializer::from_str(yaml)
         .map(|d| {
-            serde_yaml::with::singleton_map_recursive::deserialize::<Value, _>(d)
+            yaml_serde::with::singleton_map_recursive::deserialize::<Value, _>(d)
                 .expect("valid YAML")
         })
         .filter(|v| !v.is_null())
@@ -623,7 +623,8 @@ fn image_builds_every_binary_the_pods_run_as_their_user() {
     let mut store: ToyStore =
         strict(&docs_of_file(&root().join("deploy/samples/toystore.yaml"))[0]);
     store.metadata.namespace = Some("shop".into());
-    let objects = objects::build(
+    let store = operator::validate::validate(&store).expect("the sample is valid");
+    let objects = build::build(
         &store,
         &BuildInputs {
             order_replicas: 3,

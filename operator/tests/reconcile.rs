@@ -24,15 +24,17 @@ use tower_test::mock::Handle;
 
 use api::raft::{Member, MemberInfo, NodeId, RaftRole, RaftStatus};
 use membership::{Observation, Step};
+use operator::build::{self, BuildInputs, Component, Objects};
 use operator::cache::{CacheWriters, Caches};
 use operator::crd::{ToyStore, ToyStoreSpec, ToyStoreStatus};
 use operator::events::Events;
+use operator::hash::fnv1a;
 use operator::membership::{BoxFuture, OrderGroup};
 use operator::metrics::Metrics;
-use operator::objects::{self, BuildInputs, Objects};
 use operator::rbac::{self, Access};
-use operator::reconcile::{APPLIED_HASH, Context, Error, FINALIZER, Memory, fnv1a, reconcile};
+use operator::reconcile::{APPLIED_HASH, Context, Error, FINALIZER, Memory, reconcile};
 use operator::status::{StatusInput, build_status};
+use operator::validate::{ValidStore, validate};
 
 const NS: &str = "shop";
 
@@ -428,7 +430,7 @@ fn fresh(ids: &[NodeId]) -> Observation {
 }
 
 fn token_secret(s: &ToyStore) -> Value {
-    serde_json::to_value(objects::token_secret(s, "t0k3n")).unwrap()
+    serde_json::to_value(build::token_secret(&valid(s), "t0k3n")).unwrap()
 }
 
 /// `(path, desired object as applied)` for every object of a build, in apply order.
@@ -490,9 +492,14 @@ fn apply_script(desired: &Objects, existing: Option<&Objects>) -> Vec<Expect> {
         .collect()
 }
 
-fn build(s: &ToyStore, order_replicas: i32) -> Objects {
-    objects::build(
-        s,
+/// `s` validated, as the reconcile builds from it.
+fn valid(s: &ToyStore) -> ValidStore {
+    validate(s).expect("a valid store")
+}
+
+fn built(s: &ToyStore, order_replicas: i32) -> Objects {
+    build::build(
+        &valid(s),
         &BuildInputs {
             order_replicas,
             storage_class: None,
@@ -512,7 +519,7 @@ fn sts_status(replicas: i32, revision: &str) -> Option<StatefulSetStatus> {
 /// A store's cluster: its objects built for `replicas` order pods, each pod ready on rev-1.
 fn running(s: &ToyStore, replicas: i32) -> Cluster {
     Cluster {
-        applied: Some(build(s, replicas)),
+        applied: Some(built(s, replicas)),
         orders_status: sts_status(replicas, "rev-1"),
         pods: (0..replicas)
             .map(|i| order_pod(s, i, "rev-1", true))
@@ -522,11 +529,11 @@ fn running(s: &ToyStore, replicas: i32) -> Cluster {
 }
 
 fn order_pod(s: &ToyStore, i: i32, revision: &str, ready: bool) -> Pod {
-    let mut labels = objects::labels(s, objects::COMPONENT_ORDERS);
+    let mut labels = build::labels(&s.name_any(), Component::Orders);
     labels.insert("controller-revision-hash".into(), revision.into());
     Pod {
         metadata: ObjectMeta {
-            name: Some(objects::order_pod_name(s, i)),
+            name: Some(build::order_pod_name(&s.name_any(), i)),
             namespace: Some(NS.into()),
             uid: Some(format!("pod-{i}-{revision}")),
             labels: Some(labels),
@@ -547,10 +554,10 @@ fn order_pod(s: &ToyStore, i: i32, revision: &str, ready: bool) -> Pod {
 fn claim(s: &ToyStore, i: i32) -> PersistentVolumeClaim {
     PersistentVolumeClaim {
         metadata: ObjectMeta {
-            name: Some(objects::order_pvc_name(s, i)),
+            name: Some(build::order_pvc_name(&s.name_any(), i)),
             namespace: Some(NS.into()),
             uid: Some(format!("claim-{i}")),
-            labels: Some(objects::labels(s, objects::COMPONENT_ORDERS)),
+            labels: Some(build::labels(&s.name_any(), Component::Orders)),
             ..Default::default()
         },
         ..Default::default()
@@ -644,7 +651,7 @@ async fn create_makes_the_token_every_object_and_initializes_the_group_once() {
             token_secret(&s),
         ),
     ];
-    script.extend(apply_script(&build(&s, 3), None));
+    script.extend(apply_script(&built(&s, 3), None));
     script.push(event()); // Initialized
     script.push(status_patch(&s));
     let mut h = Harness::new(fresh(&[0, 1, 2]));
@@ -700,8 +707,8 @@ async fn scale_up_grows_the_statefulset_then_adds_a_learner() {
     s.spec.orders.replicas = 5;
     s.metadata.generation = Some(2);
     let mut script = vec![token_read(&s)];
-    let desired = build(&s, 5);
-    script.extend(apply_script(&desired, Some(&build(&old, 3))));
+    let desired = built(&s, 5);
+    script.extend(apply_script(&desired, Some(&built(&old, 3))));
     assert!(
         script
             .iter()
@@ -724,8 +731,8 @@ async fn scale_down_changes_voters_before_shrinking_the_statefulset() {
     s.metadata.generation = Some(2);
     let mut script = vec![token_read(&s)];
     // Members 3 and 4 still vote: the StatefulSet keeps 5 pods this round.
-    let desired = build(&s, 5);
-    script.extend(apply_script(&desired, Some(&build(&old, 5))));
+    let desired = built(&s, 5);
+    script.extend(apply_script(&desired, Some(&built(&old, 5))));
     assert!(
         !script
             .iter()
@@ -748,17 +755,17 @@ async fn after_members_left_the_statefulset_shrinks_and_their_volumes_go_once() 
     s.metadata.generation = Some(2);
     // The previous round applied this spec with 5 pods; members 3 and 4 have left since.
     let mut before = running(&store(5), 5);
-    before.applied = Some(build(&s, 5));
+    before.applied = Some(built(&s, 5));
     before.pods.truncate(3);
     let mut script = vec![token_read(&s)];
-    script.extend(apply_script(&build(&s, 3), Some(&build(&s, 5))));
+    script.extend(apply_script(&built(&s, 3), Some(&built(&s, 5))));
     assert!(
         script
             .iter()
             .any(|e| e.method == Method::PATCH && e.path == ORDERS_STS)
     );
     for i in [3, 4] {
-        let path = format!("{PVCS}/{}", objects::order_pvc_name(&s, i));
+        let path = format!("{PVCS}/{}", build::order_pvc_name(&s.name_any(), i));
         script.push(expect(Method::DELETE, path, 200, deleted()));
         script.push(event()); // VolumeDeleted, each with its own note
     }
@@ -777,7 +784,7 @@ async fn after_members_left_the_statefulset_shrinks_and_their_volumes_go_once() 
         ..s
     };
     let mut after = running(&s, 3);
-    after.applied = Some(build(&s, 3));
+    after.applied = Some(built(&s, 3));
 
     // The caches do not show the deletions yet: nothing is deleted twice.
     after.claims = before.claims.clone();
@@ -807,7 +814,7 @@ async fn deletion_removes_the_volumes_then_the_finalizer() {
     cluster.claims[2] = terminating(claim(&s, 2));
     let mut script = vec![];
     for i in 0..2 {
-        let path = format!("{PVCS}/{}", objects::order_pvc_name(&s, i));
+        let path = format!("{PVCS}/{}", build::order_pvc_name(&s.name_any(), i));
         script.push(expect(Method::DELETE, path, 200, deleted()));
     }
     script.push(event()); // Deleted
@@ -880,7 +887,7 @@ async fn a_refused_apply_is_a_condition_and_a_warning_event_with_the_api_message
         "status": "Failure", "message": message, "reason": "Invalid",
         "details": {"name": "toys-orders", "group": "apps", "kind": "StatefulSet"}, "code": 422});
     let mut script = vec![token_read(&s)];
-    for e in apply_script(&build(&s, 3), Some(&build(&old, 3))) {
+    for e in apply_script(&built(&s, 3), Some(&built(&old, 3))) {
         let refused = e.path == ORDERS_STS;
         script.push(if refused {
             expect(Method::PATCH, ORDERS_STS, 422, invalid.clone())
@@ -941,7 +948,7 @@ async fn each_membership_change_is_its_own_event_and_only_repeats_count_up() {
     s.metadata.generation = Some(2);
     // The previous round applied this spec with 5 pods (members 3 and 4 still vote).
     let cluster = Cluster {
-        applied: Some(build(&s, 5)),
+        applied: Some(built(&s, 5)),
         ..cluster
     };
     let script = vec![event(), status_patch(&s)];
@@ -1002,8 +1009,8 @@ async fn a_rolling_upgrade_replaces_the_next_pod_only_when_the_last_is_back_and_
     let s = with_status(store(3), &obs);
     let mut cluster = running(&s, 3);
     cluster.orders_status = sts_status(3, "rev-2");
-    let pod1 = format!("{PODS}/{}", objects::order_pod_name(&s, 1));
-    let pod2 = format!("{PODS}/{}", objects::order_pod_name(&s, 2));
+    let pod1 = format!("{PODS}/{}", build::order_pod_name(&s.name_any(), 1));
+    let pod2 = format!("{PODS}/{}", build::order_pod_name(&s.name_any(), 2));
     let mut h = Harness::new(obs);
     let script = vec![
         token_read(&s),

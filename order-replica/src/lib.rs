@@ -1,5 +1,6 @@
 //! ToyStore order replica: one member of the Raft-replicated order group.
 //!
+//! - [`args`]: the command line and `ORDER_*` environment, the operator's contract;
 //! - [`types`]: the Raft type configuration and the purchase commands;
 //! - [`record`]: the order records the log and the state machine keep (storage, not wire, types);
 //! - [`identity`]: the data directory's identity, and admission to the group;
@@ -11,6 +12,7 @@
 //! - [`http`]: client API, Raft RPC, admin API, health and metrics;
 //! - [`server`]: opening a replica and serving it until shutdown.
 
+pub mod args;
 pub mod http;
 pub mod identity;
 pub mod log_store;

@@ -1,0 +1,80 @@
+//! The catalog's command line and environment: every setting it starts with.
+//!
+//! Each flag can also come from a `CATALOG_*` environment variable, which is how the operator
+//! configures the catalog in Kubernetes (a ConfigMap and the container's `env`). This struct
+//! is that contract's one definition: the operator's tests parse every variable it writes
+//! through [`Args`], so a misspelt or dropped variable fails a test instead of a pod.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::server::Settings;
+
+/// The ToyStore catalog: owns the toys and their stock (durable, fsync on every change),
+/// answers idempotent stock takes, restocks sold-out toys and serves a long-poll change feed.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "catalog", version = api::VERSION)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "CATALOG_LISTEN", default_value = "127.0.0.1:7100")]
+    pub listen: SocketAddr,
+    /// Directory of the catalog database (created if missing).
+    #[arg(long, env = "CATALOG_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// JSON array of {"name", "price", "quantity"} used on the first start only
+    /// (default: twelve built-in toys, 100 of each).
+    #[arg(long, env = "CATALOG_PRODUCTS")]
+    pub products: Option<PathBuf>,
+    /// Seconds between restock rounds (fractions allowed).
+    #[arg(long, env = "CATALOG_RESTOCK_INTERVAL_SECS", default_value_t = 10.0, value_parser = parse_interval)]
+    pub restock_interval_secs: f64,
+    /// Stock a sold-out toy is restocked to.
+    #[arg(long, env = "CATALOG_RESTOCK_QUANTITY", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub restock_quantity: u32,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "CATALOG_LOG_FORMAT", default_value = "text",
+          value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+impl Args {
+    /// The catalog's settings.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            listen: self.listen,
+            data_dir: self.data_dir.clone(),
+            products_file: self.products.clone(),
+            restock_interval: Duration::from_secs_f64(self.restock_interval_secs),
+            restock_quantity: self.restock_quantity,
+        }
+    }
+}
+
+/// Accepts a positive, finite number of seconds up to one day.
+fn parse_interval(s: &str) -> Result<f64, String> {
+    let secs: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!(
+            "must be more than 0 and at most 86400 seconds, got {s}"
+        ));
+    }
+    Ok(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restock_interval_is_positive_and_at_most_a_day() {
+        assert_eq!(parse_interval("0.5"), Ok(0.5));
+        assert_eq!(parse_interval("86400"), Ok(86_400.0));
+        for bad in ["0", "-1", "86401", "inf", "NaN", "soon"] {
+            assert!(parse_interval(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The settings: the ConfigMap every pod reads its environment from, the hash that rolls a
+//! component's pods when its settings change, and the cluster token Secret.
+//!
+//! The ConfigMap `{store}-config` holds every non-secret setting under the environment
+//! variable its binary reads (`ORDER_*`, `CATALOG_*`, `FRONTEND_*`; each service's `args`
+//! module is the other side of this contract, and `tests/env_contract.rs` checks the two
+//! agree). Every container takes the whole ConfigMap with `envFrom`; a binary ignores the
+//! other components' variables. Settings that differ per pod (the Raft id, the advertised
+//! URL) or name paths inside the pod are set in the container's own `env` by the component's
+//! module.
+//!
+//! The token Secret is apart from the build: its value is generated once by the reconciler
+//! (randomness is not pure) and never rebuilt from the spec.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+
+use super::metadata::metadata;
+use super::names::{self, Component};
+use crate::hash::fnv1a;
+use crate::validate::ValidStore;
+
+/// Key of the cluster token in the token Secret.
+pub const TOKEN_KEY: &str = "token";
+/// Pod template annotation holding the hash of the settings the component reads.
+pub const CONFIG_HASH_ANNOTATION: &str = "toystore.dev/config-hash";
+
+/// Every non-secret setting, keyed by the environment variable its binary reads.
+pub(super) fn config_data(store: &ValidStore) -> BTreeMap<String, String> {
+    let orders = &store.orders;
+    let catalog_url = names::catalog_url(&store.name, &store.namespace);
+    // A seed list only: the frontend learns the membership from any member, so it is the
+    // declared size, not the StatefulSet's size during a scale-down.
+    let seeds = (0..orders.replicas)
+        .map(|ordinal| names::order_replica_url(&store.name, &store.namespace, ordinal))
+        .collect::<Vec<_>>()
+        .join(",");
+    [
+        ("ORDER_HEARTBEAT_MS", orders.heartbeat_ms.to_string()),
+        (
+            "ORDER_ELECTION_TIMEOUT_MIN_MS",
+            orders.election_timeout_min_ms.to_string(),
+        ),
+        (
+            "ORDER_ELECTION_TIMEOUT_MAX_MS",
+            orders.election_timeout_max_ms.to_string(),
+        ),
+        (
+            "ORDER_SNAPSHOT_THRESHOLD",
+            orders.snapshot_threshold.to_string(),
+        ),
+        ("ORDER_CATALOG_URL", catalog_url.clone()),
+        ("ORDER_LOG_FORMAT", "json".into()),
+        (
+            "CATALOG_RESTOCK_INTERVAL_SECS",
+            store.catalog.restock_interval_seconds.to_string(),
+        ),
+        (
+            "CATALOG_RESTOCK_QUANTITY",
+            store.catalog.restock_quantity.to_string(),
+        ),
+        ("CATALOG_LOG_FORMAT", "json".into()),
+        ("FRONTEND_CATALOG_URL", catalog_url),
+        ("FRONTEND_ORDER_REPLICAS", seeds),
+        (
+            "FRONTEND_CACHE_CAPACITY",
+            store.frontend.cache_capacity.to_string(),
+        ),
+        ("FRONTEND_LOG_FORMAT", "json".into()),
+        // Serve (unready) this long after SIGTERM: endpoints and load balancers need a few
+        // seconds to stop sending clients to a terminating pod.
+        ("FRONTEND_SHUTDOWN_DELAY_MS", "5000".into()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_string(), value))
+    .collect()
+}
+
+/// The ConfigMap `{store}-config` holding `config`.
+pub(super) fn config_map(store: &ValidStore, config: &BTreeMap<String, String>) -> ConfigMap {
+    ConfigMap {
+        metadata: metadata(
+            store,
+            &names::config_map_name(&store.name),
+            Component::Orders,
+        ),
+        data: Some(config.clone()),
+        ..ConfigMap::default()
+    }
+}
+
+/// FNV-1a over the sorted `key=value` pairs `component` reads, as 16 hex digits.
+///
+/// Only that component's keys count: scaling the order group changes the frontend's seed list
+/// but must not restart every order replica.
+pub(super) fn config_hash(config: &BTreeMap<String, String>, component: Component) -> String {
+    let mut bytes = Vec::new();
+    for (key, value) in config
+        .iter()
+        .filter(|(key, _)| key.starts_with(component.env_prefix()))
+    {
+        // NUL separators: no key or value contains one, so the encoding is unambiguous.
+        for part in [key, value] {
+            bytes.extend_from_slice(part.as_bytes());
+            bytes.push(0);
+        }
+    }
+    fnv1a(&bytes)
+}
+
+/// The Secret `{store}-raft-token` holding the cluster token under [`TOKEN_KEY`].
+///
+/// The reconciler generates `token` once and creates this Secret only when it is missing; the
+/// token is never derived from the spec, so it is not part of [`super::build`].
+pub fn token_secret(store: &ValidStore, token: &str) -> Secret {
+    Secret {
+        metadata: metadata(
+            store,
+            &names::token_secret_name(&store.name),
+            Component::Orders,
+        ),
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([(
+            TOKEN_KEY.to_string(),
+            ByteString(token.as_bytes().to_vec()),
+        )])),
+        ..Secret::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::tests::{default_spec, hashes, store};
+
+    #[test]
+    fn config_hash_changes_only_for_the_component_whose_setting_changed() {
+        let base = hashes(&store(default_spec()));
+        assert_eq!(base, hashes(&store(default_spec())), "deterministic");
+        assert!(base.iter().all(|h| h.len() == 16));
+
+        let mut spec = default_spec();
+        spec.orders.raft.heartbeat_ms = 50;
+        let raft = hashes(&store(spec));
+        assert_ne!(raft[0], base[0]);
+        assert_eq!(raft[1..], base[1..]);
+
+        let mut spec = default_spec();
+        spec.catalog.restock_quantity = 7;
+        let restock = hashes(&store(spec));
+        assert_ne!(restock[1], base[1]);
+        assert_eq!([&restock[0], &restock[2]], [&base[0], &base[2]]);
+
+        let mut spec = default_spec();
+        spec.frontend.cache_capacity = 0;
+        let cache = hashes(&store(spec));
+        assert_ne!(cache[2], base[2]);
+        assert_eq!(cache[..2], base[..2]);
+
+        // Scaling the group changes the frontend's seed list, and must not roll the replicas.
+        let mut spec = default_spec();
+        spec.orders.replicas = 5;
+        let scaled = hashes(&store(spec));
+        assert_eq!(scaled[..2], base[..2]);
+        assert_ne!(scaled[2], base[2]);
+
+        // Settings that are not in the ConfigMap do not touch the hash.
+        let mut spec = default_spec();
+        spec.image = "toystore:next".into();
+        spec.frontend.replicas = 4;
+        assert_eq!(hashes(&store(spec)), base);
+    }
+
+    #[test]
+    fn token_secret_holds_the_token_under_its_key() {
+        let store = store(default_spec());
+        let secret = token_secret(&store, "s3cret");
+        assert_eq!(secret.metadata.name.as_deref(), Some("shop-raft-token"));
+        assert_eq!(secret.type_.as_deref(), Some("Opaque"));
+        assert_eq!(secret.data.unwrap()[TOKEN_KEY].0, b"s3cret");
+    }
+}

@@ -1,0 +1,108 @@
+//! The frontend: a stateless Deployment and the public Service of the store's API.
+//!
+//! Stateless, so a Deployment that rolls with a surge and never below full capacity. The
+//! Service's type comes from the spec (`ClusterIP`, `NodePort` or `LoadBalancer`) and maps the
+//! usual port 80 to the container's port. Frontends mount the cluster token to read the order
+//! group's membership and leader.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::core::v1::{Service, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::metadata::{metadata, selector};
+use super::names::{self, Component, FRONTEND_PORT, FRONTEND_SERVICE_PORT};
+use super::pod_template::{
+    Placement, container, env, listen_on, pod_template, spread, token_file, token_mount,
+    token_volume,
+};
+use super::service::component_service;
+use crate::validate::ValidStore;
+
+/// The public Service, of the spec's type.
+pub(super) fn service(store: &ValidStore) -> Service {
+    component_service(
+        store,
+        names::component_name(&store.name, Component::Frontend),
+        Component::Frontend,
+        ServiceSpec {
+            type_: Some(store.frontend.service_type.clone()),
+            ..ServiceSpec::default()
+        },
+        FRONTEND_SERVICE_PORT,
+        FRONTEND_PORT,
+    )
+}
+
+/// The frontend's Deployment.
+pub(super) fn deployment(store: &ValidStore, config: &BTreeMap<String, String>) -> Deployment {
+    let frontend = &store.frontend;
+    let mut container = container(store, Component::Frontend, frontend.resources.as_ref());
+    container.env = Some(vec![
+        env("FRONTEND_LISTEN", listen_on(Component::Frontend)),
+        env("FRONTEND_ORDER_TOKEN_FILE", token_file()),
+    ]);
+    container.volume_mounts = Some(vec![token_mount()]);
+    let placement = Placement {
+        spread: vec![spread(store, Component::Frontend, "kubernetes.io/hostname")],
+        affinity: None,
+    };
+    Deployment {
+        metadata: metadata(
+            store,
+            &names::component_name(&store.name, Component::Frontend),
+            Component::Frontend,
+        ),
+        spec: Some(DeploymentSpec {
+            replicas: Some(frontend.replicas),
+            selector: selector(store, Component::Frontend),
+            // Full capacity throughout a rollout: a new pod is ready before an old one goes.
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(IntOrString::Int(1)),
+                    max_unavailable: Some(IntOrString::Int(0)),
+                }),
+            }),
+            template: pod_template(
+                store,
+                Component::Frontend,
+                config,
+                container,
+                vec![token_volume(store)],
+                placement,
+            ),
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::build;
+    use crate::build::tests::{default_spec, inputs, store};
+
+    #[test]
+    fn rolls_at_full_capacity_behind_a_service_of_the_spec_type() {
+        let mut spec = default_spec();
+        spec.frontend.replicas = 4;
+        spec.frontend.service_type = "LoadBalancer".into();
+        let objects = build(&store(spec), &inputs(3));
+        let deployment = objects.deployment.spec.unwrap();
+        assert_eq!(deployment.replicas, Some(4));
+        let rolling = deployment.strategy.unwrap().rolling_update.unwrap();
+        assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(0)));
+        let service = objects.services[3].spec.clone().unwrap();
+        assert_eq!(service.type_.as_deref(), Some("LoadBalancer"));
+        let port = &service.ports.unwrap()[0];
+        assert_eq!(
+            (port.port, port.target_port.clone()),
+            (FRONTEND_SERVICE_PORT, Some(IntOrString::Int(FRONTEND_PORT)))
+        );
+    }
+}

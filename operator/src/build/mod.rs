@@ -1,0 +1,272 @@
+//! The build step: from a validated store to the Kubernetes objects that run it.
+//!
+//! Reconcile is a pipeline (validate → build → apply → membership → status). This module is
+//! the build step, and it is a pure function: its only input about the store is the
+//! [`ValidStore`] that [`crate::validate`] returned (so it cannot read a field that was not
+//! checked), plus a few facts the steps that look at the cluster decided ([`BuildInputs`]). It
+//! makes no API calls, reads no clock and draws no random numbers. The same input always gives
+//! byte-for-byte the same objects, which is what makes server-side apply idempotent (an
+//! unchanged store applies as a no-op) and lets the golden tests in `tests/golden.rs` pin
+//! every field without a cluster.
+//!
+//! One module per kind of thing built, each with its own tests:
+//! - [`names`]: the components, object names, ports and in-cluster URLs;
+//! - [`metadata`]: labels, selectors and the owner reference every object carries;
+//! - [`config`]: the settings ConfigMap, the per-component config hash, the token Secret;
+//! - [`pod_template`]: what all pods share (container, probes, security, env, placement) and
+//!   their ServiceAccounts;
+//! - [`storage`]: the data volume claims and their storage class;
+//! - [`service`]: the shape every Service shares;
+//! - [`orders`], [`catalog`], [`frontend`]: each component's workload and Services;
+//! - [`pdb`]: the order group's PodDisruptionBudget;
+//! - [`network_policies`]: who may reach which component.
+//!
+//! For a store named `N` [`build`] produces the ConfigMap `N-config`, the ServiceAccounts,
+//! Services, NetworkPolicies `N-orders`, `N-catalog` and `N-frontend` (plus the Service
+//! `N-orders-client`), the StatefulSets `N-orders` and `N-catalog`, the Deployment
+//! `N-frontend` and the PodDisruptionBudget `N-orders`. The token Secret is built apart, by
+//! [`token_secret`]: its value is generated once, not derived from the spec.
+
+mod catalog;
+pub mod config;
+mod frontend;
+pub mod metadata;
+pub mod names;
+pub mod network_policies;
+mod orders;
+mod pdb;
+pub mod pod_template;
+mod service;
+pub mod storage;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+
+pub use config::{CONFIG_HASH_ANNOTATION, TOKEN_KEY, token_secret};
+pub use metadata::{FIELD_MANAGER, INSTANCE_LABEL, labels, managed_selector, selector_labels};
+pub use names::{
+    Component, catalog_url, component_name, config_map_name, order_pod_name, order_pvc_name,
+    order_replica_url, orders_name, token_secret_name,
+};
+pub use network_policies::OPERATOR_APP_NAME;
+pub use pod_template::RUN_AS;
+pub use storage::fallback_storage_class;
+
+use crate::validate::ValidStore;
+
+/// Facts decided before build by steps that look at the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildInputs {
+    /// Size of the order StatefulSet, chosen by the membership step. It follows
+    /// `spec.orders.replicas` except while a scale-down is in progress: the StatefulSet shrinks
+    /// only after the removed members have left the Raft membership.
+    pub order_replicas: i32,
+    /// Storage class of volume claims whose spec names none (`None`: the cluster's default
+    /// class). Chosen by [`fallback_storage_class`].
+    pub storage_class: Option<String>,
+}
+
+/// Everything [`build`] produces for one store, to be server-side applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Objects {
+    /// `{name}-config`: the non-secret settings.
+    pub config_map: ConfigMap,
+    /// One per component: orders, catalog, frontend.
+    pub service_accounts: Vec<ServiceAccount>,
+    /// Orders headless, orders client, catalog, frontend.
+    pub services: Vec<Service>,
+    /// Orders first, then catalog.
+    pub stateful_sets: Vec<StatefulSet>,
+    /// The frontend.
+    pub deployment: Deployment,
+    /// Keeps a quorum of order replicas.
+    pub pod_disruption_budget: PodDisruptionBudget,
+    /// Orders, catalog, frontend.
+    pub network_policies: Vec<NetworkPolicy>,
+}
+
+/// Builds every object of `store` except the token Secret. Pure and deterministic.
+pub fn build(store: &ValidStore, inputs: &BuildInputs) -> Objects {
+    let config = config::config_data(store);
+    let [orders_headless, orders_client] = orders::services(store);
+    Objects {
+        config_map: config::config_map(store, &config),
+        service_accounts: Component::ALL
+            .into_iter()
+            .map(|component| pod_template::service_account(store, component))
+            .collect(),
+        services: vec![
+            orders_headless,
+            orders_client,
+            catalog::service(store),
+            frontend::service(store),
+        ],
+        stateful_sets: vec![
+            orders::stateful_set(store, inputs, &config),
+            catalog::stateful_set(store, inputs, &config),
+        ],
+        deployment: frontend::deployment(store, &config),
+        pod_disruption_budget: pdb::orders_pdb(store),
+        network_policies: network_policies::network_policies(store),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use k8s_openapi::api::core::v1::{PodTemplateSpec, Secret};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use super::*;
+    use crate::crd::{ToyStore, ToyStoreSpec};
+    use crate::validate::validate;
+
+    /// `shop` in namespace `toys`, validated.
+    pub(crate) fn store(spec: ToyStoreSpec) -> ValidStore {
+        let mut store = ToyStore::new("shop", spec);
+        store.metadata.namespace = Some("toys".into());
+        store.metadata.uid = Some("0b6b4c3e-5f0e-4a8e-9d4c-3a1f2e7d9c10".into());
+        validate(&store).expect("a valid store")
+    }
+
+    pub(crate) fn default_spec() -> ToyStoreSpec {
+        ToyStoreSpec {
+            image: "toystore:test".into(),
+            image_pull_policy: None,
+            image_pull_secrets: Vec::new(),
+            orders: Default::default(),
+            catalog: Default::default(),
+            frontend: Default::default(),
+        }
+    }
+
+    pub(crate) fn inputs(order_replicas: i32) -> BuildInputs {
+        BuildInputs {
+            order_replicas,
+            storage_class: None,
+        }
+    }
+
+    fn template_hash(template: &PodTemplateSpec) -> String {
+        template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .as_ref()
+            .unwrap()[CONFIG_HASH_ANNOTATION]
+            .clone()
+    }
+
+    /// The pod templates of a build: orders, catalog, frontend.
+    pub(crate) fn templates(objects: &Objects) -> [(Component, PodTemplateSpec); 3] {
+        let set = |i: usize| objects.stateful_sets[i].spec.clone().unwrap().template;
+        [
+            (Component::Orders, set(0)),
+            (Component::Catalog, set(1)),
+            (
+                Component::Frontend,
+                objects.deployment.spec.clone().unwrap().template,
+            ),
+        ]
+    }
+
+    /// Hashes of the orders, catalog and frontend pod templates.
+    pub(crate) fn hashes(store: &ValidStore) -> [String; 3] {
+        let objects = build(store, &inputs(store.orders.replicas));
+        templates(&objects).map(|(_, template)| template_hash(&template))
+    }
+
+    /// Every object's metadata with its kind, in build order, the token Secret last.
+    fn all_metadata(objects: &Objects, secret: &Secret) -> Vec<(&'static str, ObjectMeta)> {
+        let mut all = vec![("ConfigMap", objects.config_map.metadata.clone())];
+        all.extend(
+            objects
+                .service_accounts
+                .iter()
+                .map(|o| ("ServiceAccount", o.metadata.clone())),
+        );
+        all.extend(
+            objects
+                .services
+                .iter()
+                .map(|o| ("Service", o.metadata.clone())),
+        );
+        all.extend(
+            objects
+                .stateful_sets
+                .iter()
+                .map(|o| ("StatefulSet", o.metadata.clone())),
+        );
+        all.push(("Deployment", objects.deployment.metadata.clone()));
+        all.push((
+            "PodDisruptionBudget",
+            objects.pod_disruption_budget.metadata.clone(),
+        ));
+        all.extend(
+            objects
+                .network_policies
+                .iter()
+                .map(|o| ("NetworkPolicy", o.metadata.clone())),
+        );
+        all.push(("Secret", secret.metadata.clone()));
+        all
+    }
+
+    #[test]
+    fn every_object_is_named_labelled_and_owned_by_the_store() {
+        let store = store(default_spec());
+        let objects = build(&store, &inputs(3));
+        let secret = token_secret(&store, "s3cret");
+        let all = all_metadata(&objects, &secret);
+        assert_eq!(all.len(), 1 + 3 + 4 + 2 + 1 + 1 + 3 + 1);
+        for (kind, meta) in all {
+            let name = meta.name.clone().unwrap();
+            assert!(name.starts_with("shop-"), "{kind} {name}");
+            assert_eq!(meta.namespace.as_deref(), Some("toys"), "{kind} {name}");
+            let labels = meta.labels.clone().unwrap();
+            assert_eq!(labels["app.kubernetes.io/name"], "toystore");
+            assert_eq!(labels["app.kubernetes.io/instance"], "shop");
+            assert_eq!(labels["app.kubernetes.io/managed-by"], "toystore-operator");
+            let component = &labels["app.kubernetes.io/component"];
+            assert!(
+                Component::ALL
+                    .iter()
+                    .any(|c| c.as_str() == component.as_str()),
+                "{kind} {name}: {component}"
+            );
+            let owners = meta.owner_references.unwrap();
+            assert_eq!(owners.len(), 1, "{kind} {name}");
+            let owner = &owners[0];
+            assert_eq!(owner.api_version, "toystore.dev/v1alpha1");
+            assert_eq!(owner.kind, "ToyStore");
+            assert_eq!(owner.name, "shop");
+            assert_eq!(owner.uid, "0b6b4c3e-5f0e-4a8e-9d4c-3a1f2e7d9c10");
+            assert_eq!(owner.controller, Some(true));
+            assert_eq!(owner.block_owner_deletion, Some(true));
+        }
+    }
+
+    #[test]
+    fn pod_selectors_match_pod_template_labels() {
+        let store = store(default_spec());
+        let objects = build(&store, &inputs(3));
+        for (component, template) in templates(&objects) {
+            let pod_labels = template.metadata.as_ref().unwrap().labels.clone().unwrap();
+            for (key, value) in selector_labels(&store.name, component) {
+                assert_eq!(pod_labels.get(&key), Some(&value), "{component:?}");
+            }
+        }
+        for service in &objects.services {
+            let selected = service.spec.as_ref().unwrap().selector.clone().unwrap();
+            let component =
+                &service.metadata.labels.as_ref().unwrap()["app.kubernetes.io/component"];
+            let component = Component::ALL
+                .into_iter()
+                .find(|c| c.as_str() == component.as_str())
+                .unwrap();
+            assert_eq!(selected, selector_labels(&store.name, component));
+        }
+    }
+}

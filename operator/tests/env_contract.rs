@@ -1,0 +1,576 @@
+//! The environment contract between the operator and the binaries it runs.
+//!
+//! The operator configures every container through environment variables: the shared
+//! ConfigMap (`envFrom`) and the container's own `env`. Each service reads them through the
+//! clap `Args` of its `args` module (`order_replica::args`, `catalog::args`,
+//! `frontend::args`). This test takes every container the build step produces, resolves its
+//! environment as the kubelet would (the ConfigMap first, then `env`, with downward-API values
+//! and `$(VAR)` expansion), and holds it against that binary's `Args`:
+//! - every variable the operator writes is one the binary knows (a misspelt name fails), or a
+//!   helper another value expands (`POD_NAME` in `ORDER_ADVERTISE_URL`);
+//! - the environment parses (a dropped required variable, or a value the binary refuses,
+//!   fails);
+//! - the parsed settings are the spec's (a dropped optional variable falls back to the
+//!   binary's default, and fails: the specs here differ from every default);
+//! - files and directories it names lie on a volume the container mounts.
+//!
+//! Clap reads `env` values from the process environment, which a test cannot set safely
+//! (tests run on parallel threads, and `std::env::set_var` is `unsafe` in edition 2024). So
+//! the test turns each variable into the flag clap would fill from it, `--{long}={value}`,
+//! finding the flag by its `env` name in `Args::command()`, and clears every `env` name in
+//! that command so nothing leaks in from the environment the test runs in. The flag runs the
+//! same value parser, delimiter and conflicts as the variable.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{CommandFactory, FromArgMatches};
+use k8s_openapi::api::core::v1::{Container, PodTemplateSpec};
+use operator::build::{self, BuildInputs, Component, Objects};
+use operator::crd::{
+    CatalogSpec, FrontendSpec, OrdersSpec, RaftSpec, StorageSpec, ToyStore, ToyStoreSpec,
+};
+use operator::validate::{ValidStore, validate};
+
+/// The ordinal of the order pod whose environment is checked (any but 0, so a constant id
+/// would show).
+const ORDINAL: i32 = 2;
+
+/// A store whose every setting differs from the binaries' defaults.
+fn tuned() -> ToyStoreSpec {
+    ToyStoreSpec {
+        image: "toystore:test".into(),
+        image_pull_policy: None,
+        image_pull_secrets: Vec::new(),
+        orders: OrdersSpec {
+            replicas: 5,
+            storage: StorageSpec::default(),
+            resources: None,
+            raft: RaftSpec {
+                heartbeat_ms: 50,
+                election_timeout_min_ms: 300,
+                election_timeout_max_ms: 600,
+                snapshot_threshold: 20_000,
+            },
+        },
+        catalog: CatalogSpec {
+            restock_interval_seconds: 30,
+            restock_quantity: 250,
+            ..CatalogSpec::default()
+        },
+        frontend: FrontendSpec {
+            cache_capacity: 5000,
+            ..FrontendSpec::default()
+        },
+    }
+}
+
+fn valid(spec: ToyStoreSpec) -> ValidStore {
+    let mut store = ToyStore::new("shop", spec);
+    store.metadata.namespace = Some("toys".into());
+    store.metadata.uid = Some("0b6b4c3e-5f0e-4a8e-9d4c-3a1f2e7d9c10".into());
+    validate(&store).expect("a valid store")
+}
+
+fn built(store: &ValidStore) -> Objects {
+    build::build(
+        store,
+        &BuildInputs {
+            order_replicas: store.orders.replicas,
+            storage_class: None,
+        },
+    )
+}
+
+/// Every pod template of a build, with the facts the kubelet gives its pod: name and ordinal.
+fn pods(store: &ValidStore, objects: &Objects) -> Vec<(PodTemplateSpec, String, Option<i32>)> {
+    let template = |o: Option<&k8s_openapi::api::apps::v1::StatefulSetSpec>| {
+        o.expect("a StatefulSet has a spec").template.clone()
+    };
+    vec![
+        (
+            template(objects.stateful_sets[0].spec.as_ref()),
+            build::order_pod_name(&store.name, ORDINAL),
+            Some(ORDINAL),
+        ),
+        (
+            template(objects.stateful_sets[1].spec.as_ref()),
+            format!(
+                "{}-0",
+                build::component_name(&store.name, Component::Catalog)
+            ),
+            Some(0),
+        ),
+        (
+            objects.deployment.spec.clone().unwrap().template,
+            format!(
+                "{}-5d9c7-x2x4q",
+                build::component_name(&store.name, Component::Frontend)
+            ),
+            None,
+        ),
+    ]
+}
+
+/// Where a variable of a container's environment came from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Source {
+    ConfigMap,
+    Env,
+}
+
+/// The environment of `container` in pod `pod` (ordinal `ordinal`), resolved as the kubelet
+/// does: `envFrom` first, then `env` in order, each `$(VAR)` expanded from what came before.
+fn environment(
+    store: &ValidStore,
+    objects: &Objects,
+    container: &Container,
+    pod: &str,
+    ordinal: Option<i32>,
+    problems: &mut Vec<String>,
+) -> BTreeMap<String, (String, Source)> {
+    let mut env = BTreeMap::new();
+    for source in container.env_from.iter().flatten() {
+        let map = source
+            .config_map_ref
+            .as_ref()
+            .expect("envFrom names a ConfigMap (teach this test other sources)");
+        if Some(&map.name) != objects.config_map.metadata.name.as_ref() {
+            problems.push(format!("envFrom names ConfigMap {}, not built", map.name));
+            continue;
+        }
+        for (key, value) in objects.config_map.data.iter().flatten() {
+            env.insert(key.clone(), (value.clone(), Source::ConfigMap));
+        }
+    }
+    for var in container.env.iter().flatten() {
+        let value = match (&var.value, &var.value_from) {
+            (Some(value), None) => expand(value, &env),
+            (None, Some(from)) => {
+                let field = &from
+                    .field_ref
+                    .as_ref()
+                    .expect("valueFrom is a fieldRef (teach this test other sources)")
+                    .field_path;
+                match field.as_str() {
+                    "metadata.name" => pod.to_string(),
+                    "metadata.namespace" => store.namespace.clone(),
+                    "metadata.labels['apps.kubernetes.io/pod-index']" => match ordinal {
+                        Some(ordinal) => ordinal.to_string(),
+                        None => {
+                            problems.push(format!("{}: a Deployment pod has no index", var.name));
+                            continue;
+                        }
+                    },
+                    other => panic!("fieldRef {other}: teach this test its value"),
+                }
+            }
+            _ => panic!("{}: neither a value nor a fieldRef", var.name),
+        };
+        env.insert(var.name.clone(), (value, Source::Env));
+    }
+    env
+}
+
+/// `$(NAME)` replaced by the value of `NAME` where it is defined; left as it is otherwise, as
+/// the kubelet does.
+fn expand(value: &str, env: &BTreeMap<String, (String, Source)>) -> String {
+    env.iter().fold(value.to_string(), |value, (name, (v, _))| {
+        value.replace(&format!("$({name})"), v)
+    })
+}
+
+/// The variables (without a component's prefix) that other values of `container` expand.
+fn helpers(container: &Container) -> Vec<String> {
+    let values: Vec<&String> = container
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|v| v.value.as_ref())
+        .collect();
+    container
+        .env
+        .iter()
+        .flatten()
+        .map(|v| v.name.clone())
+        .filter(|name| values.iter().any(|v| v.contains(&format!("$({name})"))))
+        .collect()
+}
+
+/// `A`'s `env` names, each with the long flag it fills.
+fn env_flags<A: CommandFactory>() -> BTreeMap<String, String> {
+    A::command()
+        .get_arguments()
+        .filter_map(|arg| {
+            let env = arg.get_env()?.to_str()?.to_string();
+            let long = arg
+                .get_long()
+                .unwrap_or_else(|| panic!("{env}: an env-backed argument without a long flag"));
+            assert!(
+                arg.get_action().takes_values(),
+                "{env}: a flag without a value; teach this test clap's reading of it"
+            );
+            Some((env, long.to_string()))
+        })
+        .collect()
+}
+
+/// `env` parsed by `A` as if every variable in it were set: each turned into its flag, and
+/// the command cut off from the process environment.
+fn parse<A: CommandFactory + FromArgMatches>(
+    binary: &str,
+    env: &BTreeMap<String, String>,
+) -> Result<A, clap::Error> {
+    let flags = env_flags::<A>();
+    let mut argv = vec![binary.to_string()];
+    for (name, value) in env {
+        let long = flags.get(name).expect("only known variables are parsed");
+        argv.push(format!("--{long}={value}"));
+    }
+    let command = A::command().mut_args(|arg| arg.env(None));
+    let matches = command.try_get_matches_from(argv)?;
+    A::from_arg_matches(&matches)
+}
+
+/// The variables `component`'s binary knows.
+fn known(component: Component) -> BTreeMap<String, String> {
+    match component {
+        Component::Orders => env_flags::<order_replica::args::Args>(),
+        Component::Catalog => env_flags::<catalog::args::Args>(),
+        Component::Frontend => env_flags::<frontend::args::Args>(),
+    }
+}
+
+/// The component whose prefix `name` carries.
+fn owner(name: &str) -> Option<Component> {
+    Component::ALL
+        .into_iter()
+        .find(|c| name.starts_with(c.env_prefix()))
+}
+
+/// Whether `path` lies on a volume `container` mounts.
+fn mounted(container: &Container, path: &Path) -> bool {
+    container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .any(|m| path.starts_with(&m.mount_path))
+}
+
+/// Records a problem when `actual` differs from `expected`.
+fn same<T: PartialEq + std::fmt::Debug>(
+    problems: &mut Vec<String>,
+    what: &str,
+    actual: T,
+    expected: T,
+) {
+    if actual != expected {
+        problems.push(format!("{what} is {actual:?}, the spec says {expected:?}"));
+    }
+}
+
+/// Records a problem unless `path` is set and lies on a mounted volume.
+fn on_volume(problems: &mut Vec<String>, what: &str, container: &Container, path: Option<&Path>) {
+    match path {
+        Some(path) if mounted(container, path) => {}
+        Some(path) => problems.push(format!("{what} {} is on no mounted volume", path.display())),
+        None => problems.push(format!("{what} is not set")),
+    }
+}
+
+fn listen(component: Component) -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], component.port() as u16))
+}
+
+/// The settings an order replica parsed, against the spec.
+fn check_orders(
+    store: &ValidStore,
+    container: &Container,
+    args: order_replica::args::Args,
+) -> Vec<String> {
+    let mut p = Vec::new();
+    let orders = &store.orders;
+    same(&mut p, "ORDER_ID", args.id, ORDINAL as u64);
+    same(
+        &mut p,
+        "ORDER_LISTEN",
+        args.listen,
+        listen(Component::Orders),
+    );
+    same(
+        &mut p,
+        "ORDER_ADVERTISE_URL",
+        args.advertise_url,
+        Some(build::order_replica_url(
+            &store.name,
+            &store.namespace,
+            ORDINAL,
+        )),
+    );
+    on_volume(&mut p, "ORDER_DATA_DIR", container, Some(&args.data_dir));
+    same(&mut p, "ORDER_TOKEN", args.token, None);
+    on_volume(
+        &mut p,
+        "ORDER_TOKEN_FILE",
+        container,
+        args.token_file.as_deref(),
+    );
+    same(
+        &mut p,
+        "ORDER_HEARTBEAT_MS",
+        args.heartbeat_ms,
+        orders.heartbeat_ms,
+    );
+    same(
+        &mut p,
+        "ORDER_ELECTION_TIMEOUT_MIN_MS",
+        args.election_timeout_min_ms,
+        orders.election_timeout_min_ms,
+    );
+    same(
+        &mut p,
+        "ORDER_ELECTION_TIMEOUT_MAX_MS",
+        args.election_timeout_max_ms,
+        orders.election_timeout_max_ms,
+    );
+    same(
+        &mut p,
+        "ORDER_SNAPSHOT_THRESHOLD",
+        args.snapshot_threshold,
+        orders.snapshot_threshold,
+    );
+    same(
+        &mut p,
+        "ORDER_CATALOG_URL",
+        args.catalog_url,
+        Some(build::catalog_url(&store.name, &store.namespace)),
+    );
+    same(&mut p, "ORDER_LOG_FORMAT", args.log_format.as_str(), "json");
+    p
+}
+
+/// The settings the catalog parsed, against the spec.
+fn check_catalog(
+    store: &ValidStore,
+    container: &Container,
+    args: catalog::args::Args,
+) -> Vec<String> {
+    let mut p = Vec::new();
+    let catalog = &store.catalog;
+    same(
+        &mut p,
+        "CATALOG_LISTEN",
+        args.listen,
+        listen(Component::Catalog),
+    );
+    on_volume(&mut p, "CATALOG_DATA_DIR", container, Some(&args.data_dir));
+    same(&mut p, "CATALOG_PRODUCTS", args.products, None::<PathBuf>);
+    same(
+        &mut p,
+        "CATALOG_RESTOCK_INTERVAL_SECS",
+        args.restock_interval_secs,
+        f64::from(catalog.restock_interval_seconds),
+    );
+    same(
+        &mut p,
+        "CATALOG_RESTOCK_QUANTITY",
+        args.restock_quantity,
+        catalog.restock_quantity,
+    );
+    same(
+        &mut p,
+        "CATALOG_LOG_FORMAT",
+        args.log_format.as_str(),
+        "json",
+    );
+    p
+}
+
+/// The settings a frontend parsed, against the spec.
+fn check_frontend(
+    store: &ValidStore,
+    container: &Container,
+    args: frontend::args::Args,
+) -> Vec<String> {
+    let mut p = Vec::new();
+    let seeds: Vec<String> = (0..store.orders.replicas)
+        .map(|i| build::order_replica_url(&store.name, &store.namespace, i))
+        .collect();
+    same(
+        &mut p,
+        "FRONTEND_LISTEN",
+        args.listen,
+        listen(Component::Frontend),
+    );
+    same(
+        &mut p,
+        "FRONTEND_CATALOG_URL",
+        args.catalog_url,
+        build::catalog_url(&store.name, &store.namespace),
+    );
+    same(
+        &mut p,
+        "FRONTEND_ORDER_REPLICAS",
+        args.order_replicas,
+        seeds,
+    );
+    same(&mut p, "FRONTEND_ORDER_TOKEN", args.order_token, None);
+    on_volume(
+        &mut p,
+        "FRONTEND_ORDER_TOKEN_FILE",
+        container,
+        args.order_token_file.as_deref(),
+    );
+    same(
+        &mut p,
+        "FRONTEND_CACHE_CAPACITY",
+        args.cache_capacity as u64,
+        store.frontend.cache_capacity,
+    );
+    // Drains before stopping in a cluster (local mode stops at once, the default).
+    same(
+        &mut p,
+        "FRONTEND_SHUTDOWN_DELAY_MS",
+        args.shutdown_delay_ms > 0,
+        true,
+    );
+    same(
+        &mut p,
+        "FRONTEND_LOG_FORMAT",
+        args.log_format.as_str(),
+        "json",
+    );
+    p
+}
+
+/// `env` (the variables of `component`'s binary) parsed by its `Args` and checked against the
+/// spec.
+fn parse_and_check(
+    store: &ValidStore,
+    component: Component,
+    container: &Container,
+    env: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let binary = component.binary();
+    let refused = |e: clap::Error| vec![format!("{binary} refuses its environment: {e}")];
+    match component {
+        Component::Orders => {
+            parse(binary, env).map_or_else(refused, |args| check_orders(store, container, args))
+        }
+        Component::Catalog => {
+            parse(binary, env).map_or_else(refused, |args| check_catalog(store, container, args))
+        }
+        Component::Frontend => {
+            parse(binary, env).map_or_else(refused, |args| check_frontend(store, container, args))
+        }
+    }
+}
+
+/// Every way `objects` break the contract with the binaries, each a sentence.
+fn contract_problems(store: &ValidStore, objects: &Objects) -> Vec<String> {
+    let mut problems = Vec::new();
+    // Every setting in the ConfigMap is for a binary that knows it.
+    for key in objects.config_map.data.iter().flatten().map(|(k, _)| k) {
+        match owner(key) {
+            Some(component) if known(component).contains_key(key) => {}
+            Some(component) => problems.push(format!(
+                "ConfigMap: {} does not know {key}",
+                component.binary()
+            )),
+            None => problems.push(format!("ConfigMap: {key} is for no binary")),
+        }
+    }
+    for (template, pod, ordinal) in pods(store, objects) {
+        for container in &template.spec.expect("a pod spec").containers {
+            let binary = container.command.as_ref().expect("a command")[0].clone();
+            let component = Component::ALL
+                .into_iter()
+                .find(|c| c.binary() == binary)
+                .unwrap_or_else(|| panic!("{binary}: no service's Args to check it against"));
+            let mut within = Vec::new();
+            let env = environment(store, objects, container, &pod, ordinal, &mut within);
+            let known = known(component);
+            let helpers = helpers(container);
+            let mut own = BTreeMap::new();
+            for (name, (value, source)) in env {
+                if value.contains("$(") {
+                    within.push(format!("{name}={value} expands a variable that is not set"));
+                }
+                if known.contains_key(&name) {
+                    own.insert(name, value);
+                } else if source == Source::ConfigMap && owner(&name) != Some(component) {
+                    // Another binary's setting from the shared ConfigMap, checked above.
+                } else if !helpers.contains(&name) {
+                    within.push(format!("{name} is unknown to {binary}"));
+                }
+            }
+            within.extend(parse_and_check(store, component, container, &own));
+            problems.extend(within.into_iter().map(|p| format!("{binary}: {p}")));
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_variable_the_operator_writes_parses_into_the_spec() {
+    for spec in [tuned(), valid_defaults()] {
+        let store = valid(spec);
+        let problems = contract_problems(&store, &built(&store));
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+}
+
+fn valid_defaults() -> ToyStoreSpec {
+    serde_json::from_value(serde_json::json!({"image": "toystore:test"})).unwrap()
+}
+
+/// The contract problems of `store`'s objects once `change` has edited their ConfigMap.
+fn problems_after(
+    store: &ValidStore,
+    change: impl FnOnce(&mut BTreeMap<String, String>),
+) -> String {
+    let mut objects = built(store);
+    change(
+        objects
+            .config_map
+            .data
+            .as_mut()
+            .expect("the ConfigMap has data"),
+    );
+    contract_problems(store, &objects).join("\n")
+}
+
+#[test]
+fn a_misspelt_or_dropped_variable_fails() {
+    let store = valid(tuned());
+
+    // A misspelt setting: unknown to the binary, and the real one missing.
+    let problems = problems_after(&store, |data| {
+        let url = data.remove("ORDER_CATALOG_URL").unwrap();
+        data.insert("ORDER_CATLOG_URL".into(), url);
+    });
+    assert!(
+        problems.contains("does not know ORDER_CATLOG_URL"),
+        "{problems}"
+    );
+    assert!(problems.contains("ORDER_CATALOG_URL is None"), "{problems}");
+
+    // A dropped setting with a default: the binary starts, but not with the spec's value.
+    let problems = problems_after(&store, |data| {
+        data.remove("CATALOG_RESTOCK_QUANTITY");
+    });
+    assert!(
+        problems.contains("CATALOG_RESTOCK_QUANTITY is 100, the spec says 250"),
+        "{problems}"
+    );
+
+    // A dropped required setting: the binary refuses to start.
+    let problems = problems_after(&store, |data| {
+        data.remove("FRONTEND_ORDER_REPLICAS");
+    });
+    assert!(
+        problems.contains("frontend refuses its environment"),
+        "{problems}"
+    );
+}
