@@ -28,7 +28,35 @@ pub struct PlaceOrder {
     pub name: String,
     /// How many to buy, 1..=[`MAX_QUANTITY`].
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10000))]
+    #[serde(deserialize_with = "whole_number")]
     pub quantity: i64,
+}
+
+/// Reads a JSON number that is a whole number: an integer, or a number with no fractional part
+/// (`2.0`, which JSON Schema also counts as an integer). Out-of-range values saturate, so that
+/// validation reports them as too large or too small rather than as a type error.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    struct Whole;
+    impl serde::de::Visitor<'_> for Whole {
+        type Value = i64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a whole number")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+            Ok(i64::try_from(v).unwrap_or(i64::MAX))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
+            if v.is_finite() && v.fract() == 0.0 {
+                Ok(v as i64) // saturating
+            } else {
+                Err(E::custom(format!("{v} is not a whole number")))
+            }
+        }
+    }
+    d.deserialize_any(Whole)
 }
 
 impl PlaceOrder {
@@ -159,6 +187,21 @@ mod tests {
             order("Tux", MAX_QUANTITY).validate(),
             Ok(MAX_QUANTITY as u32)
         );
+    }
+
+    #[test]
+    fn quantities_are_whole_numbers_in_any_json_spelling() {
+        let parse = |q: &str| {
+            serde_json::from_str::<PlaceOrder>(&format!(r#"{{"name":"Tux","quantity":{q}}}"#))
+                .map(|o| o.quantity)
+        };
+        assert_eq!(parse("2").unwrap(), 2);
+        assert_eq!(parse("2.0").unwrap(), 2);
+        assert_eq!(parse("-3").unwrap(), -3);
+        assert_eq!(parse("99999999999999999999999").unwrap(), i64::MAX);
+        assert!(parse("1.5").is_err());
+        assert!(parse(r#""2""#).is_err());
+        assert!(parse("null").is_err());
     }
 
     #[test]
