@@ -1,4 +1,7 @@
 //! `toystore`: run the store locally, load it, evaluate it.
+//!
+//! Only argument parsing and wiring: `up` is [`launcher`], `load` is [`loadgen`], `eval` is
+//! [`eval`].
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -7,9 +10,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use cli::eval::{self, EvalOptions};
-use cli::load::{self, LoadOptions, Progress};
-use cli::local::{LocalStore, UpOptions};
+use eval::EvalOptions;
+use launcher::{LocalStore, UpOptions};
+use loadgen::{LoadOptions, Progress};
 
 /// ToyStore on one machine.
 #[derive(Debug, Parser)]
@@ -96,7 +99,7 @@ enum Cmd {
 fn show_progress(p: &Progress) {
     let mut err = std::io::stderr();
     if err.is_terminal() {
-        let _ = write!(err, "\r{}\x1b[K", load::progress_line(p));
+        let _ = write!(err, "\r{}\x1b[K", loadgen::progress_line(p));
         let _ = err.flush();
     }
 }
@@ -191,7 +194,7 @@ async fn main() -> anyhow::Result<()> {
                 seed,
                 orders_only,
             };
-            let report = load::run(&opts, show_progress).await;
+            let report = loadgen::run(&opts, show_progress).await;
             clear_progress();
             let report = report.context("running the load")?;
             print!("{}", report.table());

@@ -8,7 +8,7 @@ use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cli::local::{LocalStore, UpOptions};
+use launcher::{LocalStore, UpOptions};
 use serde_json::{Value, json};
 use testkit::binary;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use api::ReplicaClient;
 use api::raft::RaftRole;
-use cli::local::ClusterFile;
+use launcher::ClusterFile;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::{binary, free_port, wait_for};

@@ -1,6 +1,6 @@
 //! The evaluation's results and the Markdown report made from them.
 //!
-//! Kept apart from the code that runs the evaluation ([`crate::eval`]) so that what the report
+//! Kept apart from the code that runs the evaluation ([`crate::run`]) so that what the report
 //! says can be checked without starting a store: [`EvalResults`] is plain data (also written as
 //! `results.json`), and [`markdown`] and [`failover_figures`] are pure functions of it.
 
@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::load::{KindReport, RequestKind, TimedSample, Verification};
-use crate::stats::WorkloadResult;
+use loadgen::stats::WorkloadResult;
+use loadgen::{KindReport, RequestKind, TimedSample, Verification};
 
 /// A part of the evaluation that either ran or was skipped with a reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -508,7 +508,7 @@ pub fn markdown(r: &EvalResults) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::LatencyStats;
+    use loadgen::stats::LatencyStats;
 
     fn kind(ops: u64, p50: f64) -> KindReport {
         KindReport {

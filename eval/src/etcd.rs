@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-use crate::stats::WorkloadResult;
+use loadgen::stats::WorkloadResult;
 
 /// The gateway prefix of etcd's HTTP/JSON API (etcd 3.4 serves `/v3` and `/v3beta`; 3.5+ only
 /// `/v3`).

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use cli::etcd::{self, EtcdCluster};
+use eval::etcd::{self, EtcdCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_workload_against_a_real_three_member_cluster() {

@@ -1,26 +1,31 @@
-//! `toystore eval`: the evaluation DESIGN.md asks the project to be able to print, end to end.
+//! The evaluation harness behind `toystore eval`: the evaluation DESIGN.md asks the project to be
+//! able to print, end to end.
 //!
 //! One command, on one machine, so the figures in the report are reproducible by anyone with the
-//! repository: it starts local stores ([`LocalStore`], as `toystore up` does), drives them with
-//! the load client ([`crate::load`]), kills the order leader under load, runs the same order
-//! workload against a three-member etcd cluster ([`crate::etcd`]) in the same run, and writes
-//! `report.md`, `results.json` and SVG plots. Every load run also verifies its orders, so the
-//! evaluation doubles as a correctness check under load and across a fail-over.
+//! repository: it starts local stores ([`LocalStore`] from [`launcher`], as `toystore up` does),
+//! drives them with the load client ([`loadgen`]), kills the order leader under load, runs the
+//! same order workload against a three-member etcd cluster ([`etcd`]) in the same run, and
+//! writes `report.md`, `results.json` and SVG plots. Every load run also verifies its orders, so
+//! the evaluation doubles as a correctness check under load and across a fail-over.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use api::client::{ReplicaClient, http_client};
 use api::raft::RaftRole;
+use launcher::{ClusterFile, LocalStore, ReplicaInfo, UpOptions};
+use loadgen::stats::WorkloadResult;
+use loadgen::{LoadError, LoadOptions, LoadReport, Progress};
 
-use crate::load::{self, LoadError, LoadOptions, LoadReport, Progress};
-use crate::local::{ClusterFile, LocalStore, ReplicaInfo, UpOptions};
 use crate::plot::{Chart, Marker, Series, stack};
 use crate::report::{
     Baseline, EvalResults, Failover, Part, ScalingPoint, Setup, SweepPoint, TimelinePoint,
     failover_figures, markdown,
 };
-use crate::stats::WorkloadResult;
+
+pub mod etcd;
+pub mod plot;
+pub mod report;
 
 /// Default seconds of load per measured point: the whole evaluation then takes about three
 /// minutes on a two-core machine.
@@ -274,12 +279,13 @@ impl Ctx<'_> {
     }
 
     async fn load(&self, what: &str, opts: LoadOptions) -> Result<LoadReport, EvalError> {
-        let report = load::run(&opts, self.progress)
-            .await
-            .map_err(|source| EvalError::Load {
-                what: what.into(),
-                source,
-            })?;
+        let report =
+            loadgen::run(&opts, self.progress)
+                .await
+                .map_err(|source| EvalError::Load {
+                    what: what.into(),
+                    source,
+                })?;
         let (q, o) = (&report.query, &report.order);
         let mut line = format!("{what}: ");
         if !opts.orders_only {

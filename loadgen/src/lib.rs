@@ -1,4 +1,4 @@
-//! `toystore load`: the lab client, which measures the store and checks it at the same time.
+//! The load client behind `toystore load`: it measures the store and checks it at the same time.
 //!
 //! N concurrent sessions each query a random toy (`GET /products/{name}`) and, when it is in
 //! stock, buy one with probability p (`POST /orders` with the session's own idempotency key).
@@ -23,6 +23,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::stats::{LatencyStats, WorkloadResult};
+
+pub mod stats;
 
 /// How long a run lasts when neither a duration nor a number of iterations is given.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
