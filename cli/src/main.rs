@@ -193,6 +193,7 @@ async fn main() -> anyhow::Result<()> {
                 p,
                 seed,
                 orders_only,
+                timeline: false,
             };
             let report = loadgen::run(&opts, show_progress).await;
             clear_progress();

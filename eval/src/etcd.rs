@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-use loadgen::stats::WorkloadResult;
+use loadgen::stats::{LatencyHistogram, WorkloadResult};
 
 /// The gateway prefix of etcd's HTTP/JSON API (etcd 3.4 serves `/v3` and `/v3beta`; 3.5+ only
 /// `/v3`).
@@ -615,7 +615,7 @@ pub async fn put_workload(
         let http = http.clone();
         let endpoint = endpoints[client % endpoints.len()].clone();
         tasks.spawn(async move {
-            let mut samples = Vec::new();
+            let mut latencies = LatencyHistogram::default();
             let mut errors = 0u64;
             let mut n = 0u64;
             while Instant::now() < deadline {
@@ -623,7 +623,7 @@ pub async fn put_workload(
                 n += 1;
                 let sent = Instant::now();
                 match put(&http, &endpoint, &key, value.as_bytes()).await {
-                    Ok(()) => samples.push(sent.elapsed()),
+                    Ok(()) => latencies.record(sent.elapsed()),
                     Err(e) => {
                         if errors == 0 {
                             tracing::warn!(client, error = %e, "etcd put failed");
@@ -634,19 +634,19 @@ pub async fn put_workload(
                     }
                 }
             }
-            (samples, errors)
+            (latencies, errors)
         });
     }
-    let mut samples = Vec::new();
+    let mut latencies = LatencyHistogram::default();
     let mut errors = 0;
     while let Some(joined) = tasks.join_next().await {
-        let (s, e) = joined.map_err(|e| EtcdError::Task(e.to_string()))?;
-        samples.extend(s);
+        let (l, e) = joined.map_err(|e| EtcdError::Task(e.to_string()))?;
+        latencies.merge(&l);
         errors += e;
     }
     Ok(WorkloadResult::new(
         clients,
-        &samples,
+        &latencies,
         errors,
         start.elapsed(),
     ))

@@ -275,6 +275,7 @@ impl Ctx<'_> {
             p: 0.5,
             seed: None,
             orders_only: false,
+            timeline: false,
         }
     }
 
@@ -381,6 +382,7 @@ impl Ctx<'_> {
         let opts = LoadOptions {
             p: 1.0,
             orders_only: true,
+            timeline: true,
             duration: Some(run_for),
             ..self.options(store)
         };

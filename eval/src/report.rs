@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use loadgen::stats::WorkloadResult;
+use loadgen::stats::{LatencyHistogram, WorkloadResult};
 use loadgen::{KindReport, RequestKind, TimedSample, Verification};
 
 /// A part of the evaluation that either ran or was skipped with a reason.
@@ -227,11 +227,11 @@ pub fn failover_figures(
         |t: Duration| (t.as_nanos() as i128 - kill.as_nanos() as i128).div_euclid(BUCKET_NANOS);
     // Per bucket: latencies of acknowledged orders sent, failed orders sent, acknowledgements
     // received.
-    let mut buckets: BTreeMap<i128, (Vec<f64>, u64, u64)> = BTreeMap::new();
+    let mut buckets: BTreeMap<i128, (LatencyHistogram, u64, u64)> = BTreeMap::new();
     for s in &orders {
         let entry = buckets.entry(bucket(s.sent)).or_default();
         if s.ok {
-            entry.0.push(ms(s.latency));
+            entry.0.record(s.latency);
         } else {
             entry.1 += 1;
         }
@@ -244,19 +244,15 @@ pub fn failover_figures(
     let last = buckets.keys().next_back().copied().unwrap_or(-1);
     let points = (first..=last)
         .map(|b| {
-            let (mut lat, failed, completed) = buckets.remove(&b).unwrap_or_default();
-            lat.sort_by(f64::total_cmp);
+            let (latencies, failed, completed) = buckets.remove(&b).unwrap_or_default();
+            let stats = latencies.stats();
             TimelinePoint {
                 t_secs: (b * BUCKET_NANOS) as f64 / 1e9,
-                acked: lat.len() as u64,
+                acked: stats.count,
                 failed,
                 completed,
-                p50_ms: if lat.is_empty() {
-                    0.0
-                } else {
-                    lat[(lat.len() - 1) / 2]
-                },
-                max_ms: lat.last().copied().unwrap_or(0.0),
+                p50_ms: stats.p50_ms,
+                max_ms: stats.max_ms,
             }
         })
         .collect();
@@ -625,7 +621,12 @@ mod tests {
         assert_eq!(points.len(), 9);
         assert!((points[0].t_secs + 0.1).abs() < 1e-9);
         assert_eq!((points[0].acked, points[0].completed), (3, 1));
-        assert_eq!(points[0].max_ms, 700.0);
+        // Within the latency histogram's precision (0.1 %).
+        assert!(
+            (points[0].max_ms - 700.0).abs() <= 0.7,
+            "{}",
+            points[0].max_ms
+        );
         assert_eq!(
             (points[1].acked, points[1].completed),
             (0, 1),

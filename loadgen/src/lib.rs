@@ -51,6 +51,10 @@ pub struct LoadOptions {
     pub seed: Option<u64>,
     /// Skip the query: every session just orders a random toy (order throughput runs).
     pub orders_only: bool,
+    /// Keep every request of the load phase in [`LoadReport::timeline`] (for latency-over-time
+    /// figures). Off by default: a run otherwise keeps no per-request data but the orders it
+    /// must read back, whatever its length.
+    pub timeline: bool,
 }
 
 impl Default for LoadOptions {
@@ -63,6 +67,7 @@ impl Default for LoadOptions {
             p: 0.5,
             seed: None,
             orders_only: false,
+            timeline: false,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::LoadError;
-use crate::stats::{LatencyStats, WorkloadResult};
+use crate::stats::{LatencyHistogram, LatencyStats, WorkloadResult};
 use crate::verify::{PlacedOrder, Verification};
 
 /// The three request types a run measures.
@@ -65,14 +65,14 @@ pub struct KindReport {
 impl KindReport {
     pub(crate) fn new(
         clients: usize,
-        samples: &[Duration],
+        latencies: &LatencyHistogram,
         failures: &BTreeMap<String, u64>,
         elapsed: Duration,
     ) -> Self {
         let rejected = failures.get("409").copied().unwrap_or(0);
         let all: u64 = failures.values().sum();
         Self {
-            result: WorkloadResult::new(clients, samples, all - rejected, elapsed),
+            result: WorkloadResult::new(clients, latencies, all - rejected, elapsed),
             rejected,
             errors_by_status: failures.clone(),
         }
@@ -116,7 +116,9 @@ pub struct LoadReport {
     /// Every acknowledged order (not written to `load.json`: it can be long).
     #[serde(skip)]
     pub placed: Vec<PlacedOrder>,
-    /// Every request of the load phase, in no particular order (not written to `load.json`).
+    /// Every request of the load phase, in no particular order, when
+    /// [`LoadOptions::timeline`](crate::LoadOptions::timeline) asked for it (not written to
+    /// `load.json`).
     #[serde(skip)]
     pub timeline: Vec<TimedSample>,
     /// When the load phase started; [`TimedSample::sent`] counts from here.
@@ -242,7 +244,7 @@ mod tests {
         let failures = BTreeMap::from([("409".to_string(), 4), ("503".to_string(), 1)]);
         let k = KindReport::new(
             2,
-            &[Duration::from_millis(1); 10],
+            &[Duration::from_millis(1); 10].into_iter().collect(),
             &failures,
             Duration::from_secs(1),
         );

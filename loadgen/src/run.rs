@@ -12,6 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::de::DeserializeOwned;
 
+use crate::stats::LatencyHistogram;
 use crate::{
     DEFAULT_DURATION, KindReport, LoadError, LoadOptions, LoadReport, Phase, PlacedOrder, Progress,
     REQUEST_TIMEOUT, ReadBack, RequestKind, TimedSample, verify,
@@ -78,13 +79,27 @@ struct Counters {
 /// What one session task brings back.
 #[derive(Debug, Default)]
 struct SessionLog {
-    samples: BTreeMap<RequestKind, Vec<Duration>>,
+    latencies: BTreeMap<RequestKind, LatencyHistogram>,
     failures: BTreeMap<RequestKind, BTreeMap<String, u64>>,
+    /// Whether to keep every request in `timeline` (only when asked: it grows with the run).
+    keep_timeline: bool,
     timeline: Vec<TimedSample>,
     placed: Vec<PlacedOrder>,
 }
 
 impl SessionLog {
+    fn new(keep_timeline: bool) -> Self {
+        Self {
+            keep_timeline,
+            ..Self::default()
+        }
+    }
+
+    /// The latencies of the successful requests of `kind`.
+    fn latencies(&self, kind: RequestKind) -> LatencyHistogram {
+        self.latencies.get(&kind).cloned().unwrap_or_default()
+    }
+
     fn record<T>(
         &mut self,
         counters: &Counters,
@@ -94,14 +109,16 @@ impl SessionLog {
         result: &Result<T, ClientError>,
     ) {
         counters.requests.fetch_add(1, Ordering::Relaxed);
-        self.timeline.push(TimedSample {
-            sent,
-            latency,
-            kind,
-            ok: result.is_ok(),
-        });
+        if self.keep_timeline {
+            self.timeline.push(TimedSample {
+                sent,
+                latency,
+                kind,
+                ok: result.is_ok(),
+            });
+        }
         match result {
-            Ok(_) => self.samples.entry(kind).or_default().push(latency),
+            Ok(_) => self.latencies.entry(kind).or_default().record(latency),
             Err(e) => {
                 counters.errors.fetch_add(1, Ordering::Relaxed);
                 *self
@@ -115,8 +132,8 @@ impl SessionLog {
     }
 
     fn merge(&mut self, other: SessionLog) {
-        for (k, v) in other.samples {
-            self.samples.entry(k).or_default().extend(v);
+        for (k, v) in other.latencies {
+            self.latencies.entry(k).or_default().merge(&v);
         }
         for (k, v) in other.failures {
             let into = self.failures.entry(k).or_default();
@@ -147,11 +164,12 @@ async fn client_loop(
     seed: u64,
     p: f64,
     orders_only: bool,
+    keep_timeline: bool,
     bound: Bound,
     started: Instant,
 ) -> SessionLog {
     let mut rng = StdRng::seed_from_u64(seed ^ (client as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let mut log = SessionLog::default();
+    let mut log = SessionLog::new(keep_timeline);
     let mut session = 0u64;
     loop {
         match bound {
@@ -282,6 +300,7 @@ pub async fn run(
             seed,
             opts.p,
             opts.orders_only,
+            opts.timeline,
             bound,
             started,
         ));
@@ -318,7 +337,7 @@ pub async fn run(
     let kind_report = |kind: RequestKind| {
         KindReport::new(
             opts.clients,
-            log.samples.get(&kind).map(Vec::as_slice).unwrap_or(&[]),
+            &log.latencies(kind),
             log.failures.get(&kind).unwrap_or(&BTreeMap::new()),
             elapsed,
         )
@@ -407,10 +426,7 @@ async fn read_back(
     }
     let report = KindReport::new(
         clients.max(8),
-        log.samples
-            .get(&RequestKind::Lookup)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]),
+        &log.latencies(RequestKind::Lookup),
         log.failures
             .get(&RequestKind::Lookup)
             .unwrap_or(&BTreeMap::new()),
