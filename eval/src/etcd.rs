@@ -24,7 +24,12 @@
 //! `etcd` service (there is no systemd to start it on these machines), but our members use their
 //! own free ports, data directories under the caller's directory, and a cleared `ETCD_*`
 //! environment, so a system service, running or not, is never touched.
+//!
+//! Nothing here installs etcd either: [`find_binary`] looks for it, and when it is missing its
+//! error names what to install (`tests/tools/install-etcd.sh`), so the evaluation skips the
+//! baseline with that note.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -49,19 +54,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// What can go wrong with the etcd baseline.
 #[derive(Debug, thiserror::Error)]
 pub enum EtcdError {
-    /// No `etcd` binary and no way to install one.
-    #[error("etcd is not installed and cannot be installed: {0}")]
+    /// No `etcd` binary (the message says what to install).
+    #[error("etcd is not installed: {0}")]
     NotInstalled(String),
-    /// An installation step failed.
-    #[error("installing etcd-server with apt-get: `{step}` failed ({status}): {output}")]
-    Install {
-        /// The command that failed.
-        step: String,
-        /// Its exit status.
-        status: String,
-        /// The end of its output.
-        output: String,
-    },
     /// The installed etcd is unusable for the baseline.
     #[error("unsupported etcd at {path}: {reason}")]
     Unsupported {
@@ -134,86 +129,38 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> EtcdErro
 }
 
 // ---------------------------------------------------------------------------------------------
-// Installation
+// Finding etcd
 
-/// Finds the `etcd` server binary on `PATH`, or at `/usr/bin/etcd`.
-pub fn find_binary() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
+/// What to do when there is no etcd: the baseline never installs anything itself.
+pub const INSTALL_HINT: &str = "install Debian's etcd-server (`bash tests/tools/install-etcd.sh` \
+     from the repository, or `apt-get install etcd-server` as root) to include the etcd baseline";
+
+/// Finds the `etcd` server binary on `PATH`, or at `/usr/bin/etcd` (where Debian's
+/// `etcd-server` puts it); when there is none, the error says what to install.
+pub fn find_binary() -> Result<PathBuf, EtcdError> {
+    find_binary_in(std::env::var_os("PATH"), Path::new("/usr/bin/etcd"))
+}
+
+/// [`find_binary`] with the search path and the fallback given.
+fn find_binary_in(path: Option<OsString>, fallback: &Path) -> Result<PathBuf, EtcdError> {
+    let on_path = path
         .into_iter()
         .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
         .map(|dir| dir.join("etcd"));
     on_path
-        .chain(std::iter::once(PathBuf::from("/usr/bin/etcd")))
+        .chain(std::iter::once(fallback.to_path_buf()))
         .find(|p| is_executable(p))
+        .ok_or_else(|| {
+            EtcdError::NotInstalled(format!(
+                "no `etcd` on PATH or at {}; {INSTALL_HINT}",
+                fallback.display()
+            ))
+        })
 }
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-fn is_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// Returns the `etcd` server binary, installing Debian's `etcd-server` package with apt-get when
-/// it is missing (which needs root). Blocking: from async code, call it in `spawn_blocking`.
-///
-/// Only Debian's package registry is used; nothing is downloaded from anywhere else.
-pub fn ensure_installed() -> Result<PathBuf, EtcdError> {
-    if let Some(path) = find_binary() {
-        return Ok(path);
-    }
-    if !is_root() {
-        return Err(EtcdError::NotInstalled(
-            "no `etcd` on PATH or at /usr/bin/etcd, and installing Debian's etcd-server \
-             needs root (run `apt-get install etcd-server` as root)"
-                .into(),
-        ));
-    }
-    if find_in_path("apt-get").is_none() {
-        return Err(EtcdError::NotInstalled(
-            "no `etcd` on PATH or at /usr/bin/etcd, and no apt-get to install etcd-server".into(),
-        ));
-    }
-    tracing::info!("etcd not found; installing Debian's etcd-server with apt-get");
-    apt_get(&["update", "-q"])?;
-    apt_get(&["install", "-y", "-q", "etcd-server"])?;
-    find_binary().ok_or_else(|| {
-        EtcdError::NotInstalled(
-            "apt-get installed etcd-server, but there is still no `etcd` binary".into(),
-        )
-    })
-}
-
-fn find_in_path(name: &str) -> Option<PathBuf> {
-    let paths = std::env::var_os("PATH")?;
-    std::env::split_paths(&paths)
-        .map(|d| d.join(name))
-        .find(|p| is_executable(p))
-}
-
-fn apt_get(args: &[&str]) -> Result<(), EtcdError> {
-    let step = format!("apt-get {}", args.join(" "));
-    let out = std::process::Command::new("apt-get")
-        .args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(io_err(format!("running {step}")))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    Err(EtcdError::Install {
-        step,
-        status: out.status.to_string(),
-        output: last_lines(&text, 15),
-    })
 }
 
 /// The version `etcd --version` reports, e.g. `3.4.23`.
@@ -330,13 +277,10 @@ pub struct EtcdCluster {
 }
 
 impl EtcdCluster {
-    /// Starts a new three-member cluster under `dir` with the `etcd` found by [`find_binary`]
-    /// (see [`ensure_installed`] to install it), and waits until every member is healthy.
+    /// Starts a new three-member cluster under `dir` with the `etcd` found by [`find_binary`],
+    /// and waits until every member is healthy.
     pub async fn start(dir: &Path) -> Result<Self, EtcdError> {
-        let bin = find_binary().ok_or_else(|| {
-            EtcdError::NotInstalled("no `etcd` on PATH or at /usr/bin/etcd".into())
-        })?;
-        Self::start_with(&bin, dir).await
+        Self::start_with(&find_binary()?, dir).await
     }
 
     /// Like [`EtcdCluster::start`], with a given `etcd` binary.
@@ -745,6 +689,30 @@ mod tests {
         let all: Vec<Vec<String>> = (0..3).map(|i| member_args(&specs, i, "tok")).collect();
         assert_ne!(all[0], all[1]);
         assert_ne!(all[1], all[2]);
+    }
+
+    #[test]
+    fn a_missing_etcd_is_reported_with_what_to_install() {
+        let empty = tempfile::tempdir().unwrap();
+        let none = find_binary_in(
+            Some(empty.path().as_os_str().to_owned()),
+            &empty.path().join("etcd"),
+        );
+        let message = none.unwrap_err().to_string();
+        assert!(message.starts_with("etcd is not installed"), "{message}");
+        assert!(message.contains("tests/tools/install-etcd.sh"), "{message}");
+        assert!(message.contains("apt-get install etcd-server"), "{message}");
+
+        // An executable named etcd on the search path is found.
+        let fake = empty.path().join("etcd");
+        std::fs::write(&fake, "#!/bin/sh\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let found = find_binary_in(
+            Some(empty.path().as_os_str().to_owned()),
+            Path::new("/nonexistent/etcd"),
+        );
+        assert_eq!(found.unwrap(), fake);
     }
 
     #[test]

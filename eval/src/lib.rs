@@ -189,18 +189,16 @@ pub async fn run(
     Ok(EvalOutcome { report, results })
 }
 
-/// The etcd baseline: the one place that calls [`crate::etcd`]. Any failure (no etcd, cannot
-/// start it, a workload error) becomes the reason the report gives for skipping it.
+/// The etcd baseline: the one place that calls [`crate::etcd`]. Any failure (no etcd, which the
+/// reason says how to install; cannot start it; a workload error) becomes the reason the report
+/// gives for skipping it.
 async fn etcd_baseline(
     dir: &Path,
     clients: &[usize],
     duration: Duration,
 ) -> Result<Baseline, String> {
-    use crate::etcd::{EtcdCluster, ensure_installed, put_workload};
-    let bin = tokio::task::spawn_blocking(ensure_installed)
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+    use crate::etcd::{EtcdCluster, find_binary, put_workload};
+    let bin = find_binary().map_err(|e| e.to_string())?;
     let cluster = EtcdCluster::start_with(&bin, dir)
         .await
         .map_err(|e| e.to_string())?;
