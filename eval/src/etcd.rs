@@ -36,6 +36,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::prelude::BASE64_STANDARD;
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
 use loadgen::stats::{LatencyHistogram, WorkloadResult};
@@ -421,9 +423,7 @@ impl EtcdCluster {
     pub async fn stop(mut self) {
         for mut m in std::mem::take(&mut self.members) {
             if let Some(pid) = m.child.id() {
-                let _ = std::process::Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status();
+                let _ = signal::kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
             }
             match tokio::time::timeout(STOP_TIMEOUT, m.child.wait()).await {
                 Ok(_) => tracing::debug!(member = %m.spec.name, "stopped"),

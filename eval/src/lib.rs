@@ -16,6 +16,8 @@ use api::raft::RaftRole;
 use launcher::{ClusterFile, LocalStore, ReplicaInfo, UpOptions};
 use loadgen::stats::WorkloadResult;
 use loadgen::{LoadError, LoadOptions, LoadReport, Progress};
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
 
 use crate::plot::{Chart, Marker, Series, stack};
 use crate::report::{
@@ -387,17 +389,13 @@ impl Ctx<'_> {
         let killer = async {
             tokio::time::sleep(kill_after).await;
             let killed = Instant::now();
-            let status = std::process::Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            (killed, status)
+            let sent = signal::kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            (killed, sent)
         };
-        let (report, (killed, status)) = tokio::join!(self.load("fail-over", opts), killer);
+        let (report, (killed, sent)) = tokio::join!(self.load("fail-over", opts), killer);
         let report = report?;
-        match status {
-            Ok(s) if s.success() => {}
-            Ok(s) => return Ok(Part::Skipped(format!("kill -KILL {pid} failed: {s}"))),
-            Err(e) => return Ok(Part::Skipped(format!("running kill: {e}"))),
+        if let Err(e) = sent {
+            return Ok(Part::Skipped(format!("SIGKILL of pid {pid} failed: {e}")));
         }
         let kill_at = killed.saturating_duration_since(report.started);
         let (next_ack, gap, first_new, timeline) = failover_figures(&report.timeline, kill_at);
