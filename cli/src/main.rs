@@ -81,7 +81,7 @@ enum Cmd {
     },
     /// The evaluation, end to end on local stores: query and order latency against p with the
     /// cache on and off, order throughput at 1, 8 and 64 clients, fail-over after a SIGKILL of
-    /// the leader, and the etcd baseline. Writes report.md, results.json and SVG plots.
+    /// the leader, and the etcd baseline. Writes report.md, results.json and the figures (SVG and PNG).
     Eval {
         /// Where the report, results and plots go (store data under DIR/data).
         #[arg(long, default_value = "eval-results")]

@@ -502,11 +502,11 @@ pub fn markdown(r: &EvalResults) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use loadgen::stats::LatencyStats;
 
-    fn kind(ops: u64, p50: f64) -> KindReport {
+    pub(crate) fn kind(ops: u64, p50: f64) -> KindReport {
         KindReport {
             result: WorkloadResult {
                 clients: 5,
@@ -525,7 +525,7 @@ mod tests {
         }
     }
 
-    fn results() -> EvalResults {
+    pub(crate) fn results() -> EvalResults {
         EvalResults {
             setup: Setup {
                 cores: 2,
