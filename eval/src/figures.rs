@@ -160,12 +160,11 @@ pub fn failover(f: &Failover) -> Vec<Chart> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::Baseline;
-    use crate::report::tests::{kind, results};
+    use crate::report::tests::{results, results_with_etcd};
 
     #[test]
     fn figures_follow_what_was_measured() {
-        let mut r = results();
+        let r = results();
         let names = |r: &EvalResults| all(r).into_iter().map(|(n, _)| n).collect::<Vec<_>>();
         assert_eq!(
             names(&r),
@@ -182,12 +181,7 @@ mod tests {
         );
         assert_eq!(scaling[0].series[0].points, vec![(8.0, 2000.0)]);
 
-        let mut etcd = kind(4000, 2.0).result;
-        etcd.clients = 8;
-        r.etcd = Part::Measured(Baseline {
-            version: "3.4.23".into(),
-            results: vec![etcd],
-        });
+        let r = results_with_etcd();
         let scaling = order_scaling(&r);
         assert_eq!(scaling[0].series[1].name, "etcd puts/s");
         assert_eq!(scaling[1].series.len(), 4, "p50 and p99 of both");
