@@ -128,10 +128,17 @@ pub fn png(charts: &[Chart], path: &Path) -> Result<(), PlotError> {
     draw(&root, charts)
 }
 
-/// The image size of a stack: the widest chart, every chart's height.
+/// The image size of a stack: the plot, the widest legend, every chart's height.
 fn size(charts: &[Chart]) -> (u32, u32) {
-    let width = charts.iter().map(Chart::width).max().unwrap_or(PLOT_WIDTH);
-    (width, CHART_HEIGHT * charts.len().max(1) as u32)
+    (
+        PLOT_WIDTH + legend_width(charts),
+        CHART_HEIGHT * charts.len().max(1) as u32,
+    )
+}
+
+/// Width of the legend column of a stack, so that the plots of a stack line up.
+fn legend_width(charts: &[Chart]) -> u32 {
+    charts.iter().map(Chart::legend_width).max().unwrap_or(0)
 }
 
 fn draw<DB: DrawingBackend>(
@@ -140,12 +147,13 @@ fn draw<DB: DrawingBackend>(
 ) -> Result<(), PlotError> {
     let fail = |e: DrawingAreaErrorKind<DB::ErrorType>| PlotError(e.to_string());
     root.fill(&WHITE).map_err(fail)?;
+    let legend = legend_width(charts);
     for (area, chart) in root
         .split_evenly((charts.len().max(1), 1))
         .iter()
         .zip(charts)
     {
-        chart.draw_on(area).map_err(fail)?;
+        chart.draw_on(area, legend).map_err(fail)?;
     }
     root.present().map_err(fail)
 }
@@ -243,10 +251,6 @@ impl Chart {
         }
     }
 
-    fn width(&self) -> u32 {
-        PLOT_WIDTH + self.legend_width()
-    }
-
     /// The x range (linear or log) and the y range with its ticks: x spans the points, markers
     /// and nothing else; y spans zero and the points, widened 5 % and to round ticks.
     fn ranges(&self) -> ((f64, f64), (Vec<f64>, f64, f64)) {
@@ -284,13 +288,15 @@ impl Chart {
         ((x_lo, x_hi), ticks(y_lo, y_hi, 6.0))
     }
 
-    /// Draws the chart (plot on the left, legend on the right) on `area`.
+    /// Draws the chart on `area`: the plot on the left, the legend in the `legend_width` pixels
+    /// on the right.
     fn draw_on<DB: DrawingBackend>(
         &self,
         area: &DrawingArea<DB, Shift>,
+        legend_width: u32,
     ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
         let (width, _) = area.dim_in_pixel();
-        let (plot, legend) = area.split_horizontally(width.saturating_sub(self.legend_width()));
+        let (plot, legend) = area.split_horizontally(width.saturating_sub(legend_width));
         let ((x_lo, x_hi), (y_ticks, y_lo, y_hi)) = self.ranges();
         // plotters picks round ticks itself; the counts ask for ours, which end on the range's
         // ends.
@@ -538,7 +544,7 @@ mod tests {
         let be = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
         assert_eq!(
             (be(16), be(20)),
-            (chart.width(), 800),
+            (PLOT_WIDTH + chart.legend_width(), 800),
             "IHDR width and height"
         );
         std::fs::remove_dir_all(dir).unwrap();
