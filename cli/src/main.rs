@@ -1,4 +1,7 @@
 //! `toystore`: run the store locally, load it, evaluate it.
+//!
+//! Only argument parsing and wiring: `up` is [`launcher`], `load` is [`loadgen`], `eval` is
+//! [`eval`].
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -7,9 +10,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use cli::eval::{self, EvalOptions};
-use cli::load::{self, LoadOptions, Progress};
-use cli::local::{LocalStore, UpOptions};
+use eval::EvalOptions;
+use launcher::{LocalStore, UpOptions};
+use loadgen::{LoadOptions, Progress};
 
 /// ToyStore on one machine.
 #[derive(Debug, Parser)]
@@ -78,7 +81,7 @@ enum Cmd {
     },
     /// The evaluation, end to end on local stores: query and order latency against p with the
     /// cache on and off, order throughput at 1, 8 and 64 clients, fail-over after a SIGKILL of
-    /// the leader, and the etcd baseline. Writes report.md, results.json and SVG plots.
+    /// the leader, and the etcd baseline. Writes report.md, results.json and the figures (SVG and PNG).
     Eval {
         /// Where the report, results and plots go (store data under DIR/data).
         #[arg(long, default_value = "eval-results")]
@@ -96,7 +99,7 @@ enum Cmd {
 fn show_progress(p: &Progress) {
     let mut err = std::io::stderr();
     if err.is_terminal() {
-        let _ = write!(err, "\r{}\x1b[K", load::progress_line(p));
+        let _ = write!(err, "\r{}\x1b[K", loadgen::progress_line(p));
         let _ = err.flush();
     }
 }
@@ -190,8 +193,9 @@ async fn main() -> anyhow::Result<()> {
                 p,
                 seed,
                 orders_only,
+                timeline: false,
             };
-            let report = load::run(&opts, show_progress).await;
+            let report = loadgen::run(&opts, show_progress).await;
             clear_progress();
             let report = report.context("running the load")?;
             print!("{}", report.table());

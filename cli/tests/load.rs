@@ -8,7 +8,9 @@ use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cli::local::{LocalStore, UpOptions};
+use launcher::{LocalStore, UpOptions};
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
 use serde_json::{Value, json};
 use testkit::binary;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,9 +23,7 @@ struct KillOnDrop(Vec<u32>);
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         for pid in &self.0 {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
+            let _ = signal::kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
         }
     }
 }

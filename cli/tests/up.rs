@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use api::ReplicaClient;
 use api::raft::RaftRole;
-use cli::local::ClusterFile;
+use launcher::ClusterFile;
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::{binary, free_port, wait_for};
@@ -68,12 +70,13 @@ async fn assert_orders(http: &reqwest::Client, port: u16, numbers: &[u64]) {
     }
 }
 
+/// Sends `sig` to `pid` (signal `None` only checks that the process exists).
+fn send(pid: u32, sig: impl Into<Option<Signal>>) -> nix::Result<()> {
+    signal::kill(Pid::from_raw(pid as i32), sig)
+}
+
 fn alive(pid: u32) -> bool {
-    Command::new("kill")
-        .args(["-0", &pid.to_string()])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    send(pid, None).is_ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -111,20 +114,14 @@ async fn up_serves_survives_a_replica_sigkill_stops_cleanly_and_resumes_with_all
         }
     }
     let leader = leader.expect("a leader among the replicas");
-    Command::new("kill")
-        .args(["-9", &leader.to_string()])
-        .status()
-        .unwrap();
+    send(leader, Signal::SIGKILL).unwrap();
     for i in 0..10 {
         numbers.push(buy(&http, port, &format!("after-kill-{i}")).await);
     }
     assert_orders(&http, port, &numbers).await;
 
     // Ctrl-C: every child stops.
-    Command::new("kill")
-        .args(["-INT", &toystore.id().to_string()])
-        .status()
-        .unwrap();
+    send(toystore.id(), Signal::SIGINT).unwrap();
     let status = tokio::task::spawn_blocking(move || toystore.wait().unwrap())
         .await
         .unwrap();
@@ -145,10 +142,7 @@ async fn up_serves_survives_a_replica_sigkill_stops_cleanly_and_resumes_with_all
     assert_orders(&http, port, &numbers).await;
     let next = buy(&http, port, "after-restart").await;
     assert!(!numbers.contains(&next));
-    Command::new("kill")
-        .args(["-TERM", &toystore.id().to_string()])
-        .status()
-        .unwrap();
+    send(toystore.id(), Signal::SIGTERM).unwrap();
     let status = tokio::task::spawn_blocking(move || toystore.wait().unwrap())
         .await
         .unwrap();
@@ -164,10 +158,7 @@ async fn supervise_restarts_a_child_that_dies() {
     let mut toystore = up_with(&dir, port, &["--supervise"]).await;
     let before = ClusterFile::read(&dir).unwrap();
     let victim = before.order[1].pid.unwrap();
-    Command::new("kill")
-        .args(["-9", &victim.to_string()])
-        .status()
-        .unwrap();
+    send(victim, Signal::SIGKILL).unwrap();
 
     let restarted = wait_for(
         "the replica to be restarted",
@@ -196,10 +187,7 @@ async fn supervise_restarts_a_child_that_dies() {
     )
     .await;
     assert!(alive(restarted));
-    Command::new("kill")
-        .args(["-TERM", &toystore.id().to_string()])
-        .status()
-        .unwrap();
+    send(toystore.id(), Signal::SIGTERM).unwrap();
     let status = tokio::task::spawn_blocking(move || toystore.wait().unwrap())
         .await
         .unwrap();

@@ -1,26 +1,33 @@
-//! `toystore eval`: the evaluation DESIGN.md asks the project to be able to print, end to end.
+//! The evaluation harness behind `toystore eval`: the evaluation DESIGN.md asks the project to be
+//! able to print, end to end.
 //!
 //! One command, on one machine, so the figures in the report are reproducible by anyone with the
-//! repository: it starts local stores ([`LocalStore`], as `toystore up` does), drives them with
-//! the load client ([`crate::load`]), kills the order leader under load, runs the same order
-//! workload against a three-member etcd cluster ([`crate::etcd`]) in the same run, and writes
-//! `report.md`, `results.json` and SVG plots. Every load run also verifies its orders, so the
-//! evaluation doubles as a correctness check under load and across a fail-over.
+//! repository: it starts local stores ([`LocalStore`] from [`launcher`], as `toystore up` does),
+//! drives them with the load client ([`loadgen`]), kills the order leader under load, runs the
+//! same order workload against a three-member etcd cluster ([`etcd`]) in the same run, and
+//! writes `report.md`, `results.json` and the figures ([`figures`], drawn by [`plot`] as SVG and
+//! PNG). Every load run also verifies its orders, so the evaluation doubles as a correctness
+//! check under load and across a fail-over.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use api::client::{ReplicaClient, http_client};
 use api::raft::RaftRole;
+use launcher::{ClusterFile, LocalStore, ReplicaInfo, UpOptions};
+use loadgen::{LoadError, LoadOptions, LoadReport, Progress};
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
 
-use crate::load::{self, LoadError, LoadOptions, LoadReport, Progress};
-use crate::local::{ClusterFile, LocalStore, ReplicaInfo, UpOptions};
-use crate::plot::{Chart, Marker, Series, stack};
 use crate::report::{
-    Baseline, EvalResults, Failover, Part, ScalingPoint, Setup, SweepPoint, TimelinePoint,
-    failover_figures, markdown,
+    Baseline, EvalResults, Failover, Part, ScalingPoint, Setup, SweepPoint, failover_figures,
+    markdown,
 };
-use crate::stats::WorkloadResult;
+
+pub mod etcd;
+pub mod figures;
+pub mod plot;
+pub mod report;
 
 /// Default seconds of load per measured point: the whole evaluation then takes about three
 /// minutes on a two-core machine.
@@ -86,6 +93,9 @@ pub enum EvalError {
     /// Encoding the results failed.
     #[error("encoding results: {0}")]
     Encode(#[from] serde_json::Error),
+    /// Drawing a figure failed.
+    #[error(transparent)]
+    Plot(#[from] plot::PlotError),
 }
 
 /// What the evaluation produced.
@@ -184,18 +194,16 @@ pub async fn run(
     Ok(EvalOutcome { report, results })
 }
 
-/// The etcd baseline: the one place that calls [`crate::etcd`]. Any failure (no etcd, cannot
-/// start it, a workload error) becomes the reason the report gives for skipping it.
+/// The etcd baseline: the one place that calls [`crate::etcd`]. Any failure (no etcd, which the
+/// reason says how to install; cannot start it; a workload error) becomes the reason the report
+/// gives for skipping it.
 async fn etcd_baseline(
     dir: &Path,
     clients: &[usize],
     duration: Duration,
 ) -> Result<Baseline, String> {
-    use crate::etcd::{EtcdCluster, ensure_installed, put_workload};
-    let bin = tokio::task::spawn_blocking(ensure_installed)
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+    use crate::etcd::{EtcdCluster, find_binary, put_workload};
+    let bin = find_binary().map_err(|e| e.to_string())?;
     let cluster = EtcdCluster::start_with(&bin, dir)
         .await
         .map_err(|e| e.to_string())?;
@@ -270,16 +278,18 @@ impl Ctx<'_> {
             p: 0.5,
             seed: None,
             orders_only: false,
+            timeline: false,
         }
     }
 
     async fn load(&self, what: &str, opts: LoadOptions) -> Result<LoadReport, EvalError> {
-        let report = load::run(&opts, self.progress)
-            .await
-            .map_err(|source| EvalError::Load {
-                what: what.into(),
-                source,
-            })?;
+        let report =
+            loadgen::run(&opts, self.progress)
+                .await
+                .map_err(|source| EvalError::Load {
+                    what: what.into(),
+                    source,
+                })?;
         let (q, o) = (&report.query, &report.order);
         let mut line = format!("{what}: ");
         if !opts.orders_only {
@@ -375,23 +385,20 @@ impl Ctx<'_> {
         let opts = LoadOptions {
             p: 1.0,
             orders_only: true,
+            timeline: true,
             duration: Some(run_for),
             ..self.options(store)
         };
         let killer = async {
             tokio::time::sleep(kill_after).await;
             let killed = Instant::now();
-            let status = std::process::Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            (killed, status)
+            let sent = signal::kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            (killed, sent)
         };
-        let (report, (killed, status)) = tokio::join!(self.load("fail-over", opts), killer);
+        let (report, (killed, sent)) = tokio::join!(self.load("fail-over", opts), killer);
         let report = report?;
-        match status {
-            Ok(s) if s.success() => {}
-            Ok(s) => return Ok(Part::Skipped(format!("kill -KILL {pid} failed: {s}"))),
-            Err(e) => return Ok(Part::Skipped(format!("running kill: {e}"))),
+        if let Err(e) = sent {
+            return Ok(Part::Skipped(format!("SIGKILL of pid {pid} failed: {e}")));
         }
         let kill_at = killed.saturating_duration_since(report.started);
         let (next_ack, gap, first_new, timeline) = failover_figures(&report.timeline, kill_at);
@@ -502,164 +509,18 @@ fn remove_data_keep_logs(data: &Path) {
     }
 }
 
-/// Writes `report.md`, `results.json` and the plots; returns the report's path.
+/// Writes `report.md`, `results.json` and the figures (each as SVG and PNG); returns the
+/// report's path.
 pub fn write_outputs(out: &Path, results: &EvalResults) -> Result<PathBuf, EvalError> {
     let write = |name: &str, text: String| {
         let path = out.join(name);
         std::fs::write(&path, text).map_err(io(format!("writing {}", path.display())))
     };
     write("results.json", serde_json::to_string_pretty(results)?)?;
-    write("latency_vs_p.svg", latency_vs_p_svg(results))?;
-    write("order_scaling.svg", scaling_svg(results))?;
-    if let Part::Measured(f) = &results.failover {
-        write("failover.svg", failover_svg(f))?;
+    for (name, charts) in figures::all(results) {
+        write(&format!("{name}.svg"), plot::svg(&charts)?)?;
+        plot::png(&charts, &out.join(format!("{name}.png")))?;
     }
     write("report.md", markdown(results))?;
     Ok(out.join("report.md"))
-}
-
-fn latency_vs_p_svg(r: &EvalResults) -> String {
-    let line = |cache: bool, pick: &dyn Fn(&SweepPoint) -> f64| -> Vec<(f64, f64)> {
-        r.sweep
-            .iter()
-            .filter(|s| s.cache == cache)
-            .map(|s| (s.p, pick(s)))
-            .collect()
-    };
-    let query = vec![
-        Series::new("p50, cache on", line(true, &|s| s.query.latency().p50_ms)),
-        Series::new("p50, cache off", line(false, &|s| s.query.latency().p50_ms)),
-        Series::new("p99, cache on", line(true, &|s| s.query.latency().p99_ms)),
-        Series::new("p99, cache off", line(false, &|s| s.query.latency().p99_ms)),
-    ];
-    // Orders at p = 0: there are none, so that point is left out.
-    let order_line = |cache: bool, pick: &dyn Fn(&SweepPoint) -> f64| -> Vec<(f64, f64)> {
-        r.sweep
-            .iter()
-            .filter(|s| s.cache == cache && s.order.result.ops > 0)
-            .map(|s| (s.p, pick(s)))
-            .collect()
-    };
-    let order = vec![
-        Series::new(
-            "p50, cache on",
-            order_line(true, &|s| s.order.latency().p50_ms),
-        ),
-        Series::new(
-            "p50, cache off",
-            order_line(false, &|s| s.order.latency().p50_ms),
-        ),
-        Series::new(
-            "p99, cache on",
-            order_line(true, &|s| s.order.latency().p99_ms),
-        ),
-        Series::new(
-            "p99, cache off",
-            order_line(false, &|s| s.order.latency().p99_ms),
-        ),
-    ];
-    let chart = |title, series| {
-        let mut c = Chart::new(
-            title,
-            "p (probability of ordering a toy in stock)",
-            "latency (ms)",
-            series,
-        );
-        c.dots = true;
-        c.render()
-    };
-    stack(&[
-        chart("Query latency (GET /products/{name}) against p", &query),
-        chart("Order latency (POST /orders) against p", &order),
-    ])
-}
-
-fn scaling_svg(r: &EvalResults) -> String {
-    // Clients on a log2 axis, labelled with the real counts.
-    let x = |clients: usize| (clients as f64).log2();
-    let ticks: Vec<(f64, String)> = SCALING_CLIENTS
-        .iter()
-        .map(|&c| (x(c), c.to_string()))
-        .collect();
-    let ours = |pick: &dyn Fn(&WorkloadResult) -> f64| -> Vec<(f64, f64)> {
-        r.scaling
-            .iter()
-            .map(|s| (x(s.clients), pick(&s.order.result)))
-            .collect()
-    };
-    let etcd = |pick: &dyn Fn(&WorkloadResult) -> f64| -> Option<Vec<(f64, f64)>> {
-        match &r.etcd {
-            Part::Measured(b) => Some(b.results.iter().map(|e| (x(e.clients), pick(e))).collect()),
-            Part::Skipped(_) => None,
-        }
-    };
-    let mut throughput = vec![Series::new("ToyStore orders/s", ours(&|w| w.throughput))];
-    let mut latency = vec![
-        Series::new("ToyStore p50", ours(&|w| w.latency.p50_ms)),
-        Series::new("ToyStore p99", ours(&|w| w.latency.p99_ms)),
-    ];
-    if let Some(points) = etcd(&|w| w.throughput) {
-        throughput.push(Series::new("etcd puts/s", points));
-    }
-    if let (Some(p50), Some(p99)) = (etcd(&|w| w.latency.p50_ms), etcd(&|w| w.latency.p99_ms)) {
-        latency.push(Series::new("etcd p50", p50));
-        latency.push(Series::new("etcd p99", p99));
-    }
-    let chart = |title, y, series| {
-        let mut c = Chart::new(title, "concurrent clients", y, series);
-        c.x_ticks = Some(ticks.clone());
-        c.dots = true;
-        c.render()
-    };
-    stack(&[
-        chart("Order throughput (orders only)", "per second", &throughput),
-        chart("Order latency (orders only)", "latency (ms)", &latency),
-    ])
-}
-
-fn failover_svg(f: &Failover) -> String {
-    // One point per 100 ms bucket in which orders were sent; where no order was sent (every
-    // client waiting on an answer) the line breaks rather than suggest latencies nobody saw.
-    let line = |pick: &dyn Fn(&TimelinePoint) -> f64| {
-        let mut points = Vec::new();
-        let mut last: Option<f64> = None;
-        for p in f.timeline.iter().filter(|p| p.acked > 0) {
-            if last.is_some_and(|t| p.t_secs - t > 0.15) {
-                points.push((p.t_secs, f64::NAN));
-            }
-            points.push((p.t_secs, pick(p)));
-            last = Some(p.t_secs);
-        }
-        points
-    };
-    let series = vec![
-        Series::new("slowest order sent in each 100 ms", line(&|p| p.max_ms)),
-        Series::new("median order sent in each 100 ms", line(&|p| p.p50_ms)),
-    ];
-    let marker = Marker {
-        x: 0.0,
-        label: format!("SIGKILL replica {}", f.killed_replica),
-    };
-    let mut latency = Chart::new(
-        "Order latency across a SIGKILL of the Raft leader",
-        "time the order was sent (s; 0 = SIGKILL of the leader)",
-        "latency (ms)",
-        &series,
-    );
-    latency.markers.push(marker.clone());
-    let acks = vec![Series::new(
-        "acknowledgements per 100 ms",
-        f.timeline
-            .iter()
-            .map(|p| (p.t_secs, p.completed as f64))
-            .collect(),
-    )];
-    let mut throughput = Chart::new(
-        "Acknowledged orders across the fail-over",
-        "time the acknowledgement arrived (s; 0 = SIGKILL of the leader)",
-        "orders per 100 ms",
-        &acks,
-    );
-    throughput.markers.push(marker);
-    stack(&[latency.render(), throughput.render()])
 }

@@ -24,14 +24,23 @@
 //! `etcd` service (there is no systemd to start it on these machines), but our members use their
 //! own free ports, data directories under the caller's directory, and a cleared `ETCD_*`
 //! environment, so a system service, running or not, is never touched.
+//!
+//! Nothing here installs etcd either: [`find_binary`] looks for it, and when it is missing its
+//! error names what to install (`tests/tools/install-etcd.sh`), so the evaluation skips the
+//! baseline with that note.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::prelude::BASE64_STANDARD;
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
-use crate::stats::WorkloadResult;
+use loadgen::stats::{LatencyHistogram, WorkloadResult};
 
 /// The gateway prefix of etcd's HTTP/JSON API (etcd 3.4 serves `/v3` and `/v3beta`; 3.5+ only
 /// `/v3`).
@@ -47,19 +56,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// What can go wrong with the etcd baseline.
 #[derive(Debug, thiserror::Error)]
 pub enum EtcdError {
-    /// No `etcd` binary and no way to install one.
-    #[error("etcd is not installed and cannot be installed: {0}")]
+    /// No `etcd` binary (the message says what to install).
+    #[error("etcd is not installed: {0}")]
     NotInstalled(String),
-    /// An installation step failed.
-    #[error("installing etcd-server with apt-get: `{step}` failed ({status}): {output}")]
-    Install {
-        /// The command that failed.
-        step: String,
-        /// Its exit status.
-        status: String,
-        /// The end of its output.
-        output: String,
-    },
     /// The installed etcd is unusable for the baseline.
     #[error("unsupported etcd at {path}: {reason}")]
     Unsupported {
@@ -132,86 +131,38 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> EtcdErro
 }
 
 // ---------------------------------------------------------------------------------------------
-// Installation
+// Finding etcd
 
-/// Finds the `etcd` server binary on `PATH`, or at `/usr/bin/etcd`.
-pub fn find_binary() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
+/// What to do when there is no etcd: the baseline never installs anything itself.
+pub const INSTALL_HINT: &str = "install Debian's etcd-server (`bash tests/tools/install-etcd.sh` \
+     from the repository, or `apt-get install etcd-server` as root) to include the etcd baseline";
+
+/// Finds the `etcd` server binary on `PATH`, or at `/usr/bin/etcd` (where Debian's
+/// `etcd-server` puts it); when there is none, the error says what to install.
+pub fn find_binary() -> Result<PathBuf, EtcdError> {
+    find_binary_in(std::env::var_os("PATH"), Path::new("/usr/bin/etcd"))
+}
+
+/// [`find_binary`] with the search path and the fallback given.
+fn find_binary_in(path: Option<OsString>, fallback: &Path) -> Result<PathBuf, EtcdError> {
+    let on_path = path
         .into_iter()
         .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
         .map(|dir| dir.join("etcd"));
     on_path
-        .chain(std::iter::once(PathBuf::from("/usr/bin/etcd")))
+        .chain(std::iter::once(fallback.to_path_buf()))
         .find(|p| is_executable(p))
+        .ok_or_else(|| {
+            EtcdError::NotInstalled(format!(
+                "no `etcd` on PATH or at {}; {INSTALL_HINT}",
+                fallback.display()
+            ))
+        })
 }
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-fn is_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// Returns the `etcd` server binary, installing Debian's `etcd-server` package with apt-get when
-/// it is missing (which needs root). Blocking: from async code, call it in `spawn_blocking`.
-///
-/// Only Debian's package registry is used; nothing is downloaded from anywhere else.
-pub fn ensure_installed() -> Result<PathBuf, EtcdError> {
-    if let Some(path) = find_binary() {
-        return Ok(path);
-    }
-    if !is_root() {
-        return Err(EtcdError::NotInstalled(
-            "no `etcd` on PATH or at /usr/bin/etcd, and installing Debian's etcd-server \
-             needs root (run `apt-get install etcd-server` as root)"
-                .into(),
-        ));
-    }
-    if find_in_path("apt-get").is_none() {
-        return Err(EtcdError::NotInstalled(
-            "no `etcd` on PATH or at /usr/bin/etcd, and no apt-get to install etcd-server".into(),
-        ));
-    }
-    tracing::info!("etcd not found; installing Debian's etcd-server with apt-get");
-    apt_get(&["update", "-q"])?;
-    apt_get(&["install", "-y", "-q", "etcd-server"])?;
-    find_binary().ok_or_else(|| {
-        EtcdError::NotInstalled(
-            "apt-get installed etcd-server, but there is still no `etcd` binary".into(),
-        )
-    })
-}
-
-fn find_in_path(name: &str) -> Option<PathBuf> {
-    let paths = std::env::var_os("PATH")?;
-    std::env::split_paths(&paths)
-        .map(|d| d.join(name))
-        .find(|p| is_executable(p))
-}
-
-fn apt_get(args: &[&str]) -> Result<(), EtcdError> {
-    let step = format!("apt-get {}", args.join(" "));
-    let out = std::process::Command::new("apt-get")
-        .args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(io_err(format!("running {step}")))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    Err(EtcdError::Install {
-        step,
-        status: out.status.to_string(),
-        output: last_lines(&text, 15),
-    })
 }
 
 /// The version `etcd --version` reports, e.g. `3.4.23`.
@@ -328,13 +279,10 @@ pub struct EtcdCluster {
 }
 
 impl EtcdCluster {
-    /// Starts a new three-member cluster under `dir` with the `etcd` found by [`find_binary`]
-    /// (see [`ensure_installed`] to install it), and waits until every member is healthy.
+    /// Starts a new three-member cluster under `dir` with the `etcd` found by [`find_binary`],
+    /// and waits until every member is healthy.
     pub async fn start(dir: &Path) -> Result<Self, EtcdError> {
-        let bin = find_binary().ok_or_else(|| {
-            EtcdError::NotInstalled("no `etcd` on PATH or at /usr/bin/etcd".into())
-        })?;
-        Self::start_with(&bin, dir).await
+        Self::start_with(&find_binary()?, dir).await
     }
 
     /// Like [`EtcdCluster::start`], with a given `etcd` binary.
@@ -475,9 +423,7 @@ impl EtcdCluster {
     pub async fn stop(mut self) {
         for mut m in std::mem::take(&mut self.members) {
             if let Some(pid) = m.child.id() {
-                let _ = std::process::Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status();
+                let _ = signal::kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
             }
             match tokio::time::timeout(STOP_TIMEOUT, m.child.wait()).await {
                 Ok(_) => tracing::debug!(member = %m.spec.name, "stopped"),
@@ -615,7 +561,7 @@ pub async fn put_workload(
         let http = http.clone();
         let endpoint = endpoints[client % endpoints.len()].clone();
         tasks.spawn(async move {
-            let mut samples = Vec::new();
+            let mut latencies = LatencyHistogram::default();
             let mut errors = 0u64;
             let mut n = 0u64;
             while Instant::now() < deadline {
@@ -623,7 +569,7 @@ pub async fn put_workload(
                 n += 1;
                 let sent = Instant::now();
                 match put(&http, &endpoint, &key, value.as_bytes()).await {
-                    Ok(()) => samples.push(sent.elapsed()),
+                    Ok(()) => latencies.record(sent.elapsed()),
                     Err(e) => {
                         if errors == 0 {
                             tracing::warn!(client, error = %e, "etcd put failed");
@@ -634,73 +580,35 @@ pub async fn put_workload(
                     }
                 }
             }
-            (samples, errors)
+            (latencies, errors)
         });
     }
-    let mut samples = Vec::new();
+    let mut latencies = LatencyHistogram::default();
     let mut errors = 0;
     while let Some(joined) = tasks.join_next().await {
-        let (s, e) = joined.map_err(|e| EtcdError::Task(e.to_string()))?;
-        samples.extend(s);
+        let (l, e) = joined.map_err(|e| EtcdError::Task(e.to_string()))?;
+        latencies.merge(&l);
         errors += e;
     }
     Ok(WorkloadResult::new(
         clients,
-        &samples,
+        &latencies,
         errors,
         start.elapsed(),
     ))
 }
 
 // ---------------------------------------------------------------------------------------------
-// Base64 (standard alphabet, padded), as etcd's gateway encodes bytes fields.
+// Bytes fields: etcd's gateway encodes them as standard, padded base64 (RFC 4648, section 4).
 
-const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard padded base64 of `bytes`.
+/// `bytes` as etcd's gateway expects a bytes field.
 pub fn base64_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(BASE64[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    BASE64_STANDARD.encode(bytes)
 }
 
-/// Decodes standard padded base64; `None` if `text` is not that.
+/// A bytes field from etcd's gateway; `None` if `text` is not standard padded base64.
 pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let bytes = text.as_bytes();
-    if !bytes.len().is_multiple_of(4) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
-    for (index, chunk) in bytes.chunks(4).enumerate() {
-        let last = index == bytes.len() / 4 - 1;
-        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 || (pad > 0 && !last) {
-            return None;
-        }
-        let mut n = 0u32;
-        for &c in &chunk[..4 - pad] {
-            let v = BASE64.iter().position(|&a| a == c)? as u32;
-            n = (n << 6) | v;
-        }
-        n <<= 6 * pad as u32;
-        let decoded = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        out.extend_from_slice(&decoded[..3 - pad]);
-    }
-    Some(out)
+    BASE64_STANDARD.decode(text).ok()
 }
 
 #[cfg(test)]
@@ -781,6 +689,30 @@ mod tests {
         let all: Vec<Vec<String>> = (0..3).map(|i| member_args(&specs, i, "tok")).collect();
         assert_ne!(all[0], all[1]);
         assert_ne!(all[1], all[2]);
+    }
+
+    #[test]
+    fn a_missing_etcd_is_reported_with_what_to_install() {
+        let empty = tempfile::tempdir().unwrap();
+        let none = find_binary_in(
+            Some(empty.path().as_os_str().to_owned()),
+            &empty.path().join("etcd"),
+        );
+        let message = none.unwrap_err().to_string();
+        assert!(message.starts_with("etcd is not installed"), "{message}");
+        assert!(message.contains("tests/tools/install-etcd.sh"), "{message}");
+        assert!(message.contains("apt-get install etcd-server"), "{message}");
+
+        // An executable named etcd on the search path is found.
+        let fake = empty.path().join("etcd");
+        std::fs::write(&fake, "#!/bin/sh\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let found = find_binary_in(
+            Some(empty.path().as_os_str().to_owned()),
+            Path::new("/nonexistent/etcd"),
+        );
+        assert_eq!(found.unwrap(), fake);
     }
 
     #[test]

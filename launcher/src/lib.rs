@@ -18,6 +18,9 @@ use tokio::process::{Child, Command};
 
 use api::raft::Member;
 use membership::MembershipDriver;
+use nix::sys::prctl;
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
 
 /// An order replica as `cluster.json` records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,12 +267,7 @@ impl LocalStore {
         // thread: a tokio worker, which lives as long as the runtime.)
         // SAFETY: prctl is async-signal-safe and touches only the child being started.
         unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
+            command.pre_exec(|| Ok(prctl::set_pdeathsig(Signal::SIGTERM)?));
         }
         let child = command
             .spawn()
@@ -363,9 +361,7 @@ impl LocalStore {
                 continue;
             };
             if let Some(pid) = child.id() {
-                let _ = std::process::Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status();
+                let _ = signal::kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
             }
             match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
                 Ok(_) => tracing::info!(?role, "stopped"),
