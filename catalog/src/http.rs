@@ -134,7 +134,7 @@ async fn audit(State(catalog): State<Arc<Catalog>>) -> Result<impl IntoResponse,
 async fn healthz(State(catalog): State<Arc<Catalog>>) -> Result<impl IntoResponse, HttpError> {
     match catalog.stuck() {
         Some(why) => Err(HttpError::unavailable(why)),
-        None => Ok(Json(json!({"status": "ok"}))),
+        None => Ok(Json(json!({"status": "ok", "pid": std::process::id()}))),
     }
 }
 

@@ -211,7 +211,7 @@ async fn sigterm_answers_waiting_polls_and_exits_cleanly() {
         (server.metric("toystore_catalog_feed_waiters").await == Some(1.0)).then_some(())
     })
     .await;
-    let (ok, took) = server.terminate();
+    let (ok, took) = server.terminate().await;
     assert!(ok, "clean exit on SIGTERM; log:\n{}", server.log());
     assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
     let batch = poll.await.unwrap().expect("the waiting poll got an answer");

@@ -8,11 +8,12 @@ use std::time::Duration;
 use api::ReplicaClient;
 use api::raft::RaftRole;
 use launcher::ClusterFile;
+use launcher::ports::free_port;
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use testkit::{binary, free_port, wait_for};
+use testkit::{binary, wait_for};
 
 /// Starts `toystore up` and waits until the storefront answers ready.
 async fn up(dir: &Path, port: u16) -> Child {
@@ -83,7 +84,7 @@ fn alive(pid: u32) -> bool {
 async fn up_serves_survives_a_replica_sigkill_stops_cleanly_and_resumes_with_all_orders() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    let port = free_port();
+    let port = free_port().unwrap();
     let http = reqwest::Client::new();
     let mut toystore = up(&dir, port).await;
 
@@ -153,7 +154,7 @@ async fn up_serves_survives_a_replica_sigkill_stops_cleanly_and_resumes_with_all
 async fn supervise_restarts_a_child_that_dies() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    let port = free_port();
+    let port = free_port().unwrap();
     let http = reqwest::Client::new();
     let mut toystore = up_with(&dir, port, &["--supervise"]).await;
     let before = ClusterFile::read(&dir).unwrap();

@@ -238,7 +238,7 @@ async fn get_order(
 }
 
 async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+    Json(json!({"status": "ok", "pid": std::process::id()}))
 }
 
 /// Ready when the catalog's feed is connected and an order leader is known, and not draining

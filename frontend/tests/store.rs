@@ -112,7 +112,7 @@ async fn feed_disconnect_bypasses_the_cache() {
     assert_eq!(store.get(0, "/products/Fox").await.0, StatusCode::OK);
     assert_eq!(store.get(0, "/products/Fox").await.0, StatusCode::OK); // now cached
 
-    store.catalog.kill();
+    store.catalog().kill();
     // A cache that kept serving would answer 200 from memory; with the feed down it must ask
     // the catalog, which is gone.
     wait_for(
@@ -128,7 +128,7 @@ async fn feed_disconnect_bypasses_the_cache() {
         .await;
     assert!(bypass >= 1.0);
 
-    store.catalog.start().await;
+    store.restart_catalog().await;
     store.wait_ready(0).await;
     let stock = store.stock(0, "Fox").await;
     let hits = store
@@ -430,7 +430,7 @@ async fn leader_sigkill_during_purchases_is_exactly_once() {
     })
     .await;
     let leader = store.leader().await;
-    store.replicas.get_mut(&leader).unwrap().kill();
+    store.replica(leader).kill();
     let attempts = load.await.unwrap();
     assert!(
         attempts.iter().all(|a| a.number.is_some()),
@@ -438,7 +438,7 @@ async fn leader_sigkill_during_purchases_is_exactly_once() {
     );
     assert_exactly_once(&store, &attempts).await;
     // The old leader comes back and the store keeps selling.
-    store.replicas.get_mut(&leader).unwrap().start().await;
+    store.restart_replica(leader).await;
     assert_eq!(store.buy(0, "Tux", 1, None).await.0, StatusCode::OK);
 }
 
@@ -454,7 +454,7 @@ async fn catalog_sigkill_during_purchases_is_exactly_once() {
         (store.get(0, "/orders/20").await.0 == StatusCode::OK).then_some(())
     })
     .await;
-    store.catalog.kill();
+    store.catalog().kill();
     // Purchases wait while the catalog is down; bring it back once the outage is visible.
     wait_for(
         "the frontend to see the catalog down",
@@ -470,7 +470,7 @@ async fn catalog_sigkill_during_purchases_is_exactly_once() {
         },
     )
     .await;
-    store.catalog.start().await;
+    store.restart_catalog().await;
     let attempts = load.await.unwrap();
     assert_exactly_once(&store, &attempts).await;
 }
@@ -483,12 +483,12 @@ async fn catalog_down_past_the_deadline_fails_with_503_and_nothing_half_done() {
     })
     .await;
     let before = store.audit().await;
-    store.catalog.kill();
+    store.catalog().kill();
     let (status, body) = store.buy(0, "Tux", 2, Some("waits-for-catalog")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"]["code"], 503);
 
-    store.catalog.start().await;
+    store.restart_catalog().await;
     // The leader resolves the pending order once the catalog is back; a retry with the same key
     // returns that one order.
     let (status, body) = store.buy(0, "Tux", 2, Some("waits-for-catalog")).await;
@@ -516,13 +516,10 @@ async fn sigterm_drains_unready_but_serving_then_exits() {
     })
     .await;
     let url = store.frontend(0);
-    let pid = store.frontends[0].pid().unwrap();
     let sent = Instant::now();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    store
+        .frontend_process(0)
+        .signal(nix::sys::signal::Signal::SIGTERM);
 
     // Draining: out of rotation, still serving, and asking clients to reconnect elsewhere.
     let ready = wait_for("/readyz to fail", Duration::from_secs(2), || async {
@@ -553,7 +550,7 @@ async fn sigterm_drains_unready_but_serving_then_exits() {
     // Then it stops by itself, cleanly, not before the delay.
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        if let Some(status) = store.frontends[0].exited() {
+        if let Some(status) = store.frontend_process(0).exited() {
             break status;
         }
         assert!(Instant::now() < deadline, "the frontend did not exit");

@@ -10,7 +10,7 @@ use order_replica::server;
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // Installed first, so a signal during start-up is not lost.
-    let shutdown = servicekit::shutdown_signal();
+    let shutdown = servicekit::stop_signal();
     servicekit::init_tracing(&args.log_format, "info,openraft=warn").map_err(anyhow::Error::msg)?;
     server::run(args.settings()?, args.stock(), shutdown)
         .await

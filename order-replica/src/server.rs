@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use openraft::async_runtime::WatchReceiver;
+use servicekit::Stop;
 
 use crate::replica::{OpenError, RaftTiming, Replica};
 use crate::stock::StockKeeper;
@@ -49,11 +50,13 @@ pub enum ServeError {
     RaftStopped(String),
 }
 
-/// Opens the replica, serves it until `shutdown` completes, then stops Raft cleanly.
+/// Opens the replica, serves it until `shutdown` completes, then stops Raft cleanly. On
+/// [`Stop::Terminate`] (this replica alone stops) a leader first hands leadership to the most
+/// caught-up voter; on [`Stop::Interrupt`] (the whole store stops) it does not.
 pub async fn run(
     settings: Settings,
     stock: Arc<dyn StockKeeper>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = Stop> + Send + 'static,
 ) -> Result<(), ServeError> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -86,7 +89,11 @@ pub async fn run(
     let watched = replica.clone();
     servicekit::serve(listener, app, servicekit::Limits::PUBLIC, async move {
         tokio::select! {
-            _ = shutdown => step_down(&stepping_down).await,
+            stop = shutdown => {
+                if stop == Stop::Terminate {
+                    step_down(&stepping_down).await;
+                }
+            }
             fatal = raft_stopped(&watched) => {
                 tracing::error!(
                     error = %fatal,

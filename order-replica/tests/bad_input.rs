@@ -30,7 +30,7 @@ fn assert_error(status: StatusCode, body: &Value, expected: StatusCode) {
 async fn bad_client_input_is_refused_with_json_errors_and_changes_nothing() {
     let cluster = Cluster::three(Options::default()).await;
     let leader = cluster.leader().await;
-    let url = cluster.nodes[&leader].url();
+    let url = cluster.url(leader);
     let http = reqwest::Client::new();
     let post = |body: &'static str| {
         http.post(format!("{url}/orders"))
@@ -101,7 +101,7 @@ async fn bad_client_input_is_refused_with_json_errors_and_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn raft_and_admin_endpoints_need_the_cluster_token() {
     let cluster = Cluster::three(Options::default()).await;
-    let url = cluster.nodes[&1].url();
+    let url = cluster.url(1);
     let http = reqwest::Client::new();
     let endpoints = [
         ("GET", "/raft/status"),
@@ -154,7 +154,7 @@ async fn the_admin_api_never_re_addresses_a_voter() {
     let voter = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
     let http = reqwest::Client::new();
     let admin = |path: &str, body: String| {
-        http.post(format!("{}{path}", cluster.nodes[&leader].url()))
+        http.post(format!("{}{path}", cluster.url(leader)))
             .bearer_auth(TOKEN)
             .header("content-type", "application/json")
             .body(body)
@@ -183,7 +183,7 @@ async fn the_admin_api_never_re_addresses_a_voter() {
     let member = s.members.iter().find(|m| m.id == voter).unwrap();
     assert_eq!(
         member.url,
-        cluster.nodes[&voter].url(),
+        cluster.url(voter),
         "the voter's address is unchanged"
     );
     assert!(member.voter);
@@ -199,13 +199,13 @@ async fn a_follower_redirects_writes_to_the_leader() {
         .build()
         .unwrap();
     let resp = http
-        .post(format!("{}/orders", cluster.nodes[&follower].url()))
+        .post(format!("{}/orders", cluster.url(follower)))
         .json(&serde_json::json!({"name": "Tux", "quantity": 1}))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::TEMPORARY_REDIRECT);
-    let leader_url = cluster.nodes[&leader].url();
+    let leader_url = cluster.url(leader);
     assert_eq!(
         resp.headers()["location"].to_str().unwrap(),
         format!("{leader_url}/orders")

@@ -205,7 +205,10 @@ async fn sigterm_shuts_a_replica_down_cleanly() {
     let mut cluster = Cluster::three(Options::default()).await;
     let acked = place_orders(cluster.group(), "term", 10, 2).await;
     let follower = cluster.leader().await % 3 + 1;
-    assert!(cluster.terminate(follower), "replica exits 0 on SIGTERM");
+    assert!(
+        cluster.terminate(follower).await,
+        "replica exits 0 on SIGTERM"
+    );
     cluster.restart(follower).await;
     let leader = cluster.leader().await;
     let target = cluster.status(leader).await.unwrap().applied_index.unwrap();
@@ -221,7 +224,7 @@ async fn torn_last_log_record_is_cut_and_committed_orders_survive() {
     cluster.kill(1);
 
     // A crash mid-write: half a record frame at the end of the log file.
-    let log = cluster.nodes[&1].data_dir.join("raft-log");
+    let log = cluster.data_dir(1).join("raft-log");
     let mut bytes = std::fs::read(&log).unwrap();
     let garbage = [200u8, 0, 0, 0, 1, 2, 3, 4, b'{', b'"'];
     bytes.extend_from_slice(&garbage);
@@ -254,7 +257,10 @@ async fn sigterm_of_the_leader_hands_leadership_over_before_exiting() {
     let acked = place_orders(cluster.group(), "handover", 10, 2).await;
     let old = cluster.leader().await;
     let old_term = cluster.status(old).await.unwrap().term;
-    assert!(cluster.terminate(old), "the leader exits 0 on SIGTERM");
+    assert!(
+        cluster.terminate(old).await,
+        "the leader exits 0 on SIGTERM"
+    );
 
     // An election after a crash takes at least the election timeout (400 ms here); a leader
     // that is already in place within 300 ms of the exit was handed over.

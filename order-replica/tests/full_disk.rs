@@ -18,9 +18,7 @@ async fn full_disk_refuses_orders_with_json_error_and_keeps_acknowledged_ones() 
         return;
     };
 
-    let mut cluster = Cluster::start(&[], Options::default()).await;
-    cluster.data_root = mnt.path().to_path_buf();
-    cluster.add_node(1).await;
+    let mut cluster = Cluster::start_in(mnt.path(), &[1], Options::default()).await;
     cluster.converge(&[1]).await;
     let acked = place_orders(cluster.group(), "before-full", 20, 2).await;
 
@@ -28,7 +26,7 @@ async fn full_disk_refuses_orders_with_json_error_and_keeps_acknowledged_ones() 
 
     // Writes that still fit into already allocated pages succeed; keep ordering until the disk
     // refuses. Every success is acknowledged and must survive.
-    let url = cluster.nodes[&1].url();
+    let url = cluster.url(1);
     let http = reqwest::Client::new();
     let mut acked = acked;
     let mut refused = None;
@@ -61,7 +59,7 @@ async fn full_disk_refuses_orders_with_json_error_and_keeps_acknowledged_ones() 
     let refused = refused.expect("a full disk eventually refuses writes");
     // Raft stopped: the replica exits with a failure status rather than stay up and useless.
     let status = wait_for("the replica to exit", Duration::from_secs(20), || {
-        let exited = cluster.nodes.get_mut(&1).unwrap().service.exited();
+        let exited = cluster.exited(1);
         async move { exited }
     })
     .await;

@@ -12,13 +12,13 @@ use support::{Cluster, Options, assert_dense, assert_orders_on, place_orders, wa
 /// Deletes replica `id`'s data directory (it must be stopped) and starts it again on an empty one.
 async fn wipe_and_restart(cluster: &mut Cluster, id: u64) {
     assert!(!cluster.is_running(id), "replica {id} must be stopped");
-    std::fs::remove_dir_all(&cluster.nodes[&id].data_dir).unwrap();
+    std::fs::remove_dir_all(cluster.data_dir(id)).unwrap();
     cluster.restart(id).await;
 }
 
 /// How many Raft RPCs replica `id` refused on `path` because it is not admitted.
 async fn refused(cluster: &Cluster, id: u64, path: &str) -> u64 {
-    let url = format!("{}/metrics", cluster.nodes[&id].url());
+    let url = format!("{}/metrics", cluster.url(id));
     let Ok(resp) = reqwest::get(&url).await else {
         return 0;
     };

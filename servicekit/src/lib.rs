@@ -15,5 +15,5 @@ pub use extract::{ApiJson, idempotency_key, order_number};
 pub use limits::reject_oversized;
 pub use logging::init_tracing;
 pub use serve::{Limits, raise_fd_limit, serve};
-pub use shutdown::shutdown_signal;
+pub use shutdown::{Stop, shutdown_signal, stop_signal};
 pub use token::read_token;

@@ -1,22 +1,14 @@
 //! Test support shared by the integration tests of every service.
 //!
-//! Tests run the real binaries: [`binary`] finds (and if needed builds) a workspace binary,
-//! [`Service`] starts it on a loopback port, SIGKILLs or SIGTERMs it, and restarts it with the
-//! same arguments and data. Waits are conditions with deadlines ([`wait_for`]), never sleeps.
+//! Tests run the real binaries, started through the `launcher` crate (the one way to run a
+//! store from code); [`binary`] and [`bin_dir`] find (and if needed build) them. Waits are
+//! conditions with deadlines ([`wait_for`]), never sleeps. [`Tmpfs`] gives a small disk to fill.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// A free TCP port on 127.0.0.1 (free when asked; the caller binds it soon after).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding an ephemeral port")
-        .port()
-}
 
 /// Polls `check` every 50 ms until it returns `Some`; panics naming `what` after `deadline`.
 pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
@@ -39,6 +31,15 @@ where
 
 /// Binaries already built by this test process.
 static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+
+/// The directory holding the workspace binaries `names`, each built first if needed.
+pub fn bin_dir(names: &[&str]) -> PathBuf {
+    let mut dir = None;
+    for name in names {
+        dir = binary(name).parent().map(Path::to_path_buf);
+    }
+    dir.expect("at least one binary")
+}
 
 /// Path of the workspace binary `name` built with the current profile, building it first when
 /// the test was started without it (`cargo test -p X` builds only X's binaries).
@@ -67,121 +68,6 @@ pub fn binary(name: &str) -> PathBuf {
     assert!(path.exists(), "{} missing after build", path.display());
     built.push((name.to_string(), path.clone()));
     path
-}
-
-/// A service process that can be killed and restarted with the same command line.
-pub struct Service {
-    name: String,
-    program: PathBuf,
-    args: Vec<String>,
-    envs: Vec<(String, String)>,
-    log: PathBuf,
-    /// Port the service listens on.
-    pub port: u16,
-    child: Option<Child>,
-}
-
-impl Service {
-    /// Describes a service; `args` must make it listen on `port`. Logs go to `log`.
-    pub fn new(name: &str, program: PathBuf, args: Vec<String>, port: u16, log: PathBuf) -> Self {
-        Self {
-            name: name.to_string(),
-            program,
-            args,
-            envs: Vec::new(),
-            log,
-            port,
-            child: None,
-        }
-    }
-
-    /// Adds an environment variable for every start.
-    pub fn env(mut self, key: &str, value: &str) -> Self {
-        self.envs.push((key.to_string(), value.to_string()));
-        self
-    }
-
-    /// `http://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Whether the process is running (as far as this handle knows).
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
-    }
-
-    /// The exit status, once the process has exited by itself (it is then no longer running).
-    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        let status = self
-            .child
-            .as_mut()?
-            .try_wait()
-            .expect("polling the process")?;
-        self.child = None;
-        Some(status)
-    }
-
-    /// Process id, if running.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    /// Starts the process and waits until `GET /healthz` answers 200.
-    pub async fn start(&mut self) {
-        assert!(self.child.is_none(), "{} is already running", self.name);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("opening the service log");
-        let child = Command::new(&self.program)
-            .args(&self.args)
-            .envs(self.envs.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", self.program.display()));
-        self.child = Some(child);
-        let url = format!("{}/healthz", self.url());
-        let http = reqwest::Client::new();
-        wait_for(
-            &format!("{} to serve", self.name),
-            Duration::from_secs(20),
-            || {
-                let req = http.get(&url).send();
-                async move { req.await.ok()?.status().is_success().then_some(()) }
-            },
-        )
-        .await;
-    }
-
-    /// SIGKILLs the process.
-    pub fn kill(&mut self) {
-        let mut child = self.child.take().expect("service is running");
-        child.kill().expect("SIGKILL");
-        child.wait().expect("reaping the killed process");
-    }
-
-    /// SIGTERMs the process and waits; returns whether it exited with status 0.
-    pub fn terminate(&mut self) -> bool {
-        let mut child = self.child.take().expect("service is running");
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("sending SIGTERM");
-        child.wait().expect("waiting for exit").success()
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 /// A small tmpfs mounted on a temporary directory, for filling a disk in tests. Unmounted

@@ -1,21 +1,19 @@
-//! The whole store as real processes: a catalog, three order replicas wired to it, and
-//! frontends. Any of them can be SIGKILLed and restarted on the same data.
+//! The whole store as real processes (through the launcher's `Store`): a catalog, three order
+//! replicas wired to it, and frontends. Any of them can be SIGKILLed and restarted on the same
+//! data.
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use api::GroupClient;
 use api::catalog::{Audit, CatalogClient};
 use api::client::{ReplicaClient, http_client};
-use api::raft::{Member, RaftRole};
-use membership::MembershipDriver;
+use launcher::{CatalogSpec, FrontendSpec, Process, RaftSpec, StoreSpec};
 use reqwest::StatusCode;
 use serde_json::Value;
 pub use testkit::wait_for;
-use testkit::{Service, binary, free_port};
 
 pub const TOKEN: &str = "store-test-token";
 
@@ -49,144 +47,91 @@ impl Default for StoreOptions {
 
 pub struct Store {
     pub dir: tempfile::TempDir,
-    pub catalog: Service,
-    pub replicas: BTreeMap<u64, Service>,
-    pub frontends: Vec<Service>,
+    pub store: launcher::Store,
     pub http: reqwest::Client,
-}
-
-fn strings(args: &[&str]) -> Vec<String> {
-    args.iter().map(|s| s.to_string()).collect()
 }
 
 impl Store {
     pub async fn start(options: StoreOptions) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
-
-        let port = free_port();
-        let mut args = strings(&[
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-            root.join("catalog").to_str().unwrap(),
-            "--restock-interval-secs",
-            &options.restock_interval_secs.to_string(),
-            "--restock-quantity",
-            &options.restock_quantity.to_string(),
-        ]);
-        if let Some(products) = &options.products {
+        let products = options.products.as_ref().map(|products| {
             let list: Vec<Value> = products
                 .iter()
                 .map(|(n, p, q)| serde_json::json!({"name": n, "price": p, "quantity": q}))
                 .collect();
             let path = root.join("products.json");
             std::fs::write(&path, serde_json::to_vec(&list).unwrap()).unwrap();
-            args.extend(strings(&["--products", path.to_str().unwrap()]));
-        }
-        let mut catalog = Service::new(
-            "catalog",
-            binary("catalog"),
-            args,
-            port,
-            root.join("catalog.log"),
-        );
-        catalog.start().await;
-
-        let mut replicas = BTreeMap::new();
-        for id in 1..=3u64 {
-            let port = free_port();
-            let args = strings(&[
-                "--id",
-                &id.to_string(),
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-                root.join(format!("replica-{id}")).to_str().unwrap(),
-                "--heartbeat-ms",
-                "50",
-                "--election-timeout-min-ms",
-                "400",
-                "--election-timeout-max-ms",
-                "800",
-                "--catalog-url",
-                &catalog.url(),
-                "--catalog-patience-ms",
-                "2000",
-            ]);
-            let mut r = Service::new(
-                &format!("replica {id}"),
-                binary("order-replica"),
-                args,
-                port,
-                root.join(format!("replica-{id}.log")),
-            )
-            .env("ORDER_TOKEN", TOKEN)
-            .env("RUST_LOG", "info,openraft=warn");
-            r.start().await;
-            replicas.insert(id, r);
-        }
-        let members: Vec<Member> = replicas
-            .iter()
-            .map(|(id, r)| Member {
-                id: *id,
-                url: r.url(),
-            })
-            .collect();
-        MembershipDriver::new(Some(TOKEN.into()))
-            .converge(&members, Duration::from_secs(60))
-            .await
-            .expect("order group forms");
-
-        let seeds = replicas
-            .values()
-            .map(Service::url)
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut frontends = Vec::new();
-        for i in 0..options.frontends {
-            let port = free_port();
-            let args = strings(&[
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--catalog-url",
-                &catalog.url(),
-                "--order-replicas",
-                &seeds,
-                "--cache-capacity",
-                &options.cache_capacity.to_string(),
-                "--order-deadline-ms",
-                &options.order_deadline_ms.to_string(),
-                "--shutdown-delay-ms",
-                &options.shutdown_delay_ms.to_string(),
-            ]);
-            let mut f = Service::new(
-                &format!("frontend {i}"),
-                binary("frontend"),
-                args,
-                port,
-                root.join(format!("frontend-{i}.log")),
-            )
-            .env("FRONTEND_ORDER_TOKEN", TOKEN);
-            f.start().await;
-            frontends.push(f);
-        }
-        let store = Self {
-            dir,
-            catalog,
-            replicas,
-            frontends,
-            http: http_client(Duration::from_secs(30)),
+            path
+        });
+        let bin_dir = testkit::bin_dir(&["catalog", "order-replica", "frontend"]);
+        let mut spec = StoreSpec::new(&root.join("store"), &bin_dir);
+        spec.token = Some(TOKEN.into());
+        spec.catalog = Some(CatalogSpec {
+            restock_interval_secs: options.restock_interval_secs,
+            restock_quantity: options.restock_quantity,
+            products,
+        });
+        spec.frontends = options.frontends;
+        spec.raft = RaftSpec {
+            catalog_patience_ms: Some(2000),
+            ..RaftSpec::fast()
         };
-        for i in 0..store.frontends.len() {
-            store.wait_ready(i).await;
+        spec.frontend = FrontendSpec {
+            cache_capacity: options.cache_capacity,
+            order_deadline_ms: Some(options.order_deadline_ms),
+            shutdown_delay_ms: Some(options.shutdown_delay_ms),
+        };
+        spec.rust_log = Some("info,openraft=warn".into());
+        let store = launcher::Store::start(spec)
+            .await
+            .expect("the store starts");
+        Self {
+            dir,
+            store,
+            http: http_client(Duration::from_secs(30)),
         }
-        store
+    }
+
+    /// The catalog process.
+    pub fn catalog(&mut self) -> &mut Process {
+        self.store.catalog()
+    }
+
+    /// Restarts the catalog on its port and data directory.
+    pub async fn restart_catalog(&mut self) {
+        self.store
+            .start_catalog()
+            .await
+            .expect("the catalog restarts");
+    }
+
+    /// Replica `id`'s process.
+    pub fn replica(&mut self, id: u64) -> &mut Process {
+        self.store.replica(id)
+    }
+
+    /// Restarts replica `id` on its port and data directory.
+    pub async fn restart_replica(&mut self, id: u64) {
+        self.store
+            .start_replica(id)
+            .await
+            .expect("the replica restarts");
+    }
+
+    /// Frontend `i`'s process.
+    pub fn frontend_process(&mut self, i: usize) -> &mut Process {
+        self.store.frontend(i)
+    }
+
+    /// Number of frontends.
+    pub fn frontends(&self) -> usize {
+        self.store.frontend_urls().len()
     }
 
     /// Waits until frontend `i` reports ready (feed connected, leader known).
     pub async fn wait_ready(&self, i: usize) {
-        let url = format!("{}/readyz", self.frontends[i].url());
+        let url = format!("{}/readyz", self.frontend(i));
         wait_for(
             &format!("frontend {i} ready"),
             Duration::from_secs(30),
@@ -199,42 +144,25 @@ impl Store {
     }
 
     pub fn frontend(&self, i: usize) -> String {
-        self.frontends[i].url()
+        self.store.frontend_url(i)
     }
 
     pub fn catalog_client(&self) -> CatalogClient {
-        CatalogClient::new(self.http.clone(), self.catalog.url())
+        self.store.catalog_client()
     }
 
     pub fn replica_client(&self, id: u64) -> ReplicaClient {
-        ReplicaClient::new(
-            self.http.clone(),
-            self.replicas[&id].url(),
-            Some(TOKEN.into()),
-        )
+        self.store.replica_client(id)
     }
 
     pub fn group(&self) -> Arc<GroupClient> {
-        let urls = self.replicas.values().map(Service::url).collect();
-        Arc::new(GroupClient::new(
-            urls,
-            Some(TOKEN.into()),
-            Duration::from_secs(30),
-        ))
+        Arc::new(self.store.group(Duration::from_secs(30)))
     }
 
     /// The current order leader among running replicas.
     pub async fn leader(&self) -> u64 {
-        wait_for("an order leader", Duration::from_secs(30), || async {
-            for (id, r) in &self.replicas {
-                if r.is_running()
-                    && let Ok(s) = self.replica_client(*id).status().await
-                    && s.role == RaftRole::Leader
-                {
-                    return Some(*id);
-                }
-            }
-            None
+        wait_for("an order leader", Duration::from_secs(30), || {
+            self.store.leader()
         })
         .await
     }
@@ -270,7 +198,7 @@ impl Store {
     pub fn buyer(&self) -> Buyer {
         Buyer {
             http: self.http.clone(),
-            frontends: self.frontends.iter().map(Service::url).collect(),
+            frontends: self.store.frontend_urls(),
         }
     }
 

@@ -29,7 +29,7 @@ async fn healthz(State(replica): State<Arc<Replica>>) -> Result<impl IntoRespons
         .running_state
         .clone()
     {
-        Ok(()) => Ok(Json(json!({"status": "ok"}))),
+        Ok(()) => Ok(Json(json!({"status": "ok", "pid": std::process::id()}))),
         Err(fatal) => Err(HttpError::unavailable(format!("raft stopped: {fatal}"))),
     }
 }

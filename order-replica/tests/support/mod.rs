@@ -1,20 +1,21 @@
-//! A harness that runs real `order-replica` processes on loopback, kills them with SIGKILL and
-//! restarts them on the same data directory. Every wait has a deadline; none is a fixed sleep.
+//! A group of real `order-replica` processes (through the launcher's [`Store`], without a
+//! catalog or frontends): SIGKILL and restart on the same data directory, the membership driver.
+//! Every wait has a deadline; none is a fixed sleep.
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
+use launcher::{RaftSpec, Store, StoreSpec};
 pub use testkit::wait_for;
-use testkit::{Service, free_port};
 
 use api::GroupClient;
 use api::PlaceOrder;
-use api::client::{ClientError, ReplicaClient, http_client};
-use api::raft::{Member, RaftRole, RaftStatus};
+use api::client::{ClientError, ReplicaClient};
+use api::raft::RaftStatus;
 use membership::MembershipDriver;
 
 pub const TOKEN: &str = "test-cluster-token";
@@ -35,44 +36,37 @@ impl Default for Options {
     }
 }
 
-/// One replica process.
-pub struct Node {
-    pub id: u64,
-    pub data_dir: PathBuf,
-    pub service: Service,
-}
-
-impl Node {
-    pub fn url(&self) -> String {
-        self.service.url()
-    }
-}
-
 /// A group of replica processes sharing a temporary directory.
 pub struct Cluster {
-    pub dir: tempfile::TempDir,
-    /// Where replica data directories are created (default: inside `dir`).
-    pub data_root: PathBuf,
-    pub nodes: BTreeMap<u64, Node>,
-    pub options: Options,
-    http: reqwest::Client,
+    pub store: Store,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Cluster {
-    /// Starts replicas `ids` (not yet members of anything).
+    /// Starts replicas `ids` (not yet members of anything) in a temporary directory.
     pub async fn start(ids: &[u64], options: Options) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut cluster = Self {
-            data_root: dir.path().to_path_buf(),
-            dir,
-            nodes: BTreeMap::new(),
-            options,
-            http: http_client(Duration::from_secs(5)),
-        };
-        for &id in ids {
-            cluster.add_node(id).await;
-        }
+        let mut cluster = Self::start_in(dir.path(), ids, options).await;
+        cluster._dir = Some(dir);
         cluster
+    }
+
+    /// Starts replicas `ids` with their data and logs under `root`.
+    pub async fn start_in(root: &Path, ids: &[u64], options: Options) -> Self {
+        let mut spec = StoreSpec::new(root, &testkit::bin_dir(&["order-replica"]));
+        spec.token = Some(TOKEN.into());
+        spec.catalog = None;
+        spec.replicas = ids.to_vec();
+        spec.form_group = false;
+        spec.frontends = 0;
+        spec.raft = RaftSpec {
+            snapshot_threshold: Some(options.snapshot_threshold),
+            logs_to_keep: Some(options.logs_to_keep),
+            ..RaftSpec::fast()
+        };
+        spec.rust_log = Some("info,openraft=warn".into());
+        let store = Store::start(spec).await.expect("replicas start");
+        Self { store, _dir: None }
     }
 
     /// Starts three replicas and initializes them as one group.
@@ -84,106 +78,76 @@ impl Cluster {
 
     /// Starts one more replica process.
     pub async fn add_node(&mut self, id: u64) {
-        let port = free_port();
-        let data_dir = self.data_root.join(format!("replica-{id}"));
-        let args: Vec<String> = [
-            "--id",
-            &id.to_string(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--heartbeat-ms",
-            "50",
-            "--election-timeout-min-ms",
-            "400",
-            "--election-timeout-max-ms",
-            "800",
-            "--snapshot-threshold",
-            &self.options.snapshot_threshold.to_string(),
-            "--logs-to-keep",
-            &self.options.logs_to_keep.to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let log = self.dir.path().join(format!("replica-{id}.log"));
-        let service = Service::new(
-            &format!("replica {id}"),
-            testkit::binary("order-replica"),
-            args,
-            port,
-            log,
-        )
-        .env("ORDER_TOKEN", TOKEN)
-        .env("RUST_LOG", "info,openraft=warn");
-        self.nodes.insert(
-            id,
-            Node {
-                id,
-                data_dir,
-                service,
-            },
-        );
         self.restart(id).await;
     }
 
     /// (Re)starts replica `id` on its port and data directory and waits until it serves.
     pub async fn restart(&mut self, id: u64) {
-        self.nodes.get_mut(&id).unwrap().service.start().await;
+        self.store.start_replica(id).await.expect("replica starts");
     }
 
     /// SIGKILLs replica `id`.
     pub fn kill(&mut self, id: u64) {
-        self.nodes.get_mut(&id).unwrap().service.kill();
+        self.store.replica(id).kill();
     }
 
     /// SIGTERMs replica `id` and waits for it to exit; returns whether it exited cleanly.
-    pub fn terminate(&mut self, id: u64) -> bool {
-        self.nodes.get_mut(&id).unwrap().service.terminate()
+    pub async fn terminate(&mut self, id: u64) -> bool {
+        let stopped = self
+            .store
+            .replica(id)
+            .stop(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(15))
+            .await;
+        stopped.is_some_and(|s| s.success())
+    }
+
+    /// How replica `id` exited, once it has exited by itself.
+    pub fn exited(&mut self, id: u64) -> Option<ExitStatus> {
+        self.store.replica(id).exited()
     }
 
     pub fn is_running(&self, id: u64) -> bool {
-        self.nodes[&id].service.is_running()
+        self.store.is_running(id)
     }
 
-    pub fn members(&self, ids: &[u64]) -> Vec<Member> {
-        ids.iter()
-            .map(|id| Member {
-                id: *id,
-                url: self.nodes[id].url(),
-            })
-            .collect()
+    /// Replica `id`'s URL.
+    pub fn url(&self, id: u64) -> String {
+        self.store.replica_url(id)
+    }
+
+    /// Replica `id`'s data directory.
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        self.store.replica_data_dir(id)
+    }
+
+    /// Where data and logs live.
+    pub fn dir(&self) -> &Path {
+        &self.store.spec().dir
+    }
+
+    pub fn members(&self, ids: &[u64]) -> Vec<api::raft::Member> {
+        self.store.members(ids)
     }
 
     pub fn driver(&self) -> MembershipDriver {
-        MembershipDriver::new(Some(TOKEN.to_string()))
+        self.store.driver()
     }
 
     /// Drives the membership to exactly `ids` as voters.
     pub async fn converge(&self, ids: &[u64]) {
-        self.driver()
-            .converge(&self.members(ids), Duration::from_secs(60))
+        self.store
+            .converge(ids)
             .await
             .expect("membership converges");
     }
 
     pub fn client(&self, id: u64) -> ReplicaClient {
-        ReplicaClient::new(
-            self.http.clone(),
-            self.nodes[&id].url(),
-            Some(TOKEN.to_string()),
-        )
+        self.store.replica_client(id)
     }
 
-    /// A group client over every running replica.
+    /// A group client over every replica.
     pub fn group(&self) -> Arc<GroupClient> {
-        let urls = self.nodes.values().map(Node::url).collect();
-        Arc::new(GroupClient::new(
-            urls,
-            Some(TOKEN.to_string()),
-            Duration::from_secs(20),
-        ))
+        Arc::new(self.store.group(Duration::from_secs(20)))
     }
 
     pub async fn status(&self, id: u64) -> Result<RaftStatus, ClientError> {
@@ -192,22 +156,7 @@ impl Cluster {
 
     /// Waits until a running replica is leader (the one with the highest term); returns its id.
     pub async fn leader(&self) -> u64 {
-        wait_for("a leader", Duration::from_secs(30), || async {
-            let mut best: Option<(u64, u64)> = None;
-            for (&id, node) in &self.nodes {
-                if !node.service.is_running() {
-                    continue;
-                }
-                if let Ok(s) = self.status(id).await
-                    && s.role == RaftRole::Leader
-                    && best.is_none_or(|(term, _)| s.term > term)
-                {
-                    best = Some((s.term, id));
-                }
-            }
-            best.map(|(_, id)| id)
-        })
-        .await
+        wait_for("a leader", Duration::from_secs(30), || self.store.leader()).await
     }
 
     /// Waits until replica `id` has applied at least `index`.

@@ -1,0 +1,272 @@
+//! Local mode (`toystore up`): a [`Store`] in a directory of the user's choosing, kept running
+//! until Ctrl-C, resumed with all its data when started again on the same directory.
+//!
+//! Besides the store's own layout the directory holds:
+//! - `cluster.json`: what runs where (URLs and pids), rewritten whenever a child (re)starts;
+//! - `lock`: held (flock) while a `toystore up` runs there, naming its pid, so a second one
+//!   refuses instead of starting children that fight the first one's over ports and data.
+//!
+//! Addresses are chosen once and kept in `cluster.json`: the order group's membership records
+//! each replica's address, so a restart must come back on the same addresses. Every port is
+//! checked to be free before anything starts, and the store is announced only once its own
+//! children answer (see [`crate::process`]).
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::ports;
+use crate::store::{CatalogSpec, FrontendSpec, Ports, Store, StoreSpec};
+
+/// An order replica as `cluster.json` records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaInfo {
+    /// Raft node id.
+    pub id: u64,
+    /// Base URL.
+    pub url: String,
+    /// Process id while running.
+    pub pid: Option<u32>,
+}
+
+/// A single service as `cluster.json` records it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    /// Base URL.
+    pub url: String,
+    /// Process id while running.
+    pub pid: Option<u32>,
+}
+
+/// `DIR/cluster.json`: how scripts and tests find (and kill) the members of a running store.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterFile {
+    /// The storefront / public API URL.
+    pub frontend: String,
+    /// The frontend's process id while running.
+    pub frontend_pid: Option<u32>,
+    /// The catalog.
+    pub catalog: ServiceInfo,
+    /// The order replicas.
+    pub order: Vec<ReplicaInfo>,
+    /// Path of the file holding the cluster token.
+    pub token_file: PathBuf,
+}
+
+impl ClusterFile {
+    /// Reads `DIR/cluster.json`.
+    pub fn read(data_dir: &Path) -> std::io::Result<Self> {
+        let bytes = std::fs::read(data_dir.join("cluster.json"))?;
+        serde_json::from_slice(&bytes).map_err(std::io::Error::other)
+    }
+}
+
+/// Options of `toystore up`.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// The frontend's port (0: any free port).
+    pub port: u16,
+    /// Number of order replicas.
+    pub replicas: u64,
+    /// Catalog restock interval, seconds.
+    pub restock_interval_secs: f64,
+    /// Frontend cache capacity (0: no cache).
+    pub cache_capacity: usize,
+    /// Directory holding the service binaries.
+    pub bin_dir: PathBuf,
+}
+
+/// A running local store.
+pub struct LocalStore {
+    store: Store,
+    options: UpOptions,
+    cluster: ClusterFile,
+    _lock: Flock<File>,
+}
+
+impl LocalStore {
+    /// Takes the directory's lock, starts catalog, replicas and frontend (reusing earlier
+    /// addresses), drives the order group's membership, and waits until the frontend is ready.
+    pub async fn up(options: UpOptions) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&options.data_dir)
+            .with_context(|| format!("creating {}", options.data_dir.display()))?;
+        let lock = lock_data_dir(&options.data_dir)?;
+        let previous = ClusterFile::read(&options.data_dir).unwrap_or_default();
+        let port_of = |url: &str| url.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+        let mut fixed = Ports {
+            catalog: port_of(&previous.catalog.url),
+            ..Ports::default()
+        };
+        for r in &previous.order {
+            if let Some(p) = port_of(&r.url) {
+                fixed.replicas.insert(r.id, p);
+            }
+        }
+        if options.port != 0 {
+            fixed.frontends.insert(0, options.port);
+        }
+        let wanted = fixed
+            .catalog
+            .iter()
+            .map(|p| ("the catalog", *p))
+            .chain(fixed.replicas.values().map(|p| ("an order replica", *p)))
+            .chain(fixed.frontends.values().map(|p| ("the frontend", *p)));
+        for (what, port) in wanted {
+            anyhow::ensure!(
+                ports::is_free(port),
+                "port {port} (for {what}) is in use by another program; free it{}",
+                if what == "the frontend" {
+                    " or choose another with --port"
+                } else {
+                    " (the store keeps its addresses in cluster.json)"
+                }
+            );
+        }
+        let mut spec = StoreSpec::new(&options.data_dir, &options.bin_dir);
+        spec.catalog = Some(CatalogSpec {
+            restock_interval_secs: options.restock_interval_secs,
+            ..CatalogSpec::default()
+        });
+        spec.replicas = (1..=options.replicas).collect();
+        spec.frontend = FrontendSpec {
+            cache_capacity: options.cache_capacity,
+            ..FrontendSpec::default()
+        };
+        spec.ports = fixed;
+        spec.frontends = 0;
+        let mut store = Store::start(spec).await?;
+        // The frontend last: cluster.json names every process before the store is ready.
+        store.add_frontend(0)?.spawn()?;
+        let mut local = Self {
+            cluster: ClusterFile::default(),
+            store,
+            options,
+            _lock: lock,
+        };
+        local.write_cluster_file()?;
+        local
+            .store
+            .frontend(0)
+            .wait_ready(crate::store::START_DEADLINE)
+            .await?;
+        Ok(local)
+    }
+
+    fn write_cluster_file(&mut self) -> anyhow::Result<()> {
+        let store = &mut self.store;
+        let catalog = store.catalog();
+        let cluster = ClusterFile {
+            catalog: ServiceInfo {
+                url: catalog.url(),
+                pid: catalog.pid(),
+            },
+            order: store
+                .replica_ids()
+                .into_iter()
+                .map(|id| {
+                    let r = store.replica(id);
+                    ReplicaInfo {
+                        id,
+                        url: r.url(),
+                        pid: r.pid(),
+                    }
+                })
+                .collect(),
+            frontend: store.frontend_url(0),
+            frontend_pid: store.frontend(0).pid(),
+            token_file: store.token_file(),
+        };
+        let path = self.options.data_dir.join("cluster.json");
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&cluster)?)?;
+        std::fs::rename(tmp, path)?;
+        self.cluster = cluster;
+        Ok(())
+    }
+
+    /// The running store's description.
+    pub fn cluster(&self) -> &ClusterFile {
+        &self.cluster
+    }
+
+    /// The store.
+    pub fn store(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    /// Waits until `shutdown` completes, reporting children that die (and restarting them when
+    /// `supervise` is set), then stops every child.
+    pub async fn run_until(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+        supervise: bool,
+    ) -> anyhow::Result<()> {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+            let mut restarted = false;
+            for p in self.store.processes() {
+                let Some(status) = p.exited() else { continue };
+                if !supervise {
+                    tracing::warn!(name = p.name(), %status, "child exited unexpectedly (use --supervise to restart children); see {}", p.log().display());
+                    continue;
+                }
+                tracing::warn!(name = p.name(), %status, "child exited unexpectedly; restarting it");
+                if let Err(e) = p.start(crate::store::START_DEADLINE).await {
+                    tracing::error!(error = %e, "restart failed; will try again");
+                }
+                restarted = true;
+            }
+            if restarted {
+                self.write_cluster_file()?;
+            }
+        }
+        self.stop().await;
+        Ok(())
+    }
+
+    /// Stops every child: frontend, then the replicas together, then the catalog.
+    pub async fn stop(&mut self) {
+        self.store.stop().await;
+    }
+}
+
+/// Takes `dir/lock` for this process, or explains who holds it.
+fn lock_data_dir(dir: &Path) -> anyhow::Result<Flock<File>> {
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => lock,
+        Err((mut file, _)) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            anyhow::bail!(
+                "{} is in use by another toystore (pid {}); stop it first, or use another \
+                 --data-dir",
+                dir.display(),
+                holder.trim()
+            );
+        }
+    };
+    lock.set_len(0)?;
+    lock.rewind()?;
+    writeln!(lock, "{}", std::process::id())?;
+    lock.sync_all()?;
+    Ok(lock)
+}

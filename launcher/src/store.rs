@@ -1,0 +1,584 @@
+//! A whole store as local processes: the catalog, the order replicas and the frontends, started
+//! in order, the order group formed through the membership driver, every process's log kept.
+//!
+//! This is the one way to run a store from code: `toystore up` ([`crate::local`]), the
+//! evaluation, the benchmarks and the integration and fault tests all build on it.
+//!
+//! Layout under the store's directory: `catalog/`, `replica-N/` (data), `logs/<name>.log`
+//! (each process's stdout and stderr), `token` (the cluster token, mode 0600).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use api::GroupClient;
+use api::catalog::CatalogClient;
+use api::client::{ReplicaClient, http_client};
+use api::raft::{Member, RaftRole};
+use membership::MembershipDriver;
+use nix::sys::signal::Signal;
+
+use crate::ports;
+use crate::process::{LaunchError, Process};
+
+/// How long a process may take to become ready.
+pub const START_DEADLINE: Duration = Duration::from_secs(30);
+/// How long forming the order group may take.
+pub const FORM_DEADLINE: Duration = Duration::from_secs(60);
+/// How long a process may take to stop before it is killed.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// The catalog's settings.
+#[derive(Debug, Clone)]
+pub struct CatalogSpec {
+    /// Seconds between restocks.
+    pub restock_interval_secs: f64,
+    /// Units a sold-out toy is restocked to.
+    pub restock_quantity: u32,
+    /// A JSON product file to seed from (`None`: the built-in toys).
+    pub products: Option<PathBuf>,
+}
+
+impl Default for CatalogSpec {
+    fn default() -> Self {
+        Self {
+            restock_interval_secs: 10.0,
+            restock_quantity: 100,
+            products: None,
+        }
+    }
+}
+
+/// Raft settings passed to every replica; `None` keeps the binary's default.
+#[derive(Debug, Clone, Default)]
+pub struct RaftSpec {
+    /// `--heartbeat-ms`.
+    pub heartbeat_ms: Option<u64>,
+    /// `--election-timeout-min-ms`.
+    pub election_min_ms: Option<u64>,
+    /// `--election-timeout-max-ms`.
+    pub election_max_ms: Option<u64>,
+    /// `--snapshot-threshold`.
+    pub snapshot_threshold: Option<u64>,
+    /// `--logs-to-keep`.
+    pub logs_to_keep: Option<u64>,
+    /// `--catalog-patience-ms`.
+    pub catalog_patience_ms: Option<u64>,
+}
+
+impl RaftSpec {
+    /// Fast elections for tests: 50 ms heartbeats, 400–800 ms election timeouts.
+    pub fn fast() -> Self {
+        Self {
+            heartbeat_ms: Some(50),
+            election_min_ms: Some(400),
+            election_max_ms: Some(800),
+            ..Self::default()
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        let flags = [
+            ("--heartbeat-ms", self.heartbeat_ms),
+            ("--election-timeout-min-ms", self.election_min_ms),
+            ("--election-timeout-max-ms", self.election_max_ms),
+            ("--snapshot-threshold", self.snapshot_threshold),
+            ("--logs-to-keep", self.logs_to_keep),
+            ("--catalog-patience-ms", self.catalog_patience_ms),
+        ];
+        flags
+            .into_iter()
+            .filter_map(|(flag, v)| v.map(|v| [flag.to_string(), v.to_string()]))
+            .flatten()
+            .collect()
+    }
+}
+
+/// The frontends' settings.
+#[derive(Debug, Clone)]
+pub struct FrontendSpec {
+    /// Product cache entries (0: no cache).
+    pub cache_capacity: usize,
+    /// `--order-deadline-ms` (`None`: the binary's default).
+    pub order_deadline_ms: Option<u64>,
+    /// `--shutdown-delay-ms` (`None`: the binary's default).
+    pub shutdown_delay_ms: Option<u64>,
+}
+
+impl Default for FrontendSpec {
+    fn default() -> Self {
+        Self {
+            cache_capacity: 1000,
+            order_deadline_ms: None,
+            shutdown_delay_ms: Some(0),
+        }
+    }
+}
+
+/// Fixed ports to use (all others: any free port).
+#[derive(Debug, Clone, Default)]
+pub struct Ports {
+    /// The catalog's.
+    pub catalog: Option<u16>,
+    /// Each replica's, by id.
+    pub replicas: BTreeMap<u64, u16>,
+    /// Each frontend's, by index.
+    pub frontends: BTreeMap<usize, u16>,
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct StoreSpec {
+    /// Data, logs and the token live here.
+    pub dir: PathBuf,
+    /// Where the `catalog`, `order-replica` and `frontend` binaries are.
+    pub bin_dir: PathBuf,
+    /// The cluster token (written to `dir/token` when that file does not exist yet).
+    pub token: Option<String>,
+    /// The catalog (`None`: replicas confirm every order without taking stock).
+    pub catalog: Option<CatalogSpec>,
+    /// Replicas started by [`Store::start`].
+    pub replicas: Vec<u64>,
+    /// Whether [`Store::start`] forms the order group from those replicas.
+    pub form_group: bool,
+    /// Frontends started by [`Store::start`].
+    pub frontends: usize,
+    /// Raft settings of every replica.
+    pub raft: RaftSpec,
+    /// Settings of every frontend.
+    pub frontend: FrontendSpec,
+    /// Fixed ports.
+    pub ports: Ports,
+    /// `RUST_LOG` for every child (`None`: inherited).
+    pub rust_log: Option<String>,
+}
+
+impl StoreSpec {
+    /// A catalog, three replicas forming a group, and one frontend, in `dir`.
+    pub fn new(dir: &Path, bin_dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            bin_dir: bin_dir.to_path_buf(),
+            token: None,
+            catalog: Some(CatalogSpec::default()),
+            replicas: vec![1, 2, 3],
+            form_group: true,
+            frontends: 1,
+            raft: RaftSpec::default(),
+            frontend: FrontendSpec::default(),
+            ports: Ports::default(),
+            rust_log: None,
+        }
+    }
+}
+
+/// A running store. Dropping it kills every process; when dropped during a panic (a failing
+/// test) it first prints the end of every process's log.
+pub struct Store {
+    spec: StoreSpec,
+    token: String,
+    catalog: Option<Process>,
+    replicas: BTreeMap<u64, Process>,
+    frontends: Vec<Process>,
+    http: reqwest::Client,
+}
+
+impl Store {
+    /// Prepares the directory and the token; starts nothing.
+    pub fn new(spec: StoreSpec) -> Result<Self, LaunchError> {
+        let other = |what: &str, e: std::io::Error| LaunchError::Other(format!("{what}: {e}"));
+        std::fs::create_dir_all(spec.dir.join("logs")).map_err(|e| other("data directory", e))?;
+        let token = load_or_create_token(&spec.dir, spec.token.as_deref())
+            .map_err(|e| other("token file", e))?;
+        Ok(Self {
+            spec,
+            token,
+            catalog: None,
+            replicas: BTreeMap::new(),
+            frontends: Vec::new(),
+            http: http_client(Duration::from_secs(30)),
+        })
+    }
+
+    /// Starts what `spec` describes, in order: catalog, replicas, the group, frontends. The
+    /// first process that exits or stays unready stops the start with its name and log tail.
+    pub async fn start(spec: StoreSpec) -> Result<Self, LaunchError> {
+        let mut store = Self::new(spec)?;
+        if store.spec.catalog.is_some() {
+            store.start_catalog().await?;
+        }
+        let ids = store.spec.replicas.clone();
+        for &id in &ids {
+            store.start_replica(id).await?;
+        }
+        if store.spec.form_group && !ids.is_empty() {
+            store.converge(&ids).await?;
+        }
+        for i in 0..store.spec.frontends {
+            store.start_frontend(i).await?;
+        }
+        Ok(store)
+    }
+
+    /// The spec it runs.
+    pub fn spec(&self) -> &StoreSpec {
+        &self.spec
+    }
+
+    /// The cluster token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Path of the file holding the cluster token.
+    pub fn token_file(&self) -> PathBuf {
+        self.spec.dir.join("token")
+    }
+
+    /// Starts (or restarts) the catalog.
+    pub async fn start_catalog(&mut self) -> Result<(), LaunchError> {
+        if self.catalog.is_none() {
+            let port = self.port(self.spec.ports.catalog)?;
+            self.catalog = Some(self.catalog_process(port));
+        }
+        let catalog = self.catalog.as_mut().expect("just created");
+        catalog.start(START_DEADLINE).await
+    }
+
+    /// Starts (or restarts) replica `id` on its data directory; it answers before it is part of
+    /// any group (see [`converge`](Self::converge)).
+    pub async fn start_replica(&mut self, id: u64) -> Result<(), LaunchError> {
+        if !self.replicas.contains_key(&id) {
+            let port = self.port(self.spec.ports.replicas.get(&id).copied())?;
+            let process = self.replica_process(id, port);
+            self.replicas.insert(id, process);
+        }
+        let replica = self.replicas.get_mut(&id).expect("just created");
+        replica.start(START_DEADLINE).await
+    }
+
+    /// Starts (or restarts) frontend `i`; it is started when it is ready (feed connected,
+    /// order leader known).
+    pub async fn start_frontend(&mut self, i: usize) -> Result<(), LaunchError> {
+        self.add_frontend(i)?.start(START_DEADLINE).await
+    }
+
+    /// Frontend `i`'s process, created (not started) if it does not exist yet.
+    pub fn add_frontend(&mut self, i: usize) -> Result<&mut Process, LaunchError> {
+        while self.frontends.len() <= i {
+            let n = self.frontends.len();
+            let port = self.port(self.spec.ports.frontends.get(&n).copied())?;
+            let process = self.frontend_process(n, port);
+            self.frontends.push(process);
+        }
+        Ok(&mut self.frontends[i])
+    }
+
+    fn port(&self, fixed: Option<u16>) -> Result<u16, LaunchError> {
+        match fixed {
+            Some(p) if p != 0 => Ok(p),
+            _ => ports::free_port().map_err(|e| LaunchError::Other(format!("no free port: {e}"))),
+        }
+    }
+
+    fn log_path(&self, name: &str) -> PathBuf {
+        self.spec.dir.join("logs").join(format!("{name}.log"))
+    }
+
+    fn with_log_filter(&self, p: Process) -> Process {
+        match &self.spec.rust_log {
+            Some(filter) => p.env("RUST_LOG", filter),
+            None => p,
+        }
+    }
+
+    fn catalog_process(&self, port: u16) -> Process {
+        let spec = self.spec.catalog.clone().unwrap_or_default();
+        let mut args = vec![
+            "--listen".to_string(),
+            format!("127.0.0.1:{port}"),
+            "--data-dir".into(),
+            path_arg(&self.spec.dir.join("catalog")),
+            "--restock-interval-secs".into(),
+            spec.restock_interval_secs.to_string(),
+            "--restock-quantity".into(),
+            spec.restock_quantity.to_string(),
+        ];
+        if let Some(products) = &spec.products {
+            args.extend(["--products".into(), path_arg(products)]);
+        }
+        let p = Process::new(
+            "catalog",
+            self.spec.bin_dir.join("catalog"),
+            port,
+            self.log_path("catalog"),
+        )
+        .args(args)
+        .ready_at("/readyz");
+        self.with_log_filter(p)
+    }
+
+    fn replica_process(&self, id: u64, port: u16) -> Process {
+        let name = format!("replica-{id}");
+        let mut args = vec![
+            "--id".to_string(),
+            id.to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--data-dir".into(),
+            path_arg(&self.replica_data_dir(id)),
+            "--token-file".into(),
+            path_arg(&self.token_file()),
+        ];
+        if let Some(catalog) = &self.catalog {
+            args.extend(["--catalog-url".into(), catalog.url()]);
+        }
+        args.extend(self.spec.raft.args());
+        let p = Process::new(
+            &name,
+            self.spec.bin_dir.join("order-replica"),
+            port,
+            self.log_path(&name),
+        )
+        .args(args);
+        self.with_log_filter(p)
+    }
+
+    fn frontend_process(&self, i: usize, port: u16) -> Process {
+        let name = if self.spec.frontends <= 1 && i == 0 {
+            "frontend".to_string()
+        } else {
+            format!("frontend-{i}")
+        };
+        let catalog = self.catalog.as_ref().map(Process::url).unwrap_or_default();
+        let seeds = self
+            .replicas
+            .values()
+            .map(Process::url)
+            .collect::<Vec<_>>()
+            .join(",");
+        let f = &self.spec.frontend;
+        let mut args = vec![
+            "--listen".to_string(),
+            format!("127.0.0.1:{port}"),
+            "--catalog-url".into(),
+            catalog,
+            "--order-replicas".into(),
+            seeds,
+            "--order-token-file".into(),
+            path_arg(&self.token_file()),
+            "--cache-capacity".into(),
+            f.cache_capacity.to_string(),
+        ];
+        if let Some(ms) = f.order_deadline_ms {
+            args.extend(["--order-deadline-ms".into(), ms.to_string()]);
+        }
+        if let Some(ms) = f.shutdown_delay_ms {
+            args.extend(["--shutdown-delay-ms".into(), ms.to_string()]);
+        }
+        let p = Process::new(
+            &name,
+            self.spec.bin_dir.join("frontend"),
+            port,
+            self.log_path(&name),
+        )
+        .args(args)
+        .ready_at("/readyz");
+        self.with_log_filter(p)
+    }
+
+    /// Where replica `id` keeps its data.
+    pub fn replica_data_dir(&self, id: u64) -> PathBuf {
+        self.spec.dir.join(format!("replica-{id}"))
+    }
+
+    /// The catalog process (panics if the store has none).
+    pub fn catalog(&mut self) -> &mut Process {
+        self.catalog.as_mut().expect("this store has a catalog")
+    }
+
+    /// The catalog's URL, if the store has one.
+    pub fn catalog_url(&self) -> Option<String> {
+        self.catalog.as_ref().map(Process::url)
+    }
+
+    /// Replica `id`'s process (panics if it was never started).
+    pub fn replica(&mut self, id: u64) -> &mut Process {
+        self.replicas
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("no replica {id}"))
+    }
+
+    /// Replica `id`'s URL.
+    pub fn replica_url(&self, id: u64) -> String {
+        self.replicas[&id].url()
+    }
+
+    /// Ids of every replica started so far.
+    pub fn replica_ids(&self) -> Vec<u64> {
+        self.replicas.keys().copied().collect()
+    }
+
+    /// Whether replica `id` is running.
+    pub fn is_running(&self, id: u64) -> bool {
+        self.replicas.get(&id).is_some_and(Process::is_running)
+    }
+
+    /// Frontend `i`'s process.
+    pub fn frontend(&mut self, i: usize) -> &mut Process {
+        &mut self.frontends[i]
+    }
+
+    /// Frontend `i`'s URL.
+    pub fn frontend_url(&self, i: usize) -> String {
+        self.frontends[i].url()
+    }
+
+    /// URLs of every frontend.
+    pub fn frontend_urls(&self) -> Vec<String> {
+        self.frontends.iter().map(Process::url).collect()
+    }
+
+    /// `ids` as members of the order group, at their replicas' URLs.
+    pub fn members(&self, ids: &[u64]) -> Vec<Member> {
+        ids.iter()
+            .map(|id| Member {
+                id: *id,
+                url: self.replica_url(*id),
+            })
+            .collect()
+    }
+
+    /// A membership driver with this store's token.
+    pub fn driver(&self) -> MembershipDriver {
+        MembershipDriver::new(Some(self.token.clone()))
+    }
+
+    /// Drives the order group's voters to exactly `ids`.
+    pub async fn converge(&self, ids: &[u64]) -> Result<(), LaunchError> {
+        self.driver()
+            .converge(&self.members(ids), FORM_DEADLINE)
+            .await
+            .map_err(|e| LaunchError::Other(format!("the order group did not form: {e}")))
+    }
+
+    /// A client of the order group over every replica started so far.
+    pub fn group(&self, deadline: Duration) -> GroupClient {
+        let urls = self.replicas.values().map(Process::url).collect();
+        GroupClient::new(urls, Some(self.token.clone()), deadline)
+    }
+
+    /// A client of replica `id` with the token.
+    pub fn replica_client(&self, id: u64) -> ReplicaClient {
+        ReplicaClient::new(
+            self.http.clone(),
+            self.replica_url(id),
+            Some(self.token.clone()),
+        )
+    }
+
+    /// A client of the catalog.
+    pub fn catalog_client(&self) -> CatalogClient {
+        CatalogClient::new(
+            self.http.clone(),
+            self.catalog_url().expect("this store has a catalog"),
+        )
+    }
+
+    /// The replica that leads in the highest term among the running ones, if any.
+    pub async fn leader(&self) -> Option<u64> {
+        let mut best: Option<(u64, u64)> = None;
+        for (&id, p) in &self.replicas {
+            if !p.is_running() {
+                continue;
+            }
+            if let Ok(s) = self.replica_client(id).status().await
+                && s.role == RaftRole::Leader
+                && best.is_none_or(|(term, _)| s.term > term)
+            {
+                best = Some((s.term, id));
+            }
+        }
+        best.map(|(_, id)| id)
+    }
+
+    /// Stops everything: the frontends first (they drain), then every replica at once with
+    /// SIGINT (a whole-store stop: no replica hands leadership to peers that are stopping too),
+    /// then the catalog.
+    pub async fn stop(&mut self) {
+        for f in &mut self.frontends {
+            f.stop(Signal::SIGTERM, STOP_GRACE).await;
+        }
+        for r in self.replicas.values() {
+            r.signal(Signal::SIGINT);
+        }
+        for r in self.replicas.values_mut() {
+            r.stop(Signal::SIGINT, STOP_GRACE).await;
+        }
+        if let Some(c) = &mut self.catalog {
+            c.stop(Signal::SIGTERM, STOP_GRACE).await;
+        }
+    }
+
+    /// Every process by name, for supervision.
+    pub fn processes(&mut self) -> impl Iterator<Item = &mut Process> {
+        self.catalog
+            .iter_mut()
+            .chain(self.replicas.values_mut())
+            .chain(self.frontends.iter_mut())
+    }
+
+    /// The end of every process's log.
+    pub fn log_tails(&self, lines: usize) -> String {
+        self.catalog
+            .iter()
+            .chain(self.replicas.values())
+            .chain(self.frontends.iter())
+            .map(|p| {
+                format!(
+                    "--- {} ({}):\n{}",
+                    p.name(),
+                    p.log().display(),
+                    p.log_tail(lines)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// An HTTP client for tests and tools (30 s timeout).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "store in {} at the failure; the end of each log:\n{}",
+                self.spec.dir.display(),
+                self.log_tails(crate::process::TAIL_LINES)
+            );
+        }
+    }
+}
+
+/// Reads the token in `dir/token`, writing `given` (or a new random one) on first use.
+fn load_or_create_token(dir: &Path, given: Option<&str>) -> std::io::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("token");
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        return Ok(token.trim().to_string());
+    }
+    let token = given
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
+    std::fs::write(&path, &token)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(token)
+}
+
+fn path_arg(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
