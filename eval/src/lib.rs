@@ -1,5 +1,5 @@
-//! The evaluation harness behind `toystore eval`: the evaluation DESIGN.md asks the project to be
-//! able to print, end to end.
+//! The evaluation harness behind `toystore eval`: the evaluation the project must be able to
+//! print (docs/design.md, "Evaluation"), end to end.
 //!
 //! One command, on one machine, so the figures in the report are reproducible by anyone with the
 //! repository: it starts local stores ([`LocalStore`] from [`launcher`], as `toystore up` does),

@@ -1,6 +1,6 @@
 //! The frontend's LRU cache of catalog products, kept correct by the change feed.
 //!
-//! Rules (DESIGN.md, "Frontend"):
+//! Rules (docs/design.md, "Frontend"):
 //! - an entry is updated or invalidated by every feed event for its product;
 //! - while the feed is disconnected the cache is bypassed (reads go to the catalog, nothing is
 //!   inserted) and it is cleared when the feed reconnects, since events may have been missed;

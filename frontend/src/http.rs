@@ -1,4 +1,4 @@
-//! The public API (DESIGN.md, "Public API"), the storefront page, OpenAPI, health and metrics.
+//! The public API (docs/design.md, "Public API"), the storefront page, OpenAPI, health and metrics.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -1,4 +1,5 @@
-//! The order side of the purchase protocol (DESIGN.md, "Purchase"), run by the leader.
+//! The order side of the purchase protocol (docs/design.md, "The purchase protocol"), run by
+//! the leader.
 //!
 //! 1. commit `Pending{key, name, quantity}` (a known key returns its outcome instead);
 //! 2. ask the [`StockKeeper`](crate::stock::StockKeeper) to take the stock for that key;
