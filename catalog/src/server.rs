@@ -35,13 +35,8 @@ pub enum ServeError {
     #[error(transparent)]
     Seed(#[from] SeedError),
     /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] servicekit::BindError),
     /// The store could not be opened or seeded.
     #[error("cannot open the catalog in {dir}: {source}")]
     Open {
@@ -61,12 +56,7 @@ pub async fn run(
         Some(path) => seed::load(path)?,
         None => seed::default_products(),
     };
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: settings.listen,
-            source,
-        })?;
+    let listener = servicekit::bind(settings.listen).await?;
     let catalog = Catalog::open(settings.data_dir.clone(), products)
         .await
         .map_err(|source| ServeError::Open {

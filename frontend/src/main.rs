@@ -1,6 +1,5 @@
 //! `frontend`: parses flags and serves the public API.
 
-use anyhow::Context;
 use clap::Parser;
 
 use frontend::Frontend;
@@ -13,9 +12,7 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = servicekit::shutdown_signal();
     servicekit::init_tracing(&args.log_format, "info").map_err(anyhow::Error::msg)?;
     let frontend = Frontend::start(args.settings()?);
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
+    let listener = servicekit::bind(args.listen).await?;
     tracing::info!(listen = %args.listen, "frontend serving");
     frontend::serve(frontend, listener, args.shutdown_delay(), shutdown).await;
     Ok(())

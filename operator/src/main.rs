@@ -64,9 +64,7 @@ async fn main() -> anyhow::Result<()> {
         memory: Arc::new(Memory::default()),
     });
 
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
+    let listener = servicekit::bind(args.listen).await?;
     let app = Router::new()
         .route(
             "/metrics",

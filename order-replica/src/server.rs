@@ -33,13 +33,8 @@ pub struct Settings {
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] servicekit::BindError),
     /// The replica could not be opened.
     #[error(transparent)]
     Open(#[from] OpenError),
@@ -58,12 +53,7 @@ pub async fn run(
     stock: Arc<dyn StockKeeper>,
     shutdown: impl Future<Output = Stop> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: settings.listen,
-            source,
-        })?;
+    let listener = servicekit::bind(settings.listen).await?;
     let replica = Replica::open(
         settings.id,
         settings.advertise_url.clone(),

@@ -14,6 +14,6 @@ pub use error::{HttpError, method_not_allowed, not_found};
 pub use extract::{ApiJson, idempotency_key, order_number};
 pub use limits::reject_oversized;
 pub use logging::init_tracing;
-pub use serve::{Limits, raise_fd_limit, serve};
+pub use serve::{BindError, Limits, bind, raise_fd_limit, serve};
 pub use shutdown::{Stop, shutdown_signal, stop_signal};
 pub use token::read_token;

@@ -47,6 +47,24 @@ impl Limits {
     };
 }
 
+/// The listen address could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub struct BindError {
+    /// The address.
+    pub addr: std::net::SocketAddr,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Binds a listener on `addr`, with an error that names the address.
+pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, BindError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })
+}
+
 /// How long to wait after a failed accept (e.g. no file descriptor left) before the next.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// How long shutdown waits for connections to finish their requests.
