@@ -143,14 +143,31 @@ pub struct Audit {
 pub struct CatalogClient {
     http: reqwest::Client,
     base: String,
+    token: Option<String>,
 }
 
 impl CatalogClient {
-    /// A client for the catalog at `base` (e.g. `http://127.0.0.1:7100`).
+    /// A client for the catalog at `base` (e.g. `http://127.0.0.1:7100`); it can read products
+    /// and the change feed.
     pub fn new(http: reqwest::Client, base: impl Into<String>) -> Self {
         Self {
             http,
             base: base.into().trim_end_matches('/').to_string(),
+            token: None,
+        }
+    }
+
+    /// The same client with the cluster token, which [`take`](Self::take) and
+    /// [`audit`](Self::audit) need.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    fn authorized(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
         }
     }
 
@@ -173,7 +190,7 @@ impl CatalogClient {
     /// `POST /take`.
     pub async fn take(&self, req: &TakeRequest) -> Result<TakeResponse, ClientError> {
         let url = format!("{}/take", self.base);
-        let resp = self.http.post(&url).json(req).send().await;
+        let resp = self.authorized(self.http.post(&url)).json(req).send().await;
         decode_data(&url, resp).await
     }
 
@@ -194,7 +211,7 @@ impl CatalogClient {
         timeout: Option<Duration>,
     ) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.base);
-        let mut req = self.http.get(&url);
+        let mut req = self.authorized(self.http.get(&url));
         if let Some(t) = timeout {
             req = req.timeout(t);
         }

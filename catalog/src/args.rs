@@ -35,6 +35,12 @@ pub struct Args {
     #[arg(long, env = "CATALOG_RESTOCK_QUANTITY", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub restock_quantity: u32,
+    /// The cluster token that taking stock and the audit require (the order replicas send it).
+    #[arg(long, env = "CATALOG_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// File holding the cluster token (e.g. a mounted Secret); used when --token is not given.
+    #[arg(long, env = "CATALOG_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
     /// Log format: `text` or `json`.
     #[arg(long, env = "CATALOG_LOG_FORMAT", default_value = "text",
           value_parser = ["text", "json"])]
@@ -42,15 +48,18 @@ pub struct Args {
 }
 
 impl Args {
-    /// The catalog's settings.
-    pub fn settings(&self) -> Settings {
-        Settings {
+    /// The catalog's settings; fails without a cluster token.
+    pub fn settings(&self) -> Result<Settings, String> {
+        let token = servicekit::read_token(self.token.clone(), self.token_file.as_deref())?
+            .ok_or("a cluster token is required: --token or --token-file")?;
+        Ok(Settings {
             listen: self.listen,
             data_dir: self.data_dir.clone(),
             products_file: self.products.clone(),
             restock_interval: Duration::from_secs_f64(self.restock_interval_secs),
             restock_quantity: self.restock_quantity,
-        }
+            token,
+        })
     }
 }
 

@@ -31,14 +31,22 @@ use crate::store::StoreError;
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 16 * 1024;
 
-/// Builds the catalog's router.
-pub fn router(catalog: Arc<Catalog>) -> Router {
+/// Builds the catalog's router. Taking stock and the audit need the cluster token: only the
+/// order leader may take stock (a take without an order would break "stock taken ⇔ order
+/// confirmed"), and the audit exposes every purchase.
+pub fn router(catalog: Arc<Catalog>, token: &str) -> Router {
+    let internal = Router::new()
+        .route("/take", post(take))
+        .route("/audit", get(audit))
+        .route_layer(axum::middleware::from_fn_with_state(
+            servicekit::RequiredToken::new(token),
+            servicekit::require_token,
+        ));
     Router::new()
+        .merge(internal)
         .route("/products", get(products))
         .route("/products/{name}", get(product))
-        .route("/take", post(take))
         .route("/changes", get(changes))
-        .route("/audit", get(audit))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

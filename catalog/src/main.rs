@@ -12,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
     // Installed first, so a signal during start-up is not lost.
     let shutdown = servicekit::shutdown_signal();
     servicekit::init_tracing(&args.log_format, "info").map_err(anyhow::Error::msg)?;
-    server::run(args.settings(), shutdown)
+    server::run(args.settings().map_err(anyhow::Error::msg)?, shutdown)
         .await
         .context("catalog failed")
 }

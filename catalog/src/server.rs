@@ -26,6 +26,8 @@ pub struct Settings {
     pub restock_interval: Duration,
     /// Stock a sold-out toy is restocked to.
     pub restock_quantity: u32,
+    /// The cluster token `/take` and `/audit` require.
+    pub token: String,
 }
 
 /// Errors that stop the catalog.
@@ -76,7 +78,7 @@ pub async fn run(
         settings.restock_interval,
         settings.restock_quantity,
     ));
-    let app = crate::http::router(catalog.clone());
+    let app = crate::http::router(catalog.clone(), &settings.token);
     let releasing = catalog.clone();
     servicekit::serve(listener, app, servicekit::Limits::PUBLIC, async move {
         shutdown.await;

@@ -30,11 +30,49 @@ fn assert_error(what: &str, status: StatusCode, body: &Value, expected: StatusCo
     );
 }
 
+/// An HTTP client that sends the cluster token with every request.
+fn with_token() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let bearer = format!("Bearer {}", support::TOKEN);
+    headers.insert(reqwest::header::AUTHORIZATION, bearer.parse().unwrap());
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taking_stock_and_the_audit_need_the_cluster_token() {
+    let server = Server::start(&[]).await;
+    let url = server.url();
+    let http = reqwest::Client::new();
+    let take = r#"{"key": "k1", "name": "Tux", "quantity": 1}"#;
+    for token in [None, Some("wrong-token")] {
+        let mut post = http
+            .post(format!("{url}/take"))
+            .header("content-type", "application/json")
+            .body(take);
+        let mut get = http.get(format!("{url}/audit"));
+        if let Some(t) = token {
+            post = post.bearer_auth(t);
+            get = get.bearer_auth(t);
+        }
+        for (what, req) in [("take", post), ("audit", get)] {
+            let (status, json) = send(req).await;
+            assert_error(what, status, &json, StatusCode::UNAUTHORIZED);
+        }
+    }
+    // Reads need no token; nothing was taken.
+    let anonymous = server.anonymous();
+    assert_eq!(anonymous.product("Tux").await.unwrap().quantity, 100);
+    assert!(server.client().audit().await.unwrap().takes.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_with_json_errors_and_changes_nothing() {
     let server = Server::start(&[]).await;
     let url = server.url();
-    let http = reqwest::Client::new();
+    let http = with_token();
     let client = server.client();
     let products_before = client.products().await.unwrap();
 

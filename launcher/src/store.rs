@@ -303,6 +303,8 @@ impl Store {
             spec.restock_interval_secs.to_string(),
             "--restock-quantity".into(),
             spec.restock_quantity.to_string(),
+            "--token-file".into(),
+            path_arg(&self.token_file()),
         ];
         if let Some(products) = &spec.products {
             args.extend(["--products".into(), path_arg(products)]);
@@ -477,12 +479,13 @@ impl Store {
         )
     }
 
-    /// A client of the catalog.
+    /// A client of the catalog, with the token (it can take stock and read the audit).
     pub fn catalog_client(&self) -> CatalogClient {
         CatalogClient::new(
             self.http.clone(),
             self.catalog_url().expect("this store has a catalog"),
         )
+        .with_token(self.token.clone())
     }
 
     /// The replica that leads in the highest term among the running ones, if any.

@@ -99,11 +99,13 @@ impl Args {
         })
     }
 
-    /// Who owns stock: the catalog at `--catalog-url`, or nobody (every order confirmed).
-    pub fn stock(&self) -> Arc<dyn StockKeeper> {
+    /// Who owns stock: the catalog at `--catalog-url` (taken with `token`), or nobody (every
+    /// order confirmed).
+    pub fn stock(&self, token: &str) -> Arc<dyn StockKeeper> {
         match &self.catalog_url {
             Some(url) => Arc::new(CatalogStock::new(
                 url,
+                token,
                 Duration::from_millis(self.catalog_patience_ms),
             )),
             None => Arc::new(UnlimitedStock),

@@ -12,7 +12,9 @@ async fn main() -> anyhow::Result<()> {
     // Installed first, so a signal during start-up is not lost.
     let shutdown = servicekit::stop_signal();
     servicekit::init_tracing(&args.log_format, "info,openraft=warn").map_err(anyhow::Error::msg)?;
-    server::run(args.settings()?, args.stock(), shutdown)
+    let settings = args.settings()?;
+    let stock = args.stock(&settings.token);
+    server::run(settings, stock, shutdown)
         .await
         .context("order replica failed")
 }

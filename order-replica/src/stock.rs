@@ -52,11 +52,12 @@ pub struct CatalogStock {
 }
 
 impl CatalogStock {
-    /// Stock kept by the catalog at `url`; waits up to `patience` for it per take.
-    pub fn new(url: &str, patience: Duration) -> Self {
+    /// Stock kept by the catalog at `url`, taken with the cluster `token`; waits up to
+    /// `patience` for it per take.
+    pub fn new(url: &str, token: &str, patience: Duration) -> Self {
         let http = api::client::http_client(Duration::from_secs(3));
         Self {
-            client: CatalogClient::new(http, url),
+            client: CatalogClient::new(http, url).with_token(token),
             patience,
         }
     }

@@ -16,4 +16,4 @@ pub use limits::reject_oversized;
 pub use logging::init_tracing;
 pub use serve::{BindError, Limits, bind, raise_fd_limit, serve};
 pub use shutdown::{Stop, shutdown_signal, stop_signal};
-pub use token::read_token;
+pub use token::{RequiredToken, read_token, require_token};

@@ -1,4 +1,61 @@
-//! The cluster token shared by the order replicas, the catalog and their callers.
+//! The cluster token shared by the order replicas, the catalog and their callers: reading it,
+//! and the middleware that requires it.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::HttpError;
+
+/// The token a route layer requires (`middleware::from_fn_with_state(token, require_token)`).
+#[derive(Clone)]
+pub struct RequiredToken(Arc<str>);
+
+impl RequiredToken {
+    /// Requires `token`.
+    pub fn new(token: &str) -> Self {
+        Self(token.into())
+    }
+}
+
+impl std::fmt::Debug for RequiredToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RequiredToken(..)")
+    }
+}
+
+/// Middleware: refuses requests without the cluster token (`Authorization: Bearer <token>`)
+/// with a JSON 401.
+pub async fn require_token(
+    State(token): State<RequiredToken>,
+    req: Request,
+    next: Next,
+) -> Result<Response, HttpError> {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(t) if constant_time_eq(t.as_bytes(), token.0.as_bytes()) => Ok(next.run(req).await),
+        Some(_) => Err(HttpError::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong cluster token",
+        )),
+        None => Err(HttpError::new(
+            StatusCode::UNAUTHORIZED,
+            "this endpoint needs the cluster token (Authorization: Bearer ...)",
+        )),
+    }
+}
+
+/// Compares without an early exit, so response timing does not reveal the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
 
 /// The cluster token from a flag or, failing that, a file (a mounted Secret), trimmed.
 pub fn read_token(

@@ -13,6 +13,9 @@ use launcher::Process;
 #[allow(unused_imports)] // not every test binary waits
 pub use testkit::wait_for;
 
+/// The cluster token the test catalogs require.
+pub const TOKEN: &str = "catalog-test-token";
+
 /// One catalog process and its directory.
 pub struct Server {
     pub dir: tempfile::TempDir,
@@ -59,6 +62,7 @@ impl Server {
         )
         .args(["--listen".to_string(), format!("127.0.0.1:{port}")])
         .args(["--data-dir".to_string(), data_dir.display().to_string()])
+        .env("CATALOG_TOKEN", TOKEN)
         .args(all)
         .env("RUST_LOG", "info,catalog=debug")
         .ready_at("/readyz");
@@ -79,7 +83,13 @@ impl Server {
         self.process.url()
     }
 
+    /// A client with the cluster token.
     pub fn client(&self) -> CatalogClient {
+        CatalogClient::new(self.http.clone(), self.url()).with_token(TOKEN)
+    }
+
+    /// A client without the token (reads only).
+    pub fn anonymous(&self) -> CatalogClient {
         CatalogClient::new(self.http.clone(), self.url())
     }
 

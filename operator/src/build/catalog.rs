@@ -12,7 +12,8 @@ use k8s_openapi::api::core::v1::Service;
 use super::BuildInputs;
 use super::names::{self, CATALOG_PORT, Component};
 use super::pod_template::{
-    Placement, container, env, listen_on, pod_template, spread, startup_probe,
+    Placement, container, env, listen_on, pod_template, spread, startup_probe, token_file,
+    token_mount, token_volume,
 };
 use super::service::{cluster_ip, component_service};
 use super::storage::{self, DATA_DIR, data_mount};
@@ -41,8 +42,10 @@ pub(super) fn stateful_set(
     container.env = Some(vec![
         env("CATALOG_LISTEN", listen_on(Component::Catalog)),
         env("CATALOG_DATA_DIR", DATA_DIR),
+        // Taking stock needs the cluster token: only the order replicas may.
+        env("CATALOG_TOKEN_FILE", token_file()),
     ]);
-    container.volume_mounts = Some(vec![data_mount()]);
+    container.volume_mounts = Some(vec![data_mount(), token_mount()]);
     container.startup_probe = Some(startup_probe());
     let placement = Placement {
         spread: vec![spread(store, Component::Catalog, "kubernetes.io/hostname")],
@@ -53,7 +56,7 @@ pub(super) fn stateful_set(
         Component::Catalog,
         config,
         container,
-        Vec::new(),
+        vec![token_volume(store)],
         placement,
     );
     storage::stateful_set(

@@ -11,10 +11,8 @@ mod raft_rpc;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::StatusCode;
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 
 pub use servicekit::{ApiJson, HttpError};
 
@@ -32,8 +30,8 @@ pub fn router(replica: Arc<Replica>) -> Router {
         .merge(admin::routes())
         .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT))
         .route_layer(middleware::from_fn_with_state(
-            replica.clone(),
-            require_token,
+            servicekit::RequiredToken::new(&replica.token),
+            servicekit::require_token,
         ));
     let public = Router::new()
         .merge(orders::routes())
@@ -49,35 +47,4 @@ pub fn router(replica: Arc<Replica>) -> Router {
         .fallback(servicekit::not_found)
         .method_not_allowed_fallback(servicekit::method_not_allowed)
         .with_state(replica)
-}
-
-/// Rejects requests without the cluster token (`Authorization: Bearer <token>`).
-async fn require_token(
-    State(replica): State<Arc<Replica>>,
-    req: Request,
-    next: Next,
-) -> Result<Response, HttpError> {
-    let presented = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        Some(t) if constant_time_eq(t.as_bytes(), replica.token.as_bytes()) => {
-            Ok(next.run(req).await)
-        }
-        Some(_) => Err(HttpError::new(
-            StatusCode::UNAUTHORIZED,
-            "wrong cluster token",
-        )),
-        None => Err(HttpError::new(
-            StatusCode::UNAUTHORIZED,
-            "this endpoint needs the cluster token (Authorization: Bearer ...)",
-        )),
-    }
-}
-
-/// Compares without an early exit, so response timing does not reveal the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
