@@ -249,6 +249,7 @@ mod tests {
         RaftStatus {
             id,
             url: format!("http://r{id}"),
+            raft_url: None,
             role,
             term,
             leader,
@@ -264,6 +265,7 @@ mod tests {
                 .map(|i| MemberInfo {
                     id: i,
                     url: format!("http://r{i}"),
+                    raft_url: None,
                     voter: true,
                     matched_index: None,
                 })

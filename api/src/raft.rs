@@ -26,8 +26,11 @@ pub enum RaftRole {
 pub struct MemberInfo {
     /// Raft node id.
     pub id: NodeId,
-    /// Base URL the replica is reached at.
+    /// Base URL of the replica's client API (orders, status, admin).
     pub url: String,
+    /// Base URL of its peer listener, where Raft RPC goes (`None`: the client URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raft_url: Option<String>,
     /// Whether the member votes (false: learner).
     pub voter: bool,
     /// The highest log index known replicated to it (known only on the leader).
@@ -42,6 +45,9 @@ pub struct RaftStatus {
     pub id: NodeId,
     /// The URL this replica advertises for itself.
     pub url: String,
+    /// The URL of its peer listener (Raft RPC), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raft_url: Option<String>,
     /// This replica's role.
     pub role: RaftRole,
     /// Current term.
@@ -104,13 +110,38 @@ impl RaftStatus {
     }
 }
 
-/// A member to be: id and base URL.
+/// A member to be: id and base URLs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Member {
     /// Raft node id.
     pub id: NodeId,
-    /// Base URL, e.g. `http://order-1.order:7000`.
+    /// Base URL of its client API, e.g. `http://order-1.order:7000`.
     pub url: String,
+    /// Base URL of its peer listener for Raft RPC, e.g. `http://order-1.order:7001` (`None`:
+    /// Raft RPC goes to `url`). A listener of its own keeps Raft traffic from being starved by
+    /// client connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raft_url: Option<String>,
+}
+
+impl Member {
+    /// A member whose Raft RPC goes to its client URL.
+    pub fn at(id: NodeId, url: impl Into<String>) -> Self {
+        Self {
+            id,
+            url: url.into(),
+            raft_url: None,
+        }
+    }
+
+    /// Checks both URLs (see [`check_member_url`]).
+    pub fn check(&self) -> Result<(), String> {
+        check_member_url(&self.url)?;
+        if let Some(raft) = &self.raft_url {
+            check_member_url(raft)?;
+        }
+        Ok(())
+    }
 }
 
 /// `POST /admin/initialize`: the first membership of a brand-new group.

@@ -30,6 +30,9 @@ pub struct ReplicaInfo {
     pub id: u64,
     /// Base URL.
     pub url: String,
+    /// Base URL of its peer listener (Raft RPC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raft_url: Option<String>,
     /// Process id while running.
     pub pid: Option<u32>,
 }
@@ -108,6 +111,9 @@ impl LocalStore {
             if let Some(p) = port_of(&r.url) {
                 fixed.replicas.insert(r.id, p);
             }
+            if let Some(p) = r.raft_url.as_deref().and_then(port_of) {
+                fixed.replicas_raft.insert(r.id, p);
+            }
         }
         if options.port != 0 {
             fixed.frontends.insert(0, options.port);
@@ -117,6 +123,12 @@ impl LocalStore {
             .iter()
             .map(|p| ("the catalog", *p))
             .chain(fixed.replicas.values().map(|p| ("an order replica", *p)))
+            .chain(
+                fixed
+                    .replicas_raft
+                    .values()
+                    .map(|p| ("an order replica", *p)),
+            )
             .chain(fixed.frontends.values().map(|p| ("the frontend", *p)));
         for (what, port) in wanted {
             anyhow::ensure!(
@@ -171,10 +183,12 @@ impl LocalStore {
                 .replica_ids()
                 .into_iter()
                 .map(|id| {
+                    let raft_url = Some(store.replica_raft_url(id));
                     let r = store.replica(id);
                     ReplicaInfo {
                         id,
                         url: r.url(),
+                        raft_url,
                         pid: r.pid(),
                     }
                 })

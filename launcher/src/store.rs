@@ -120,8 +120,10 @@ impl Default for FrontendSpec {
 pub struct Ports {
     /// The catalog's.
     pub catalog: Option<u16>,
-    /// Each replica's, by id.
+    /// Each replica's client port, by id.
     pub replicas: BTreeMap<u64, u16>,
+    /// Each replica's peer (Raft RPC) port, by id.
+    pub replicas_raft: BTreeMap<u64, u16>,
     /// Each frontend's, by index.
     pub frontends: BTreeMap<usize, u16>,
 }
@@ -179,6 +181,7 @@ pub struct Store {
     token: String,
     catalog: Option<Process>,
     replicas: BTreeMap<u64, Process>,
+    raft_ports: BTreeMap<u64, u16>,
     frontends: Vec<Process>,
     http: reqwest::Client,
 }
@@ -195,6 +198,7 @@ impl Store {
             token,
             catalog: None,
             replicas: BTreeMap::new(),
+            raft_ports: BTreeMap::new(),
             frontends: Vec::new(),
             http: http_client(Duration::from_secs(30)),
         })
@@ -246,12 +250,22 @@ impl Store {
     }
 
     /// Starts (or restarts) replica `id` on its data directory; it answers before it is part of
-    /// any group (see [`converge`](Self::converge)).
+    /// any group (see [`converge`](Self::converge)). It listens on two ports: one for clients,
+    /// one for its peers' Raft RPC.
     pub async fn start_replica(&mut self, id: u64) -> Result<(), LaunchError> {
         if !self.replicas.contains_key(&id) {
             let port = self.port(self.spec.ports.replicas.get(&id).copied())?;
-            let process = self.replica_process(id, port);
+            let raft = self.port(self.spec.ports.replicas_raft.get(&id).copied())?;
+            let process = self.replica_process(id, port, raft);
             self.replicas.insert(id, process);
+            self.raft_ports.insert(id, raft);
+        }
+        let raft = self.raft_ports[&id];
+        if !ports::is_free(raft) {
+            return Err(LaunchError::PortTaken {
+                name: format!("replica-{id} (raft)"),
+                port: raft,
+            });
         }
         let replica = self.replicas.get_mut(&id).expect("just created");
         replica.start(START_DEADLINE).await
@@ -320,13 +334,15 @@ impl Store {
         self.with_log_filter(p)
     }
 
-    fn replica_process(&self, id: u64, port: u16) -> Process {
+    fn replica_process(&self, id: u64, port: u16, raft_port: u16) -> Process {
         let name = format!("replica-{id}");
         let mut args = vec![
             "--id".to_string(),
             id.to_string(),
             "--listen".into(),
             format!("127.0.0.1:{port}"),
+            "--raft-listen".into(),
+            format!("127.0.0.1:{raft_port}"),
             "--data-dir".into(),
             path_arg(&self.replica_data_dir(id)),
             "--token-file".into(),
@@ -411,9 +427,14 @@ impl Store {
             .unwrap_or_else(|| panic!("no replica {id}"))
     }
 
-    /// Replica `id`'s URL.
+    /// Replica `id`'s client URL.
     pub fn replica_url(&self, id: u64) -> String {
         self.replicas[&id].url()
+    }
+
+    /// Replica `id`'s peer (Raft RPC) URL.
+    pub fn replica_raft_url(&self, id: u64) -> String {
+        format!("http://127.0.0.1:{}", self.raft_ports[&id])
     }
 
     /// Ids of every replica started so far.
@@ -447,6 +468,7 @@ impl Store {
             .map(|id| Member {
                 id: *id,
                 url: self.replica_url(*id),
+                raft_url: Some(self.replica_raft_url(*id)),
             })
             .collect()
     }

@@ -104,7 +104,7 @@ pub fn next_step(obs: &Observation, desired: &[Member], catch_up_lag: u64) -> St
     for m in desired {
         let known = leader.members.iter().find(|k| k.id == m.id);
         match known {
-            Some(k) if k.url != m.url && k.voter && k.id == leader.id => {
+            Some(k) if !reached_at(k, m) && k.voter && k.id == leader.id => {
                 let to = voters
                     .iter()
                     .copied()
@@ -121,7 +121,7 @@ pub fn next_step(obs: &Observation, desired: &[Member], catch_up_lag: u64) -> St
                     )),
                 };
             }
-            Some(k) if k.url != m.url && k.voter => {
+            Some(k) if !reached_at(k, m) && k.voter => {
                 let rest: Vec<NodeId> = voters.iter().copied().filter(|v| *v != k.id).collect();
                 let healthy = rest.iter().filter(|v| is_healthy(obs, **v)).count();
                 if healthy * 2 > voters.len() {
@@ -135,7 +135,7 @@ pub fn next_step(obs: &Observation, desired: &[Member], catch_up_lag: u64) -> St
                     k.id
                 ));
             }
-            Some(k) if k.url == m.url => {}
+            Some(k) if reached_at(k, m) => {}
             _ => {
                 return Step::AddLearner {
                     leader: leader_url,
@@ -225,6 +225,7 @@ fn without_leader(obs: &Observation, desired: &[Member]) -> Step {
             .map(|m| Member {
                 id: m.id,
                 url: m.url.clone(),
+                raft_url: None,
             })
             .collect();
         voters.sort();
@@ -262,6 +263,11 @@ fn without_leader(obs: &Observation, desired: &[Member]) -> Step {
     Step::Initialize { members: founding }
 }
 
+/// Whether the membership reaches `known` where `member` says (client and Raft URLs).
+fn reached_at(known: &api::raft::MemberInfo, member: &Member) -> bool {
+    known.url == member.url && known.raft_url == member.raft_url
+}
+
 fn is_healthy(obs: &Observation, id: NodeId) -> bool {
     obs.statuses
         .get(&id)
@@ -288,7 +294,7 @@ mod tests {
     }
 
     fn member(id: NodeId) -> Member {
-        Member { id, url: url(id) }
+        Member::at(id, url(id))
     }
 
     fn desired(ids: &[NodeId]) -> Vec<Member> {
@@ -309,6 +315,7 @@ mod tests {
             .map(|(i, m, voter)| MemberInfo {
                 id: *i,
                 url: url(*i),
+                raft_url: None,
                 voter,
                 matched_index: (role == RaftRole::Leader).then_some(*m),
             })
@@ -316,6 +323,7 @@ mod tests {
         RaftStatus {
             id,
             url: url(id),
+            raft_url: None,
             role,
             term: 3,
             leader: voters.first().map(|v| v.0),
@@ -523,6 +531,7 @@ mod tests {
                     Member {
                         id: 4,
                         url: "http://moved:1".into(),
+                        raft_url: None,
                     },
                 ],
                 Step::AddLearner {
@@ -530,6 +539,7 @@ mod tests {
                     member: Member {
                         id: 4,
                         url: "http://moved:1".into(),
+                        raft_url: None,
                     },
                 },
             ),
@@ -547,6 +557,7 @@ mod tests {
                     Member {
                         id: 3,
                         url: "http://moved:1".into(),
+                        raft_url: None,
                     },
                 ],
                 Step::ChangeVoters {
@@ -576,6 +587,7 @@ mod tests {
             Member {
                 id: 1,
                 url: "http://moved:1".into(),
+                raft_url: None,
             },
             member(2),
             member(3),

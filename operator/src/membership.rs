@@ -203,12 +203,17 @@ pub fn next_roll_step(pods: &[OrderPod], replicas: i32, obs: &Observation) -> Ro
     }
 }
 
-/// The desired members for `replicas` order pods: ids are ordinals, URLs their stable DNS names.
-pub fn desired_members(replicas: i32, url_of: impl Fn(i32) -> String) -> Vec<Member> {
+/// The desired members for `replicas` order pods: ids are ordinals, URLs (client, peer) their
+/// stable DNS names.
+pub fn desired_members(replicas: i32, urls_of: impl Fn(i32) -> (String, String)) -> Vec<Member> {
     (0..replicas)
-        .map(|i| Member {
-            id: i as NodeId,
-            url: url_of(i),
+        .map(|i| {
+            let (url, raft_url) = urls_of(i);
+            Member {
+                id: i as NodeId,
+                url,
+                raft_url: Some(raft_url),
+            }
         })
         .collect()
 }
@@ -243,6 +248,7 @@ mod tests {
             .map(|(id, voter)| MemberInfo {
                 id,
                 url: format!("http://o-{id}:7000"),
+                raft_url: None,
                 voter,
                 matched_index: Some(100),
             })
@@ -250,6 +256,7 @@ mod tests {
         RaftStatus {
             id,
             url: format!("http://o-{id}:7000"),
+            raft_url: None,
             role,
             term: 2,
             leader: voters.first().copied(),

@@ -190,7 +190,10 @@ async fn apply(store: &ToyStore, ctx: &Context) -> Result<Action, Error> {
     let token = ensure_token(&valid, &store_key(store), ctx, &ns).await?;
     let declared = valid.orders.replicas;
     let desired = desired_members(declared, |i| {
-        build::order_replica_url(&valid.name, &valid.namespace, i)
+        (
+            build::order_replica_url(&valid.name, &valid.namespace, i),
+            build::order_replica_raft_url(&valid.name, &valid.namespace, i),
+        )
     });
     let obs = ctx.group.observe(&token, &desired).await;
     let orders_sts = cache::get(

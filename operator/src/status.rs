@@ -300,6 +300,7 @@ mod tests {
             .map(|id| MemberInfo {
                 id,
                 url: format!("http://o-{id}:7000"),
+                raft_url: None,
                 voter: true,
                 matched_index: Some(matched[id as usize]),
             })
@@ -309,6 +310,7 @@ mod tests {
                 let s = RaftStatus {
                     id,
                     url: format!("http://o-{id}:7000"),
+                    raft_url: None,
                     role: if id == 0 {
                         RaftRole::Leader
                     } else {

@@ -356,6 +356,10 @@ fn url(id: NodeId) -> String {
     format!("http://toys-orders-{id}.toys-orders.shop.svc:7000")
 }
 
+fn raft_url(id: NodeId) -> Option<String> {
+    Some(format!("http://toys-orders-{id}.toys-orders.shop.svc:7001"))
+}
+
 /// A healthy group: `voters` (and `learners`), leader `leader`, everyone caught up.
 fn group(voters: &[NodeId], learners: &[NodeId], leader: NodeId) -> Observation {
     let members: Vec<MemberInfo> = voters
@@ -365,6 +369,7 @@ fn group(voters: &[NodeId], learners: &[NodeId], leader: NodeId) -> Observation 
         .map(|(id, voter)| MemberInfo {
             id,
             url: url(id),
+            raft_url: raft_url(id),
             voter,
             matched_index: Some(50),
         })
@@ -380,6 +385,7 @@ fn group(voters: &[NodeId], learners: &[NodeId], leader: NodeId) -> Observation 
             let status = RaftStatus {
                 id: m.id,
                 url: url(m.id),
+                raft_url: raft_url(m.id),
                 role,
                 term: 4,
                 leader: Some(leader),
@@ -408,6 +414,7 @@ fn fresh(ids: &[NodeId]) -> Observation {
             let s = RaftStatus {
                 id: *id,
                 url: url(*id),
+                raft_url: raft_url(*id),
                 role: RaftRole::Learner,
                 term: 0,
                 leader: None,

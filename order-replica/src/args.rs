@@ -33,6 +33,13 @@ pub struct Args {
     /// URL peers and clients reach this replica at (default: http://<listen>).
     #[arg(long, env = "ORDER_ADVERTISE_URL")]
     pub advertise_url: Option<String>,
+    /// Address of a separate listener for Raft RPC from the other replicas (default: Raft RPC
+    /// shares `--listen`). With it, client connections cannot starve the group's own traffic.
+    #[arg(long, env = "ORDER_RAFT_LISTEN")]
+    pub raft_listen: Option<SocketAddr>,
+    /// URL the other replicas reach the Raft listener at (default: `http://` + `--raft-listen`).
+    #[arg(long, env = "ORDER_RAFT_ADVERTISE_URL", requires = "raft_listen")]
+    pub raft_advertise_url: Option<String>,
     /// Directory for the Raft log, state machine and snapshots.
     #[arg(long, env = "ORDER_DATA_DIR")]
     pub data_dir: PathBuf,
@@ -87,6 +94,12 @@ impl Args {
                 .advertise_url
                 .clone()
                 .unwrap_or_else(|| format!("http://{}", self.listen)),
+            raft_listen: self.raft_listen,
+            raft_advertise_url: self.raft_listen.map(|addr| {
+                self.raft_advertise_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{addr}"))
+            }),
             data_dir: self.data_dir.clone(),
             token,
             timing: RaftTiming {

@@ -7,17 +7,17 @@
 use std::future::Future;
 use std::time::Duration;
 
+use openraft::RaftNetworkV2;
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
-use openraft::{BasicNode, RaftNetworkV2};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::types::{NodeId, Snapshot, SnapshotMeta, TypeConfig, Vote};
+use crate::types::{NodeId, ReplicaNode, Snapshot, SnapshotMeta, TypeConfig, Vote};
 
 /// Header line of a `/raft/snapshot` body.
 #[derive(Debug, Serialize, Deserialize)]
@@ -51,10 +51,10 @@ impl Network {
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
-    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
+    async fn new_client(&mut self, target: NodeId, node: &ReplicaNode) -> Peer {
         Peer {
             target,
-            url: node.addr.trim_end_matches('/').to_string(),
+            url: node.raft_url().trim_end_matches('/').to_string(),
             http: self.http.clone(),
             token: self.token.clone(),
         }

@@ -86,8 +86,10 @@ pub struct Replica {
     pub log: LogStore,
     /// The data directory's identity and whether this replica is admitted to the group.
     pub identity: DataIdentity,
-    /// The URL this replica advertises.
+    /// The URL of its client API this replica advertises.
     pub url: String,
+    /// The URL of its peer listener (Raft RPC), when it has one.
+    pub raft_url: Option<String>,
     /// The cluster token required on Raft RPC and admin calls.
     pub token: String,
     /// The stock keeper called between `Pending` and `Resolve`.
@@ -103,6 +105,7 @@ impl Replica {
     pub async fn open(
         id: NodeId,
         url: String,
+        raft_url: Option<String>,
         data_dir: &Path,
         token: String,
         timing: &RaftTiming,
@@ -142,6 +145,7 @@ impl Replica {
         Ok(Arc::new(Self {
             id,
             url,
+            raft_url,
             raft,
             state,
             log,
@@ -164,6 +168,7 @@ impl Replica {
             .map(|(id, node)| MemberInfo {
                 id: *id,
                 url: node.addr.clone(),
+                raft_url: node.raft_addr.clone(),
                 voter: voters.contains(id),
                 matched_index: matched
                     .and_then(|r| r.get(id))
@@ -180,6 +185,7 @@ impl Replica {
         RaftStatus {
             id: self.id,
             url: self.url.clone(),
+            raft_url: self.raft_url.clone(),
             role,
             term: m.current_term,
             leader: m.current_leader,

@@ -21,6 +21,10 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// URL other replicas and clients reach this one at.
     pub advertise_url: String,
+    /// Address of the peer listener for Raft RPC (`None`: Raft RPC shares `listen`).
+    pub raft_listen: Option<SocketAddr>,
+    /// URL peers reach the peer listener at.
+    pub raft_advertise_url: Option<String>,
     /// Where the log, state and snapshots live.
     pub data_dir: PathBuf,
     /// The cluster token.
@@ -54,9 +58,14 @@ pub async fn run(
     shutdown: impl Future<Output = Stop> + Send + 'static,
 ) -> Result<(), ServeError> {
     let listener = servicekit::bind(settings.listen).await?;
+    let peer_listener = match settings.raft_listen {
+        Some(addr) => Some(servicekit::bind(addr).await?),
+        None => None,
+    };
     let replica = Replica::open(
         settings.id,
         settings.advertise_url.clone(),
+        settings.raft_advertise_url.clone(),
         &settings.data_dir,
         settings.token.clone(),
         &settings.timing,
@@ -72,16 +81,17 @@ pub async fn run(
     );
     let resolver = tokio::spawn(crate::purchase::resolve_pending_orders(replica.clone()));
     let app = crate::http::router(replica.clone());
-    // Hand leadership away while the server still answers Raft RPCs: the successor needs our
-    // vote, and clients then fail over within a heartbeat instead of an election timeout.
-    let stepping_down = replica.clone();
+    // Decide when to stop: on a signal (handing leadership away first, while both listeners
+    // still answer Raft RPCs: the successor needs our vote, and clients then fail over within
+    // a heartbeat instead of an election timeout), or when Raft stops by itself.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel();
     let watched = replica.clone();
-    servicekit::serve(listener, app, servicekit::Limits::PUBLIC, async move {
+    tokio::spawn(async move {
         tokio::select! {
             stop = shutdown => {
                 if stop == Stop::Terminate {
-                    step_down(&stepping_down).await;
+                    step_down(&watched).await;
                 }
             }
             fatal = raft_stopped(&watched) => {
@@ -92,8 +102,25 @@ pub async fn run(
                 let _ = stopped_tx.send(fatal);
             }
         }
-    })
-    .await;
+        let _ = stop_tx.send(true);
+    });
+    let stopping = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let public = servicekit::serve(
+        listener,
+        app.clone(),
+        servicekit::Limits::PUBLIC,
+        stopping(stop_rx.clone()),
+    );
+    match peer_listener {
+        // Peers have a listener of their own, so client connections cannot crowd them out.
+        Some(peers) => {
+            let peers = servicekit::serve(peers, app, servicekit::Limits::PEERS, stopping(stop_rx));
+            tokio::join!(public, peers);
+        }
+        None => public.await,
+    }
     tracing::info!("shutting down raft");
     resolver.abort();
     if let Err(e) = replica.raft.shutdown().await {

@@ -14,8 +14,44 @@ openraft::declare_raft_types!(
         D = Command,
         R = CommandResult,
         NodeId = NodeId,
-        Node = openraft::BasicNode,
+        Node = ReplicaNode,
 );
+
+/// How a member is reached, as the membership stores it: its client API, and its peer listener
+/// for Raft RPC when it has one. Stored as `{"addr": ...}` (openraft's `BasicNode`) plus an
+/// optional `raft_addr`, so memberships written before the peer listener read as they were.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaNode {
+    /// Base URL of the client API.
+    pub addr: String,
+    /// Base URL of the peer listener (Raft RPC); `None`: `addr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raft_addr: Option<String>,
+}
+
+impl ReplicaNode {
+    /// A node reached at `member`'s URLs.
+    pub fn of(member: &api::raft::Member) -> Self {
+        Self {
+            addr: member.url.clone(),
+            raft_addr: member.raft_url.clone(),
+        }
+    }
+
+    /// Where Raft RPC goes.
+    pub fn raft_url(&self) -> &str {
+        self.raft_addr.as_deref().unwrap_or(&self.addr)
+    }
+}
+
+impl fmt::Display for ReplicaNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.raft_addr {
+            Some(raft) => write!(f, "{} (raft {raft})", self.addr),
+            None => f.write_str(&self.addr),
+        }
+    }
+}
 
 /// The Raft handle of an order replica.
 pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::StateMachineStore>;

@@ -48,7 +48,7 @@ pub use config::{CONFIG_HASH_ANNOTATION, TOKEN_KEY, token_secret};
 pub use metadata::{FIELD_MANAGER, INSTANCE_LABEL, labels, managed_selector, selector_labels};
 pub use names::{
     Component, catalog_url, component_name, config_map_name, order_pod_name, order_pvc_name,
-    order_replica_url, orders_name, token_secret_name,
+    order_replica_raft_url, order_replica_url, orders_name, token_secret_name,
 };
 pub use network_policies::OPERATOR_APP_NAME;
 pub use pod_template::RUN_AS;

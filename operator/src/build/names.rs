@@ -60,6 +60,11 @@ impl Component {
 
 /// Port of an order replica (clients, Raft RPC and admin API).
 pub const ORDER_PORT: i32 = 7000;
+/// The order replicas' peer port: Raft RPC between replicas only, on a listener of its own so
+/// client connections cannot crowd it out.
+pub const ORDER_RAFT_PORT: i32 = 7001;
+/// Name of the peer port on containers and the headless Service.
+pub const RAFT_PORT_NAME: &str = "raft";
 /// Port of the catalog.
 pub const CATALOG_PORT: i32 = 7100;
 /// Port the frontend container listens on.
@@ -113,6 +118,16 @@ pub fn config_map_name(store: &str) -> String {
 pub fn order_replica_url(store: &str, namespace: &str, ordinal: i32) -> String {
     format!(
         "http://{}.{}.{namespace}.svc:{ORDER_PORT}",
+        order_pod_name(store, ordinal),
+        orders_name(store),
+    )
+}
+
+/// The stable URL of order replica `ordinal`'s peer listener (Raft RPC):
+/// `http://{store}-orders-{ordinal}.{store}-orders.{namespace}.svc:7001`.
+pub fn order_replica_raft_url(store: &str, namespace: &str, ordinal: i32) -> String {
+    format!(
+        "http://{}.{}.{namespace}.svc:{ORDER_RAFT_PORT}",
         order_pod_name(store, ordinal),
         orders_name(store),
     )

@@ -1,11 +1,12 @@
 //! NetworkPolicies: each component's pods admit only the traffic that component needs, on its
-//! one port.
+//! port.
 //!
-//! | to       | from                                        |
-//! |----------|---------------------------------------------|
-//! | orders   | order replicas (Raft), frontends, the operator (admin API) |
-//! | catalog  | order replicas (stock takes), frontends     |
-//! | frontend | anywhere (the public API)                   |
+//! | to                  | from                                                     |
+//! |---------------------|----------------------------------------------------------|
+//! | orders (client port)| order replicas, frontends, the operator (admin API)      |
+//! | orders (peer port)  | order replicas only (Raft RPC)                           |
+//! | catalog             | order replicas (stock takes), frontends                  |
+//! | frontend            | anywhere (the public API)                                |
 //!
 //! Ingress only: egress is not restricted, because pods need DNS and each other, and a
 //! policy per peer would repeat the table above in reverse.
@@ -42,12 +43,23 @@ pub(super) fn network_policies(store: &ValidStore) -> Vec<NetworkPolicy> {
     };
     let orders = peer(store, Component::Orders);
     let frontends = peer(store, Component::Frontend);
+    let mut orders_policy = network_policy(
+        store,
+        Component::Orders,
+        Some(vec![orders.clone(), frontends.clone(), operator]),
+    );
+    if let Some(rules) = orders_policy.spec.as_mut().and_then(|s| s.ingress.as_mut()) {
+        rules.push(NetworkPolicyIngressRule {
+            from: Some(vec![orders.clone()]),
+            ports: Some(vec![NetworkPolicyPort {
+                port: Some(IntOrString::Int(names::ORDER_RAFT_PORT)),
+                protocol: Some("TCP".into()),
+                ..NetworkPolicyPort::default()
+            }]),
+        });
+    }
     vec![
-        network_policy(
-            store,
-            Component::Orders,
-            Some(vec![orders.clone(), frontends.clone(), operator]),
-        ),
+        orders_policy,
         network_policy(store, Component::Catalog, Some(vec![orders, frontends])),
         network_policy(store, Component::Frontend, None),
     ]
@@ -136,5 +148,25 @@ mod tests {
             let port = &spec.ingress.as_ref().unwrap()[0].ports.as_ref().unwrap()[0];
             assert_eq!(port.port, Some(IntOrString::Int(component.port())));
         }
+    }
+
+    #[test]
+    fn the_peer_port_admits_only_order_replicas() {
+        let store = store(default_spec());
+        let policies = build(&store, &inputs(3)).network_policies;
+        let rules = policies[0].spec.as_ref().unwrap().ingress.as_ref().unwrap();
+        assert_eq!(rules.len(), 2);
+        let peer = &rules[1];
+        assert_eq!(
+            peer.ports.as_ref().unwrap()[0].port,
+            Some(IntOrString::Int(names::ORDER_RAFT_PORT))
+        );
+        let from = peer.from.as_ref().unwrap();
+        assert_eq!(from.len(), 1);
+        assert!(from[0].namespace_selector.is_none(), "not the operator");
+        assert_eq!(
+            from[0].pod_selector.as_ref().unwrap().match_labels,
+            Some(selector_labels(&store.name, Component::Orders))
+        );
     }
 }

@@ -13,12 +13,14 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
-    Affinity, PodAffinityTerm, PodAntiAffinity, Service, ServiceSpec, WeightedPodAffinityTerm,
+    Affinity, ContainerPort, PodAffinityTerm, PodAntiAffinity, Service, ServicePort, ServiceSpec,
+    WeightedPodAffinityTerm,
 };
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::BuildInputs;
 use super::metadata::selector;
-use super::names::{self, Component, ORDER_PORT};
+use super::names::{self, Component, ORDER_PORT, ORDER_RAFT_PORT, RAFT_PORT_NAME};
 use super::pod_template::{
     Placement, container, env, env_from_field, listen_on, pod_template, spread, startup_probe,
     token_file, token_mount, token_volume,
@@ -29,21 +31,32 @@ use crate::validate::ValidStore;
 
 /// The headless governing Service and the client Service of the order group.
 pub(super) fn services(store: &ValidStore) -> [Service; 2] {
+    // Governing Service of the StatefulSet: gives every replica a stable DNS name, ready or
+    // not, so members reach each other while no leader exists yet. It carries the peer port
+    // too (the client Service does not: peers address each other by pod).
+    let mut headless = component_service(
+        store,
+        names::orders_name(&store.name),
+        Component::Orders,
+        ServiceSpec {
+            cluster_ip: Some("None".into()),
+            publish_not_ready_addresses: Some(true),
+            ..cluster_ip()
+        },
+        ORDER_PORT,
+        ORDER_PORT,
+    );
+    if let Some(ports) = headless.spec.as_mut().and_then(|s| s.ports.as_mut()) {
+        ports.push(ServicePort {
+            name: Some(RAFT_PORT_NAME.into()),
+            port: ORDER_RAFT_PORT,
+            target_port: Some(IntOrString::Int(ORDER_RAFT_PORT)),
+            protocol: Some("TCP".into()),
+            ..ServicePort::default()
+        });
+    }
     [
-        // Governing Service of the StatefulSet: gives every replica a stable DNS name, ready or
-        // not, so members reach each other while no leader exists yet.
-        component_service(
-            store,
-            names::orders_name(&store.name),
-            Component::Orders,
-            ServiceSpec {
-                cluster_ip: Some("None".into()),
-                publish_not_ready_addresses: Some(true),
-                ..cluster_ip()
-            },
-            ORDER_PORT,
-            ORDER_PORT,
-        ),
+        headless,
         component_service(
             store,
             names::orders_client_name(&store.name),
@@ -80,9 +93,23 @@ pub(super) fn stateful_set(
             "ORDER_ADVERTISE_URL",
             format!("http://$(POD_NAME).{name}.$(POD_NAMESPACE).svc:{ORDER_PORT}"),
         ),
+        env("ORDER_RAFT_LISTEN", format!("0.0.0.0:{ORDER_RAFT_PORT}")),
+        // Must equal `order_replica_raft_url` for this ordinal.
+        env(
+            "ORDER_RAFT_ADVERTISE_URL",
+            format!("http://$(POD_NAME).{name}.$(POD_NAMESPACE).svc:{ORDER_RAFT_PORT}"),
+        ),
         env("ORDER_DATA_DIR", DATA_DIR),
         env("ORDER_TOKEN_FILE", token_file()),
     ]);
+    if let Some(ports) = container.ports.as_mut() {
+        ports.push(ContainerPort {
+            name: Some(RAFT_PORT_NAME.into()),
+            container_port: ORDER_RAFT_PORT,
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        });
+    }
     container.volume_mounts = Some(vec![data_mount(), token_mount()]);
     container.startup_probe = Some(startup_probe());
     // No `lifecycle.preStop`: on SIGTERM the replica itself transfers leadership to the most

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use openraft::error::{ClientWriteError, InitializeError, LinearizableReadError, RaftError};
-use openraft::{BasicNode, ChangeMembers, ReadPolicy};
+use openraft::{ChangeMembers, ReadPolicy};
 
 use api::raft::{
     AddLearnerRequest, AdminResponse, ChangeMembershipRequest, InitializeRequest, RaftRole,
@@ -22,7 +22,7 @@ use api::raft::{
 use super::{ApiJson, HttpError};
 use crate::purchase::leader_hint;
 use crate::replica::Replica;
-use crate::types::{NodeId, TypeConfig};
+use crate::types::{NodeId, ReplicaNode, TypeConfig};
 
 pub fn routes() -> Router<Arc<Replica>> {
     Router::new()
@@ -92,10 +92,10 @@ async fn initialize(
     replica
         .admit("initialize")
         .map_err(|e| HttpError::unavailable(format!("cannot record admission: {e}")))?;
-    let nodes: BTreeMap<NodeId, BasicNode> = req
+    let nodes: BTreeMap<NodeId, ReplicaNode> = req
         .members
         .iter()
-        .map(|m| (m.id, BasicNode::new(&m.url)))
+        .map(|m| (m.id, ReplicaNode::of(m)))
         .collect();
     match replica.raft.initialize(nodes).await {
         Ok(()) => done(format!("initialized with {} members", req.members.len())),
@@ -127,7 +127,7 @@ async fn add_learner(
 ) -> AdminResult {
     let member = req.member;
     validate_members(std::slice::from_ref(&member))?;
-    let node = BasicNode::new(&member.url);
+    let node = ReplicaNode::of(&member);
     let known = replica
         .status()
         .members
@@ -151,14 +151,14 @@ async fn add_learner(
         })?;
     }
     let result = match known {
-        Some(k) if k.url == member.url && !req.wait_caught_up => {
+        Some(k) if same_address(&k, &member) && !req.wait_caught_up => {
             return leader_only(&replica, "/admin/learners").map(|_| {
                 Json(AdminResponse {
                     message: format!("{} is already a member", member.id),
                 })
             });
         }
-        Some(k) if k.url != member.url && k.voter => {
+        Some(k) if !same_address(&k, &member) && k.voter => {
             // A voter keeps its address: re-addressing it to a wrong one would leave a voter
             // that counts for quorum but receives nothing. The driver moves a voter by taking
             // it out of the voters first.
@@ -170,7 +170,7 @@ async fn add_learner(
                 ),
             ));
         }
-        Some(k) if k.url != member.url => {
+        Some(k) if !same_address(&k, &member) => {
             // A learner that moved: update its address.
             leader_only(&replica, "/admin/learners")?;
             let change = ChangeMembers::SetNodes(BTreeMap::from([(member.id, node)]));
@@ -299,11 +299,16 @@ async fn snapshot(State(replica): State<Arc<Replica>>) -> AdminResult {
     done("snapshot requested")
 }
 
+/// Whether a known member is reached where `member` says.
+fn same_address(known: &api::raft::MemberInfo, member: &api::raft::Member) -> bool {
+    known.url == member.url && known.raft_url == member.raft_url
+}
+
 /// Refuses members whose URL is not an absolute `http(s)://host[:port]` base URL: a voter
 /// re-addressed to garbage stops receiving entries while it still counts for quorum.
 fn validate_members(members: &[api::raft::Member]) -> Result<(), HttpError> {
     for m in members {
-        if let Err(why) = api::raft::check_member_url(&m.url) {
+        if let Err(why) = m.check() {
             return Err(HttpError::new(
                 StatusCode::BAD_REQUEST,
                 format!("member {}: {why}", m.id),
