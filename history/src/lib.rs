@@ -27,4 +27,4 @@ mod state;
 
 pub use check::{Violation, check_all};
 pub use record::{Event, Invocation, Op, Outcome, Recorder};
-pub use state::{FinalState, StoredOrder, StoredStatus};
+pub use state::{FinalState, ReplicaOrders, StoredOrder, StoredStatus};

@@ -1,0 +1,282 @@
+//! Scenarios: one kind of fault, repeated while the clients work, then healing and the checks.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use history::{Recorder, Violation, check_all};
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use tokio::sync::watch;
+
+use crate::target::{Target, TargetOptions};
+use crate::workload::{self, OpCounts, Workload};
+
+/// One kind of fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// SIGKILL the leader, restart it a little later; again and again.
+    LeaderKills,
+    /// SIGKILL one or two random replicas (two of three is a lost quorum), restart them.
+    RandomKills,
+    /// SIGSTOP the leader for a while (it wakes up deposed), then SIGCONT.
+    PauseLeader,
+    /// SIGSTOP a follower for a while, then SIGCONT.
+    PauseFollower,
+    /// SIGKILL the catalog, restart it.
+    CatalogKill,
+    /// SIGSTOP the catalog, then SIGCONT.
+    CatalogPause,
+    /// SIGKILL every replica and the catalog at once, restart them.
+    AllDown,
+    /// A follower loses its data directory and comes back empty.
+    LostVolume,
+    /// A replica's disk fills up; freed at the end (needs root for a small filesystem).
+    DiskFull,
+}
+
+impl Fault {
+    /// Every fault.
+    pub const ALL: [Fault; 9] = [
+        Fault::LeaderKills,
+        Fault::RandomKills,
+        Fault::PauseLeader,
+        Fault::PauseFollower,
+        Fault::CatalogKill,
+        Fault::CatalogPause,
+        Fault::AllDown,
+        Fault::LostVolume,
+        Fault::DiskFull,
+    ];
+
+    /// Its name, as the soak command takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::LeaderKills => "leader-kills",
+            Fault::RandomKills => "random-kills",
+            Fault::PauseLeader => "pause-leader",
+            Fault::PauseFollower => "pause-follower",
+            Fault::CatalogKill => "catalog-kill",
+            Fault::CatalogPause => "catalog-pause",
+            Fault::AllDown => "all-down",
+            Fault::LostVolume => "lost-volume",
+            Fault::DiskFull => "disk-full",
+        }
+    }
+
+    /// The fault called `name`.
+    pub fn parse(name: &str) -> Option<Fault> {
+        Fault::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// What a scenario did and found.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The fault.
+    pub fault: Fault,
+    /// The seed of the clients' and the faults' choices.
+    pub seed: u64,
+    /// The faults done, in order, with the time since the start.
+    pub faults: Vec<String>,
+    /// What the clients did.
+    pub ops: OpCounts,
+    /// Orders confirmed in the final state.
+    pub orders: usize,
+    /// What the checkers found (empty: every property held).
+    pub violations: Vec<Violation>,
+}
+
+impl Report {
+    /// Whether every property held.
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let o = &self.ops;
+        writeln!(
+            f,
+            "{} (seed {}): {} faults; {} confirmed, {} refused, {} unknown, {} reads; {} orders \
+             in the final state; {}",
+            self.fault.name(),
+            self.seed,
+            self.faults.len(),
+            o.confirmed,
+            o.refused,
+            o.unknown,
+            o.reads,
+            self.orders,
+            if self.passed() {
+                "every property held".to_string()
+            } else {
+                format!("{} VIOLATIONS", self.violations.len())
+            }
+        )?;
+        for fault in &self.faults {
+            writeln!(f, "  fault: {fault}")?;
+        }
+        for v in &self.violations {
+            writeln!(f, "  VIOLATION {v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `fault` for `duration` against a fresh store while `clients` clients work, heals the
+/// store, and checks the history against what it holds.
+pub async fn run(
+    fault: Fault,
+    seed: u64,
+    duration: Duration,
+    clients: usize,
+) -> anyhow::Result<Report> {
+    let options = TargetOptions {
+        small_disks: fault == Fault::DiskFull,
+        ..TargetOptions::default()
+    };
+    let mut target = Target::start(&options).await?;
+    let toys = target
+        .store
+        .catalog_client()
+        .products()
+        .await?
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    let recorder = Recorder::new();
+    let (stop, stopped) = watch::channel(false);
+    let load = tokio::spawn(workload::run(
+        Workload {
+            clients,
+            frontends: target.frontends(),
+            toys,
+            seed,
+        },
+        recorder.clone(),
+        stopped,
+    ));
+    let faults = inject(&mut target, fault, seed, duration).await?;
+    let _ = stop.send(true);
+    let keys = load.await?;
+    target.heal(&keys).await?;
+    let state = target.final_state(&keys).await?;
+    let events = recorder.events();
+    let violations = check_all(&events, &state);
+    let orders = state.reference().map_or(0, |r| r.by_number.len());
+    Ok(Report {
+        fault,
+        seed,
+        faults,
+        ops: OpCounts::of(&events),
+        orders,
+        violations,
+    })
+}
+
+/// Does `fault` again and again for `duration`; returns what it did.
+async fn inject(
+    target: &mut Target,
+    fault: Fault,
+    seed: u64,
+    duration: Duration,
+) -> anyhow::Result<Vec<String>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let start = Instant::now();
+    let mut log = Vec::new();
+    let mut note =
+        |what: String| log.push(format!("{:>6.1}s {what}", start.elapsed().as_secs_f64()));
+    // Let the clients get going first.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ids = target.replicas();
+    while start.elapsed() < duration {
+        let pause = Duration::from_millis(rng.random_range(300..1200));
+        match fault {
+            Fault::LeaderKills => {
+                if let Some(leader) = target.leader().await {
+                    target.kill_replica(leader);
+                    note(format!("SIGKILL leader {leader}"));
+                    tokio::time::sleep(pause).await;
+                    target.restart_replica(leader).await?;
+                    note(format!("restarted {leader}"));
+                }
+            }
+            Fault::RandomKills => {
+                let n = rng.random_range(1..=2);
+                let victims: Vec<u64> = ids.choose_multiple(&mut rng, n).copied().collect();
+                for &v in &victims {
+                    target.kill_replica(v);
+                }
+                note(format!("SIGKILL {victims:?}"));
+                tokio::time::sleep(pause).await;
+                for &v in &victims {
+                    target.restart_replica(v).await?;
+                }
+                note(format!("restarted {victims:?}"));
+            }
+            Fault::PauseLeader | Fault::PauseFollower => {
+                let leader = target.leader().await;
+                let victim = match (fault, leader) {
+                    (Fault::PauseLeader, Some(l)) => Some(l),
+                    (Fault::PauseFollower, Some(l)) => ids.iter().copied().find(|id| *id != l),
+                    _ => None,
+                };
+                if let Some(v) = victim {
+                    target.pause_replica(v);
+                    note(format!("SIGSTOP {v}"));
+                    tokio::time::sleep(pause * 2).await;
+                    target.resume_replica(v);
+                    note(format!("SIGCONT {v}"));
+                }
+            }
+            Fault::CatalogKill => {
+                target.kill_catalog();
+                note("SIGKILL catalog".into());
+                tokio::time::sleep(pause).await;
+                target.restart_catalog().await?;
+                note("restarted catalog".into());
+            }
+            Fault::CatalogPause => {
+                target.pause_catalog();
+                note("SIGSTOP catalog".into());
+                tokio::time::sleep(pause * 2).await;
+                target.resume_catalog();
+                note("SIGCONT catalog".into());
+            }
+            Fault::AllDown => {
+                target.kill_everything();
+                note("SIGKILL every replica and the catalog".into());
+                tokio::time::sleep(pause).await;
+                target.restart_catalog().await?;
+                for &id in &ids {
+                    target.restart_replica(id).await?;
+                }
+                note("restarted everything".into());
+            }
+            Fault::LostVolume => {
+                if let Some(leader) = target.leader().await
+                    && let Some(&v) = ids.iter().find(|id| **id != leader)
+                {
+                    target.lose_volume(v).await?;
+                    note(format!("replica {v} lost its data directory"));
+                    target.store.converge(&ids).await?;
+                    note(format!("replica {v} replaced by the membership driver"));
+                }
+            }
+            Fault::DiskFull => {
+                let v = *ids.choose(&mut rng).expect("replicas");
+                if target.fill_disk(v) {
+                    note(format!("disk of replica {v} full"));
+                } else {
+                    note("skipped: no small disk of its own (needs root to mount a tmpfs)".into());
+                }
+                // Once is enough: the disk stays full until healing.
+                tokio::time::sleep(duration.saturating_sub(start.elapsed())).await;
+            }
+        }
+        tokio::time::sleep(pause).await;
+    }
+    Ok(log)
+}

@@ -1,0 +1,326 @@
+//! The store under test: real processes started through the launcher, and the faults done to
+//! them (SIGKILL, SIGSTOP, a lost data directory, a full disk), healed at the end, then read
+//! whole into a [`FinalState`] for the checkers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use api::client::ClientError;
+use api::orders::OrderStatus;
+use history::{FinalState, ReplicaOrders, StoredOrder, StoredStatus};
+use launcher::{CatalogSpec, FrontendSpec, RaftSpec, Store, StoreSpec};
+use nix::sys::signal::Signal;
+use testkit::Tmpfs;
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct TargetOptions {
+    /// Order replicas (odd).
+    pub replicas: u64,
+    /// Frontends.
+    pub frontends: usize,
+    /// Give each replica's data directory a small filesystem of its own, so that one can be
+    /// filled (needs root; without it the disk-full fault is skipped).
+    pub small_disks: bool,
+}
+
+impl Default for TargetOptions {
+    fn default() -> Self {
+        Self {
+            replicas: 3,
+            frontends: 2,
+            small_disks: false,
+        }
+    }
+}
+
+/// A running store and the faults done to it.
+pub struct Target {
+    /// The store.
+    pub store: Store,
+    paused: BTreeSet<String>,
+    disks: BTreeMap<u64, Tmpfs>,
+    fillers: Vec<PathBuf>,
+    _dir: tempfile::TempDir,
+}
+
+impl Target {
+    /// Starts a catalog (fast restock), the replicas and the frontends.
+    pub async fn start(options: &TargetOptions) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path().join("store");
+        let mut disks = BTreeMap::new();
+        if options.small_disks {
+            for id in 1..=options.replicas {
+                let Some(disk) = Tmpfs::mount("24m") else {
+                    break;
+                };
+                std::fs::create_dir_all(&root)?;
+                let link = root.join(format!("replica-{id}"));
+                std::os::unix::fs::symlink(disk.path(), &link)?;
+                disks.insert(id, disk);
+            }
+        }
+        let bin_dir = testkit::bin_dir(&["catalog", "order-replica", "frontend"]);
+        let mut spec = StoreSpec::new(&root, &bin_dir);
+        spec.catalog = Some(CatalogSpec {
+            restock_interval_secs: 1.0,
+            restock_quantity: 100,
+            products: None,
+        });
+        spec.replicas = (1..=options.replicas).collect();
+        spec.frontends = options.frontends;
+        spec.raft = RaftSpec {
+            catalog_patience_ms: Some(2000),
+            ..RaftSpec::fast()
+        };
+        spec.frontend = FrontendSpec {
+            cache_capacity: 1000,
+            order_deadline_ms: Some(10_000),
+            shutdown_delay_ms: Some(0),
+        };
+        spec.rust_log = Some("info,openraft=warn".into());
+        let store = Store::start(spec).await?;
+        Ok(Self {
+            store,
+            paused: BTreeSet::new(),
+            disks,
+            fillers: Vec::new(),
+            _dir: dir,
+        })
+    }
+
+    /// Frontend URLs.
+    pub fn frontends(&self) -> Vec<String> {
+        self.store.frontend_urls()
+    }
+
+    /// Replica ids.
+    pub fn replicas(&self) -> Vec<u64> {
+        self.store.replica_ids()
+    }
+
+    /// The current leader, if one is known.
+    pub async fn leader(&self) -> Option<u64> {
+        self.store.leader().await
+    }
+
+    /// SIGKILLs replica `id`.
+    pub fn kill_replica(&mut self, id: u64) {
+        self.store.replica(id).kill();
+    }
+
+    /// Restarts replica `id` if it is not running.
+    pub async fn restart_replica(&mut self, id: u64) -> anyhow::Result<()> {
+        if !self.store.is_running(id) {
+            self.store.start_replica(id).await?;
+        }
+        Ok(())
+    }
+
+    /// SIGSTOPs replica `id` (`name` is the process name, for healing).
+    pub fn pause_replica(&mut self, id: u64) {
+        self.store.replica(id).signal(Signal::SIGSTOP);
+        self.paused.insert(format!("replica-{id}"));
+    }
+
+    /// SIGCONTs replica `id`.
+    pub fn resume_replica(&mut self, id: u64) {
+        self.store.replica(id).signal(Signal::SIGCONT);
+        self.paused.remove(&format!("replica-{id}"));
+    }
+
+    /// SIGKILLs the catalog.
+    pub fn kill_catalog(&mut self) {
+        self.store.catalog().kill();
+    }
+
+    /// Restarts the catalog if it is not running.
+    pub async fn restart_catalog(&mut self) -> anyhow::Result<()> {
+        if !self.store.catalog().is_running() {
+            self.store.start_catalog().await?;
+        }
+        Ok(())
+    }
+
+    /// SIGSTOPs the catalog.
+    pub fn pause_catalog(&mut self) {
+        self.store.catalog().signal(Signal::SIGSTOP);
+        self.paused.insert("catalog".into());
+    }
+
+    /// SIGCONTs the catalog.
+    pub fn resume_catalog(&mut self) {
+        self.store.catalog().signal(Signal::SIGCONT);
+        self.paused.remove("catalog");
+    }
+
+    /// SIGKILLs every replica and the catalog at once.
+    pub fn kill_everything(&mut self) {
+        self.store.catalog().kill();
+        for id in self.replicas() {
+            self.store.replica(id).kill();
+        }
+    }
+
+    /// Kills replica `id`, deletes its data directory, and starts it on an empty one.
+    pub async fn lose_volume(&mut self, id: u64) -> anyhow::Result<()> {
+        self.kill_replica(id);
+        let dir = self.store.replica_data_dir(id);
+        // On a small disk the directory is a link to the mount: empty it, keep the link.
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                std::fs::remove_dir_all(path)?;
+            } else {
+                std::fs::remove_file(path)?;
+            }
+        }
+        self.store.start_replica(id).await?;
+        Ok(())
+    }
+
+    /// Fills replica `id`'s disk, if it has one of its own; returns whether it did.
+    pub fn fill_disk(&mut self, id: u64) -> bool {
+        match self.disks.get(&id) {
+            Some(disk) => {
+                self.fillers.push(disk.fill());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Undoes every fault: frees disks, resumes paused processes, restarts dead ones, drives
+    /// the membership back to every replica as a voter, and waits until a leader has resolved
+    /// every pending order and every replica has applied the leader's log.
+    pub async fn heal(&mut self, keys: &[String]) -> anyhow::Result<()> {
+        for filler in self.fillers.drain(..) {
+            let _ = std::fs::remove_file(filler);
+        }
+        let paused: Vec<String> = self.paused.iter().cloned().collect();
+        for name in paused {
+            if name == "catalog" {
+                self.resume_catalog();
+            } else if let Some(id) = name.strip_prefix("replica-").and_then(|i| i.parse().ok()) {
+                self.resume_replica(id);
+            }
+        }
+        self.restart_catalog().await?;
+        for id in self.replicas() {
+            let _ = self.store.replica(id).exited();
+            self.restart_replica(id).await?;
+        }
+        for i in 0..self.frontends().len() {
+            if self.store.frontend(i).exited().is_some() {
+                self.store.start_frontend(i).await?;
+            }
+        }
+        let ids = self.replicas();
+        self.store.converge(&ids).await?;
+        self.wait_settled(keys).await
+    }
+
+    /// Waits until the leader holds no pending order among `keys` and every replica has
+    /// applied the leader's last log index.
+    async fn wait_settled(&self, keys: &[String]) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the store did not settle within 60 s after healing"
+            );
+            let Some(leader) = self.leader().await else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let client = self.store.replica_client(leader);
+            let mut pending = false;
+            for key in keys {
+                match client.order_by_key(key).await {
+                    Ok(r) if r.status == OrderStatus::Pending => {
+                        pending = true;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {}
+                    Err(_) => {
+                        pending = true;
+                        break;
+                    }
+                }
+            }
+            let Ok(status) = client.status().await else {
+                continue;
+            };
+            let last = status.last_log_index;
+            let mut behind = false;
+            for id in self.replicas() {
+                let applied = self
+                    .store
+                    .replica_client(id)
+                    .status()
+                    .await
+                    .ok()
+                    .and_then(|s| s.applied_index);
+                behind |= applied < last;
+            }
+            if !pending && !behind {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Reads what every replica and the catalog hold (after [`heal`](Self::heal)).
+    pub async fn final_state(&self, keys: &[String]) -> anyhow::Result<FinalState> {
+        let mut state = FinalState {
+            catalog: Some(
+                self.store
+                    .catalog_client()
+                    .audit()
+                    .await
+                    .context("catalog audit")?,
+            ),
+            ..FinalState::default()
+        };
+        for id in self.replicas() {
+            let client = self.store.replica_client(id);
+            let mut orders = ReplicaOrders::default();
+            for key in keys {
+                match client.order_by_key(key).await {
+                    Ok(r) => {
+                        let status = match r.status {
+                            OrderStatus::Pending => StoredStatus::Pending,
+                            OrderStatus::Confirmed { number } => StoredStatus::Confirmed { number },
+                            OrderStatus::Rejected { .. } => StoredStatus::Rejected,
+                        };
+                        orders.by_key.insert(
+                            key.clone(),
+                            StoredOrder {
+                                name: r.name,
+                                quantity: r.quantity,
+                                status,
+                            },
+                        );
+                    }
+                    Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {}
+                    Err(e) => return Err(e).context(format!("replica {id}: order {key}")),
+                }
+            }
+            for n in 0.. {
+                match client.get_order(n).await {
+                    Ok(o) => {
+                        orders.by_number.insert(n, (o.name, o.quantity));
+                    }
+                    Err(ClientError::Api { status, .. }) if status.as_u16() == 404 => break,
+                    Err(e) => return Err(e).context(format!("replica {id}: order {n}")),
+                }
+            }
+            state.replicas.insert(id, orders);
+        }
+        Ok(state)
+    }
+}
