@@ -33,11 +33,23 @@ pub enum Fault {
     LostVolume,
     /// A replica's disk fills up; freed at the end (needs root for a small filesystem).
     DiskFull,
+    /// The leader is cut from everyone: peers, catalog, frontends (network namespaces).
+    IsolateLeader,
+    /// The leader is cut from the other replicas only; clients and the catalog still reach it.
+    LeaderCutFromPeers,
+    /// A follower is cut from the other replicas: a minority on its own.
+    SplitMinority,
+    /// The leader stops hearing the followers, who still hear it (one-way loss).
+    OneWay,
+    /// Every replica loses 30 % of what the others send it.
+    RandomLoss,
+    /// The leader is cut from the catalog; the followers still reach it.
+    LeaderCutFromCatalog,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 9] = [
+    pub const ALL: [Fault; 15] = [
         Fault::LeaderKills,
         Fault::RandomKills,
         Fault::PauseLeader,
@@ -47,7 +59,26 @@ impl Fault {
         Fault::AllDown,
         Fault::LostVolume,
         Fault::DiskFull,
+        Fault::IsolateLeader,
+        Fault::LeaderCutFromPeers,
+        Fault::SplitMinority,
+        Fault::OneWay,
+        Fault::RandomLoss,
+        Fault::LeaderCutFromCatalog,
     ];
+
+    /// Whether it needs network namespaces.
+    pub fn is_network(self) -> bool {
+        matches!(
+            self,
+            Fault::IsolateLeader
+                | Fault::LeaderCutFromPeers
+                | Fault::SplitMinority
+                | Fault::OneWay
+                | Fault::RandomLoss
+                | Fault::LeaderCutFromCatalog
+        )
+    }
 
     /// Its name, as the soak command takes it.
     pub fn name(self) -> &'static str {
@@ -61,6 +92,12 @@ impl Fault {
             Fault::AllDown => "all-down",
             Fault::LostVolume => "lost-volume",
             Fault::DiskFull => "disk-full",
+            Fault::IsolateLeader => "isolate-leader",
+            Fault::LeaderCutFromPeers => "leader-cut-from-peers",
+            Fault::SplitMinority => "split-minority",
+            Fault::OneWay => "one-way",
+            Fault::RandomLoss => "random-loss",
+            Fault::LeaderCutFromCatalog => "leader-cut-from-catalog",
         }
     }
 
@@ -135,6 +172,7 @@ pub async fn run(
 ) -> anyhow::Result<Report> {
     let options = TargetOptions {
         small_disks: fault == Fault::DiskFull,
+        network: fault.is_network(),
         ..TargetOptions::default()
     };
     let mut target = Target::start(&options).await?;
@@ -264,6 +302,68 @@ async fn inject(
                     target.store.converge(&ids).await?;
                     note(format!("replica {v} replaced by the membership driver"));
                 }
+            }
+            Fault::IsolateLeader
+            | Fault::LeaderCutFromPeers
+            | Fault::SplitMinority
+            | Fault::OneWay
+            | Fault::RandomLoss
+            | Fault::LeaderCutFromCatalog => {
+                let net = target
+                    .net
+                    .as_ref()
+                    .expect("network scenarios run in namespaces");
+                let Some(leader) = target.leader().await else {
+                    tokio::time::sleep(pause).await;
+                    continue;
+                };
+                let name = |id: u64| format!("replica-{id}");
+                let others: Vec<u64> = ids.iter().copied().filter(|i| *i != leader).collect();
+                let what = match fault {
+                    Fault::IsolateLeader => {
+                        for &o in &others {
+                            net.cut(&name(leader), &name(o))?;
+                        }
+                        net.cut(&name(leader), "catalog")?;
+                        net.cut(&name(leader), "outside")?;
+                        format!("leader {leader} isolated")
+                    }
+                    Fault::LeaderCutFromPeers => {
+                        for &o in &others {
+                            net.cut(&name(leader), &name(o))?;
+                        }
+                        format!("leader {leader} cut from its peers")
+                    }
+                    Fault::SplitMinority => {
+                        let f = *others.choose(&mut rng).expect("a follower");
+                        for &o in ids.iter().filter(|i| **i != f) {
+                            net.cut(&name(f), &name(o))?;
+                        }
+                        format!("follower {f} cut from the other replicas")
+                    }
+                    Fault::OneWay => {
+                        for &o in &others {
+                            net.drop_from(&name(leader), &name(o))?;
+                        }
+                        format!("leader {leader} hears no follower (they hear it)")
+                    }
+                    Fault::RandomLoss => {
+                        for &a in &ids {
+                            for &b in ids.iter().filter(|b| **b != a) {
+                                net.lose_from(&name(a), &name(b), 0.3)?;
+                            }
+                        }
+                        "30 % loss between every pair of replicas".to_string()
+                    }
+                    _ => {
+                        net.cut(&name(leader), "catalog")?;
+                        format!("leader {leader} cut from the catalog")
+                    }
+                };
+                note(what);
+                tokio::time::sleep(pause * 3).await;
+                net.heal()?;
+                note("network healed".into());
             }
             Fault::DiskFull => {
                 let v = *ids.choose(&mut rng).expect("replicas");

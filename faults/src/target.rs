@@ -14,6 +14,23 @@ use launcher::{CatalogSpec, FrontendSpec, RaftSpec, Store, StoreSpec};
 use nix::sys::signal::Signal;
 use testkit::Tmpfs;
 
+use crate::net::Net;
+
+/// A subnet for each network this process creates, starting at a random one so that concurrent
+/// test processes rarely meet.
+fn next_subnet() -> u8 {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    static NEXT: AtomicU8 = AtomicU8::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        100 + rand::random::<u8>() % 100,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    if n == 0 { 100 } else { n }
+}
+
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct TargetOptions {
@@ -24,6 +41,9 @@ pub struct TargetOptions {
     /// Give each replica's data directory a small filesystem of its own, so that one can be
     /// filled (needs root; without it the disk-full fault is skipped).
     pub small_disks: bool,
+    /// Run the catalog and every replica in a network namespace of its own, so the network
+    /// between them can be cut (needs root, `ip` and `iptables`; see [`Net::available`]).
+    pub network: bool,
 }
 
 impl Default for TargetOptions {
@@ -32,6 +52,7 @@ impl Default for TargetOptions {
             replicas: 3,
             frontends: 2,
             small_disks: false,
+            network: false,
         }
     }
 }
@@ -40,6 +61,9 @@ impl Default for TargetOptions {
 pub struct Target {
     /// The store.
     pub store: Store,
+    /// The network between its processes, when they run in namespaces (dropped after the
+    /// store, so the processes stop first).
+    pub net: Option<Net>,
     paused: BTreeSet<String>,
     disks: BTreeMap<u64, Tmpfs>,
     fillers: Vec<PathBuf>,
@@ -82,9 +106,20 @@ impl Target {
             shutdown_delay_ms: Some(0),
         };
         spec.rust_log = Some("info,openraft=warn".into());
+        let net = if options.network {
+            let mut names = vec!["catalog".to_string()];
+            names.extend((1..=options.replicas).map(|id| format!("replica-{id}")));
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let net = Net::create(&names, next_subnet())?;
+            spec.hosts = net.hosts();
+            Some(net)
+        } else {
+            None
+        };
         let store = Store::start(spec).await?;
         Ok(Self {
             store,
+            net,
             paused: BTreeSet::new(),
             disks,
             fillers: Vec::new(),
@@ -197,6 +232,9 @@ impl Target {
     /// the membership back to every replica as a voter, and waits until a leader has resolved
     /// every pending order and every replica has applied the leader's log.
     pub async fn heal(&mut self, keys: &[String]) -> anyhow::Result<()> {
+        if let Some(net) = &self.net {
+            net.heal()?;
+        }
         for filler in self.fillers.drain(..) {
             let _ = std::fs::remove_file(filler);
         }

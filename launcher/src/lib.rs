@@ -16,5 +16,5 @@ pub mod process;
 pub mod store;
 
 pub use local::{ClusterFile, LocalStore, ReplicaInfo, ServiceInfo, UpOptions};
-pub use process::{LaunchError, Process};
+pub use process::{Host, LaunchError, Process};
 pub use store::{CatalogSpec, FrontendSpec, Ports, RaftSpec, Store, StoreSpec};

@@ -76,6 +76,25 @@ pub enum LaunchError {
 /// Lines of a log shown with an error.
 pub const TAIL_LINES: usize = 30;
 
+/// Where a process runs: the address it listens on, and the network namespace it runs in
+/// (`None`: the launcher's own), for tests that cut the network between processes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    /// The address it listens on and is reached at.
+    pub ip: std::net::IpAddr,
+    /// The network namespace (`ip netns`) it runs in.
+    pub netns: Option<String>,
+}
+
+impl Default for Host {
+    fn default() -> Self {
+        Self {
+            ip: std::net::Ipv4Addr::LOCALHOST.into(),
+            netns: None,
+        }
+    }
+}
+
 /// One service process and how to (re)start it.
 #[derive(Debug)]
 pub struct Process {
@@ -84,6 +103,7 @@ pub struct Process {
     args: Vec<String>,
     env: Vec<(String, String)>,
     log: PathBuf,
+    host: Host,
     port: u16,
     ready_path: &'static str,
     child: Option<Child>,
@@ -99,6 +119,7 @@ impl Process {
             args: Vec::new(),
             env: Vec::new(),
             log,
+            host: Host::default(),
             port,
             ready_path: "/healthz",
             child: None,
@@ -121,6 +142,13 @@ impl Process {
         self
     }
 
+    /// Runs it on `host` (its address and network namespace); the arguments must make it
+    /// listen there.
+    pub fn on(mut self, host: Host) -> Self {
+        self.host = host;
+        self
+    }
+
     /// Also waits for `path` (e.g. `/readyz`) to answer 2xx before the process counts as started.
     pub fn ready_at(mut self, path: &'static str) -> Self {
         self.ready_path = path;
@@ -132,9 +160,14 @@ impl Process {
         &self.name
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://<host>:<port>`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}:{}", self.host.ip, self.port)
+    }
+
+    /// `<host>:<port>`, what it listens on.
+    pub fn listen_addr(&self) -> String {
+        format!("{}:{}", self.host.ip, self.port)
     }
 
     /// Its port.
@@ -175,7 +208,8 @@ impl Process {
     /// Starts the process without waiting for it.
     pub fn spawn(&mut self) -> Result<(), LaunchError> {
         assert!(self.child.is_none(), "{} is already running", self.name);
-        if !ports::is_free(self.port) {
+        // In a namespace of its own the port is its own too.
+        if self.host.netns.is_none() && !ports::is_free(self.port) {
             return Err(LaunchError::PortTaken {
                 name: self.name.clone(),
                 port: self.port,
@@ -193,7 +227,15 @@ impl Process {
             .open(&self.log)
             .map_err(other)?;
         let err = out.try_clone().map_err(other)?;
-        let mut command = Command::new(&self.program);
+        let mut command = match &self.host.netns {
+            // `ip netns exec` enters the namespace and execs the program: same pid.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&self.program);
+                c
+            }
+            None => Command::new(&self.program),
+        };
         command
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))

@@ -19,7 +19,7 @@ use membership::MembershipDriver;
 use nix::sys::signal::Signal;
 
 use crate::ports;
-use crate::process::{LaunchError, Process};
+use crate::process::{Host, LaunchError, Process};
 
 /// How long a process may take to become ready.
 pub const START_DEADLINE: Duration = Duration::from_secs(30);
@@ -153,6 +153,9 @@ pub struct StoreSpec {
     pub ports: Ports,
     /// `RUST_LOG` for every child (`None`: inherited).
     pub rust_log: Option<String>,
+    /// Where each process runs, by name (`catalog`, `replica-N`, `frontend[-I]`); the others
+    /// run on loopback in the launcher's own network namespace.
+    pub hosts: BTreeMap<String, Host>,
 }
 
 impl StoreSpec {
@@ -170,6 +173,7 @@ impl StoreSpec {
             frontend: FrontendSpec::default(),
             ports: Ports::default(),
             rust_log: None,
+            hosts: BTreeMap::new(),
         }
     }
 }
@@ -261,7 +265,7 @@ impl Store {
             self.raft_ports.insert(id, raft);
         }
         let raft = self.raft_ports[&id];
-        if !ports::is_free(raft) {
+        if self.host(&format!("replica-{id}")).netns.is_none() && !ports::is_free(raft) {
             return Err(LaunchError::PortTaken {
                 name: format!("replica-{id} (raft)"),
                 port: raft,
@@ -308,9 +312,10 @@ impl Store {
 
     fn catalog_process(&self, port: u16) -> Process {
         let spec = self.spec.catalog.clone().unwrap_or_default();
+        let host = self.host("catalog");
         let mut args = vec![
             "--listen".to_string(),
-            format!("127.0.0.1:{port}"),
+            format!("{}:{port}", host.ip),
             "--data-dir".into(),
             path_arg(&self.spec.dir.join("catalog")),
             "--restock-interval-secs".into(),
@@ -330,19 +335,25 @@ impl Store {
             self.log_path("catalog"),
         )
         .args(args)
+        .on(host)
         .ready_at("/readyz");
         self.with_log_filter(p)
     }
 
+    fn host(&self, name: &str) -> Host {
+        self.spec.hosts.get(name).cloned().unwrap_or_default()
+    }
+
     fn replica_process(&self, id: u64, port: u16, raft_port: u16) -> Process {
         let name = format!("replica-{id}");
+        let host = self.host(&name);
         let mut args = vec![
             "--id".to_string(),
             id.to_string(),
             "--listen".into(),
-            format!("127.0.0.1:{port}"),
+            format!("{}:{port}", host.ip),
             "--raft-listen".into(),
-            format!("127.0.0.1:{raft_port}"),
+            format!("{}:{raft_port}", host.ip),
             "--data-dir".into(),
             path_arg(&self.replica_data_dir(id)),
             "--token-file".into(),
@@ -358,7 +369,8 @@ impl Store {
             port,
             self.log_path(&name),
         )
-        .args(args);
+        .args(args)
+        .on(host);
         self.with_log_filter(p)
     }
 
@@ -376,9 +388,10 @@ impl Store {
             .collect::<Vec<_>>()
             .join(",");
         let f = &self.spec.frontend;
+        let host = self.host(&name);
         let mut args = vec![
             "--listen".to_string(),
-            format!("127.0.0.1:{port}"),
+            format!("{}:{port}", host.ip),
             "--catalog-url".into(),
             catalog,
             "--order-replicas".into(),
@@ -401,6 +414,7 @@ impl Store {
             self.log_path(&name),
         )
         .args(args)
+        .on(host)
         .ready_at("/readyz");
         self.with_log_filter(p)
     }
@@ -434,7 +448,8 @@ impl Store {
 
     /// Replica `id`'s peer (Raft RPC) URL.
     pub fn replica_raft_url(&self, id: u64) -> String {
-        format!("http://127.0.0.1:{}", self.raft_ports[&id])
+        let host = self.host(&format!("replica-{id}"));
+        format!("http://{}:{}", host.ip, self.raft_ports[&id])
     }
 
     /// Ids of every replica started so far.

@@ -44,12 +44,14 @@ pub fn bin_dir(names: &[&str]) -> PathBuf {
 /// Path of the workspace binary `name` built with the current profile, building it first when
 /// the test was started without it (`cargo test -p X` builds only X's binaries).
 pub fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> → target/<profile>
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test executable lives in target/<profile>/deps");
+    let exe = std::env::current_exe().expect("executable path");
+    // target/<profile>/deps/<test> → target/<profile>; a binary (the soak) is in it already.
+    let parent = exe.parent().expect("an executable lives in a directory");
+    let dir = if parent.file_name().is_some_and(|n| n == "deps") {
+        parent.parent().expect("target/<profile>/deps has a parent")
+    } else {
+        parent
+    };
     let path = dir.join(name);
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, p)) = built.iter().find(|(n, _)| n == name) {
