@@ -16,7 +16,7 @@ use loadgen::{LoadOptions, Progress};
 
 /// ToyStore on one machine.
 #[derive(Debug, Parser)]
-#[command(version = api::VERSION, about)]
+#[command(name = "toystore", version = api::VERSION, about)]
 struct Args {
     #[command(subcommand)]
     command: Cmd,
@@ -33,14 +33,14 @@ enum Cmd {
         /// The frontend's (storefront's) port; the other services take free ports.
         #[arg(long, default_value_t = 8080)]
         port: u16,
-        /// Catalog restock interval, seconds.
-        #[arg(long, default_value_t = 10.0)]
+        /// Catalog restock interval, seconds (more than 0, at most 86400).
+        #[arg(long, default_value_t = 10.0, value_parser = restock_interval)]
         restock_interval: f64,
         /// Frontend cache capacity; 0 turns the cache off.
         #[arg(long, default_value_t = 1000)]
         cache_capacity: usize,
         /// Number of order replicas (odd, 1-9).
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
+        #[arg(long, default_value_t = 3, value_parser = odd_replicas)]
         replicas: u64,
         /// Restart children that die unexpectedly.
         #[arg(long)]
@@ -50,8 +50,8 @@ enum Cmd {
     /// with probability p; then every acknowledged order is read back and checked. Exits
     /// non-zero when the check fails or, with --max-errors, too many requests failed.
     Load {
-        /// The frontend (public API) URL.
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        /// The frontend (public API) URL; `http://` is assumed when no scheme is given.
+        #[arg(long, default_value = "http://127.0.0.1:8080", value_parser = base_url)]
         url: String,
         /// Concurrent sessions.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=10_000))]
@@ -118,6 +118,44 @@ fn bin_dir() -> anyhow::Result<PathBuf> {
         .parent()
         .context("locating the toystore binary")?
         .to_path_buf())
+}
+
+/// An odd number of replicas from 1 to 9: a majority is then always well defined.
+fn odd_replicas(s: &str) -> Result<u64, String> {
+    let n: u64 = s.parse().map_err(|e| format!("{e}"))?;
+    if !(1..=9).contains(&n) || n % 2 == 0 {
+        return Err(format!(
+            "must be odd and from 1 to 9 (1, 3, 5, 7 or 9), got {n}"
+        ));
+    }
+    Ok(n)
+}
+
+/// A restock interval the catalog accepts: more than 0 and at most a day, in seconds.
+fn restock_interval(s: &str) -> Result<f64, String> {
+    let secs: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!(
+            "must be more than 0 and at most 86400 seconds, got {s}"
+        ));
+    }
+    Ok(secs)
+}
+
+/// A base URL: `http://` is added when no scheme is given; anything else must parse.
+fn base_url(s: &str) -> Result<String, String> {
+    let url = if s.contains("://") {
+        s.to_string()
+    } else {
+        format!("http://{s}")
+    };
+    let parsed = reqwest::Url::parse(&url).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(format!(
+            "{s:?} must be an http:// or https:// URL with a host"
+        ));
+    }
+    Ok(url.trim_end_matches('/').to_string())
 }
 
 #[tokio::main]
@@ -254,5 +292,42 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_are_checked_before_anything_starts() {
+        for ok in ["1", "3", "9"] {
+            assert!(odd_replicas(ok).is_ok(), "{ok}");
+        }
+        for bad in ["0", "2", "4", "11", "-1", "three"] {
+            assert!(odd_replicas(bad).is_err(), "{bad}");
+        }
+        assert_eq!(restock_interval("0.5"), Ok(0.5));
+        for bad in ["0", "-1", "86401", "NaN", "inf"] {
+            assert!(restock_interval(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            base_url("127.0.0.1:18080").unwrap(),
+            "http://127.0.0.1:18080"
+        );
+        assert_eq!(
+            base_url("https://shop.example/").unwrap(),
+            "https://shop.example"
+        );
+        assert!(base_url("ftp://x").is_err());
+        assert!(base_url("http://").is_err());
+    }
+
+    #[test]
+    fn the_command_calls_itself_toystore() {
+        use clap::CommandFactory;
+        let cmd = Args::command();
+        assert_eq!(cmd.get_name(), "toystore");
+        assert!(cmd.render_version().starts_with("toystore "));
     }
 }

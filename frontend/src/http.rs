@@ -193,6 +193,7 @@ fn product_answer(p: &Product) -> impl IntoResponse + use<> {
         (status = 409, description = "Not enough stock; stock unchanged", body = ErrorBody),
         (status = 413, description = "Body over 16 KiB", body = ErrorBody),
         (status = 415, description = "Body not sent as application/json", body = ErrorBody),
+        (status = 422, description = "The Idempotency-Key was used for another toy or quantity; nothing changed", body = ErrorBody),
         (status = 503, description = "No outcome before the deadline (no order leader, or the catalog unreachable); retry with the same Idempotency-Key", body = ErrorBody)))]
 async fn place_order(
     State(frontend): State<Arc<Frontend>>,
@@ -266,7 +267,10 @@ async fn metrics(State(frontend): State<Arc<Frontend>>) -> impl IntoResponse {
         .render(frontend.cache.feed_connected(), frontend.cache.len());
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         body,
     )
 }

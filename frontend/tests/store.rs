@@ -71,6 +71,30 @@ async fn query_buy_and_look_up_with_the_lab_shapes_and_codes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_reused_for_another_purchase_is_refused_and_changes_nothing() {
+    let store = Store::start(StoreOptions::default()).await;
+    let (status, first) = store.buy(0, "Tux", 2, Some("my-key")).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let tux = store.stock(0, "Tux").await;
+    let lego = store.stock(0, "Lego").await;
+
+    for (name, quantity) in [("Lego", 7), ("Tux", 3)] {
+        let (status, body) = store.buy(0, name, quantity, Some("my-key")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("my-key"), "{message}");
+    }
+    // The same body gets the first outcome; nothing else was bought.
+    let (status, again) = store.buy(0, "Tux", 2, Some("my-key")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again, first);
+    assert_eq!(store.stock(0, "Tux").await, tux);
+    assert_eq!(store.stock(0, "Lego").await, lego);
+    let (status, _) = store.get(0, "/orders/1").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "no second order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cache_hits_and_purchases_are_visible_here_at_once_and_elsewhere_within_a_second() {
     let store = Store::start(StoreOptions {
         frontends: 2,

@@ -38,7 +38,7 @@ impl Metrics {
         let orders = Family::<Labels, Counter>::default();
         registry.register(
             "requests",
-            "Order requests by outcome (confirmed, rejected, redirected, failed, bad_request)",
+            "Order requests by outcome (confirmed, rejected, redirected, failed, bad_request, key_reused)",
             orders.clone(),
         );
         let order_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));

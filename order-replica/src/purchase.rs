@@ -32,6 +32,19 @@ pub enum PurchaseError {
     /// the same key may be retried.
     #[error("order service unavailable: {0}")]
     Unavailable(String),
+    /// The idempotency key was used before for a different purchase; nothing was changed.
+    #[error(
+        "Idempotency-Key {key} was used for {first_quantity} x {first_name}; a key names one \
+         purchase, so another purchase needs another key"
+    )]
+    KeyReused {
+        /// The key.
+        key: String,
+        /// The toy it was first used for.
+        first_name: String,
+        /// The quantity it was first used for.
+        first_quantity: u32,
+    },
 }
 
 /// The leader a `ForwardToLeader` error names, if it names one.
@@ -42,7 +55,9 @@ pub fn leader_hint(f: &ForwardToLeader<TypeConfig>) -> Option<LeaderHint> {
     })
 }
 
-/// Places an order and returns its final record (confirmed or rejected).
+/// Places an order and returns its final record (confirmed or rejected). A key already used
+/// for another toy or quantity is refused ([`PurchaseError::KeyReused`]), as payment APIs do:
+/// answering the first purchase's outcome would tell the client it bought what it did not.
 pub async fn place(
     replica: &Replica,
     key: String,
@@ -53,11 +68,18 @@ pub async fn place(
         replica,
         Command::Pending {
             key,
-            name,
+            name: name.clone(),
             quantity,
         },
     )
     .await?;
+    if record.name != name || record.quantity != quantity {
+        return Err(PurchaseError::KeyReused {
+            key: record.key,
+            first_name: record.name,
+            first_quantity: record.quantity,
+        });
+    }
     match record.status {
         OrderStatus::Pending => resolve(replica, &record).await,
         _ => Ok(record),

@@ -190,6 +190,33 @@ async fn the_admin_api_never_re_addresses_a_voter() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_reused_for_another_purchase_is_refused_by_a_new_leader_too() {
+    let mut cluster = Cluster::three(Options::default()).await;
+    let group = cluster.group();
+    let first = group
+        .place_order("k-1", &support::order(2))
+        .await
+        .expect("the first purchase");
+    let old = cluster.leader().await;
+    cluster.kill(old);
+    let new = cluster.leader().await;
+    assert_ne!(new, old);
+    let refused = group.place_order("k-1", &support::order(3)).await;
+    match refused {
+        Err(api::ClientError::Api { status, error }) => {
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+            assert!(error.message.contains("k-1"), "{}", error.message);
+        }
+        other => panic!("expected 422, got {other:?}"),
+    }
+    assert_eq!(
+        group.place_order("k-1", &support::order(2)).await.unwrap(),
+        first
+    );
+    assert_dense(&cluster, new, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_follower_redirects_writes_to_the_leader() {
     let cluster = Cluster::three(Options::default()).await;
     let leader = cluster.leader().await;

@@ -59,7 +59,10 @@ async fn metrics(State(replica): State<Arc<Replica>>) -> axum::response::Respons
     let body = replica.metrics.render(&replica.status(), confirmed);
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         body,
     )
         .into_response()

@@ -55,6 +55,13 @@ async fn place_order(
             replica.metrics.order_outcome("failed");
             return Err(HttpError::unavailable(msg));
         }
+        Err(e @ PurchaseError::KeyReused { .. }) => {
+            replica.metrics.order_outcome("key_reused");
+            return Err(HttpError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                e.to_string(),
+            ));
+        }
     };
     match record.status {
         OrderStatus::Confirmed { number } => {
