@@ -123,7 +123,7 @@ fn bin_dir() -> anyhow::Result<PathBuf> {
 /// An odd number of replicas from 1 to 9: a majority is then always well defined.
 fn odd_replicas(s: &str) -> Result<u64, String> {
     let n: u64 = s.parse().map_err(|e| format!("{e}"))?;
-    if !(1..=9).contains(&n) || n % 2 == 0 {
+    if !(1..=9).contains(&n) || n.is_multiple_of(2) {
         return Err(format!(
             "must be odd and from 1 to 9 (1, 3, 5, 7 or 9), got {n}"
         ));
