@@ -200,6 +200,29 @@ impl CatalogClient {
         self.get(&path, Some(wait + Duration::from_secs(5))).await
     }
 
+    /// `GET /readyz`: whether the catalog answers and is ready.
+    pub async fn ready(&self) -> Result<(), ClientError> {
+        let url = format!("{}/readyz", self.base);
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|source| ClientError::Transport {
+                url: url.clone(),
+                source,
+            })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = resp.bytes().await.unwrap_or_default();
+        Err(ClientError::Api {
+            status,
+            error: crate::client::error_body(status, &body),
+        })
+    }
+
     /// `GET /audit`.
     pub async fn audit(&self) -> Result<Audit, ClientError> {
         self.get("/audit", Some(Duration::from_secs(30))).await

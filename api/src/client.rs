@@ -113,7 +113,7 @@ pub async fn decode_data<T: DeserializeOwned>(
 }
 
 /// The error in a non-success answer: its JSON body, or the start of the raw text.
-fn error_body(status: StatusCode, bytes: &[u8]) -> ApiError {
+pub(crate) fn error_body(status: StatusCode, bytes: &[u8]) -> ApiError {
     serde_json::from_slice::<ErrorBody>(bytes)
         .map(|b| b.error)
         .unwrap_or_else(|_| ApiError {
@@ -189,6 +189,11 @@ impl ReplicaClient {
     /// `GET /raft/read-index`: asks the leader for a linearizable read index.
     pub async fn read_index(&self) -> Result<ReadIndex, ClientError> {
         self.admin_get("/raft/read-index").await
+    }
+
+    /// `GET /admin/stock-reachable`.
+    pub async fn stock_reachable(&self) -> Result<crate::raft::StockReachable, ClientError> {
+        self.admin_get("/admin/stock-reachable").await
     }
 
     /// `POST /admin/initialize`.

@@ -192,6 +192,13 @@ pub struct AdminResponse {
     pub message: String,
 }
 
+/// `GET /admin/stock-reachable`: whether this replica reaches the stock keeper (the catalog).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockReachable {
+    /// It answered within a second.
+    pub reachable: bool,
+}
+
 /// `GET /raft/read-index` (leader only): the log index a linearizable read must wait for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadIndex {

@@ -513,8 +513,22 @@ async fn catalog_down_past_the_deadline_fails_with_503_and_nothing_half_done() {
     assert_eq!(body["error"]["code"], 503);
 
     store.restart_catalog().await;
-    // The leader resolves the pending order once the catalog is back; a retry with the same key
-    // returns that one order.
+    // The leader resolves the pending order by itself once the catalog is back (no client retry,
+    // no leader change); a retry with the same key then returns that one order.
+    let leader = store.leader().await;
+    wait_for(
+        "the leader to resolve the pending order by itself",
+        Duration::from_secs(10),
+        || async {
+            let r = store
+                .replica_client(leader)
+                .order_by_key("waits-for-catalog")
+                .await
+                .ok()?;
+            (r.status != OrderStatus::Pending).then_some(())
+        },
+    )
+    .await;
     let (status, body) = store.buy(0, "Tux", 2, Some("waits-for-catalog")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let attempts = vec![Attempt {

@@ -8,11 +8,13 @@
 //! - [`state_machine`]: orders in redb, applied atomically, snapshots;
 //! - [`network`]: Raft RPC to peers over HTTP;
 //! - [`purchase`]: the order side of the purchase protocol, run by the leader;
+//! - [`handover`]: handing leadership away from a leader cut off from the catalog;
 //! - [`stock`]: the interface to whoever owns stock;
 //! - [`http`]: client API, Raft RPC, admin API, health and metrics;
 //! - [`server`]: opening a replica and serving it until shutdown.
 
 pub mod args;
+pub mod handover;
 pub mod http;
 pub mod identity;
 pub mod log_store;

@@ -91,11 +91,17 @@ pub async fn resolve(
     replica: &Replica,
     record: &OrderRecord,
 ) -> Result<OrderRecord, PurchaseError> {
-    let outcome = replica
+    let outcome = match replica
         .stock
         .take(&record.key, &record.name, record.quantity)
         .await
-        .map_err(|e| PurchaseError::Unavailable(e.to_string()))?;
+    {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            crate::handover::away_from_cut_catalog(replica).await;
+            return Err(PurchaseError::Unavailable(e.to_string()));
+        }
+    };
     commit(
         replica,
         Command::Resolve {
@@ -130,6 +136,10 @@ async fn commit(replica: &Replica, cmd: Command) -> Result<OrderRecord, Purchase
 pub async fn resolve_pending_orders(replica: Arc<Replica>) {
     let mut metrics = replica.raft.metrics();
     let mut clean_term = None;
+    // An interval, not a sleep in the select: metrics change many times a second (every
+    // commit, every heartbeat round), and a sleep started anew each time would never end.
+    let mut every_second = tokio::time::interval(Duration::from_secs(1));
+    every_second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let (leader, term) = {
             let m = metrics.borrow_watched();
@@ -143,7 +153,7 @@ pub async fn resolve_pending_orders(replica: Arc<Replica>) {
         }
         tokio::select! {
             changed = metrics.changed() => if changed.is_err() { return },
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+            _ = every_second.tick() => {
                 if leader {
                     resolve_all_pending(&replica).await;
                 }

@@ -98,6 +98,8 @@ pub struct Replica {
     pub metrics: Metrics,
     /// HTTP client for calls to other replicas (read index).
     pub http: reqwest::Client,
+    /// When leadership was last handed away because the catalog was out of reach.
+    pub handover: crate::handover::LastAttempt,
 }
 
 impl Replica {
@@ -154,6 +156,7 @@ impl Replica {
             stock,
             metrics: Metrics::new(),
             http: api::client::http_client(Duration::from_secs(5)),
+            handover: Default::default(),
         }))
     }
 

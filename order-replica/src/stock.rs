@@ -22,11 +22,17 @@ pub struct StockUnavailable(pub String);
 pub type TakeFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Resolution, StockUnavailable>> + Send + 'a>>;
 
+/// A boxed future of whether the stock keeper answers.
+pub type ProbeFuture<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+
 /// Takes stock for a purchase. Must be idempotent by `key`: a repeat returns the first answer
 /// and changes nothing, because a new leader repeats the call for every pending order.
 pub trait StockKeeper: Send + Sync + 'static {
     /// Takes `quantity` of `name` for the purchase `key`.
     fn take<'a>(&'a self, key: &'a str, name: &'a str, quantity: u32) -> TakeFuture<'a>;
+
+    /// Whether the stock keeper answers this replica now (asked quickly, within a second).
+    fn reachable(&self) -> ProbeFuture<'_>;
 }
 
 /// Confirms every purchase: the order service on its own, without a catalog.
@@ -36,6 +42,10 @@ pub struct UnlimitedStock;
 impl StockKeeper for UnlimitedStock {
     fn take<'a>(&'a self, _key: &'a str, _name: &'a str, _quantity: u32) -> TakeFuture<'a> {
         Box::pin(async { Ok(Resolution::Confirmed) })
+    }
+
+    fn reachable(&self) -> ProbeFuture<'_> {
+        Box::pin(async { true })
     }
 }
 
@@ -107,5 +117,13 @@ impl CatalogStock {
 impl StockKeeper for CatalogStock {
     fn take<'a>(&'a self, key: &'a str, name: &'a str, quantity: u32) -> TakeFuture<'a> {
         Box::pin(self.take_with_retries(key, name, quantity))
+    }
+
+    fn reachable(&self) -> ProbeFuture<'_> {
+        Box::pin(async {
+            tokio::time::timeout(Duration::from_secs(1), self.client.ready())
+                .await
+                .is_ok_and(|r| r.is_ok())
+        })
     }
 }

@@ -40,8 +40,11 @@ pub fn init_tracing(format: &str, default_filter: &str) -> Result<(), String> {
     };
     let limit = RateLimit::new(BURST, WINDOW);
     limit.report_suppressed();
+    // The level filter is global, so that the rate limiter counts only events that would be
+    // written (debug events it never sees).
     tracing_subscriber::registry()
-        .with(fmt.with_filter(filter).with_filter(limit))
+        .with(filter)
+        .with(fmt.with_filter(limit))
         .try_init()
         .map_err(|e| e.to_string())
 }
