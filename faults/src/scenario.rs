@@ -170,9 +170,21 @@ pub async fn run(
     duration: Duration,
     clients: usize,
 ) -> anyhow::Result<Report> {
+    run_with(fault, seed, duration, clients, None).await
+}
+
+/// [`run`] with the service binaries taken from `bin_dir` (`None`: the workspace's).
+pub async fn run_with(
+    fault: Fault,
+    seed: u64,
+    duration: Duration,
+    clients: usize,
+    bin_dir: Option<std::path::PathBuf>,
+) -> anyhow::Result<Report> {
     let options = TargetOptions {
         small_disks: fault == Fault::DiskFull,
         network: fault.is_network(),
+        bin_dir,
         ..TargetOptions::default()
     };
     let mut target = Target::start(&options).await?;

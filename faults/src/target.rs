@@ -44,6 +44,8 @@ pub struct TargetOptions {
     /// Run the catalog and every replica in a network namespace of its own, so the network
     /// between them can be cut (needs root, `ip` and `iptables`; see [`Net::available`]).
     pub network: bool,
+    /// Where the service binaries are (`None`: the workspace's, built first if needed).
+    pub bin_dir: Option<PathBuf>,
 }
 
 impl Default for TargetOptions {
@@ -53,6 +55,7 @@ impl Default for TargetOptions {
             frontends: 2,
             small_disks: false,
             network: false,
+            bin_dir: None,
         }
     }
 }
@@ -87,7 +90,10 @@ impl Target {
                 disks.insert(id, disk);
             }
         }
-        let bin_dir = testkit::bin_dir(&["catalog", "order-replica", "frontend"]);
+        let bin_dir = match &options.bin_dir {
+            Some(dir) => dir.clone(),
+            None => testkit::bin_dir(&["catalog", "order-replica", "frontend"]),
+        };
         let mut spec = StoreSpec::new(&root, &bin_dir);
         spec.catalog = Some(CatalogSpec {
             restock_interval_secs: 1.0,

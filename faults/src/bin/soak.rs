@@ -50,6 +50,20 @@ async fn main() -> anyhow::Result<()> {
             .map(|n| Fault::parse(n).with_context(|| format!("unknown fault {n:?}")))
             .collect::<anyhow::Result<_>>()?
     };
+    // The services built beside this binary (`cargo build --release -p faults -p order-replica
+    // -p catalog -p frontend --bins`); never a build of its own in the middle of a run.
+    let bin_dir = std::env::current_exe()?
+        .parent()
+        .context("the soak binary lives in a directory")?
+        .to_path_buf();
+    for name in ["catalog", "order-replica", "frontend"] {
+        anyhow::ensure!(
+            bin_dir.join(name).exists(),
+            "{} is missing: build it with `cargo build --release -p order-replica -p catalog \
+             -p frontend --bins`",
+            bin_dir.join(name).display()
+        );
+    }
     let seed = args.seed.unwrap_or_else(rand::random);
     println!(
         "soak: seed {seed}, {} minutes, faults {:?}",
@@ -62,11 +76,12 @@ async fn main() -> anyhow::Result<()> {
     while Instant::now() < end {
         let fault = *faults.choose(&mut rng).expect("some fault");
         let scenario_seed = rng.random();
-        let report = faults::run(
+        let report = faults::scenario::run_with(
             fault,
             scenario_seed,
             Duration::from_secs(args.scenario_seconds),
             args.clients,
+            Some(bin_dir.clone()),
         )
         .await
         .with_context(|| format!("scenario {} (seed {scenario_seed})", fault.name()))?;
