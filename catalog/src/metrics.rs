@@ -22,6 +22,8 @@ pub struct Metrics {
     products: Gauge,
     feed_version: Gauge,
     feed_waiters: Gauge,
+    take_batches: Counter,
+    batched_takes: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -77,6 +79,18 @@ impl Metrics {
             "Long-poll requests waiting for a change",
             feed_waiters.clone(),
         );
+        let take_batches = Counter::default();
+        registry.register(
+            "take_batches",
+            "Durable transactions that committed takes (group commit)",
+            take_batches.clone(),
+        );
+        let batched_takes = Counter::default();
+        registry.register(
+            "batched_takes",
+            "Takes committed by those transactions (divide by take_batches for the batch size)",
+            batched_takes.clone(),
+        );
         Self {
             registry,
             takes,
@@ -85,6 +99,8 @@ impl Metrics {
             products,
             feed_version,
             feed_waiters,
+            take_batches,
+            batched_takes,
         }
     }
 
@@ -96,6 +112,12 @@ impl Metrics {
                 ("repeat", repeated.to_string()),
             ])
             .inc();
+    }
+
+    /// Counts one group commit of `takes` takes.
+    pub fn take_batch(&self, takes: usize) {
+        self.take_batches.inc();
+        self.batched_takes.inc_by(takes as u64);
     }
 
     /// Counts `products` restocked with `units` each.

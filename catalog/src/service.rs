@@ -15,7 +15,9 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
+
 use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
 
 use api::catalog::{Audit, ChangeBatch, ChangeEvent, Product, TakeRequest, TakeResponse};
 use tokio::sync::watch;
@@ -36,6 +38,51 @@ pub enum CatalogError {
     /// The store failed and is being reopened; retry later.
     #[error("catalog storage is recovering from an error ({0}); retry later")]
     Recovering(String),
+}
+
+/// Most takes committed in one transaction.
+pub const MAX_TAKE_BATCH: usize = 256;
+
+/// A take waiting for its batch, and where its answer goes.
+type QueuedTake = (
+    TakeRequest,
+    oneshot::Sender<Result<crate::store::Take, CatalogError>>,
+);
+
+/// Group commit of takes: waits for one, gathers every take queued meanwhile (up to
+/// [`MAX_TAKE_BATCH`]), applies them in one durable transaction, answers each. One fsync
+/// serves every purchase that arrived while the previous one was on its way to disk, so the
+/// catalog keeps up with many concurrent buyers instead of queueing them behind a single
+/// writer. Ends when the catalog is dropped.
+async fn commit_takes(catalog: Weak<Catalog>, mut queued: mpsc::UnboundedReceiver<QueuedTake>) {
+    while let Some(first) = queued.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_TAKE_BATCH {
+            match queued.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
+            }
+        }
+        let Some(catalog) = catalog.upgrade() else {
+            return;
+        };
+        let (reqs, answers): (Vec<TakeRequest>, Vec<_>) = batch.into_iter().unzip();
+        let size = reqs.len();
+        match catalog.blocking(move |s| s.take_batch(&reqs)).await {
+            Ok(takes) => {
+                for (take, answer) in takes.into_iter().zip(answers) {
+                    let _ = answer.send(take.map_err(CatalogError::Store));
+                }
+            }
+            Err(e) => {
+                let why = e.to_string();
+                for answer in answers {
+                    let _ = answer.send(Err(CatalogError::Recovering(why.clone())));
+                }
+            }
+        }
+        catalog.metrics().take_batch(size);
+    }
 }
 
 /// Shortest time between two attempts to reopen a failed store.
@@ -63,6 +110,7 @@ enum Slot {
 pub struct Catalog {
     open: Arc<Opener>,
     slot: Mutex<Slot>,
+    takes: mpsc::UnboundedSender<QueuedTake>,
     version: watch::Sender<u64>,
     shutting_down: watch::Sender<bool>,
     metrics: Metrics,
@@ -107,13 +155,17 @@ impl Catalog {
         }
         let metrics = Metrics::new();
         metrics.set_products(count);
-        Ok(Arc::new(Self {
+        let (takes, queued) = mpsc::unbounded_channel();
+        let catalog = Arc::new(Self {
             open,
             slot: Mutex::new(Slot::Open(Arc::new(store))),
             version: watch::Sender::new(version),
             shutting_down: watch::Sender::new(false),
             metrics,
-        }))
+            takes,
+        });
+        tokio::spawn(commit_takes(Arc::downgrade(&catalog), queued));
+        Ok(catalog)
     }
 
     /// Runs `f` on the store in the blocking pool. A storage error that poisons the database
@@ -234,10 +286,17 @@ impl Catalog {
         self.shutting_down.send_replace(true);
     }
 
-    /// Takes stock for a purchase (see [`Store::take`]).
+    /// Takes stock for a purchase (see [`Store::take`]). Concurrent takes are committed
+    /// together, one durable transaction per batch ([`commit_takes`]).
     pub async fn take(&self, req: TakeRequest) -> Result<TakeResponse, CatalogError> {
         let (key, name, quantity) = (req.key.clone(), req.name.clone(), req.quantity);
-        let take = self.blocking(move |s| s.take(&req)).await?;
+        let (answer, answered) = oneshot::channel();
+        self.takes
+            .send((req, answer))
+            .map_err(|_| CatalogError::Recovering("the catalog is stopping".into()))?;
+        let take = answered
+            .await
+            .map_err(|_| CatalogError::Recovering("the take was dropped".into()))??;
         if take.mismatched {
             tracing::warn!(
                 %key, %name, quantity,

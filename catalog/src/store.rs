@@ -149,6 +149,60 @@ impl StoredProduct {
     }
 }
 
+/// One take inside a write transaction: the known outcome of a repeated key, or a new one
+/// recorded (and the stock lowered when taken).
+fn take_in(
+    takes: &mut Table<&'static str, &'static [u8]>,
+    changes: &mut Changes<'_>,
+    req: &TakeRequest,
+) -> Result<Take, StoreError> {
+    let known: Option<TakeRecord> = takes
+        .get(req.key.as_str())?
+        .map(|v| decode(v.value()))
+        .transpose()?;
+    if let Some(record) = known {
+        let product = match record.outcome {
+            TakeOutcome::UnknownProduct => None,
+            _ => get_product(&changes.products, &record.name)?.map(|p| p.product()),
+        };
+        return Ok(Take {
+            response: TakeResponse {
+                outcome: record.outcome,
+                product,
+            },
+            repeated: true,
+            mismatched: record.name != req.name || record.quantity != req.quantity,
+            new_version: None,
+        });
+    }
+    let (outcome, product, new_version) = match get_product(&changes.products, &req.name)? {
+        None => (TakeOutcome::UnknownProduct, None, None),
+        Some(p) if p.quantity < req.quantity => {
+            (TakeOutcome::Insufficient, Some(p.product()), None)
+        }
+        Some(mut p) => {
+            p.quantity -= req.quantity;
+            p.taken += u64::from(req.quantity);
+            let event = changes.record(&mut p)?;
+            (TakeOutcome::Taken, Some(p.product()), Some(event.version))
+        }
+    };
+    let record = TakeRecord {
+        key: req.key.clone(),
+        name: req.name.clone(),
+        quantity: req.quantity,
+        outcome,
+    };
+    let bytes = serde_json::to_vec(&record)?;
+    takes.insert(req.key.as_str(), bytes.as_slice())?;
+    Ok(Take {
+        response: TakeResponse { outcome, product },
+        repeated: false,
+        mismatched: false,
+        new_version,
+    })
+}
+
 /// What [`Store::take`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Take {
@@ -373,65 +427,41 @@ impl Store {
     /// key: `UnknownProduct` and `Insufficient` leave stock alone; `Taken` lowers the stock,
     /// raises the product's `taken` total and emits a change event.
     pub fn take(&self, req: &TakeRequest) -> Result<Take, StoreError> {
-        validate_take(req).map_err(StoreError::Invalid)?;
+        self.take_batch(std::slice::from_ref(req))?
+            .pop()
+            .expect("one answer per request")
+    }
+
+    /// Applies several takes in one durable transaction (group commit): one fsync for all of
+    /// them. Each sees the ones before it (a key repeated within the batch gets the first
+    /// outcome). An invalid request fails alone; a storage failure fails them all, and none
+    /// is recorded.
+    pub fn take_batch(
+        &self,
+        reqs: &[TakeRequest],
+    ) -> Result<Vec<Result<Take, StoreError>>, StoreError> {
         let tx = begin_durable(&self.db)?;
-        let take = {
+        let mut answers = Vec::with_capacity(reqs.len());
+        let mut changed = false;
+        {
             let mut takes = tx.open_table(TAKES)?;
             let mut changes = Changes::open(&tx, self.retention)?;
-            let known: Option<TakeRecord> = takes
-                .get(req.key.as_str())?
-                .map(|v| decode(v.value()))
-                .transpose()?;
-            if let Some(record) = known {
-                let product = match record.outcome {
-                    TakeOutcome::UnknownProduct => None,
-                    _ => get_product(&changes.products, &record.name)?.map(|p| p.product()),
-                };
-                Take {
-                    response: TakeResponse {
-                        outcome: record.outcome,
-                        product,
-                    },
-                    repeated: true,
-                    mismatched: record.name != req.name || record.quantity != req.quantity,
-                    new_version: None,
+            for req in reqs {
+                if let Err(why) = validate_take(req) {
+                    answers.push(Err(StoreError::Invalid(why)));
+                    continue;
                 }
-            } else {
-                let (outcome, product, new_version) =
-                    match get_product(&changes.products, &req.name)? {
-                        None => (TakeOutcome::UnknownProduct, None, None),
-                        Some(p) if p.quantity < req.quantity => {
-                            (TakeOutcome::Insufficient, Some(p.product()), None)
-                        }
-                        Some(mut p) => {
-                            p.quantity -= req.quantity;
-                            p.taken += u64::from(req.quantity);
-                            let event = changes.record(&mut p)?;
-                            (TakeOutcome::Taken, Some(p.product()), Some(event.version))
-                        }
-                    };
-                let record = TakeRecord {
-                    key: req.key.clone(),
-                    name: req.name.clone(),
-                    quantity: req.quantity,
-                    outcome,
-                };
-                let bytes = serde_json::to_vec(&record)?;
-                takes.insert(req.key.as_str(), bytes.as_slice())?;
-                Take {
-                    response: TakeResponse { outcome, product },
-                    repeated: false,
-                    mismatched: false,
-                    new_version,
-                }
+                let take = take_in(&mut takes, &mut changes, req)?;
+                changed |= !take.repeated;
+                answers.push(Ok(take));
             }
-        };
-        if take.repeated {
-            tx.abort()?;
-        } else {
-            tx.commit()?;
         }
-        Ok(take)
+        if changed {
+            tx.commit()?;
+        } else {
+            tx.abort()?;
+        }
+        Ok(answers)
     }
 
     /// Restocks every toy at 0 to `quantity`, in one durable transaction; returns the events
@@ -555,6 +585,38 @@ mod tests {
                 "{p:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_batch_commits_together_and_each_take_sees_the_ones_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = seeded(dir.path(), 100, &[("Tux", 5), ("Fox", 1)]);
+        let answers = store
+            .take_batch(&[
+                req("a", "Tux", 3),
+                req("b", "Tux", 3), // only 2 left after a
+                req("a", "Tux", 3), // a repeat within the batch: a's outcome
+                req("", "Tux", 1),  // invalid: fails alone
+                req("c", "Fox", 1),
+                req("d", "Unicorn", 1),
+            ])
+            .unwrap();
+        let outcome = |i: usize| answers[i].as_ref().unwrap().response.outcome;
+        assert_eq!(outcome(0), TakeOutcome::Taken);
+        assert_eq!(outcome(1), TakeOutcome::Insufficient);
+        assert_eq!(outcome(2), TakeOutcome::Taken);
+        assert!(answers[2].as_ref().unwrap().repeated);
+        assert!(matches!(answers[3], Err(StoreError::Invalid(_))));
+        assert_eq!(outcome(4), TakeOutcome::Taken);
+        assert_eq!(outcome(5), TakeOutcome::UnknownProduct);
+        drop(store);
+        // Durable, all of it: reopened, every recorded key is there and the books balance.
+        let store = Store::open(dir.path()).unwrap();
+        let audit = store.audit().unwrap();
+        let keys: Vec<&str> = audit.takes.iter().map(|t| t.key.as_str()).collect();
+        assert_eq!(keys.len(), 4, "{keys:?}");
+        assert_eq!(store.product("Tux").unwrap().unwrap().quantity, 2);
+        assert_invariant(&store);
     }
 
     #[test]
