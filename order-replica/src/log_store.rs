@@ -2,9 +2,14 @@
 //!
 //! Every change to the log is a record appended to `raft-log`: an entry, a vote, the committed
 //! id, a truncation, a purge. Opening the file replays the records in order, so the last record
-//! of each kind wins. Appending is `write` + `fdatasync` before the caller is told the entries
-//! are flushed; openraft batches entries that arrive while a flush is running into the next call,
-//! which gives group commit without a thread of our own.
+//! of each kind wins.
+//!
+//! One writer thread owns the file and does every write in the order it was asked for. An
+//! append is handed to it and returns at once: openraft replicates the entries to the followers
+//! while the leader's own `fdatasync` runs, and hears that they are durable through the
+//! append's callback once it is done. Whatever queued up while the thread was flushing is
+//! written and flushed together (group commit). Votes, truncations and purges wait for their
+//! flush; the committed id is written without one (see [`LogStore::save_committed`]).
 //!
 //! Record frame: `len: u32 LE | crc32(payload): u32 LE | payload (JSON)`. The first record of
 //! a file states its storage format ([`STORAGE_FORMAT`]); a newer one is refused.
@@ -88,9 +93,48 @@ impl MemLog {
 }
 
 struct Shared {
-    mem: Mutex<MemLog>,
-    file: Mutex<LogFile>,
+    mem: Arc<Mutex<MemLog>>,
+    io: std::sync::mpsc::Sender<Io>,
     torn_bytes: u64,
+}
+
+/// How a write is reported done.
+enum Done {
+    /// Nobody waits (the committed id).
+    Nothing,
+    /// An async caller waits for it.
+    Reply(tokio::sync::oneshot::Sender<io::Result<()>>),
+    /// openraft's append callback.
+    Flushed(IOFlushed<TypeConfig>),
+}
+
+impl Done {
+    fn complete(self, result: &io::Result<()>) {
+        let copy = || match result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+        };
+        match self {
+            Done::Nothing => {}
+            Done::Reply(tx) => {
+                let _ = tx.send(copy());
+            }
+            Done::Flushed(callback) => callback.io_completed(copy()),
+        }
+    }
+}
+
+/// Work for the writer thread, done in the order it was sent.
+enum Io {
+    /// Append `bytes` (`records` records to the file); with `sync`, flush before `done`.
+    Write {
+        bytes: Vec<u8>,
+        records: u64,
+        sync: bool,
+        done: Done,
+    },
+    /// Rewrite the file with the live records if purged ones dominate it.
+    Compact { done: Done },
 }
 
 struct LogFile {
@@ -152,14 +196,21 @@ impl LogStore {
             purged = ?mem.purged,
             "raft log opened"
         );
+        let mem = Arc::new(Mutex::new(mem));
+        let (io, queue) = std::sync::mpsc::channel();
+        let log_file = LogFile {
+            dir: dir.to_path_buf(),
+            file,
+            records: count,
+        };
+        let thread_mem = mem.clone();
+        std::thread::Builder::new()
+            .name("raft-log-writer".into())
+            .spawn(move || write_in_order(log_file, thread_mem, queue))?;
         Ok(Self {
             shared: Arc::new(Shared {
-                mem: Mutex::new(mem),
-                file: Mutex::new(LogFile {
-                    dir: dir.to_path_buf(),
-                    file,
-                    records: count,
-                }),
+                mem,
+                io,
                 torn_bytes,
             }),
         })
@@ -176,68 +227,135 @@ impl LogStore {
         self.shared.mem.lock().unwrap().last_log_id().is_some()
     }
 
-    /// Appends records to the file and flushes them, off the async runtime.
-    async fn write(&self, records: Vec<Record>, sync: bool) -> io::Result<()> {
-        let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut buf = Vec::new();
-            for r in &records {
-                encode_record(r, &mut buf)?;
-            }
-            let mut f = shared.file.lock().unwrap();
-            f.file.write_all(&buf)?;
-            if sync {
-                f.file.sync_data()?;
-            }
-            f.records += records.len() as u64;
-            Ok(())
-        })
-        .await
-        .map_err(io::Error::other)?
+    /// Hands `records` to the writer thread; `done` hears when they are written (and flushed,
+    /// with `sync`).
+    fn send(&self, records: &[Record], sync: bool, done: Done) -> io::Result<()> {
+        let mut bytes = Vec::new();
+        for r in records {
+            encode_record(r, &mut bytes)?;
+        }
+        let io = Io::Write {
+            bytes,
+            records: records.len() as u64,
+            sync,
+            done,
+        };
+        self.shared
+            .io
+            .send(io)
+            .map_err(|_| io::Error::other("the raft log writer stopped"))
+    }
+
+    /// Writes `records`, flushes them, and waits until that is done.
+    async fn write_durably(&self, records: &[Record]) -> io::Result<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(records, true, Done::Reply(tx))?;
+        rx.await
+            .map_err(|_| io::Error::other("the raft log writer stopped"))?
     }
 
     /// Rewrites the file with only the live records when purged ones dominate it.
     async fn maybe_rewrite(&self) -> io::Result<()> {
-        let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut f = shared.file.lock().unwrap();
-            let mut buf = Vec::new();
-            let live = {
-                let mem = shared.mem.lock().unwrap();
-                let live = mem.entries.len() as u64 + 4;
-                if f.records < 2 * live + 1024 {
-                    return Ok(());
-                }
-                encode_record(&Record::Format(STORAGE_FORMAT), &mut buf)?;
-                if let Some(v) = &mem.vote {
-                    encode_record(&Record::Vote(*v), &mut buf)?;
-                }
-                encode_record(&Record::Committed(mem.committed), &mut buf)?;
-                if let Some(p) = mem.purged {
-                    encode_record(&Record::Purged(p), &mut buf)?;
-                }
-                for e in mem.entries.values() {
-                    encode_record(&Record::Entry(e.clone()), &mut buf)?;
-                }
-                live
-            };
-            let tmp = f.dir.join(format!("{LOG_FILE}.tmp"));
-            let mut out = File::create(&tmp)?;
-            out.write_all(&buf)?;
-            out.sync_all()?;
-            std::fs::rename(&tmp, f.dir.join(LOG_FILE))?;
-            sync_dir(&f.dir)?;
-            f.file = OpenOptions::new()
-                .append(true)
-                .read(true)
-                .open(f.dir.join(LOG_FILE))?;
-            tracing::debug!(from = f.records, to = live, "raft log file rewritten");
-            f.records = live;
-            Ok(())
-        })
-        .await
-        .map_err(io::Error::other)?
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.shared
+            .io
+            .send(Io::Compact {
+                done: Done::Reply(tx),
+            })
+            .map_err(|_| io::Error::other("the raft log writer stopped"))?;
+        rx.await
+            .map_err(|_| io::Error::other("the raft log writer stopped"))?
     }
+}
+
+/// The writer thread: takes what is queued, writes it in order, flushes once for every write
+/// that asked for it, then reports each done. Ends when every [`LogStore`] is dropped.
+fn write_in_order(
+    mut file: LogFile,
+    mem: Arc<Mutex<MemLog>>,
+    queue: std::sync::mpsc::Receiver<Io>,
+) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        batch.extend(queue.try_iter());
+        let mut waiting: Vec<Done> = Vec::new();
+        let mut sync = false;
+        let mut result: io::Result<()> = Ok(());
+        for io in batch {
+            match io {
+                Io::Write {
+                    bytes,
+                    records,
+                    sync: s,
+                    done,
+                } => {
+                    if result.is_ok() {
+                        result = file.file.write_all(&bytes);
+                        file.records += records;
+                    }
+                    sync |= s;
+                    waiting.push(done);
+                }
+                Io::Compact { done } => {
+                    // Everything before it is flushed first: the rewrite replaces the file.
+                    if result.is_ok() && sync {
+                        result = file.file.sync_data();
+                    }
+                    sync = false;
+                    for d in waiting.drain(..) {
+                        d.complete(&result);
+                    }
+                    if result.is_ok() {
+                        result = compact(&mut file, &mem);
+                    }
+                    done.complete(&result);
+                }
+            }
+        }
+        if result.is_ok() && sync {
+            result = file.file.sync_data();
+        }
+        for d in waiting {
+            d.complete(&result);
+        }
+    }
+}
+
+/// Rewrites the file with only the live records, if purged ones make up most of it.
+fn compact(f: &mut LogFile, mem: &Mutex<MemLog>) -> io::Result<()> {
+    let mut buf = Vec::new();
+    let live = {
+        let mem = mem.lock().unwrap();
+        let live = mem.entries.len() as u64 + 4;
+        if f.records < 2 * live + 1024 {
+            return Ok(());
+        }
+        encode_record(&Record::Format(STORAGE_FORMAT), &mut buf)?;
+        if let Some(v) = &mem.vote {
+            encode_record(&Record::Vote(*v), &mut buf)?;
+        }
+        encode_record(&Record::Committed(mem.committed), &mut buf)?;
+        if let Some(p) = mem.purged {
+            encode_record(&Record::Purged(p), &mut buf)?;
+        }
+        for e in mem.entries.values() {
+            encode_record(&Record::Entry(e.clone()), &mut buf)?;
+        }
+        live
+    };
+    let tmp = f.dir.join(format!("{LOG_FILE}.tmp"));
+    let mut out = File::create(&tmp)?;
+    out.write_all(&buf)?;
+    out.sync_all()?;
+    std::fs::rename(&tmp, f.dir.join(LOG_FILE))?;
+    sync_dir(&f.dir)?;
+    f.file = OpenOptions::new()
+        .append(true)
+        .read(true)
+        .open(f.dir.join(LOG_FILE))?;
+    tracing::debug!(from = f.records, to = live, "raft log file rewritten");
+    f.records = live;
+    Ok(())
 }
 
 fn encode_record(record: &Record, buf: &mut Vec<u8>) -> io::Result<()> {
@@ -314,18 +432,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
-        self.write(vec![Record::Vote(*vote)], true).await?;
+        self.write_durably(&[Record::Vote(*vote)]).await?;
         self.shared.mem.lock().unwrap().vote = Some(*vote);
         Ok(())
     }
 
-    /// The committed id is written without its own fsync: it survives a process crash from the
-    /// page cache, and Raft never depends on it (it only shortens recovery).
+    /// The committed id is queued without a flush and without waiting: it survives a process
+    /// crash from the page cache (or the next flush), and Raft never depends on it (it only
+    /// shortens recovery), so it must not hold up the apply that follows it.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        self.write(vec![Record::Committed(committed)], false)
-            .await?;
         self.shared.mem.lock().unwrap().committed = committed;
-        Ok(())
+        self.send(&[Record::Committed(committed)], false, Done::Nothing)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
@@ -350,18 +467,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 mem.entries.insert(e.index(), e.clone());
             }
         }
-        let records = entries.into_iter().map(Record::Entry).collect();
-        let result = self.write(records, true).await;
-        let reply = match &result {
-            Ok(()) => Ok(()),
-            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-        };
-        callback.io_completed(reply);
-        result
+        // Returns at once: the callback says when the entries are on disk, and meanwhile
+        // openraft sends them to the followers.
+        let records: Vec<Record> = entries.into_iter().map(Record::Entry).collect();
+        self.send(&records, true, Done::Flushed(callback))
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
-        self.write(vec![Record::TruncateAfter(last_log_id)], true)
+        self.write_durably(&[Record::TruncateAfter(last_log_id)])
             .await?;
         self.shared
             .mem
@@ -372,7 +485,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
-        self.write(vec![Record::Purged(log_id)], true).await?;
+        self.write_durably(&[Record::Purged(log_id)]).await?;
         self.shared
             .mem
             .lock()
@@ -408,8 +521,12 @@ mod tests {
         )
     }
 
+    /// Appends and waits until the entries are flushed (append itself returns at once).
     async fn append(store: &mut LogStore, entries: Vec<Entry>) {
-        store.append(entries, IOFlushed::noop()).await.unwrap();
+        use openraft::async_runtime::Oneshot;
+        let (tx, rx) = openraft::alias::OneshotOf::<TypeConfig>::channel();
+        store.append(entries, IOFlushed::signal(tx)).await.unwrap();
+        rx.await.unwrap().unwrap();
     }
 
     async fn indexes(store: &mut LogStore) -> Vec<u64> {

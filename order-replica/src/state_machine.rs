@@ -1,10 +1,17 @@
 //! The order state machine, kept in a redb database in the data directory.
 //!
-//! Each apply batch is one redb write transaction committed with `Durability::Immediate`
-//! (fsync): the orders, the applied log id and the membership change together or not at all,
-//! so applying is atomic and a replay after a crash starts exactly where the disk says.
-//! Applying a command whose effect is already present changes nothing, which makes re-delivery
-//! harmless.
+//! Each apply batch is one redb write transaction: the orders, the applied log id and the
+//! membership change together or not at all, so applying is atomic. Applying a command whose
+//! effect is already present changes nothing, which makes re-delivery harmless.
+//!
+//! **The log is the durability, not the state machine.** Applies commit without an fsync
+//! (`Durability::None`): every applied entry is already durable in the Raft log of a majority,
+//! and the log keeps every entry after the last snapshot. After a crash, redb comes back at its
+//! last durable commit, `applied_state` says how far that got, and openraft applies the
+//! committed entries after it again from the log. Snapshots are durable (`Immediate`), and a
+//! durable redb commit makes every earlier commit durable too: so the state a snapshot was
+//! built from is on disk before openraft purges the log behind it. Installing a snapshot is
+//! durable for the same reason. See docs/design.md ("Order service").
 //!
 //! Snapshots are the serialized state machine ([`SnapshotPayload`], JSON). The current one is
 //! stored in the same database so it survives restarts and can be sent to a lagging follower.
@@ -320,7 +327,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let this = self.clone();
         let replies = tokio::task::spawn_blocking(move || -> io::Result<_> {
             let mut tx = this.db.begin_write().map_err(io_err)?;
-            tx.set_durability(Durability::Immediate).map_err(io_err)?;
+            // No fsync: the entries are durable in the log (see the module documentation).
+            tx.set_durability(Durability::None).map_err(io_err)?;
             let mut replies = Vec::with_capacity(batch.len());
             let mut last = None;
             for (entry, responder) in batch {
@@ -342,7 +350,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         })
         .await
         .map_err(io::Error::other)??;
-        // Answer only after the batch is durable.
+        // Answer after the batch is applied; its entries are durable in the log of a majority.
         for (responder, result) in replies {
             if let Some(r) = responder {
                 r.send(result);

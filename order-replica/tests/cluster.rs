@@ -286,3 +286,39 @@ async fn sigterm_of_the_leader_hands_leadership_over_before_exiting() {
     assert!(others.contains(&new));
     assert_orders_on(&cluster, new, &acked).await;
 }
+
+/// The log is the durability: applies are not fsynced, so a machine crash can take a replica's
+/// state machine back to an older state. Simulated here by putting an older `state.redb` back:
+/// the replica must apply the committed entries after it again from its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_state_machine_that_lost_its_latest_applies_replays_them_from_the_log() {
+    let mut cluster = Cluster::three(Options::default()).await;
+    let leader = cluster.leader().await;
+    let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    let mut acked = place_orders(cluster.group(), "early", 30, 2).await;
+    let s = cluster.status(leader).await.unwrap();
+    cluster
+        .wait_applied(follower, s.applied_index.unwrap())
+        .await;
+
+    cluster.kill(follower);
+    let state = cluster.data_dir(follower).join("state.redb");
+    let older = std::fs::read(&state).unwrap();
+    cluster.restart(follower).await;
+    acked.extend(place_orders(cluster.group(), "later", 60, 4).await);
+    let s = cluster.status(leader).await.unwrap();
+    cluster
+        .wait_applied(follower, s.applied_index.unwrap())
+        .await;
+
+    // Crash, and the state machine is back where it was before the later orders.
+    cluster.kill(follower);
+    std::fs::write(&state, older).unwrap();
+    cluster.restart(follower).await;
+    let restarted = cluster
+        .wait_applied(follower, s.applied_index.unwrap())
+        .await;
+    assert!(restarted.applied_index >= s.applied_index);
+    assert_orders_on(&cluster, follower, &acked).await;
+    assert_dense(&cluster, follower, acked.len() as u64).await;
+}
