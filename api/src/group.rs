@@ -22,8 +22,12 @@ use crate::client::{ClientError, ReplicaClient, http_client};
 use crate::orders::{Order, OrderNumber, OrderRecord, PlaceOrder};
 use crate::raft::{RaftRole, RaftStatus};
 
-/// Default bound of one attempt: about twice the default maximum election timeout (1 s).
-pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default bound of one attempt: one and a half times the default maximum election timeout
+/// (1 s), so a leader that stopped answering costs about an election, not a deadline.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Longest pause between attempts while no leader is known: an election is typically over in
+/// well under a second, and every replica is asked again before each attempt.
+const MAX_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a status query may take during a refresh.
 const STATUS_TIMEOUT: Duration = Duration::from_millis(800);
 
@@ -199,7 +203,7 @@ impl GroupClient {
             }
             next += 1;
             tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(500));
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
