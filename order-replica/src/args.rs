@@ -58,10 +58,10 @@ pub struct Args {
     #[arg(long, env = "ORDER_HEARTBEAT_MS", default_value_t = 100)]
     pub heartbeat_ms: u64,
     /// Minimum election timeout, milliseconds.
-    #[arg(long, env = "ORDER_ELECTION_TIMEOUT_MIN_MS", default_value_t = 500)]
+    #[arg(long, env = "ORDER_ELECTION_TIMEOUT_MIN_MS", default_value_t = 300)]
     pub election_timeout_min_ms: u64,
     /// Maximum election timeout, milliseconds.
-    #[arg(long, env = "ORDER_ELECTION_TIMEOUT_MAX_MS", default_value_t = 1000)]
+    #[arg(long, env = "ORDER_ELECTION_TIMEOUT_MAX_MS", default_value_t = 600)]
     pub election_timeout_max_ms: u64,
     /// Build a snapshot and compact the log after this many new entries.
     #[arg(long, env = "ORDER_SNAPSHOT_THRESHOLD", default_value_t = 5000)]

@@ -7,6 +7,7 @@
 //! - [`log_store`]: the durable Raft log (append-only, checksummed, fsync per batch);
 //! - [`state_machine`]: orders in redb, applied atomically, snapshots;
 //! - [`network`]: Raft RPC to peers over HTTP;
+//! - [`wire`]: how Raft RPC bodies are encoded (MessagePack, JSON for older peers);
 //! - [`purchase`]: the order side of the purchase protocol, run by the leader;
 //! - [`handover`]: handing leadership away from a leader cut off from the catalog;
 //! - [`stock`]: the interface to whoever owns stock;
@@ -27,3 +28,4 @@ pub mod server;
 pub mod state_machine;
 pub mod stock;
 pub mod types;
+pub mod wire;

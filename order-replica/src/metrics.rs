@@ -19,6 +19,7 @@ pub struct Metrics {
     registry: Registry,
     orders: Family<Labels, Counter>,
     order_seconds: Histogram,
+    step_seconds: Family<Labels, Histogram>,
     raft: Family<Labels, Gauge>,
     torn_bytes: Gauge,
     confirmed: Gauge,
@@ -46,6 +47,14 @@ impl Metrics {
             "place_duration_seconds",
             "Time to place an order on the leader, Pending to Resolve",
             order_seconds.clone(),
+        );
+        let step_seconds = Family::<Labels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+        });
+        registry.register(
+            "purchase_step_duration_seconds",
+            "Time of each step of a purchase on the leader: pending (commit), take (the catalog), resolve (commit)",
+            step_seconds.clone(),
         );
         let raft = Family::<Labels, Gauge>::default();
         registry.register(
@@ -75,6 +84,7 @@ impl Metrics {
             registry,
             orders,
             order_seconds,
+            step_seconds,
             raft,
             torn_bytes,
             confirmed,
@@ -94,6 +104,13 @@ impl Metrics {
         self.refused_rpcs
             .get_or_create(&vec![("path", path.to_string())])
             .inc();
+    }
+
+    /// Records how long one step of a purchase took (`pending`, `take`, `resolve`).
+    pub fn purchase_step(&self, step: &'static str, seconds: f64) {
+        self.step_seconds
+            .get_or_create(&vec![("step", step.to_string())])
+            .observe(seconds);
     }
 
     /// Records how long placing an order took.

@@ -1,8 +1,10 @@
-//! Raft RPC between replicas: JSON over HTTP, authenticated with the cluster token.
+//! Raft RPC between replicas: HTTP, authenticated with the cluster token.
 //!
-//! Each RPC is a `POST` to the peer's `/raft/...` endpoint; the peer answers with openraft's own
-//! `Result` serialized as JSON, so the remote node's verdict arrives unchanged. A snapshot is sent
-//! whole: one JSON line with the vote and metadata, a newline, then the raw snapshot bytes.
+//! Each RPC is a `POST` to the peer's `/raft/...` endpoint in MessagePack (see [`crate::wire`]);
+//! the peer answers with openraft's own `Result` in the same encoding, so the remote node's
+//! verdict arrives unchanged. A peer that refuses MessagePack (415: an older version) is spoken
+//! to in JSON from then on. A snapshot is sent whole: one JSON line with the vote and metadata,
+//! a newline, then the raw snapshot bytes.
 
 use std::future::Future;
 use std::time::Duration;
@@ -18,6 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::types::{NodeId, ReplicaNode, Snapshot, SnapshotMeta, TypeConfig, Vote};
+use crate::wire::Encoding;
 
 /// Header line of a `/raft/snapshot` body.
 #[derive(Debug, Serialize, Deserialize)]
@@ -57,6 +60,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             url: node.raft_url().trim_end_matches('/').to_string(),
             http: self.http.clone(),
             token: self.token.clone(),
+            encoding: Encoding::MsgPack,
         }
     }
 }
@@ -67,6 +71,8 @@ pub struct Peer {
     url: String,
     http: reqwest::Client,
     token: String,
+    /// What this peer is spoken to in: MessagePack until it refuses it.
+    encoding: Encoding,
 }
 
 /// Why an RPC failed, before it is sorted into openraft's error kinds.
@@ -75,6 +81,9 @@ enum RpcFailure {
     /// No connection could be made: back off.
     #[error("peer unreachable: {0}")]
     Unreachable(reqwest::Error),
+    /// The peer does not read this encoding (415).
+    #[error("peer refuses the encoding: {0}")]
+    Unsupported(String),
     /// The peer answered 503: it takes no part in the group now (not admitted, or its Raft
     /// stopped). Back off as from an unreachable peer.
     #[error("peer unavailable: {0}")]
@@ -89,6 +98,7 @@ impl Peer {
         &self,
         path: &str,
         body: reqwest::Body,
+        encoding: Encoding,
         timeout: Duration,
     ) -> Result<Resp, RpcFailure> {
         let url = format!("{}{path}", self.url);
@@ -96,7 +106,7 @@ impl Peer {
             .http
             .post(&url)
             .bearer_auth(&self.token)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::CONTENT_TYPE, encoding.content_type())
             .timeout(timeout)
             .body(body)
             .send()
@@ -113,6 +123,9 @@ impl Peer {
             .bytes()
             .await
             .map_err(|e| RpcFailure::Other(format!("{url}: {e}")))?;
+        if status == reqwest::StatusCode::UNSUPPORTED_MEDIA_TYPE {
+            return Err(RpcFailure::Unsupported(format!("{url}: {status}")));
+        }
         if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
             return Err(RpcFailure::Unavailable(format!(
                 "{url}: {}",
@@ -125,19 +138,28 @@ impl Peer {
                 String::from_utf8_lossy(&bytes)
             )));
         }
-        serde_json::from_slice(&bytes).map_err(|e| RpcFailure::Other(format!("{url}: {e}")))
+        encoding
+            .decode(&bytes)
+            .map_err(|e| RpcFailure::Other(format!("{url}: {e}")))
     }
 
-    /// Sends a JSON RPC whose answer is openraft's `Result<T, E>`.
+    /// Sends an RPC whose answer is openraft's `Result<T, E>`, in JSON again if the peer
+    /// refuses MessagePack.
     async fn call<Req: Serialize, T: DeserializeOwned, E: DeserializeOwned + std::fmt::Display>(
-        &self,
+        &mut self,
         path: &str,
         req: &Req,
         option: &RPCOption,
     ) -> Result<T, RPCError<TypeConfig>> {
-        let body = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let result: Result<Result<T, E>, RpcFailure> =
-            self.post(path, body.into(), option.hard_ttl()).await;
+        let mut result = self.send::<_, Result<T, E>>(path, req, option).await;
+        if matches!(result, Err(RpcFailure::Unsupported(_))) && self.encoding == Encoding::MsgPack {
+            tracing::info!(
+                peer = self.target,
+                "peer refuses MessagePack, speaking JSON to it"
+            );
+            self.encoding = Encoding::Json;
+            result = self.send(path, req, option).await;
+        }
         match result {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(remote)) => Err(RPCError::Network(NetworkError::new(
@@ -147,8 +169,21 @@ impl Peer {
             Err(RpcFailure::Unavailable(e)) => Err(RPCError::Unreachable(Unreachable::new(
                 &std::io::Error::other(e),
             ))),
-            Err(e @ RpcFailure::Other(_)) => Err(RPCError::Network(NetworkError::new(&e))),
+            Err(e @ (RpcFailure::Other(_) | RpcFailure::Unsupported(_))) => {
+                Err(RPCError::Network(NetworkError::new(&e)))
+            }
         }
+    }
+
+    async fn send<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        path: &str,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RpcFailure> {
+        let body = self.encoding.encode(req).map_err(RpcFailure::Other)?;
+        self.post(path, body.into(), self.encoding, option.hard_ttl())
+            .await
     }
 }
 
@@ -210,6 +245,7 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         let send = self.post::<Result<SnapshotResponse<TypeConfig>, RaftErr>>(
             "/raft/snapshot",
             body.into(),
+            Encoding::Json,
             option.hard_ttl().max(Duration::from_secs(60)),
         );
         let result = tokio::select! {
@@ -227,7 +263,49 @@ impl RaftNetworkV2<TypeConfig> for Peer {
             Err(RpcFailure::Unavailable(e)) => Err(StreamingError::Unreachable(Unreachable::new(
                 &std::io::Error::other(e),
             ))),
-            Err(e @ RpcFailure::Other(_)) => Err(StreamingError::Network(NetworkError::new(&e))),
+            Err(e @ (RpcFailure::Other(_) | RpcFailure::Unsupported(_))) => {
+                Err(StreamingError::Network(NetworkError::new(&e)))
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::post;
+    use servicekit::ApiJson;
+
+    /// A peer of the version before MessagePack: JSON bodies only, 415 for anything else.
+    async fn json_only_peer() -> String {
+        async fn vote(
+            ApiJson(req): ApiJson<VoteRequest<TypeConfig>>,
+        ) -> axum::Json<Result<VoteResponse<TypeConfig>, RaftErr>> {
+            axum::Json(Ok(VoteResponse::new(req.vote, None, true)))
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route("/raft/vote", post(vote));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_refuses_messagepack_is_spoken_to_in_json() {
+        let url = json_only_peer().await;
+        let mut network = Network::new("token".into());
+        let node = ReplicaNode {
+            addr: url,
+            raft_addr: None,
+        };
+        let mut peer = network.new_client(2, &node).await;
+        assert_eq!(peer.encoding, Encoding::MsgPack);
+
+        let request = VoteRequest::new(Vote::new(3, 1), None);
+        let option = RPCOption::new(Duration::from_secs(5));
+        let answer = peer.vote(request.clone(), option.clone()).await.unwrap();
+        assert!(answer.vote_granted);
+        assert_eq!(peer.encoding, Encoding::Json);
+        peer.vote(request, option).await.unwrap();
     }
 }

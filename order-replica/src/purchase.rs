@@ -64,6 +64,7 @@ pub async fn place(
     name: String,
     quantity: u32,
 ) -> Result<OrderRecord, PurchaseError> {
+    let started = std::time::Instant::now();
     let record = commit(
         replica,
         Command::Pending {
@@ -73,6 +74,9 @@ pub async fn place(
         },
     )
     .await?;
+    replica
+        .metrics
+        .purchase_step("pending", started.elapsed().as_secs_f64());
     if record.name != name || record.quantity != quantity {
         return Err(PurchaseError::KeyReused {
             key: record.key,
@@ -91,6 +95,7 @@ pub async fn resolve(
     replica: &Replica,
     record: &OrderRecord,
 ) -> Result<OrderRecord, PurchaseError> {
+    let started = std::time::Instant::now();
     let outcome = match replica
         .stock
         .take(&record.key, &record.name, record.quantity)
@@ -102,14 +107,22 @@ pub async fn resolve(
             return Err(PurchaseError::Unavailable(e.to_string()));
         }
     };
-    commit(
+    replica
+        .metrics
+        .purchase_step("take", started.elapsed().as_secs_f64());
+    let started = std::time::Instant::now();
+    let resolved = commit(
         replica,
         Command::Resolve {
             key: record.key.clone(),
             outcome,
         },
     )
-    .await
+    .await;
+    replica
+        .metrics
+        .purchase_step("resolve", started.elapsed().as_secs_f64());
+    resolved
 }
 
 async fn commit(replica: &Replica, cmd: Command) -> Result<OrderRecord, PurchaseError> {

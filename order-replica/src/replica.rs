@@ -37,8 +37,8 @@ impl Default for RaftTiming {
     fn default() -> Self {
         Self {
             heartbeat: Duration::from_millis(100),
-            election_min: Duration::from_millis(500),
-            election_max: Duration::from_millis(1000),
+            election_min: Duration::from_millis(300),
+            election_max: Duration::from_millis(600),
             snapshot_threshold: 5000,
             logs_to_keep: 1000,
         }

@@ -15,12 +15,13 @@ use openraft::raft::{
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 
-use super::{ApiJson, HttpError};
+use super::HttpError;
 use crate::network::SnapshotHeader;
 use crate::replica::Replica;
 use crate::types::{Snapshot, TypeConfig};
+use crate::wire::{RpcBody, RpcReply};
 
-type RpcResult<T> = Json<Result<T, RaftError<TypeConfig>>>;
+type RpcResult<T> = RpcReply<Result<T, RaftError<TypeConfig>>>;
 
 pub fn routes(replica: Arc<Replica>) -> Router<Arc<Replica>> {
     Router::new()
@@ -54,30 +55,30 @@ async fn require_admitted(
 
 async fn append(
     State(replica): State<Arc<Replica>>,
-    ApiJson(req): ApiJson<AppendEntriesRequest<TypeConfig>>,
+    RpcBody(req, enc): RpcBody<AppendEntriesRequest<TypeConfig>>,
 ) -> RpcResult<AppendEntriesResponse<TypeConfig>> {
-    Json(replica.raft.append_entries(req).await)
+    RpcReply(replica.raft.append_entries(req).await, enc)
 }
 
 async fn vote(
     State(replica): State<Arc<Replica>>,
-    ApiJson(req): ApiJson<VoteRequest<TypeConfig>>,
+    RpcBody(req, enc): RpcBody<VoteRequest<TypeConfig>>,
 ) -> RpcResult<VoteResponse<TypeConfig>> {
-    Json(replica.raft.vote(req).await)
+    RpcReply(replica.raft.vote(req).await, enc)
 }
 
 async fn pre_vote(
     State(replica): State<Arc<Replica>>,
-    ApiJson(req): ApiJson<VoteRequest<TypeConfig>>,
+    RpcBody(req, enc): RpcBody<VoteRequest<TypeConfig>>,
 ) -> RpcResult<VoteResponse<TypeConfig>> {
-    Json(replica.raft.pre_vote(req).await)
+    RpcReply(replica.raft.pre_vote(req).await, enc)
 }
 
 async fn leader_handoff(
     State(replica): State<Arc<Replica>>,
-    ApiJson(req): ApiJson<TransferLeaderRequest<TypeConfig>>,
-) -> Json<Result<TransferLeaderResponse<TypeConfig>, Fatal<TypeConfig>>> {
-    Json(replica.raft.handle_transfer_leader(req).await)
+    RpcBody(req, enc): RpcBody<TransferLeaderRequest<TypeConfig>>,
+) -> RpcReply<Result<TransferLeaderResponse<TypeConfig>, Fatal<TypeConfig>>> {
+    RpcReply(replica.raft.handle_transfer_leader(req).await, enc)
 }
 
 /// Body: one JSON line (vote and metadata), a newline, then the snapshot bytes.
