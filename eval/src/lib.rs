@@ -5,8 +5,8 @@
 //! repository: it starts local stores ([`LocalStore`] from [`launcher`], as `toystore up` does),
 //! drives them with the load client ([`loadgen`]), kills the order leader under load, runs the
 //! same order workload against a three-member etcd cluster ([`etcd`]) in the same run, and
-//! writes `report.md`, `results.json` and the figures ([`figures`], drawn by [`plot`] as SVG and
-//! PNG). Every load run also verifies its orders, so the evaluation doubles as a correctness
+//! writes `report.md`, `results.json` and the figures ([`figures`], drawn by [`loadgen::plot`] as SVG
+//! and PNG). Every load run also verifies its orders, so the evaluation doubles as a correctness
 //! check under load and across a fail-over.
 
 use std::path::{Path, PathBuf};
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use api::client::{ReplicaClient, http_client};
 use api::raft::RaftRole;
 use launcher::{ClusterFile, LocalStore, ReplicaInfo, UpOptions};
+use loadgen::plot;
 use loadgen::{LoadError, LoadOptions, LoadReport, Progress};
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
@@ -26,7 +27,6 @@ use crate::report::{
 
 pub mod etcd;
 pub mod figures;
-pub mod plot;
 pub mod report;
 
 /// Default seconds of load per measured point: the whole evaluation then takes about three
@@ -95,7 +95,7 @@ pub enum EvalError {
     Encode(#[from] serde_json::Error),
     /// Drawing a figure failed.
     #[error(transparent)]
-    Plot(#[from] plot::PlotError),
+    Plot(#[from] loadgen::plot::PlotError),
 }
 
 /// What the evaluation produced.

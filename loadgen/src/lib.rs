@@ -9,13 +9,15 @@
 //!
 //! Modules: `run` (the sessions and the read-back, over the network), [`stats`] (the one
 //! definition of latency figures), `verify` (the read-back check), `report` (figures per request
-//! type, the table, `load.json` and `load.csv`), `progress` (the live progress line).
+//! type, the table, `load.json` and `load.csv`), `progress` (the live progress line), [`plot`]
+//! (line charts as SVG and PNG, shared with the evaluation).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use api::client::ClientError;
 
+pub mod plot;
 mod progress;
 mod report;
 mod run;
