@@ -4,9 +4,9 @@
 //! without drawing it; [`crate::write_outputs`] draws each one as SVG (linked from the report)
 //! and PNG.
 
+use loadgen::plot::{Chart, Marker, Series, XAxis};
 use loadgen::stats::WorkloadResult;
 
-use loadgen::plot::{Chart, Marker, Series, XAxis};
 use crate::report::{EvalResults, Failover, Part, SweepPoint, TimelinePoint};
 
 /// Every figure the results allow, by file name (without extension).
