@@ -16,9 +16,11 @@
 //   6. looking up the order shows its toy and quantity; a missing order shows an error.
 //   Prints `storefront ok: order N`.
 //
-// `unavailable` runs against a store whose order replicas are all down: the page still lists
-// the toys, and a purchase ends with the store's 503 and a message that says the store cannot
-// take orders and that retrying is safe, with a Retry button. Prints `storefront ok: 503`.
+// `unavailable` runs against a store whose order replicas are all down, with the live stream
+// refused too (a 503 for GET /events, as from a frontend at its stream limit): the page falls
+// back to polling and still lists the toys, and a purchase ends with the store's 503 and a
+// message that says the store cannot take orders and that retrying is safe, with a Retry
+// button. Prints `storefront ok: 503`.
 //
 // Either mode saves a full-page screenshot when given a path. Exits 0, or prints what failed
 // and exits 1. The whole run is limited to 90 seconds.
@@ -285,7 +287,17 @@ async function shop(page) {
 }
 
 async function unavailable(page) {
+  await page.route('**/events', (route) => route.fulfill({
+    status: 503,
+    contentType: 'application/json',
+    body: JSON.stringify({ error: { code: 503, message: 'no live stream in this test' } }),
+  }));
   const toys = await openStore(page);
+  await step('checking that the page polls without the live stream', async () => {
+    const badge = page.locator('#live');
+    if (await badge.getAttribute('data-state') !== 'polling') fail(`the badge says "${await badge.textContent()}"`);
+    if ((await badge.textContent()).trim() !== 'Updating every 5 s') fail(`the badge says "${await badge.textContent()}"`);
+  });
   const toy = toys.find((t) => t.stock > 0);
   if (!toy) fail('every toy is sold out');
   await step(`buying 1 × "${toy.name}" with no order replica running`, async () => {
