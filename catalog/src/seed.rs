@@ -48,10 +48,11 @@ pub enum SeedError {
 }
 
 /// The built-in toys: `(name, price, initial stock)`. Prices vary as in a real shop, and so does
-/// stock: plenty of pocket-money toys, a few of the dear ones. Together (19,600 units) they last a
-/// default `toystore load` run on a small machine (5 clients sell about 500 units a second, a
-/// toy in the catalogue each time), while the scarcest (Lego, Barbie) sell out in it and show
-/// the sold-out answer and the restock; see docs/decisions.md, "The default catalog".
+/// stock: plenty of pocket-money toys, a few of the dear ones. Together (19,600 units) they last
+/// a default `toystore load` run on a small machine (its 5 clients buy 350-500 units a second,
+/// spread evenly over the toys), while the scarcest (Lego, Barbie) sell out in it, so a run
+/// still meets the sold-out answer and the restock. See docs/decisions.md, "The default
+/// catalog, and local mode's restock".
 const DEFAULT_TOYS: [(&str, f64, u32); 12] = [
     ("Tux", 15.99, 1500),
     ("Whale", 24.50, 1200),

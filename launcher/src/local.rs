@@ -70,9 +70,9 @@ impl ClusterFile {
 }
 
 /// Units the catalog of `toystore up` restocks a sold-out toy to, every restock interval. Ten
-/// times the catalog's own default: five load clients sell about 40 units of a toy a second on
-/// a small machine, and a restock that lasts a few seconds would leave a toy sold out most of
-/// the time (docs/decisions.md, "The default catalog").
+/// times the catalog's own default: `toystore load`'s five clients buy 30-40 units of a toy a
+/// second on a small machine, and a restock that lasts a few seconds would leave a toy sold out
+/// most of the time (docs/decisions.md, "The default catalog, and local mode's restock").
 pub const RESTOCK_QUANTITY: u32 = 1000;
 
 /// Options of `toystore up`.
