@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use api::catalog::TakeOutcome;
-use support::{Server, take};
+use support::{Server, default_stock, take};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_and_restart_keep_stock_take_records_and_the_feed_version() {
@@ -16,7 +16,11 @@ async fn sigkill_and_restart_keep_stock_take_records_and_the_feed_version() {
     let taken = client.take(&take("k-taken", "Tux", 5)).await.unwrap();
     assert_eq!(taken.outcome, TakeOutcome::Taken);
     client.take(&take("k-fox", "Fox", 1)).await.unwrap();
-    let short = client.take(&take("k-short", "Whale", 101)).await.unwrap();
+    let (tux_stock, whale_stock) = (default_stock("Tux"), default_stock("Whale"));
+    let short = client
+        .take(&take("k-short", "Whale", whale_stock + 1))
+        .await
+        .unwrap();
     assert_eq!(short.outcome, TakeOutcome::Insufficient);
     let unknown = client.take(&take("k-unknown", "Unicorn", 1)).await.unwrap();
     assert_eq!(unknown.outcome, TakeOutcome::UnknownProduct);
@@ -40,13 +44,13 @@ async fn sigkill_and_restart_keep_stock_take_records_and_the_feed_version() {
     // Repeated keys still answer their first outcome and change nothing.
     let again = client.take(&take("k-taken", "Tux", 5)).await.unwrap();
     assert_eq!(again.outcome, TakeOutcome::Taken);
-    assert_eq!(again.product.unwrap().quantity, 95);
+    assert_eq!(again.product.unwrap().quantity, tux_stock - 5);
     let again = client.take(&take("k-short", "Whale", 1)).await.unwrap();
     assert_eq!(again.outcome, TakeOutcome::Insufficient);
     let again = client.take(&take("k-unknown", "Tux", 1)).await.unwrap();
     assert_eq!(again.outcome, TakeOutcome::UnknownProduct);
-    assert_eq!(client.product("Tux").await.unwrap().quantity, 95);
-    assert_eq!(client.product("Whale").await.unwrap().quantity, 100);
+    assert_eq!(client.product("Tux").await.unwrap().quantity, tux_stock - 5);
+    assert_eq!(client.product("Whale").await.unwrap().quantity, whale_stock);
     assert_eq!(client.audit().await.unwrap(), audit_before);
 
     // The feed continues after the stored version: no version is handed out twice.
@@ -56,7 +60,7 @@ async fn sigkill_and_restart_keep_stock_take_records_and_the_feed_version() {
     assert!(!feed.reset);
     assert_eq!(feed.version, 3);
     assert_eq!(feed.events.len(), 1);
-    assert_eq!(feed.events[0].product.quantity, 94);
+    assert_eq!(feed.events[0].product.quantity, tux_stock - 6);
 
     // A subscriber that saw a version from before the crash is not told to reset.
     let from_start = client.changes(0, Duration::ZERO).await.unwrap();

@@ -71,11 +71,12 @@ enum Cmd {
         /// Skip the query: every session just orders a random toy.
         #[arg(long)]
         orders_only: bool,
-        /// Write load.json (full report) and load.csv (one row per request type) here.
+        /// Write load.json (full report), load.csv (one row per request type) and the
+        /// latency-over-time chart (latency_over_time.svg and .png) here.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Exit non-zero when more than this many requests failed (rejections for lack of
-        /// stock are not failures). Unlimited when absent.
+        /// Exit non-zero when more than this many requests failed (sold-out and unknown-toy
+        /// answers are not failures). Unlimited when absent.
         #[arg(long)]
         max_errors: Option<u64>,
     },
@@ -238,10 +239,10 @@ async fn main() -> anyhow::Result<()> {
             let report = report.context("running the load")?;
             print!("{}", report.table());
             if let Some(dir) = out {
-                let (json, csv) = report
+                let written = report
                     .write(&dir)
                     .with_context(|| format!("writing results to {}", dir.display()))?;
-                println!("results: {} {}", json.display(), csv.display());
+                println!("results: {written}");
             }
             if !report.verification.passed() {
                 anyhow::bail!(

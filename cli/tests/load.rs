@@ -132,10 +132,50 @@ async fn load_against_a_running_store_verifies_every_order_and_writes_results() 
             > 0.0
     );
 
+    // Sold out is an outcome with one name everywhere, never an error.
+    let sold_out = report["order"]["sold_out"].as_u64().unwrap();
+    assert!(
+        report["order"]["errors_by_status"].get("409").is_none(),
+        "{report}"
+    );
+    let wanted = report["wanted"].as_u64().unwrap();
+    let found_sold_out = report["found_sold_out"].as_u64().unwrap();
+    assert!(wanted <= 4 * 30 && found_sold_out <= wanted, "{report}");
+    assert_eq!(
+        orders + sold_out + found_sold_out,
+        wanted,
+        "every purchase wanted was bought or met a sold-out toy: {report}"
+    );
+    assert!(
+        stdout.contains("sold out") && stdout.contains("purchases: "),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("rejected") && !stdout.contains("failures:"),
+        "{stdout}"
+    );
+
+    // The latency-over-time chart, next to the results, named in the output.
+    for chart in ["latency_over_time.svg", "latency_over_time.png"] {
+        let bytes = std::fs::read(out.join(chart)).expect("chart written");
+        assert!(bytes.len() > 1000, "{chart} is {} bytes", bytes.len());
+        assert!(stdout.contains(chart), "{stdout}");
+    }
+    let svg = std::fs::read_to_string(out.join("latency_over_time.svg")).unwrap();
+    assert!(svg.contains("latency (ms)") && svg.contains("4 clients, p = 0.5"));
+    assert!(
+        report["over_time"]["slices"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+    );
+
     let csv = std::fs::read_to_string(out.join("load.csv")).expect("load.csv written");
     let rows: Vec<&str> = csv.lines().collect();
     assert_eq!(rows.len(), 4, "{csv}");
-    assert!(rows[0].starts_with("kind,ok,"), "{csv}");
+    assert!(
+        rows[0].starts_with("kind,ok,sold_out,unknown_toy,errors,"),
+        "{csv}"
+    );
     let order_row = rows.iter().find(|r| r.starts_with("order,")).unwrap();
     assert_eq!(
         order_row.split(',').nth(1),

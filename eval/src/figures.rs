@@ -1,12 +1,12 @@
-//! The evaluation's figures: which charts show which results, as data for [`crate::plot`].
+//! The evaluation's figures: which charts show which results, as data for [`loadgen::plot`].
 //!
 //! Each figure is a pure function of [`EvalResults`], so what a chart shows can be checked
 //! without drawing it; [`crate::write_outputs`] draws each one as SVG (linked from the report)
 //! and PNG.
 
+use loadgen::plot::{Chart, Marker, Series, XAxis};
 use loadgen::stats::WorkloadResult;
 
-use crate::plot::{Chart, Marker, Series, XAxis};
 use crate::report::{EvalResults, Failover, Part, SweepPoint, TimelinePoint};
 
 /// Every figure the results allow, by file name (without extension).

@@ -5,9 +5,9 @@
 //! repository: it starts local stores ([`LocalStore`] from [`launcher`], as `toystore up` does),
 //! drives them with the load client ([`loadgen`]), kills the order leader under load, runs the
 //! same order workload against a three-member etcd cluster ([`etcd`]) in the same run, and
-//! writes `report.md`, `results.json` and the figures ([`figures`], drawn by [`plot`] as SVG and
-//! PNG). Every load run also verifies its orders, so the evaluation doubles as a correctness
-//! check under load and across a fail-over.
+//! writes `report.md`, `results.json` and the figures ([`figures`], drawn by
+//! [`loadgen::plot`] as SVG and PNG). Every load run also verifies its orders, so the evaluation
+//! doubles as a correctness check under load and across a fail-over.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use api::client::{ReplicaClient, http_client};
 use api::raft::RaftRole;
 use launcher::{ClusterFile, LocalStore, ReplicaInfo, UpOptions};
+use loadgen::plot;
 use loadgen::{LoadError, LoadOptions, LoadReport, Progress};
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
@@ -26,7 +27,6 @@ use crate::report::{
 
 pub mod etcd;
 pub mod figures;
-pub mod plot;
 pub mod report;
 
 /// Default seconds of load per measured point: the whole evaluation then takes about three
@@ -38,9 +38,10 @@ pub const SWEEP_P: [f64; 5] = [0.0, 0.2, 0.4, 0.6, 0.8];
 pub const SWEEP_CLIENTS: usize = 5;
 /// Client counts of the order scaling runs and the etcd baseline.
 pub const SCALING_CLIENTS: [usize; 3] = [1, 8, 64];
-/// Catalog restock interval. The catalog restocks a sold-out toy to its default 100 units;
-/// checking every 50 ms keeps a toy sold out for 25 ms on average, so stock barely limits even
-/// the 64-client order run (a round that finds nothing sold out writes nothing).
+/// Catalog restock interval. Local mode restocks a sold-out toy to
+/// [`launcher::RESTOCK_QUANTITY`] units; checking every 50 ms keeps a toy sold out for 25 ms on
+/// average, so stock barely limits even the 64-client order run (a round that finds nothing sold
+/// out writes nothing).
 pub const RESTOCK_INTERVAL_SECS: f64 = 0.05;
 /// Frontend cache capacity when the cache is on.
 pub const CACHE_CAPACITY: usize = 1000;
@@ -95,7 +96,7 @@ pub enum EvalError {
     Encode(#[from] serde_json::Error),
     /// Drawing a figure failed.
     #[error(transparent)]
-    Plot(#[from] plot::PlotError),
+    Plot(#[from] loadgen::plot::PlotError),
 }
 
 /// What the evaluation produced.
@@ -300,12 +301,12 @@ impl Ctx<'_> {
             ));
         }
         line.push_str(&format!(
-            "{:.0} orders/s (p50 {:.2} ms, p99 {:.2} ms), {} out of stock, {} errors",
+            "{:.0} orders/s (p50 {:.2} ms, p99 {:.2} ms), {} sold out, {} errors",
             o.result.throughput,
             o.latency().p50_ms,
             o.latency().p99_ms,
-            o.rejected,
-            q.result.errors + o.result.errors + report.lookup.result.errors
+            o.sold_out,
+            report.errors()
         ));
         if !report.verification.passed() {
             line.push_str(&format!("\n{}", report.verification.summary()));

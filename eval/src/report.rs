@@ -267,7 +267,6 @@ fn failures(k: &KindReport) -> String {
     let list: Vec<String> = k
         .errors_by_status
         .iter()
-        .filter(|(status, _)| status.as_str() != "409")
         .map(|(status, n)| format!("{n}× {status}"))
         .collect();
     if list.is_empty() {
@@ -337,7 +336,7 @@ pub fn markdown(r: &EvalResults) -> String {
     );
     out.push_str(
         "A session queries a random toy and, if it is in stock, orders one with probability p.\n\n\
-         | cache | p | queries/s | query p50 ms | query p99 ms | orders/s | order p50 ms | order p99 ms | out of stock | errors |\n\
+         | cache | p | queries/s | query p50 ms | query p99 ms | orders/s | order p50 ms | order p99 ms | sold out | errors |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for pt in &r.sweep {
@@ -361,7 +360,7 @@ pub fn markdown(r: &EvalResults) -> String {
             o.throughput,
             order_ms(o.latency.p50_ms),
             order_ms(o.latency.p99_ms),
-            pt.order.rejected,
+            pt.order.sold_out,
             match (failures(&pt.query).as_str(), failures(&pt.order).as_str()) {
                 ("0", "0") => "0".to_string(),
                 (q, o) => format!("query: {q}; order: {o}"),
@@ -374,7 +373,7 @@ pub fn markdown(r: &EvalResults) -> String {
     out.push_str(
         "Each client orders one unit of a random toy, one order at a time, through the frontend. \
          Every order is two Raft commits (Pending, Resolve) plus a durable stock take.\n\n\
-         | clients | orders | orders/s | p50 ms | p90 ms | p99 ms | max ms | out of stock | errors |\n\
+         | clients | orders | orders/s | p50 ms | p90 ms | p99 ms | max ms | sold out | errors |\n\
          |---|---|---|---|---|---|---|---|---|\n",
     );
     for pt in &r.scaling {
@@ -389,7 +388,7 @@ pub fn markdown(r: &EvalResults) -> String {
             o.latency.p90_ms,
             o.latency.p99_ms,
             o.latency.max_ms,
-            pt.order.rejected,
+            pt.order.sold_out,
             failures(&pt.order)
         );
     }

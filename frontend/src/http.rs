@@ -44,6 +44,7 @@ pub fn router(frontend: Arc<Frontend>) -> Router {
         .route("/products/{name}", get(get_product))
         .route("/orders", post(place_order))
         .route("/orders/{number}", get(get_order))
+        .route("/events", get(crate::live::events))
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

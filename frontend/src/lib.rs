@@ -4,6 +4,7 @@
 //! - [`cache`]: the LRU product cache and its correctness rules;
 //! - [`feed`]: the change-feed subscriber that keeps the cache correct;
 //! - [`http`]: the public API, OpenAPI document, storefront page, health and metrics;
+//! - [`live`]: the storefront page's live stock (server-sent events relayed from the feed);
 //! - [`metrics`]: Prometheus metrics.
 //!
 //! Orders go to the order group through [`api::GroupClient`], which finds the leader,
@@ -13,6 +14,7 @@ pub mod args;
 pub mod cache;
 pub mod feed;
 pub mod http;
+pub mod live;
 pub mod metrics;
 
 use std::future::Future;
@@ -26,6 +28,7 @@ use api::GroupClient;
 use api::catalog::CatalogClient;
 
 use crate::cache::ProductCache;
+use crate::live::Live;
 use crate::metrics::Metrics;
 
 /// Settings of a frontend.
@@ -53,6 +56,8 @@ pub struct Frontend {
     pub cache: Arc<ProductCache>,
     /// Metrics.
     pub metrics: Metrics,
+    /// The storefront's live streams, fed by the change feed.
+    pub live: Arc<Live>,
     /// Set on SIGTERM for the drain period: `/readyz` fails, so load balancers and Service
     /// endpoints stop sending new clients, while requests still in flight or still arriving
     /// are served, with `Connection: close` so clients reconnect elsewhere.
@@ -75,9 +80,10 @@ impl Frontend {
             orders,
             cache: cache.clone(),
             metrics: Metrics::new(),
+            live: Arc::new(Live::default()),
             draining: AtomicBool::new(false),
         });
-        tokio::spawn(feed::follow(catalog, cache));
+        tokio::spawn(feed::follow(catalog, cache, frontend.live.clone()));
         tokio::spawn(refresh_membership(frontend.clone()));
         frontend
     }
@@ -85,7 +91,8 @@ impl Frontend {
 
 /// Serves `frontend` on `listener` until `shutdown` completes. With a `drain` delay it then
 /// keeps serving that long with `/readyz` failing (see [`Frontend::draining`]), so load
-/// balancers and Service endpoints stop sending clients before it stops.
+/// balancers and Service endpoints stop sending clients before it stops. Live streams end as
+/// soon as `shutdown` completes, so pages reconnect elsewhere and the drain is not held up.
 pub async fn serve(
     frontend: Arc<Frontend>,
     listener: TcpListener,
@@ -95,6 +102,7 @@ pub async fn serve(
     let state = frontend.clone();
     let drain_then_stop = async move {
         shutdown.await;
+        state.live.close();
         if !drain.is_zero() {
             tracing::info!(?drain, "draining before shutdown");
             state.draining.store(true, Ordering::Relaxed);

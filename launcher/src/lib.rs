@@ -15,6 +15,6 @@ pub mod ports;
 pub mod process;
 pub mod store;
 
-pub use local::{ClusterFile, LocalStore, ReplicaInfo, ServiceInfo, UpOptions};
+pub use local::{ClusterFile, LocalStore, RESTOCK_QUANTITY, ReplicaInfo, ServiceInfo, UpOptions};
 pub use process::{Host, LaunchError, Process};
 pub use store::{CatalogSpec, FrontendSpec, Ports, RaftSpec, Store, StoreSpec};

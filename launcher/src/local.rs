@@ -69,6 +69,12 @@ impl ClusterFile {
     }
 }
 
+/// Units the catalog of `toystore up` restocks a sold-out toy to, every restock interval. Ten
+/// times the catalog's own default: `toystore load`'s five clients buy 30-40 units of a toy a
+/// second on a small machine, and a restock that lasts a few seconds would leave a toy sold out
+/// most of the time (docs/decisions.md, "The default catalog, and local mode's restock").
+pub const RESTOCK_QUANTITY: u32 = 1000;
+
 /// Options of `toystore up`.
 #[derive(Debug, Clone)]
 pub struct UpOptions {
@@ -144,6 +150,7 @@ impl LocalStore {
         let mut spec = StoreSpec::new(&options.data_dir, &options.bin_dir);
         spec.catalog = Some(CatalogSpec {
             restock_interval_secs: options.restock_interval_secs,
+            restock_quantity: RESTOCK_QUANTITY,
             ..CatalogSpec::default()
         });
         spec.replicas = (1..=options.replicas).collect();

@@ -9,21 +9,28 @@
 //!
 //! Modules: `run` (the sessions and the read-back, over the network), [`stats`] (the one
 //! definition of latency figures), `verify` (the read-back check), `report` (figures per request
-//! type, the table, `load.json` and `load.csv`), `progress` (the live progress line).
+//! type, the table, `load.json` and `load.csv`), `over_time` (latency and answers per time slice,
+//! the latency-over-time chart), `progress` (the live progress line), [`plot`] (line charts as
+//! SVG and PNG, shared with the evaluation).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use api::client::ClientError;
 
+mod over_time;
+pub mod plot;
 mod progress;
 mod report;
 mod run;
 pub mod stats;
 mod verify;
 
+pub use over_time::{MAX_SLICES, OverTime, Slice, SliceFigures};
 pub use progress::{Phase, Progress, progress_line};
-pub use report::{KindReport, LoadReport, RequestKind, TimedSample};
+pub use report::{
+    CHART_FILE, CSV_FILE, JSON_FILE, KindReport, LoadReport, RequestKind, TimedSample, Written,
+};
 pub use run::{failure_label, run};
 pub use verify::{Mismatch, PlacedOrder, ReadBack, Verification, verify};
 
@@ -103,4 +110,7 @@ pub enum LoadError {
     /// Encoding results failed.
     #[error("encoding results: {0}")]
     Encode(#[from] serde_json::Error),
+    /// Drawing the latency-over-time chart failed.
+    #[error(transparent)]
+    Plot(#[from] plot::PlotError),
 }

@@ -1,8 +1,8 @@
 //! A load run: the concurrent sessions, then the read-back of every acknowledged order.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use api::catalog::{ProductView, encode_path_segment};
@@ -12,6 +12,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::de::DeserializeOwned;
 
+use crate::over_time::Recorder;
+use crate::report::{Answer, Outcomes};
 use crate::stats::LatencyHistogram;
 use crate::{
     DEFAULT_DURATION, KindReport, LoadError, LoadOptions, LoadReport, Phase, PlacedOrder, Progress,
@@ -72,15 +74,37 @@ impl Store {
 struct Counters {
     requests: AtomicU64,
     errors: AtomicU64,
+    sold_out: AtomicU64,
+    unknown_toy: AtomicU64,
     orders: AtomicU64,
     sessions: AtomicU64,
+}
+
+impl Counters {
+    fn progress(&self, phase: Phase, elapsed: Duration, fraction: Option<f64>) -> Progress {
+        let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        Progress {
+            phase,
+            elapsed,
+            requests: get(&self.requests),
+            errors: get(&self.errors),
+            sold_out: get(&self.sold_out),
+            unknown_toy: get(&self.unknown_toy),
+            orders: get(&self.orders),
+            fraction,
+        }
+    }
 }
 
 /// What one session task brings back.
 #[derive(Debug, Default)]
 struct SessionLog {
     latencies: BTreeMap<RequestKind, LatencyHistogram>,
-    failures: BTreeMap<RequestKind, BTreeMap<String, u64>>,
+    outcomes: BTreeMap<RequestKind, Outcomes>,
+    /// Sessions that set out to buy.
+    wanted: u64,
+    /// Of those, sessions whose query showed the toy sold out.
+    found_sold_out: u64,
     /// Whether to keep every request in `timeline` (only when asked: it grows with the run).
     keep_timeline: bool,
     timeline: Vec<TimedSample>,
@@ -100,6 +124,17 @@ impl SessionLog {
         self.latencies.get(&kind).cloned().unwrap_or_default()
     }
 
+    /// The figures of `kind` over a phase that lasted `elapsed`.
+    fn report(&self, kind: RequestKind, clients: usize, elapsed: Duration) -> KindReport {
+        KindReport::new(
+            clients,
+            &self.latencies(kind),
+            self.outcomes.get(&kind).unwrap_or(&Outcomes::default()),
+            elapsed,
+        )
+    }
+
+    /// Counts one answer; returns how it counted.
     fn record<T>(
         &mut self,
         counters: &Counters,
@@ -107,40 +142,42 @@ impl SessionLog {
         sent: Duration,
         latency: Duration,
         result: &Result<T, ClientError>,
-    ) {
+    ) -> Answer {
+        let answer = Answer::of(kind, result);
         counters.requests.fetch_add(1, Ordering::Relaxed);
         if self.keep_timeline {
             self.timeline.push(TimedSample {
                 sent,
                 latency,
                 kind,
-                ok: result.is_ok(),
+                ok: answer == Answer::Ok,
             });
         }
-        match result {
-            Ok(_) => self.latencies.entry(kind).or_default().record(latency),
-            Err(e) => {
-                counters.errors.fetch_add(1, Ordering::Relaxed);
-                *self
-                    .failures
-                    .entry(kind)
-                    .or_default()
-                    .entry(failure_label(e))
-                    .or_default() += 1;
+        let counter = match answer {
+            Answer::Ok => {
+                self.latencies.entry(kind).or_default().record(latency);
+                None
             }
+            Answer::SoldOut => Some(&counters.sold_out),
+            Answer::UnknownToy => Some(&counters.unknown_toy),
+            Answer::Error(_) => Some(&counters.errors),
+        };
+        if let Some(counter) = counter {
+            counter.fetch_add(1, Ordering::Relaxed);
+            self.outcomes.entry(kind).or_default().count(&answer);
         }
+        answer
     }
 
     fn merge(&mut self, other: SessionLog) {
         for (k, v) in other.latencies {
             self.latencies.entry(k).or_default().merge(&v);
         }
-        for (k, v) in other.failures {
-            let into = self.failures.entry(k).or_default();
-            for (status, n) in v {
-                *into.entry(status).or_default() += n;
-            }
+        for (k, v) in other.outcomes {
+            self.outcomes.entry(k).or_default().merge(&v);
         }
+        self.wanted += other.wanted;
+        self.found_sold_out += other.found_sold_out;
         self.timeline.extend(other.timeline);
         self.placed.extend(other.placed);
     }
@@ -153,13 +190,13 @@ enum Bound {
     Until(Instant),
 }
 
-/// One client: sessions until the bound is reached.
-#[allow(clippy::too_many_arguments)]
-async fn client_loop(
+/// What every session of a run shares.
+#[derive(Debug)]
+struct Shared {
     store: Store,
-    toys: Arc<Vec<String>>,
-    counters: Arc<Counters>,
-    client: usize,
+    toys: Vec<String>,
+    counters: Counters,
+    over_time: Mutex<Recorder>,
     run_id: u64,
     seed: u64,
     p: f64,
@@ -167,52 +204,76 @@ async fn client_loop(
     keep_timeline: bool,
     bound: Bound,
     started: Instant,
-) -> SessionLog {
-    let mut rng = StdRng::seed_from_u64(seed ^ (client as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let mut log = SessionLog::new(keep_timeline);
+}
+
+impl Shared {
+    /// Counts the answer to a request of the load phase sent at `sent`.
+    fn record<T>(
+        &self,
+        log: &mut SessionLog,
+        kind: RequestKind,
+        sent: Instant,
+        result: &Result<T, ClientError>,
+    ) {
+        let latency = sent.elapsed();
+        let since_start = sent - self.started;
+        let answer = log.record(&self.counters, kind, since_start, latency, result);
+        self.over_time
+            .lock()
+            .expect("a session panicked while recording")
+            .record(kind, since_start, latency, &answer);
+    }
+}
+
+/// One client: sessions until the bound is reached.
+async fn client_loop(run: Arc<Shared>, client: usize) -> SessionLog {
+    let mut rng =
+        StdRng::seed_from_u64(run.seed ^ (client as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut log = SessionLog::new(run.keep_timeline);
     let mut session = 0u64;
     loop {
-        match bound {
+        match run.bound {
             Bound::Iterations(n) if session >= n => break,
             Bound::Until(t) if Instant::now() >= t => break,
             _ => {}
         }
         session += 1;
-        counters.sessions.fetch_add(1, Ordering::Relaxed);
-        let name = toys[rng.random_range(0..toys.len())].clone();
-        if !orders_only {
+        run.counters.sessions.fetch_add(1, Ordering::Relaxed);
+        let name = run.toys[rng.random_range(0..run.toys.len())].clone();
+        if !run.orders_only {
             let sent = Instant::now();
-            let answer = store.product(&name).await;
-            log.record(
-                &counters,
-                RequestKind::Query,
-                sent - started,
-                sent.elapsed(),
-                &answer,
-            );
+            let answer = run.store.product(&name).await;
+            run.record(&mut log, RequestKind::Query, sent, &answer);
             // Draw the coin whatever the stock, so the sequence of choices depends on the seed only.
-            let buy = rng.random_bool(p);
-            match answer {
-                Ok(product) if product.quantity > 0 && buy => {}
-                _ => continue,
+            if !rng.random_bool(run.p) {
+                continue;
             }
+            log.wanted += 1;
+            match answer {
+                Ok(product) if product.quantity > 0 => {}
+                Ok(_) => {
+                    log.found_sold_out += 1;
+                    run.over_time
+                        .lock()
+                        .expect("a session panicked while recording")
+                        .found_sold_out(sent - run.started);
+                    continue;
+                }
+                Err(_) => continue,
+            }
+        } else {
+            log.wanted += 1;
         }
-        let key = format!("load-{run_id:016x}-{client}-{session}");
+        let key = format!("load-{:016x}-{client}-{session}", run.run_id);
         let order = PlaceOrder {
             name: name.clone(),
             quantity: 1,
         };
         let sent = Instant::now();
-        let answer = store.orders.place_order(&key, &order).await;
-        log.record(
-            &counters,
-            RequestKind::Order,
-            sent - started,
-            sent.elapsed(),
-            &answer,
-        );
+        let answer = run.store.orders.place_order(&key, &order).await;
+        run.record(&mut log, RequestKind::Order, sent, &answer);
         if let Ok(number) = answer {
-            counters.orders.fetch_add(1, Ordering::Relaxed);
+            run.counters.orders.fetch_add(1, Ordering::Relaxed);
             log.placed.push(PlacedOrder {
                 key,
                 number,
@@ -276,10 +337,7 @@ pub async fn run(
     if toys.is_empty() {
         return Err(LoadError::NoToys(opts.url.clone()));
     }
-    let toys = Arc::new(toys);
     let seed = opts.seed.unwrap_or_else(rand::random);
-    let run_id: u64 = rand::random();
-    let counters = Arc::new(Counters::default());
     let started = Instant::now();
     let (bound, duration) = match (opts.iterations, opts.duration) {
         (Some(n), _) => (Bound::Iterations(n), None),
@@ -288,40 +346,36 @@ pub async fn run(
             (Bound::Until(started + d), Some(d))
         }
     };
+    let shared = Arc::new(Shared {
+        store: store.clone(),
+        toys,
+        counters: Counters::default(),
+        over_time: Mutex::new(Recorder::default()),
+        run_id: rand::random(),
+        seed,
+        p: opts.p,
+        orders_only: opts.orders_only,
+        keep_timeline: opts.timeline,
+        bound,
+        started,
+    });
 
     let mut set = tokio::task::JoinSet::new();
     for client in 0..opts.clients {
-        set.spawn(client_loop(
-            store.clone(),
-            toys.clone(),
-            counters.clone(),
-            client,
-            run_id,
-            seed,
-            opts.p,
-            opts.orders_only,
-            opts.timeline,
-            bound,
-            started,
-        ));
+        set.spawn(client_loop(shared.clone(), client));
     }
     let total_sessions = opts.iterations.map(|n| n * opts.clients as u64);
+    let counters = &shared.counters;
     let logs = join_all(set, || {
         let elapsed = started.elapsed();
-        progress(&Progress {
-            phase: Phase::Load,
-            elapsed,
-            requests: counters.requests.load(Ordering::Relaxed),
-            errors: counters.errors.load(Ordering::Relaxed),
-            orders: counters.orders.load(Ordering::Relaxed),
-            fraction: match (total_sessions, duration) {
-                (Some(total), _) => {
-                    Some(counters.sessions.load(Ordering::Relaxed) as f64 / total.max(1) as f64)
-                }
-                (None, Some(d)) => Some(elapsed.as_secs_f64() / d.as_secs_f64().max(1e-9)),
-                (None, None) => None,
-            },
-        })
+        let fraction = match (total_sessions, duration) {
+            (Some(total), _) => {
+                Some(counters.sessions.load(Ordering::Relaxed) as f64 / total.max(1) as f64)
+            }
+            (None, Some(d)) => Some(elapsed.as_secs_f64() / d.as_secs_f64().max(1e-9)),
+            (None, None) => None,
+        };
+        progress(&counters.progress(Phase::Load, elapsed, fraction))
     })
     .await?;
     let elapsed = started.elapsed();
@@ -330,18 +384,15 @@ pub async fn run(
         log.merge(l);
     }
     log.placed.sort_by_key(|o| o.number);
+    let over_time = shared
+        .over_time
+        .lock()
+        .expect("a session panicked while recording")
+        .finish(elapsed);
 
     let (read_back, lookup) = read_back(&store, &log.placed, opts.clients, &progress).await?;
     let verification = verify(&log.placed, &read_back);
 
-    let kind_report = |kind: RequestKind| {
-        KindReport::new(
-            opts.clients,
-            &log.latencies(kind),
-            log.failures.get(&kind).unwrap_or(&BTreeMap::new()),
-            elapsed,
-        )
-    };
     Ok(LoadReport {
         url: opts.url.clone(),
         clients: opts.clients,
@@ -351,11 +402,14 @@ pub async fn run(
         iterations: opts.iterations,
         duration_secs: duration.map(|d| d.as_secs_f64()),
         sessions: counters.sessions.load(Ordering::Relaxed),
+        wanted: log.wanted,
+        found_sold_out: log.found_sold_out,
         elapsed_secs: elapsed.as_secs_f64(),
-        query: kind_report(RequestKind::Query),
-        order: kind_report(RequestKind::Order),
+        query: log.report(RequestKind::Query, opts.clients, elapsed),
+        order: log.report(RequestKind::Order, opts.clients, elapsed),
         lookup,
         verification,
+        over_time,
         placed: log.placed,
         timeline: log.timeline,
         started,
@@ -407,13 +461,10 @@ async fn read_back(
     }
     let total = numbers.len().max(1) as f64;
     let parts = join_all(set, || {
+        let done = counters.requests.load(Ordering::Relaxed) as f64 / total;
         progress(&Progress {
-            phase: Phase::ReadBack,
-            elapsed: started.elapsed(),
-            requests: counters.requests.load(Ordering::Relaxed),
-            errors: counters.errors.load(Ordering::Relaxed),
             orders: placed.len() as u64,
-            fraction: Some(counters.requests.load(Ordering::Relaxed) as f64 / total),
+            ..counters.progress(Phase::ReadBack, started.elapsed(), Some(done))
         })
     })
     .await?;
@@ -424,13 +475,8 @@ async fn read_back(
         log.merge(l);
         answers.extend(a);
     }
-    let report = KindReport::new(
-        clients.max(8),
-        &log.latencies(RequestKind::Lookup),
-        log.failures
-            .get(&RequestKind::Lookup)
-            .unwrap_or(&BTreeMap::new()),
-        elapsed,
-    );
-    Ok((answers, report))
+    Ok((
+        answers,
+        log.report(RequestKind::Lookup, clients.max(8), elapsed),
+    ))
 }

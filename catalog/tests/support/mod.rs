@@ -16,6 +16,15 @@ pub use testkit::wait_for;
 /// The cluster token the test catalogs require.
 pub const TOKEN: &str = "catalog-test-token";
 
+/// The initial stock of a built-in toy.
+pub fn default_stock(name: &str) -> u32 {
+    catalog::seed::default_products()
+        .into_iter()
+        .find(|p| p.name == name)
+        .unwrap_or_else(|| panic!("{name} is not a built-in toy"))
+        .quantity
+}
+
 /// One catalog process and its directory.
 pub struct Server {
     pub dir: tempfile::TempDir,

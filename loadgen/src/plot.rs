@@ -1,5 +1,7 @@
-//! The evaluation's charts, drawn with [plotters](https://docs.rs/plotters) as SVG (for the
-//! report) and PNG.
+//! Line charts, drawn with [plotters](https://docs.rs/plotters) as SVG and PNG: the load
+//! client's latency over time (`toystore load`) and the evaluation's figures (`toystore eval`).
+//! It lives here, beside [`crate::stats`], because both need it and the evaluation depends on
+//! the load client, not the other way round.
 //!
 //! A chart is plain data ([`Chart`]: a title, axes with units, named series, markers); [`svg`]
 //! and [`png`] draw a stack of charts with one function generic over plotters' backends, so both
