@@ -1,6 +1,7 @@
 //! The public API against its own OpenAPI document, with schemathesis (`--checks all`): no 5xx
 //! for any input, only documented status codes and content types, schema-valid answers,
-//! schema-invalid input refused and schema-valid input accepted.
+//! schema-invalid input refused and schema-valid input accepted (or refused for its meaning, see
+//! `tests/schemathesis.toml`).
 //!
 //! The test installs schemathesis from PyPI into `target/tools` (`tests/tools/install-
 //! schemathesis.sh`); where that is impossible it prints `skipped: ...` and passes, except
@@ -35,8 +36,11 @@ async fn the_public_api_conforms_to_its_openapi_document() {
     let store = Store::start(StoreOptions::default()).await;
     let schema = format!("{}/openapi.json", store.frontend(0));
     let bin = repo().join("target/tools/schemathesis-venv/bin/schemathesis");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis.toml");
     let out = tokio::task::spawn_blocking(move || {
         Command::new(bin)
+            .arg("--config-file")
+            .arg(config)
             .args(["run", &schema, "--checks", "all", "--max-examples", "50"])
             .args(["--seed", "1", "--no-color"])
             .env("SCHEMATHESIS_HOOKS", "")

@@ -45,10 +45,21 @@ impl Default for StoreOptions {
     }
 }
 
+/// A whole store in a temporary directory. `store` is declared before `dir` so that, on a
+/// failure, it prints its logs' tails before anything is removed; the directory itself is kept
+/// then, for a look at the data.
 pub struct Store {
-    pub dir: tempfile::TempDir,
     pub store: launcher::Store,
+    pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dir.disable_cleanup(true);
+        }
+    }
 }
 
 impl Store {
