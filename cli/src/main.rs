@@ -93,6 +93,9 @@ enum Cmd {
         /// Keep the stores' data directories (by default only their logs are kept).
         #[arg(long)]
         keep_data: bool,
+        /// Orders a paused replica misses before the catch-up measurement (0: skip it).
+        #[arg(long, default_value_t = eval::DEFAULT_CATCH_UP_ORDERS)]
+        catch_up_orders: u64,
     },
 }
 
@@ -265,6 +268,7 @@ async fn main() -> anyhow::Result<()> {
             out,
             seconds,
             keep_data,
+            catch_up_orders,
         } => {
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let out = out
@@ -275,6 +279,7 @@ async fn main() -> anyhow::Result<()> {
                 seconds,
                 bin_dir: bin_dir()?,
                 keep_data,
+                catch_up_orders,
             };
             let say = |line: &str| {
                 clear_progress();

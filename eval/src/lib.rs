@@ -20,11 +20,13 @@ use loadgen::{LoadError, LoadOptions, LoadReport, Progress};
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
+use crate::breakdown::{Breakdown, Scrape};
 use crate::report::{
-    Baseline, EvalResults, Failover, Part, ScalingPoint, Setup, SweepPoint, failover_figures,
-    markdown,
+    Baseline, CatchUp, EvalResults, Failover, Part, QueryPoint, ScalingPoint, Setup, SweepPoint,
+    failover_figures, markdown,
 };
 
+pub mod breakdown;
 pub mod etcd;
 pub mod figures;
 pub mod report;
@@ -47,6 +49,14 @@ pub const RESTOCK_INTERVAL_SECS: f64 = 0.05;
 pub const CACHE_CAPACITY: usize = 1000;
 /// Order replicas.
 pub const REPLICAS: u64 = 3;
+/// Connections of the query-only runs, cache on and off.
+pub const QUERY_CLIENTS: usize = 64;
+/// Orders a paused replica misses before it is let go and timed catching up.
+pub const DEFAULT_CATCH_UP_ORDERS: u64 = 100_000;
+/// Clients that place those orders.
+pub const CATCH_UP_CLIENTS: usize = 64;
+/// How long a replica may take to catch up before the evaluation gives up on it.
+pub const CATCH_UP_DEADLINE: Duration = Duration::from_secs(300);
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -59,6 +69,8 @@ pub struct EvalOptions {
     pub bin_dir: PathBuf,
     /// Keep the stores' data directories afterwards (by default only their logs are kept).
     pub keep_data: bool,
+    /// Orders a paused replica misses before the catch-up measurement (0: not measured).
+    pub catch_up_orders: u64,
 }
 
 /// What can stop the evaluation.
@@ -140,27 +152,38 @@ pub async fn run(
         point,
     };
 
-    // Store 1: cache on. The p sweep, the order scaling runs, then the fail-over (last: it kills
-    // a replica of this store).
+    // Store 1: cache on. The p sweep, queries at many connections, the order scaling runs
+    // (with the breakdown of one purchase), the catch-up of a paused replica, then the fail-over
+    // (last: it kills a replica of this store).
     let mut sweep = Vec::new();
+    let mut queries = Vec::new();
     let mut store = ctx.up("cache-on", CACHE_CAPACITY).await?;
     let on = async {
         sweep.extend(ctx.sweep(&store, true).await?);
-        let scaling = ctx.scaling(&store).await?;
+        queries.push(ctx.queries(&store, true).await?);
+        let (scaling, breakdown) = ctx.scaling(&store).await?;
+        let catch_up = ctx.catch_up(&store).await?;
         let failover = ctx.failover(&store).await?;
-        Ok::<_, EvalError>((scaling, failover))
+        Ok::<_, EvalError>((scaling, breakdown, catch_up, failover))
     }
     .await;
     say("stopping the cache-on store");
     store.stop().await;
-    let (scaling, failover) = on?;
+    let (scaling, breakdown, catch_up, failover) = on?;
 
-    // Store 2: cache off, the same sweep.
+    // Store 2: cache off, the same sweep and query runs.
     let mut store = ctx.up("cache-off", 0).await?;
-    let off = ctx.sweep(&store, false).await;
+    let off = async {
+        let sweep = ctx.sweep(&store, false).await?;
+        let query = ctx.queries(&store, false).await?;
+        Ok::<_, EvalError>((sweep, query))
+    }
+    .await;
     say("stopping the cache-off store");
     store.stop().await;
-    sweep.extend(off?);
+    let (off_sweep, off_query) = off?;
+    sweep.extend(off_sweep);
+    queries.push(off_query);
 
     // The baseline, with no store running.
     say("etcd baseline: starting a three-member etcd cluster");
@@ -186,7 +209,10 @@ pub async fn run(
     let results = EvalResults {
         setup: setup(opts, &data),
         sweep,
+        queries,
         scaling,
+        breakdown,
+        catch_up,
         failover,
         etcd,
         total_secs: started.elapsed().as_secs_f64(),
@@ -339,9 +365,40 @@ impl Ctx<'_> {
         Ok(points)
     }
 
-    async fn scaling(&self, store: &LocalStore) -> Result<Vec<ScalingPoint>, EvalError> {
+    /// Queries only (p = 0) at [`QUERY_CLIENTS`] connections.
+    async fn queries(&self, store: &LocalStore, cache: bool) -> Result<QueryPoint, EvalError> {
+        let what = format!(
+            "cache {}, queries only, {QUERY_CLIENTS} clients",
+            if cache { "on" } else { "off" }
+        );
+        let r = self
+            .load(
+                &what,
+                LoadOptions {
+                    clients: QUERY_CLIENTS,
+                    p: 0.0,
+                    ..self.options(store)
+                },
+            )
+            .await?;
+        Ok(QueryPoint {
+            cache,
+            clients: QUERY_CLIENTS,
+            query: r.query,
+        })
+    }
+
+    /// The order scaling runs, and the breakdown of a purchase from the first (fewest clients)
+    /// from the services' metrics scraped around it.
+    async fn scaling(
+        &self,
+        store: &LocalStore,
+    ) -> Result<(Vec<ScalingPoint>, Part<Breakdown>), EvalError> {
+        let cluster = store.cluster();
         let mut points = Vec::new();
+        let mut breakdown = Part::Skipped("no order run".to_string());
         for clients in SCALING_CLIENTS {
+            let before = scrape_store(cluster).await;
             let r = self
                 .load(
                     &format!("orders only, {clients} clients"),
@@ -353,13 +410,130 @@ impl Ctx<'_> {
                     },
                 )
                 .await?;
+            if clients == SCALING_CLIENTS[0] {
+                breakdown = match (before, scrape_store(cluster).await) {
+                    (Ok((fb, rb)), Ok((fa, ra))) => Part::Measured(Breakdown::from_scrapes(
+                        clients,
+                        r.order.latency().mean_ms,
+                        (&fb, &fa),
+                        (&rb, &ra),
+                    )),
+                    (Err(e), _) | (_, Err(e)) => Part::Skipped(e),
+                };
+            }
             points.push(ScalingPoint {
                 clients,
                 order: r.order,
                 verification: r.verification,
             });
         }
-        Ok(points)
+        Ok((points, breakdown))
+    }
+
+    /// Pauses a follower (SIGSTOP), places [`EvalOptions::catch_up_orders`] orders without it,
+    /// lets it go (SIGCONT) and times it until it has applied everything the leader had
+    /// committed at that moment.
+    async fn catch_up(&self, store: &LocalStore) -> Result<Part<CatchUp>, EvalError> {
+        let orders = self.opts.catch_up_orders;
+        if orders == 0 {
+            return Ok(Part::Skipped("--catch-up-orders 0".into()));
+        }
+        let cluster = store.cluster().clone();
+        let (leader, _) = match find_leader(&cluster, None, Duration::from_secs(10)).await {
+            Ok(found) => found,
+            Err(reason) => return Ok(Part::Skipped(reason)),
+        };
+        let Some(follower) = cluster.order.iter().find(|r| r.id != leader.id).cloned() else {
+            return Ok(Part::Skipped("no follower".into()));
+        };
+        let Some(pid) = follower.pid.map(|p| Pid::from_raw(p as i32)) else {
+            return Ok(Part::Skipped(format!("no pid for replica {}", follower.id)));
+        };
+        let (leader_client, follower_client) = match (
+            replica_client(&cluster, &leader),
+            replica_client(&cluster, &follower),
+        ) {
+            (Ok(l), Ok(f)) => (l, f),
+            (Err(e), _) | (_, Err(e)) => return Ok(Part::Skipped(e)),
+        };
+        let snapshot_before = match follower_client.status().await {
+            Ok(s) => s.snapshot_index,
+            Err(e) => return Ok(Part::Skipped(format!("replica {}: {e}", follower.id))),
+        };
+        if let Err(e) = signal::kill(pid, Signal::SIGSTOP) {
+            return Ok(Part::Skipped(format!("SIGSTOP of pid {pid}: {e}")));
+        }
+        (self.say)(&format!(
+            "catch-up: replica {} paused (SIGSTOP); {orders} orders from {CATCH_UP_CLIENTS} \
+             clients without it",
+            follower.id
+        ));
+        let load = self
+            .load(
+                "catch-up orders",
+                LoadOptions {
+                    clients: CATCH_UP_CLIENTS,
+                    p: 1.0,
+                    orders_only: true,
+                    iterations: Some(orders.div_ceil(CATCH_UP_CLIENTS as u64)),
+                    duration: None,
+                    ..self.options(store)
+                },
+            )
+            .await;
+        let target = leader_client.status().await.map(|s| s.commit_index);
+        let resumed = Instant::now();
+        // Let it go whatever happened, so the fail-over and the stop find it running.
+        let _ = signal::kill(pid, Signal::SIGCONT);
+        let report = load?;
+        let target = match target {
+            Ok(Some(index)) => index,
+            Ok(None) => return Ok(Part::Skipped("the leader reports no commit index".into())),
+            Err(e) => return Ok(Part::Skipped(format!("leader status: {e}"))),
+        };
+        let behind_at = |applied: Option<u64>| target.saturating_sub(applied.unwrap_or(0));
+        let mut behind = None;
+        let mut last = None;
+        let secs = loop {
+            if let Ok(s) = follower_client.status().await {
+                behind.get_or_insert(behind_at(s.applied_index));
+                if s.applied_index.is_some_and(|a| a >= target) {
+                    last = Some(s);
+                    break Some(resumed.elapsed().as_secs_f64());
+                }
+                last = Some(s);
+            }
+            if resumed.elapsed() > CATCH_UP_DEADLINE {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let catch_up = CatchUp {
+            replica: follower.id,
+            orders: report.order.result.ops + report.order.sold_out,
+            target_index: target,
+            entries_behind: behind.unwrap_or(target),
+            secs,
+            by_snapshot: last.as_ref().and_then(|s| s.snapshot_index) != snapshot_before,
+            verification: report.verification,
+        };
+        (self.say)(&format!(
+            "catch-up: replica {} was {} entries behind; {}",
+            catch_up.replica,
+            catch_up.entries_behind,
+            match secs {
+                Some(s) => format!(
+                    "current after {s:.2} s{}",
+                    if catch_up.by_snapshot {
+                        " (by snapshot)"
+                    } else {
+                        ""
+                    }
+                ),
+                None => format!("not current after {CATCH_UP_DEADLINE:?}"),
+            }
+        ));
+        Ok(Part::Measured(catch_up))
     }
 
     async fn failover(&self, store: &LocalStore) -> Result<Part<Failover>, EvalError> {
@@ -430,6 +604,45 @@ impl Ctx<'_> {
     }
 }
 
+/// A client for `replica`'s API with the store's token.
+fn replica_client(cluster: &ClusterFile, replica: &ReplicaInfo) -> Result<ReplicaClient, String> {
+    let token = std::fs::read_to_string(&cluster.token_file)
+        .map_err(|e| format!("reading {}: {e}", cluster.token_file.display()))?;
+    Ok(ReplicaClient::new(
+        http_client(Duration::from_secs(2)),
+        &replica.url,
+        Some(token.trim().to_string()),
+    ))
+}
+
+/// The `/metrics` of the store's frontend, and of its replicas summed.
+async fn scrape_store(cluster: &ClusterFile) -> Result<(Scrape, Scrape), String> {
+    let http = http_client(Duration::from_secs(5));
+    let get = |base: String| {
+        let http = http.clone();
+        async move {
+            let url = format!("{}/metrics", base.trim_end_matches('/'));
+            let text = async {
+                http.get(&url)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .text()
+                    .await
+            };
+            text.await
+                .map(|t| Scrape::parse(&t))
+                .map_err(|e| format!("{url}: {e}"))
+        }
+    };
+    let frontend = get(cluster.frontend.clone()).await?;
+    let mut replicas = Scrape::default();
+    for r in &cluster.order {
+        replicas.add(get(r.url.clone()).await?);
+    }
+    Ok((frontend, replicas))
+}
+
 fn fmt_ms(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".into(), |v| format!("{v:.0} ms"))
 }
@@ -441,14 +654,11 @@ async fn find_leader(
     except: Option<u64>,
     timeout: Duration,
 ) -> Result<(ReplicaInfo, u64), String> {
-    let token = std::fs::read_to_string(&cluster.token_file)
-        .map_err(|e| format!("reading {}: {e}", cluster.token_file.display()))?;
-    let http = http_client(Duration::from_secs(2));
     let start = Instant::now();
     let mut last = String::from("no replica answered");
     loop {
         for r in cluster.order.iter().filter(|r| Some(r.id) != except) {
-            let client = ReplicaClient::new(http.clone(), &r.url, Some(token.trim().to_string()));
+            let client = replica_client(cluster, r)?;
             match client.status().await {
                 Ok(s) if s.role == RaftRole::Leader => return Ok((r.clone(), s.term)),
                 Ok(s) => last = format!("replica {} is {:?}", r.id, s.role),

@@ -11,6 +11,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use loadgen::stats::{LatencyHistogram, WorkloadResult};
+
+use crate::breakdown::Breakdown;
 use loadgen::{KindReport, RequestKind, TimedSample, Verification};
 
 /// A part of the evaluation that either ran or was skipped with a reason.
@@ -58,6 +60,37 @@ pub struct SweepPoint {
     /// Orders.
     pub order: KindReport,
     /// The read-back check of the run.
+    pub verification: Verification,
+}
+
+/// Queries only, at many connections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryPoint {
+    /// Whether the frontend cache was on.
+    pub cache: bool,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Queries.
+    pub query: KindReport,
+}
+
+/// A replica that missed many orders (paused with SIGSTOP) becoming current again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatchUp {
+    /// The replica paused.
+    pub replica: u64,
+    /// Purchases placed while it was paused (acknowledged or sold out: each is two entries).
+    pub orders: u64,
+    /// The leader's commit index when the replica was let go.
+    pub target_index: u64,
+    /// Entries it had not applied when it first answered after being let go.
+    pub entries_behind: u64,
+    /// From SIGCONT until it had applied up to `target_index`, seconds; `None` if it had not
+    /// within the deadline.
+    pub secs: Option<f64>,
+    /// Whether it caught up by installing a snapshot (the leader had compacted what it missed).
+    pub by_snapshot: bool,
+    /// The read-back check of the orders placed while it was paused.
     pub verification: Verification,
 }
 
@@ -135,8 +168,14 @@ pub struct EvalResults {
     pub setup: Setup,
     /// Query and order latency against p, cache on and off.
     pub sweep: Vec<SweepPoint>,
+    /// Queries only at many connections, cache on and off.
+    pub queries: Vec<QueryPoint>,
     /// Orders only at 1, 8, 64 clients.
     pub scaling: Vec<ScalingPoint>,
+    /// Where a purchase's time goes, from the run with the fewest clients.
+    pub breakdown: Part<Breakdown>,
+    /// A paused replica catching up.
+    pub catch_up: Part<CatchUp>,
     /// SIGKILL of the leader.
     pub failover: Part<Failover>,
     /// The same order workload as plain etcd writes.
@@ -150,6 +189,9 @@ impl EvalResults {
     pub fn verifications(&self) -> Vec<&Verification> {
         let mut v: Vec<&Verification> = self.sweep.iter().map(|s| &s.verification).collect();
         v.extend(self.scaling.iter().map(|s| &s.verification));
+        if let Part::Measured(c) = &self.catch_up {
+            v.push(&c.verification);
+        }
         if let Part::Measured(f) = &self.failover {
             v.push(&f.verification);
         }
@@ -307,8 +349,9 @@ pub fn markdown(r: &EvalResults) -> String {
     let _ = writeln!(
         out,
         "- Store: local mode (`toystore up`): catalog, {} order replicas (Raft), one frontend. \
-         **fsync on**: every Raft log append is `fdatasync`ed before it is acknowledged, every \
-         state-machine apply and every catalog write is a durable redb transaction. \
+         **fsync on**: every Raft log append is `fdatasync`ed before it counts, every catalog \
+         write is a durable redb transaction (state-machine applies are not: the log is the \
+         durability, docs/design.md). \
          Data under `{}`.",
         s.replicas, s.data_dir
     );
@@ -369,6 +412,28 @@ pub fn markdown(r: &EvalResults) -> String {
     }
     out.push_str("\n![query and order latency against p](latency_vs_p.svg)\n\n");
 
+    if !r.queries.is_empty() {
+        out.push_str("## Queries at many connections, cache on and off\n\n");
+        out.push_str(
+            "Queries only (p = 0): each client reads one toy at a time through the frontend.\n\n\
+             | cache | clients | queries/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|\n",
+        );
+        for q in &r.queries {
+            let res = &q.query.result;
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.0} | {:.2} | {:.2} | {} |",
+                if q.cache { "on" } else { "off" },
+                q.clients,
+                res.throughput,
+                res.latency.p50_ms,
+                res.latency.p99_ms,
+                failures(&q.query)
+            );
+        }
+        out.push('\n');
+    }
+
     out.push_str("## Order throughput and latency (orders only)\n\n");
     out.push_str(
         "Each client orders one unit of a random toy, one order at a time, through the frontend. \
@@ -393,6 +458,79 @@ pub fn markdown(r: &EvalResults) -> String {
         );
     }
     out.push_str("\n![order scaling](order_scaling.svg)\n\n");
+
+    out.push_str("## Where a purchase's time goes\n\n");
+    match &r.breakdown {
+        Part::Skipped(reason) => {
+            let _ = writeln!(out, "breakdown: skipped: {reason}\n");
+        }
+        Part::Measured(b) => {
+            let _ = writeln!(
+                out,
+                "Means over the {}-client run ({} purchases), from the client's timing and the \
+                 services' own histograms (`/metrics`): each row is what one layer adds around \
+                 the one inside it.\n",
+                b.clients, b.purchases
+            );
+            out.push_str("| hop | mean ms | share |\n|---|---|---|\n");
+            for (hop, ms) in b.hops() {
+                let _ = writeln!(
+                    out,
+                    "| {hop} | {} | {} |",
+                    ms.map_or("n/a".into(), |v| format!("{v:.2}")),
+                    ms.map_or("n/a".into(), |v| format!(
+                        "{:.0} %",
+                        100.0 * v / b.client_ms
+                    ))
+                );
+            }
+            let _ = writeln!(
+                out,
+                "| **purchase, as the client saw it** | **{:.2}** | 100 % |\n",
+                b.client_ms
+            );
+        }
+    }
+
+    out.push_str("## Catch-up: a replica that missed many orders\n\n");
+    match &r.catch_up {
+        Part::Skipped(reason) => {
+            let _ = writeln!(out, "catch-up: skipped: {reason}\n");
+        }
+        Part::Measured(c) => {
+            let _ = writeln!(
+                out,
+                "Replica {} was paused (SIGSTOP) while {} purchases were placed without it, \
+                 then let go (SIGCONT) and timed until it had applied the leader's commit index \
+                 at that moment ({}).\n",
+                c.replica, c.orders, c.target_index
+            );
+            out.push_str("| figure | value |\n|---|---|\n");
+            let _ = writeln!(out, "| entries behind when let go | {} |", c.entries_behind);
+            let _ = writeln!(
+                out,
+                "| time to become current | {} |",
+                c.secs
+                    .map_or("not current within the deadline".into(), |s| format!(
+                        "{s:.2} s"
+                    ))
+            );
+            let _ = writeln!(
+                out,
+                "| by snapshot | {} |",
+                if c.by_snapshot {
+                    "yes"
+                } else {
+                    "no (log only)"
+                }
+            );
+            let _ = writeln!(
+                out,
+                "| orders read back | {} of {} match |\n",
+                c.verification.matched, c.verification.checked
+            );
+        }
+    }
 
     out.push_str("## Fail-over: SIGKILL of the order leader\n\n");
     match &r.failover {
@@ -548,11 +686,26 @@ pub(crate) mod tests {
                     mismatches: vec![],
                 },
             }],
+            queries: vec![QueryPoint {
+                cache: false,
+                clients: 64,
+                query: kind(3000, 20.0),
+            }],
             scaling: vec![ScalingPoint {
                 clients: 8,
                 order: kind(2000, 4.0),
                 verification: Verification::default(),
             }],
+            breakdown: Part::Skipped("no metrics".into()),
+            catch_up: Part::Measured(CatchUp {
+                replica: 2,
+                orders: 1000,
+                target_index: 2100,
+                entries_behind: 2000,
+                secs: Some(1.5),
+                by_snapshot: true,
+                verification: Verification::default(),
+            }),
             failover: Part::Skipped("no leader".into()),
             etcd: Part::Skipped("etcd is not installed".into()),
             total_secs: 100.0,
@@ -569,6 +722,13 @@ pub(crate) mod tests {
         assert!(md.contains("| 8 | 2000 | 2000 |"), "{md}");
         assert!(md.contains("etcd baseline: skipped: etcd is not installed"));
         assert!(md.contains("fail-over: skipped: no leader"));
+        assert!(
+            md.contains("| off | 64 | 3000 | 20.00 | 40.00 | 0 |"),
+            "{md}"
+        );
+        assert!(md.contains("breakdown: skipped: no metrics"));
+        assert!(md.contains("| time to become current | 1.50 s |"), "{md}");
+        assert!(md.contains("| entries behind when let go | 2000 |"), "{md}");
         assert!(md.contains("100 orders checked, all matched"));
         assert!(md.contains("fsync on"));
     }

@@ -126,7 +126,7 @@ async fn list_products(
     let products = frontend.catalog.products().await;
     frontend
         .metrics
-        .upstream("catalog", start.elapsed().as_secs_f64());
+        .upstream("catalog", "list", start.elapsed().as_secs_f64());
     let products = products.map_err(upstream_error)?;
     Ok(Json(Data {
         data: products.iter().map(ProductView::from).collect(),
@@ -164,7 +164,7 @@ async fn get_product(
     let product = frontend.catalog.product(&name).await;
     frontend
         .metrics
-        .upstream("catalog", start.elapsed().as_secs_f64());
+        .upstream("catalog", "get", start.elapsed().as_secs_f64());
     let product = product.map_err(upstream_error)?;
     let answer = product_answer(&product);
     frontend.cache.insert(product, ticket);
@@ -208,7 +208,7 @@ async fn place_order(
     let result = frontend.orders.place_order(&key, &order).await;
     frontend
         .metrics
-        .upstream("orders", start.elapsed().as_secs_f64());
+        .upstream("orders", "place", start.elapsed().as_secs_f64());
     // Whatever the outcome, stock may have changed: the next read must not come from the cache.
     frontend.cache.invalidate(&order.name);
     let number = result.map_err(upstream_error)?;
@@ -233,7 +233,7 @@ async fn get_order(
     let order = frontend.orders.get_order(number).await;
     frontend
         .metrics
-        .upstream("orders", start.elapsed().as_secs_f64());
+        .upstream("orders", "get", start.elapsed().as_secs_f64());
     Ok(Json(Data {
         data: order.map_err(upstream_error)?,
     }))

@@ -42,7 +42,7 @@ impl Metrics {
         });
         registry.register(
             "upstream_duration_seconds",
-            "Latency of calls to the catalog and the order group",
+            "Latency of calls to the catalog (list, get) and the order group (place, get)",
             upstream.clone(),
         );
         let feed_connected = Gauge::default();
@@ -84,10 +84,13 @@ impl Metrics {
             .inc();
     }
 
-    /// Records an upstream call's latency (`catalog` or `orders`).
-    pub fn upstream(&self, upstream: &str, seconds: f64) {
+    /// Records an upstream call's latency: `catalog` (`list`, `get`) or `orders` (`place`, `get`).
+    pub fn upstream(&self, upstream: &str, call: &str, seconds: f64) {
         self.upstream
-            .get_or_create(&vec![("upstream", upstream.to_string())])
+            .get_or_create(&vec![
+                ("upstream", upstream.to_string()),
+                ("call", call.to_string()),
+            ])
             .observe(seconds);
     }
 
