@@ -55,13 +55,13 @@ pub struct Args {
     #[arg(long, env = "ORDER_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
     /// Leader heartbeat interval, milliseconds.
-    #[arg(long, env = "ORDER_HEARTBEAT_MS", default_value_t = 100)]
+    #[arg(long, env = "ORDER_HEARTBEAT_MS", default_value_t = 50)]
     pub heartbeat_ms: u64,
     /// Minimum election timeout, milliseconds.
-    #[arg(long, env = "ORDER_ELECTION_TIMEOUT_MIN_MS", default_value_t = 300)]
+    #[arg(long, env = "ORDER_ELECTION_TIMEOUT_MIN_MS", default_value_t = 150)]
     pub election_timeout_min_ms: u64,
     /// Maximum election timeout, milliseconds.
-    #[arg(long, env = "ORDER_ELECTION_TIMEOUT_MAX_MS", default_value_t = 600)]
+    #[arg(long, env = "ORDER_ELECTION_TIMEOUT_MAX_MS", default_value_t = 300)]
     pub election_timeout_max_ms: u64,
     /// Build a snapshot and compact the log after this many new entries.
     #[arg(long, env = "ORDER_SNAPSHOT_THRESHOLD", default_value_t = 5000)]

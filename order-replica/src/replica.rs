@@ -36,9 +36,9 @@ pub struct RaftTiming {
 impl Default for RaftTiming {
     fn default() -> Self {
         Self {
-            heartbeat: Duration::from_millis(100),
-            election_min: Duration::from_millis(300),
-            election_max: Duration::from_millis(600),
+            heartbeat: Duration::from_millis(50),
+            election_min: Duration::from_millis(150),
+            election_max: Duration::from_millis(300),
             snapshot_threshold: 5000,
             logs_to_keep: 1000,
         }
@@ -129,6 +129,9 @@ impl Replica {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(timing.snapshot_threshold),
             max_in_snapshot_log_to_keep: timing.logs_to_keep,
             install_snapshot_timeout: 60_000,
+            // A replica that was paused or cut off asks before it campaigns, so it cannot raise
+            // the term and depose a healthy leader when it comes back.
+            enable_pre_vote: Some(true),
             ..Default::default()
         }
         .validate()

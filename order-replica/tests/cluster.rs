@@ -2,9 +2,10 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use api::raft::RaftRole;
+use nix::sys::signal::Signal;
 use support::{Cluster, Options, assert_dense, assert_orders_on, order, place_orders, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -321,4 +322,45 @@ async fn a_state_machine_that_lost_its_latest_applies_replays_them_from_the_log(
     assert!(restarted.applied_index >= s.applied_index);
     assert_orders_on(&cluster, follower, &acked).await;
     assert_dense(&cluster, follower, acked.len() as u64).await;
+}
+
+/// A follower that was paused past its election timeout (a stalled VM, a long GC, SIGSTOP) does
+/// not depose a healthy leader when it comes back: it asks before it campaigns (pre-vote), and
+/// its peers, hearing from the leader, say no. Without pre-vote it raises the term, and the
+/// leader steps down at its next reply: an election for nothing, and purchases wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_back_from_a_pause_does_not_depose_the_leader() {
+    let mut cluster = Cluster::three(Options::default()).await;
+    let group = cluster.group();
+    let leader = cluster.leader().await;
+    let before = cluster.status(leader).await.unwrap();
+    let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+
+    cluster.store.replica(follower).signal(Signal::SIGSTOP);
+    // Orders go on without it until its election timeout has certainly run out (the fast
+    // timing's maximum, plus the leader lease it honours, twice over).
+    let paused = Instant::now();
+    let mut acked = Vec::new();
+    let mut round = 0;
+    while paused.elapsed() < Duration::from_millis(4 * 800) {
+        acked.extend(place_orders(group.clone(), &format!("paused-{round}"), 20, 2).await);
+        round += 1;
+    }
+    cluster.store.replica(follower).signal(Signal::SIGCONT);
+
+    // Back, it catches up with the same leader in the same term.
+    let target = cluster.status(leader).await.unwrap().commit_index.unwrap();
+    let s = cluster.wait_applied(follower, target).await;
+    acked.extend(place_orders(group.clone(), "after", 20, 2).await);
+    let after = cluster.status(leader).await.unwrap();
+    cluster
+        .wait_applied(follower, after.commit_index.unwrap())
+        .await;
+    assert_eq!(
+        (after.role, after.term),
+        (RaftRole::Leader, before.term),
+        "the leader kept its term; the returning follower saw term {}",
+        s.term
+    );
+    assert_orders_on(&cluster, follower, &acked).await;
 }
