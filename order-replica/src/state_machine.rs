@@ -13,8 +13,12 @@
 //! built from is on disk before openraft purges the log behind it. Installing a snapshot is
 //! durable for the same reason. See docs/design.md ("Order service").
 //!
-//! Snapshots are the serialized state machine ([`SnapshotPayload`], JSON). The current one is
-//! stored in the same database so it survives restarts and can be sent to a lagging follower.
+//! **Snapshots cost the same however long the history.** The database already holds the whole
+//! state, so building a snapshot copies nothing: it is one durable commit that records how far
+//! the state goes (the snapshot's meta), after which openraft may purge the log behind it. The
+//! serialized state ([`SnapshotPayload`], JSON) is made only when a follower is too far behind
+//! for the log, from one read transaction, and describes the state as of that moment (at or
+//! after the last built snapshot, every entry of it committed).
 
 use std::io;
 use std::path::Path;
@@ -44,7 +48,8 @@ const NUMBERS: TableDefinition<u64, &str> = TableDefinition::new("numbers");
 const PENDING: TableDefinition<&str, ()> = TableDefinition::new("pending");
 /// `format`, `last_applied`, `membership`, `next_number` (JSON values).
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-/// The current snapshot: `meta` (JSON) and `data` (bytes).
+/// `meta` (JSON): the last snapshot built or installed. Before snapshots stopped being copied it
+/// also held their bytes under `data`, which the next build removes.
 const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshot");
 
 /// The serialized state machine carried by a snapshot.
@@ -173,9 +178,36 @@ impl StateMachineStore {
         Ok(())
     }
 
-    /// Serializes the whole state machine from one consistent read transaction.
-    fn snapshot_payload(&self) -> io::Result<SnapshotPayload> {
+    /// The current state as a snapshot, from one consistent read transaction; `None` until a
+    /// snapshot has been built or installed (openraft then builds one if it needs it).
+    fn current_snapshot(&self) -> io::Result<Option<Snapshot>> {
         let tx = self.db.begin_read().map_err(io_err)?;
+        if tx
+            .open_table(SNAPSHOT)
+            .map_err(io_err)?
+            .get("meta")
+            .map_err(io_err)?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let payload = Self::snapshot_payload(&tx)?;
+        let meta = SnapshotMeta {
+            last_log_id: payload.last_applied,
+            last_membership: payload.membership.clone(),
+        };
+        let snapshot = serde_json::to_vec(&payload).map_err(json_err)?;
+        tracing::info!(
+            last = ?meta.last_log_id,
+            orders = payload.orders.len(),
+            bytes = snapshot.len(),
+            "snapshot serialized for a follower"
+        );
+        Ok(Some(Snapshot { meta, snapshot }))
+    }
+
+    /// Serializes the whole state machine as one read transaction sees it.
+    fn snapshot_payload(tx: &redb::ReadTransaction) -> io::Result<SnapshotPayload> {
         let meta = tx.open_table(META).map_err(io_err)?;
         let orders_table = tx.open_table(ORDERS).map_err(io_err)?;
         let mut orders = Vec::with_capacity(orders_table.len().map_err(io_err)? as usize);
@@ -192,20 +224,12 @@ impl StateMachineStore {
         })
     }
 
-    fn save_snapshot(&self, snapshot: &Snapshot) -> io::Result<()> {
-        let mut tx = self.db.begin_write().map_err(io_err)?;
-        tx.set_durability(Durability::Immediate).map_err(io_err)?;
-        Self::store_snapshot(&tx, snapshot)?;
-        tx.commit().map_err(io_err)
-    }
-
-    fn store_snapshot(tx: &WriteTransaction, snapshot: &Snapshot) -> io::Result<()> {
-        let meta = serde_json::to_vec(&snapshot.meta).map_err(json_err)?;
+    /// Records `meta` as the last snapshot (dropping the bytes older versions stored).
+    fn store_snapshot_meta(tx: &WriteTransaction, meta: &SnapshotMeta) -> io::Result<()> {
+        let bytes = serde_json::to_vec(meta).map_err(json_err)?;
         let mut table = tx.open_table(SNAPSHOT).map_err(io_err)?;
-        table.insert("meta", meta.as_slice()).map_err(io_err)?;
-        table
-            .insert("data", snapshot.snapshot.as_slice())
-            .map_err(io_err)?;
+        table.insert("meta", bytes.as_slice()).map_err(io_err)?;
+        table.remove("data").map_err(io_err)?;
         Ok(())
     }
 }
@@ -274,27 +298,30 @@ fn apply_command(tx: &WriteTransaction, cmd: Command) -> io::Result<CommandResul
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     type SnapshotData = Vec<u8>;
 
+    /// Makes the state applied so far durable and records it as the snapshot: one small write
+    /// transaction with an fsync, whatever the number of orders. It is a write transaction so
+    /// that it sees applies in order (openraft builds while it goes on applying). openraft keeps
+    /// only the meta of what this returns, so the data is left empty; a follower that needs the
+    /// state gets it from [`RaftStateMachine::get_current_snapshot`].
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
-            let payload = this.snapshot_payload()?;
-            let meta = SnapshotMeta {
-                last_log_id: payload.last_applied,
-                last_membership: payload.membership.clone(),
+            let mut tx = this.db.begin_write().map_err(io_err)?;
+            tx.set_durability(Durability::Immediate).map_err(io_err)?;
+            let meta = {
+                let table = tx.open_table(META).map_err(io_err)?;
+                SnapshotMeta {
+                    last_log_id: Self::read_meta(&table, "last_applied")?,
+                    last_membership: Self::read_meta(&table, "membership")?,
+                }
             };
-            let data = serde_json::to_vec(&payload).map_err(json_err)?;
-            let snapshot = Snapshot {
+            Self::store_snapshot_meta(&tx, &meta)?;
+            tx.commit().map_err(io_err)?;
+            tracing::debug!(last = ?meta.last_log_id, "snapshot point durable");
+            Ok(Snapshot {
                 meta,
-                snapshot: data,
-            };
-            this.save_snapshot(&snapshot)?;
-            tracing::info!(
-                last = ?snapshot.meta.last_log_id,
-                orders = payload.orders.len(),
-                bytes = snapshot.snapshot.len(),
-                "snapshot built"
-            );
-            Ok(snapshot)
+                snapshot: Vec::new(),
+            })
         })
         .await
         .map_err(io::Error::other)?
@@ -402,13 +429,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             Self::write_meta(&tx, "membership", &meta.last_membership)?;
             Self::write_meta(&tx, "next_number", &payload.next_number)?;
             let orders = payload.orders.len();
-            Self::store_snapshot(
-                &tx,
-                &Snapshot {
-                    meta: meta.clone(),
-                    snapshot,
-                },
-            )?;
+            Self::store_snapshot_meta(&tx, &meta)?;
             tx.commit().map_err(io_err)?;
             tracing::info!(last = ?meta.last_log_id, orders, "snapshot installed");
             Ok(())
@@ -417,19 +438,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         .map_err(io::Error::other)?
     }
 
+    /// The state as it is now, serialized, once a snapshot exists: at or after the last one
+    /// built, so the log the leader kept behind that one covers what follows it.
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        let tx = self.db.begin_read().map_err(io_err)?;
-        let table = tx.open_table(SNAPSHOT).map_err(io_err)?;
-        let (Some(meta), Some(data)) = (
-            table.get("meta").map_err(io_err)?,
-            table.get("data").map_err(io_err)?,
-        ) else {
-            return Ok(None);
-        };
-        Ok(Some(Snapshot {
-            meta: serde_json::from_slice(meta.value()).map_err(json_err)?,
-            snapshot: data.value().to_vec(),
-        }))
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.current_snapshot())
+            .await
+            .map_err(io::Error::other)?
     }
 }
 
@@ -470,6 +485,101 @@ mod tests {
             err.to_string()
                 .contains("state.redb is in storage format 2"),
             "{err}"
+        );
+    }
+
+    fn log_id(index: u64) -> LogId {
+        use openraft::vote::RaftLeaderIdExt;
+        openraft::LogId::new(
+            openraft::alias::LeaderIdOf::<TypeConfig>::new_committed(1, 1),
+            index,
+        )
+    }
+
+    /// Applies `Pending` and `Resolve{Confirmed}` for keys `from..to`, at log indexes from
+    /// `2 * from + 1` on (index 0 holds the membership).
+    async fn apply_orders(sm: &mut StateMachineStore, from: u64, to: u64) {
+        use crate::types::Entry;
+        let mut entries = Vec::new();
+        for k in from..to {
+            let key = format!("k{k}");
+            entries.push(Entry::new_normal(
+                log_id(2 * k + 1),
+                Command::Pending {
+                    key: key.clone(),
+                    name: "Tux".into(),
+                    quantity: 1,
+                },
+            ));
+            entries.push(Entry::new_normal(
+                log_id(2 * k + 2),
+                Command::Resolve {
+                    key,
+                    outcome: Resolution::Confirmed,
+                },
+            ));
+        }
+        let items = entries.into_iter().map(|e| Ok((e, None)));
+        sm.apply(futures_util::stream::iter(items)).await.unwrap();
+    }
+
+    fn snapshot_table_keys(sm: &StateMachineStore) -> Vec<String> {
+        let tx = sm.db.begin_read().unwrap();
+        let table = tx.open_table(SNAPSHOT).unwrap();
+        table
+            .iter()
+            .unwrap()
+            .map(|item| item.unwrap().0.value().to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn building_a_snapshot_copies_no_orders_and_a_follower_still_gets_them_all() {
+        use crate::types::Entry;
+        let (dir_l, dir_f) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut leader = StateMachineStore::open(dir_l.path()).unwrap();
+        let mut follower = StateMachineStore::open(dir_f.path()).unwrap();
+        let members = openraft::Membership::new_with_defaults(
+            vec![std::collections::BTreeSet::from([1, 2])],
+            [],
+        );
+        let first = Entry::new_membership(log_id(0), members);
+        let items = futures_util::stream::iter([Ok((first, None))]);
+        leader.apply(items).await.unwrap();
+        assert!(leader.get_current_snapshot().await.unwrap().is_none());
+
+        apply_orders(&mut leader, 0, 2000).await;
+        let built = leader.build_snapshot().await.unwrap();
+        assert_eq!(built.meta.last_log_id, Some(log_id(4000)));
+        assert!(built.snapshot.is_empty(), "the build serialized the state");
+        assert_eq!(
+            snapshot_table_keys(&leader),
+            ["meta"],
+            "only the meta is stored"
+        );
+
+        // Applies go on; a follower that needs the state gets it as it is now.
+        apply_orders(&mut leader, 2000, 2010).await;
+        let current = leader.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta.last_log_id, Some(log_id(4020)));
+        follower
+            .install_snapshot(&current.meta, current.snapshot)
+            .await
+            .unwrap();
+        assert_eq!(
+            follower.applied_state().await.unwrap(),
+            leader.applied_state().await.unwrap()
+        );
+        assert_eq!(follower.confirmed_count().unwrap(), 2010);
+        for number in [0, 1999, 2009] {
+            assert_eq!(
+                follower.order_by_number(number).unwrap(),
+                leader.order_by_number(number).unwrap()
+            );
+        }
+        assert_eq!(
+            follower.get_current_snapshot().await.unwrap().unwrap().meta,
+            current.meta
         );
     }
 
