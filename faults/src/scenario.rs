@@ -122,6 +122,8 @@ pub struct Report {
     pub orders: usize,
     /// What the checkers found (empty: every property held).
     pub violations: Vec<Violation>,
+    /// Where the store's data and logs were kept, when a property failed.
+    pub kept: Option<std::path::PathBuf>,
 }
 
 impl Report {
@@ -157,6 +159,13 @@ impl fmt::Display for Report {
         }
         for v in &self.violations {
             writeln!(f, "  VIOLATION {v}")?;
+        }
+        if let Some(dir) = &self.kept {
+            writeln!(
+                f,
+                "  the store's data and logs are kept in {}",
+                dir.display()
+            )?;
         }
         Ok(())
     }
@@ -216,6 +225,7 @@ pub async fn run_with(
     let events = recorder.events();
     let violations = check_all(&events, &state);
     let orders = state.reference().map_or(0, |r| r.by_number.len());
+    let kept = (!violations.is_empty()).then(|| target.keep());
     Ok(Report {
         fault,
         seed,
@@ -223,6 +233,7 @@ pub async fn run_with(
         ops: OpCounts::of(&events),
         orders,
         violations,
+        kept,
     })
 }
 

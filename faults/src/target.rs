@@ -70,10 +70,17 @@ pub struct Target {
     paused: BTreeSet<String>,
     disks: BTreeMap<u64, Tmpfs>,
     fillers: Vec<PathBuf>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Target {
+    /// Keeps the store's directory (data and logs) after the target is gone, for a look at a
+    /// failure; returns where it is.
+    pub fn keep(&mut self) -> PathBuf {
+        self.dir.disable_cleanup(true);
+        self.dir.path().to_path_buf()
+    }
+
     /// Starts a catalog (fast restock), the replicas and the frontends.
     pub async fn start(options: &TargetOptions) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
@@ -129,7 +136,7 @@ impl Target {
             paused: BTreeSet::new(),
             disks,
             fillers: Vec::new(),
-            _dir: dir,
+            dir,
         })
     }
 

@@ -132,6 +132,12 @@ impl Replica {
             // A replica that was paused or cut off asks before it campaigns, so it cannot raise
             // the term and depose a healthy leader when it comes back.
             enable_pre_vote: Some(true),
+            // A restarted leader campaigns in a new term like anyone else. Restoring its old
+            // leadership would be unsafe here: entries reach followers while the leader's own
+            // flush is still running, so a leader killed mid-flush comes back without entries
+            // its followers hold, and leading the same term again it would write different
+            // entries under the same log ids, which followers take as matching.
+            enable_leader_restore: Some(false),
             ..Default::default()
         }
         .validate()

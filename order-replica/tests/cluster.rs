@@ -66,6 +66,7 @@ async fn replica_down_during_compaction_catches_up_by_snapshot() {
     let options = Options {
         snapshot_threshold: 1000,
         logs_to_keep: 100,
+        ..Options::default()
     };
     let mut cluster = Cluster::three(options).await;
     let leader = cluster.leader().await;
@@ -104,6 +105,7 @@ async fn all_replicas_sigkilled_and_restarted_recover_every_order() {
     let options = Options {
         snapshot_threshold: 300,
         logs_to_keep: 50,
+        ..Options::default()
     };
     let mut cluster = Cluster::three(options).await;
     let acked = place_orders(cluster.group(), "crash-all", 400, 8).await;
@@ -363,4 +365,54 @@ async fn a_follower_back_from_a_pause_does_not_depose_the_leader() {
         s.term
     );
     assert_orders_on(&cluster, follower, &acked).await;
+}
+
+/// A leader killed and restarted before its followers time out must not lead again in the term
+/// it had: it may have sent entries it had not yet flushed itself, and, leading the same term
+/// again, it would write different entries under the same log ids (followers holding the old
+/// ones would take them as matching, and lose acknowledged orders). It has to win a new
+/// election, in a higher term, like any other replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_leader_does_not_lead_its_old_term_again() {
+    // Followers wait seconds before they campaign, so the old leader is back well before.
+    let options = Options {
+        election_ms: Some((3000, 4000)),
+        ..Options::default()
+    };
+    let mut cluster = Cluster::three(options).await;
+    let group = cluster.group();
+    let leader = cluster.leader().await;
+    let mut acked = place_orders(group.clone(), "before", 40, 4).await;
+    let term = cluster.status(leader).await.unwrap().term;
+
+    cluster.kill(leader);
+    cluster.restart(leader).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let new_term = loop {
+        assert!(Instant::now() < deadline, "no leader in a newer term");
+        if let Ok(s) = cluster.status(leader).await {
+            assert!(
+                !(s.role == RaftRole::Leader && s.term == term),
+                "replica {leader} leads term {term} again after its restart"
+            );
+        }
+        let now = cluster.leader().await;
+        let s = cluster.status(now).await.unwrap();
+        if s.term > term {
+            break s.term;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(new_term > term);
+    acked.extend(place_orders(group.clone(), "after", 40, 4).await);
+    let target = cluster
+        .status(cluster.leader().await)
+        .await
+        .unwrap()
+        .commit_index
+        .unwrap();
+    for id in [1, 2, 3] {
+        cluster.wait_applied(id, target).await;
+        assert_orders_on(&cluster, id, &acked).await;
+    }
 }

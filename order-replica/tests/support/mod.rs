@@ -25,6 +25,8 @@ pub const TOKEN: &str = "test-cluster-token";
 pub struct Options {
     pub snapshot_threshold: u64,
     pub logs_to_keep: u64,
+    /// Election timeout bounds in ms (`None`: the launcher's fast test timing).
+    pub election_ms: Option<(u64, u64)>,
 }
 
 impl Default for Options {
@@ -32,6 +34,7 @@ impl Default for Options {
         Self {
             snapshot_threshold: 5000,
             logs_to_keep: 1000,
+            election_ms: None,
         }
     }
 }
@@ -59,10 +62,13 @@ impl Cluster {
         spec.replicas = ids.to_vec();
         spec.form_group = false;
         spec.frontends = 0;
+        let fast = RaftSpec::fast();
         spec.raft = RaftSpec {
             snapshot_threshold: Some(options.snapshot_threshold),
             logs_to_keep: Some(options.logs_to_keep),
-            ..RaftSpec::fast()
+            election_min_ms: options.election_ms.map(|e| e.0).or(fast.election_min_ms),
+            election_max_ms: options.election_ms.map(|e| e.1).or(fast.election_max_ms),
+            ..fast
         };
         spec.rust_log = Some("info,openraft=warn".into());
         let store = Store::start(spec).await.expect("replicas start");
