@@ -172,12 +172,8 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Up { .. } => "info",
         Cmd::Load { .. } | Cmd::Eval { .. } => "warn",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| default_filter.into()),
-        )
-        .init();
+    // The services' own set-up: stderr, colours only on a terminal, rate-limited.
+    servicekit::init_tracing("text", default_filter).map_err(anyhow::Error::msg)?;
     match args.command {
         Cmd::Up {
             data_dir,

@@ -456,8 +456,10 @@ impl Ctx<'_> {
             (Ok(l), Ok(f)) => (l, f),
             (Err(e), _) | (_, Err(e)) => return Ok(Part::Skipped(e)),
         };
-        let snapshot_before = match follower_client.status().await {
-            Ok(s) => s.snapshot_index,
+        // What it holds when paused: if the leader purges past that, only a snapshot can bring
+        // it back (a snapshot index that moves says less: it also builds its own).
+        let held_before = match follower_client.status().await {
+            Ok(s) => s.last_log_index,
             Err(e) => return Ok(Part::Skipped(format!("replica {}: {e}", follower.id))),
         };
         if let Err(e) = signal::kill(pid, Signal::SIGSTOP) {
@@ -481,27 +483,26 @@ impl Ctx<'_> {
                 },
             )
             .await;
-        let target = leader_client.status().await.map(|s| s.commit_index);
+        let leader_status = leader_client.status().await;
         let resumed = Instant::now();
         // Let it go whatever happened, so the fail-over and the stop find it running.
         let _ = signal::kill(pid, Signal::SIGCONT);
         let report = load?;
-        let target = match target {
-            Ok(Some(index)) => index,
-            Ok(None) => return Ok(Part::Skipped("the leader reports no commit index".into())),
+        let (target, leader_purged) = match leader_status {
+            Ok(s) => match s.commit_index {
+                Some(index) => (index, s.purged_index),
+                None => return Ok(Part::Skipped("the leader reports no commit index".into())),
+            },
             Err(e) => return Ok(Part::Skipped(format!("leader status: {e}"))),
         };
         let behind_at = |applied: Option<u64>| target.saturating_sub(applied.unwrap_or(0));
         let mut behind = None;
-        let mut last = None;
         let secs = loop {
             if let Ok(s) = follower_client.status().await {
                 behind.get_or_insert(behind_at(s.applied_index));
                 if s.applied_index.is_some_and(|a| a >= target) {
-                    last = Some(s);
                     break Some(resumed.elapsed().as_secs_f64());
                 }
-                last = Some(s);
             }
             if resumed.elapsed() > CATCH_UP_DEADLINE {
                 break None;
@@ -512,15 +513,17 @@ impl Ctx<'_> {
             replica: follower.id,
             orders: report.order.result.ops + report.order.sold_out,
             target_index: target,
-            entries_behind: behind.unwrap_or(target),
+            entries_behind: behind,
             secs,
-            by_snapshot: last.as_ref().and_then(|s| s.snapshot_index) != snapshot_before,
+            by_snapshot: leader_purged > held_before,
             verification: report.verification,
         };
         (self.say)(&format!(
             "catch-up: replica {} was {} entries behind; {}",
             catch_up.replica,
-            catch_up.entries_behind,
+            catch_up
+                .entries_behind
+                .map_or("an unknown number of".into(), |n| n.to_string()),
             match secs {
                 Some(s) => format!(
                     "current after {s:.2} s{}",

@@ -83,12 +83,14 @@ pub struct CatchUp {
     pub orders: u64,
     /// The leader's commit index when the replica was let go.
     pub target_index: u64,
-    /// Entries it had not applied when it first answered after being let go.
-    pub entries_behind: u64,
+    /// Entries it had not applied when it first answered after being let go (`None`: it never
+    /// answered).
+    pub entries_behind: Option<u64>,
     /// From SIGCONT until it had applied up to `target_index`, seconds; `None` if it had not
     /// within the deadline.
     pub secs: Option<f64>,
-    /// Whether it caught up by installing a snapshot (the leader had compacted what it missed).
+    /// Whether it had to catch up by installing a snapshot: the leader had purged its log past
+    /// the last entry the replica held when it was paused.
     pub by_snapshot: bool,
     /// The read-back check of the orders placed while it was paused.
     pub verification: Verification,
@@ -506,7 +508,10 @@ pub fn markdown(r: &EvalResults) -> String {
                 c.replica, c.orders, c.target_index
             );
             out.push_str("| figure | value |\n|---|---|\n");
-            let _ = writeln!(out, "| entries behind when let go | {} |", c.entries_behind);
+            let behind = c
+                .entries_behind
+                .map_or("unknown (it never answered)".into(), |n| n.to_string());
+            let _ = writeln!(out, "| entries behind when let go | {behind} |");
             let _ = writeln!(
                 out,
                 "| time to become current | {} |",
@@ -701,7 +706,7 @@ pub(crate) mod tests {
                 replica: 2,
                 orders: 1000,
                 target_index: 2100,
-                entries_behind: 2000,
+                entries_behind: Some(2000),
                 secs: Some(1.5),
                 by_snapshot: true,
                 verification: Verification::default(),

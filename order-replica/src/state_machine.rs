@@ -16,9 +16,10 @@
 //! **Snapshots cost the same however long the history.** The database already holds the whole
 //! state, so building a snapshot copies nothing: it is one durable commit that records how far
 //! the state goes (the snapshot's meta), after which openraft may purge the log behind it. The
-//! serialized state ([`SnapshotPayload`], JSON) is made only when a follower is too far behind
-//! for the log, from one read transaction, and describes the state as of that moment (at or
-//! after the last built snapshot, every entry of it committed).
+//! serialized state ([`SnapshotPayload`], JSON) is made when a follower is too far behind for
+//! the log (and once at start-up, where openraft reads its meta), from one read transaction,
+//! and describes the state as of that moment (at or after the last built snapshot, every entry
+//! of it committed).
 
 use std::io;
 use std::path::Path;
@@ -179,8 +180,11 @@ impl StateMachineStore {
     }
 
     /// The current state as a snapshot, from one consistent read transaction; `None` until a
-    /// snapshot has been built or installed (openraft then builds one if it needs it).
+    /// snapshot has been built or installed (openraft then builds one if it needs it). openraft
+    /// asks for it to send to a follower, and once at start-up for its meta; both pay for one
+    /// serialization of every order, which the log line reports.
     fn current_snapshot(&self) -> io::Result<Option<Snapshot>> {
+        let started = std::time::Instant::now();
         let tx = self.db.begin_read().map_err(io_err)?;
         if tx
             .open_table(SNAPSHOT)
@@ -201,7 +205,8 @@ impl StateMachineStore {
             last = ?meta.last_log_id,
             orders = payload.orders.len(),
             bytes = snapshot.len(),
-            "snapshot serialized for a follower"
+            ms = started.elapsed().as_millis() as u64,
+            "current state serialized as a snapshot"
         );
         Ok(Some(Snapshot { meta, snapshot }))
     }
