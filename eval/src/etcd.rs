@@ -252,15 +252,10 @@ fn member_args(members: &[MemberSpec], index: usize, cluster_token: &str) -> Vec
     ]
 }
 
-/// Picks `n` distinct free loopback ports (all held open together while choosing).
+/// Picks `n` distinct free loopback ports.
 fn free_ports(n: usize) -> Result<Vec<u16>, EtcdError> {
-    let listeners = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(io_err("choosing free loopback ports"))?;
-    listeners
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()))
+    (0..n)
+        .map(|_| launcher::ports::free_port())
         .collect::<Result<_, _>>()
         .map_err(io_err("choosing free loopback ports"))
 }
