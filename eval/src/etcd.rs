@@ -402,6 +402,11 @@ impl EtcdCluster {
         self.members.iter().map(|m| m.spec.client_url()).collect()
     }
 
+    /// The members' process ids.
+    pub fn pids(&self) -> Vec<u32> {
+        self.members.iter().filter_map(|m| m.child.id()).collect()
+    }
+
     /// The version of the etcd running, e.g. `3.4.23`.
     pub fn version(&self) -> &str {
         &self.version

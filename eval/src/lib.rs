@@ -21,12 +21,14 @@ use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
 use crate::breakdown::{Breakdown, Scrape};
+use crate::cpu::CpuMeter;
 use crate::report::{
     Baseline, CatchUp, EvalResults, Failover, Part, QueryPoint, ScalingPoint, Setup, SweepPoint,
     failover_figures, markdown,
 };
 
 pub mod breakdown;
+pub mod cpu;
 pub mod etcd;
 pub mod figures;
 pub mod report;
@@ -195,6 +197,9 @@ pub async fn run(
                     r.clients, r.throughput, r.latency.p50_ms, r.latency.p99_ms, r.errors
                 ));
             }
+            for c in &b.cpu {
+                say(&format!("etcd {} clients: {}", c.clients, cpu::summary(c)));
+            }
             Part::Measured(b)
         }
         Err(reason) => {
@@ -236,12 +241,23 @@ async fn etcd_baseline(
         .map_err(|e| e.to_string())?;
     let endpoints = cluster.endpoints();
     let mut results = Vec::new();
+    let mut cpu = Vec::new();
     let mut failure = None;
     // A short warm-up, as for the store: connections, first elections of the cluster's leases.
     let _ = put_workload(&endpoints, 4, Duration::from_secs(1)).await;
     for &n in clients {
+        let meter = CpuMeter::start(
+            n,
+            vec![
+                ("client".into(), vec![cpu::own_pid()]),
+                ("etcd members".into(), cluster.pids()),
+            ],
+        );
         match put_workload(&endpoints, n, duration).await {
-            Ok(r) => results.push(r),
+            Ok(r) => {
+                cpu.push(meter.finish(r.ops));
+                results.push(r);
+            }
             Err(e) => {
                 failure = Some(format!("{n} clients: {e}"));
                 break;
@@ -252,7 +268,11 @@ async fn etcd_baseline(
     cluster.stop().await;
     match failure {
         Some(reason) => Err(reason),
-        None => Ok(Baseline { version, results }),
+        None => Ok(Baseline {
+            version,
+            results,
+            cpu,
+        }),
     }
 }
 
@@ -399,6 +419,7 @@ impl Ctx<'_> {
         let mut breakdown = Part::Skipped("no order run".to_string());
         for clients in SCALING_CLIENTS {
             let before = scrape_store(cluster).await;
+            let meter = CpuMeter::start(clients, store_roles(cluster).await);
             let r = self
                 .load(
                     &format!("orders only, {clients} clients"),
@@ -421,8 +442,11 @@ impl Ctx<'_> {
                     (Err(e), _) | (_, Err(e)) => Part::Skipped(e),
                 };
             }
+            let cpu = meter.finish(r.order.result.ops);
+            (self.say)(&cpu::summary(&cpu));
             points.push(ScalingPoint {
                 clients,
+                cpu: Some(cpu),
                 order: r.order,
                 verification: r.verification,
             });
@@ -652,6 +676,34 @@ fn fmt_ms(v: Option<f64>) -> String {
 
 /// The replica that reports itself leader (skipping `except`) and its term, asked through each
 /// replica's `/raft/status` with the token named in `cluster.json`.
+/// The processes of a local store by role, for [`CpuMeter`]: the load client (this process),
+/// frontend, leader, followers, catalog. Without a known leader every replica counts as a
+/// follower.
+async fn store_roles(cluster: &ClusterFile) -> Vec<(String, Vec<u32>)> {
+    let leader = find_leader(cluster, None, Duration::from_secs(5))
+        .await
+        .ok()
+        .map(|(r, _)| r.id);
+    let pids = |leader_side: bool| {
+        cluster
+            .order
+            .iter()
+            .filter(|r| (Some(r.id) == leader) == leader_side)
+            .filter_map(|r| r.pid)
+            .collect()
+    };
+    vec![
+        ("client".into(), vec![cpu::own_pid()]),
+        (
+            "frontend".into(),
+            cluster.frontend_pid.into_iter().collect(),
+        ),
+        ("leader".into(), pids(true)),
+        ("followers".into(), pids(false)),
+        ("catalog".into(), cluster.catalog.pid.into_iter().collect()),
+    ]
+}
+
 async fn find_leader(
     cluster: &ClusterFile,
     except: Option<u64>,

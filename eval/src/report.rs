@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use loadgen::stats::{LatencyHistogram, WorkloadResult};
 
 use crate::breakdown::Breakdown;
+use crate::cpu::CpuUse;
 use loadgen::{KindReport, RequestKind, TimedSample, Verification};
 
 /// A part of the evaluation that either ran or was skipped with a reason.
@@ -105,6 +106,9 @@ pub struct ScalingPoint {
     pub order: KindReport,
     /// The read-back check of the run.
     pub verification: Verification,
+    /// Where the CPU went during the run.
+    #[serde(default)]
+    pub cpu: Option<CpuUse>,
 }
 
 /// Orders around the kill, in one time bucket.
@@ -161,6 +165,9 @@ pub struct Baseline {
     pub version: String,
     /// One result per client count.
     pub results: Vec<WorkloadResult>,
+    /// Where the CPU went, per client count.
+    #[serde(default)]
+    pub cpu: Vec<CpuUse>,
 }
 
 /// Everything the evaluation measured (`results.json`).
@@ -639,13 +646,86 @@ pub fn markdown(r: &EvalResults) -> String {
             );
         }
     }
+    out.push_str(&cpu_section(r));
     out.push_str("Raw figures: [results.json](results.json).\n");
+    out
+}
+
+/// "Where the CPU goes": CPU per purchase and per etcd put, by process, and the throughput
+/// ratio the machine's cores allow when they are all busy.
+fn cpu_section(r: &EvalResults) -> String {
+    let etcd: &[CpuUse] = match &r.etcd {
+        Part::Measured(b) => &b.cpu,
+        Part::Skipped(_) => &[],
+    };
+    let store: Vec<&CpuUse> = r.scaling.iter().filter_map(|p| p.cpu.as_ref()).collect();
+    if store.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("## Where the CPU goes\n\n");
+    let _ = writeln!(
+        out,
+        "CPU time (user + system, from `/proc`) of every process during the order runs, per \
+         successful operation; busy cores are the whole machine's ({} logical CPUs). The load \
+         client runs inside `toystore eval` and is counted as `client`.\n",
+        r.setup.cores
+    );
+    out.push_str(
+        "| clients | system | ops/s | busy cores | CPU ms/op | by process, CPU ms/op |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    let row = |out: &mut String, system: &str, c: &CpuUse| {
+        let by: Vec<String> = c
+            .roles
+            .iter()
+            .map(|r| format!("{} {:.3}", r.role, r.ms_per_op))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} | {system} | {:.0} | {:.2} | {:.3} | {} |",
+            c.clients,
+            c.ops as f64 / c.wall_secs.max(1e-9),
+            c.machine_busy_cores,
+            c.total_ms_per_op,
+            by.join(" · ")
+        );
+    };
+    for s in &store {
+        row(&mut out, "ToyStore", s);
+        if let Some(e) = etcd.iter().find(|e| e.clients == s.clients) {
+            row(&mut out, "etcd", e);
+        }
+    }
+    let bounds: Vec<String> = store
+        .iter()
+        .filter_map(|s| {
+            let e = etcd.iter().find(|e| e.clients == s.clients)?;
+            (s.total_ms_per_op > 0.0).then(|| {
+                format!(
+                    "{} clients {:.2}",
+                    s.clients,
+                    e.total_ms_per_op / s.total_ms_per_op
+                )
+            })
+        })
+        .collect();
+    if !bounds.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nWith every core busy, throughput is at most the cores' time divided by the CPU an \
+             operation costs, so the throughput ratio to etcd cannot exceed etcd's CPU per put \
+             over ToyStore's CPU per purchase: {}.",
+            bounds.join(", ")
+        );
+    }
+    out.push('\n');
     out
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::cpu::RoleCpu;
     use loadgen::stats::LatencyStats;
 
     fn kind(ops: u64, p50: f64) -> KindReport {
@@ -700,6 +780,7 @@ pub(crate) mod tests {
                 clients: 8,
                 order: kind(2000, 4.0),
                 verification: Verification::default(),
+                cpu: None,
             }],
             breakdown: Part::Skipped("no metrics".into()),
             catch_up: Part::Measured(CatchUp {
@@ -746,9 +827,56 @@ pub(crate) mod tests {
             etcd: Part::Measured(Baseline {
                 version: "3.4.23".into(),
                 results: vec![etcd],
+                cpu: Vec::new(),
             }),
             ..results()
         }
+    }
+
+    fn cpu(clients: usize, ops: u64, roles: &[(&str, f64)], busy: f64) -> CpuUse {
+        let roles: Vec<RoleCpu> = roles
+            .iter()
+            .map(|&(role, ms)| RoleCpu {
+                role: role.into(),
+                cpu_secs: ms * ops as f64 / 1000.0,
+                ms_per_op: ms,
+            })
+            .collect();
+        CpuUse {
+            clients,
+            ops,
+            wall_secs: 1.0,
+            total_ms_per_op: roles.iter().map(|r| r.ms_per_op).sum(),
+            roles,
+            machine_busy_cores: busy,
+        }
+    }
+
+    #[test]
+    fn report_says_where_the_cpu_goes_and_the_ratio_it_allows() {
+        let mut r = results_with_etcd();
+        r.scaling[0].cpu = Some(cpu(8, 2000, &[("client", 0.1), ("leader", 0.9)], 2.0));
+        if let Part::Measured(b) = &mut r.etcd {
+            b.cpu
+                .push(cpu(8, 4000, &[("client", 0.1), ("etcd members", 0.4)], 1.9));
+        }
+        let md = markdown(&r);
+        assert!(
+            md.contains("| 8 | ToyStore | 2000 | 2.00 | 1.000 | client 0.100 · leader 0.900 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 8 | etcd | 4000 | 1.90 | 0.500 | client 0.100 · etcd members 0.400 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "cannot exceed etcd's CPU per put over ToyStore's CPU per purchase: 8 clients 0.50."
+            ),
+            "{md}"
+        );
+        // Without CPU figures there is no section.
+        assert!(!markdown(&results_with_etcd()).contains("Where the CPU goes"));
     }
 
     #[test]

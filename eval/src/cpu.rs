@@ -1,0 +1,213 @@
+//! CPU time per operation, read from `/proc` around a load run.
+//!
+//! Throughput on a small machine is bounded by CPU as soon as the cores are busy: with every
+//! process on the same two cores, a store cannot do more purchases a second than the cores'
+//! seconds divided by the CPU a purchase costs. Measuring that cost per process (client,
+//! frontend, leader, followers, catalog) and per etcd put says where the floor is and which
+//! process to make cheaper, which a latency figure alone cannot.
+
+use std::time::Instant;
+
+use nix::unistd::{SysconfVar, sysconf};
+use serde::{Deserialize, Serialize};
+
+/// CPU a process (or a group of processes, summed) spent during one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleCpu {
+    /// Which process: `client`, `frontend`, `leader`, `followers`, `catalog`, `etcd members`.
+    pub role: String,
+    /// CPU seconds (user + system) during the run.
+    pub cpu_secs: f64,
+    /// CPU milliseconds per successful operation.
+    pub ms_per_op: f64,
+}
+
+/// Where the CPU of one load run went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CpuUse {
+    /// Concurrent clients of the run.
+    pub clients: usize,
+    /// Successful operations (purchases or puts).
+    pub ops: u64,
+    /// Wall-clock seconds measured.
+    pub wall_secs: f64,
+    /// Per process, in the order given.
+    pub roles: Vec<RoleCpu>,
+    /// Sum over the roles, CPU milliseconds per operation.
+    pub total_ms_per_op: f64,
+    /// Cores the whole machine kept busy on average (from `/proc/stat`, every process).
+    pub machine_busy_cores: f64,
+}
+
+/// A measurement in progress: CPU counters of the named processes at its start.
+pub struct CpuMeter {
+    clients: usize,
+    roles: Vec<(String, Vec<u32>, u64)>,
+    machine_busy: Option<u64>,
+    started: Instant,
+}
+
+impl CpuMeter {
+    /// Starts measuring `roles`, each a name and the pids whose CPU counts for it (a pid that
+    /// has gone counts as nothing).
+    pub fn start(clients: usize, roles: Vec<(String, Vec<u32>)>) -> Self {
+        let roles = roles
+            .into_iter()
+            .map(|(name, pids)| {
+                let ticks = pids.iter().filter_map(|&p| process_ticks(p)).sum();
+                (name, pids, ticks)
+            })
+            .collect();
+        Self {
+            clients,
+            roles,
+            machine_busy: machine_busy_ticks(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Ends the measurement of a run that did `ops` successful operations.
+    pub fn finish(self, ops: u64) -> CpuUse {
+        let wall_secs = self.started.elapsed().as_secs_f64();
+        let hz = ticks_per_second();
+        let per_op = |secs: f64| {
+            if ops == 0 {
+                0.0
+            } else {
+                secs * 1000.0 / ops as f64
+            }
+        };
+        let roles: Vec<RoleCpu> = self
+            .roles
+            .into_iter()
+            .map(|(role, pids, before)| {
+                let after: u64 = pids.iter().filter_map(|&p| process_ticks(p)).sum();
+                let cpu_secs = after.saturating_sub(before) as f64 / hz;
+                RoleCpu {
+                    role,
+                    cpu_secs,
+                    ms_per_op: per_op(cpu_secs),
+                }
+            })
+            .collect();
+        let machine_busy_cores = match (self.machine_busy, machine_busy_ticks()) {
+            (Some(before), Some(after)) if wall_secs > 0.0 => {
+                after.saturating_sub(before) as f64 / hz / wall_secs
+            }
+            _ => 0.0,
+        };
+        CpuUse {
+            clients: self.clients,
+            ops,
+            wall_secs,
+            total_ms_per_op: roles.iter().map(|r| r.ms_per_op).sum(),
+            roles,
+            machine_busy_cores,
+        }
+    }
+}
+
+/// One line: CPU per operation, by process, and the machine's busy cores.
+pub fn summary(c: &CpuUse) -> String {
+    let by: Vec<String> = c
+        .roles
+        .iter()
+        .map(|r| format!("{} {:.3}", r.role, r.ms_per_op))
+        .collect();
+    format!(
+        "CPU {:.3} ms per operation ({}), machine busy {:.2} cores",
+        c.total_ms_per_op,
+        by.join(", "),
+        c.machine_busy_cores
+    )
+}
+
+/// The pid of this process (the load client runs in it).
+pub fn own_pid() -> u32 {
+    std::process::id()
+}
+
+/// Clock ticks per second of the `/proc` counters.
+fn ticks_per_second() -> f64 {
+    match sysconf(SysconfVar::CLK_TCK) {
+        Ok(Some(hz)) if hz > 0 => hz as f64,
+        // The value Linux has always exported to user space.
+        _ => 100.0,
+    }
+}
+
+/// User + system ticks of `pid`, all its threads, from `/proc/PID/stat`.
+fn process_ticks(pid: u32) -> Option<u64> {
+    parse_stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// `utime + stime` of a `/proc/PID/stat` line. The command name in parentheses may hold spaces
+/// and parentheses itself, so fields are counted from the last `)`.
+fn parse_stat_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // After the name: state (field 3), ..., utime (field 14), stime (field 15).
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Busy ticks of the whole machine (every core, every process) from `/proc/stat`.
+fn machine_busy_ticks() -> Option<u64> {
+    parse_machine_busy(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// The first (`cpu`) line of `/proc/stat` minus its idle and iowait columns.
+fn parse_machine_busy(stat: &str) -> Option<u64> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let values: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal [guest guest_nice, already in user/nice]
+    let idle = values.get(3)? + values.get(4).copied().unwrap_or(0);
+    let total: u64 = values.iter().take(8).sum();
+    Some(total.saturating_sub(idle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_ticks_are_counted_after_a_name_with_spaces_and_parentheses() {
+        let line = "4242 (tokio (rt) x) S 1 4242 4242 0 -1 4194560 1 0 0 0 731 169 0 0 20 0 3 0";
+        assert_eq!(parse_stat_ticks(line), Some(900));
+        assert_eq!(parse_stat_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn machine_busy_leaves_out_idle_and_iowait() {
+        let stat = "cpu  100 5 50 1000 40 3 2 0 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
+        assert_eq!(parse_machine_busy(stat), Some(160));
+    }
+
+    #[test]
+    fn a_busy_process_is_measured_and_a_gone_one_counts_as_nothing() {
+        let meter = CpuMeter::start(
+            1,
+            vec![
+                ("client".into(), vec![own_pid()]),
+                ("gone".into(), vec![u32::MAX]),
+            ],
+        );
+        // Burn CPU until the tick counter (10 ms on Linux) has moved.
+        let started = Instant::now();
+        let mut x = 0u64;
+        while started.elapsed().as_millis() < 100 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        let used = meter.finish(10);
+        assert_eq!(used.roles[1].cpu_secs, 0.0);
+        assert!(used.roles[0].cpu_secs > 0.0, "{used:?}");
+        assert!((used.total_ms_per_op - used.roles[0].ms_per_op).abs() < 1e-9);
+        assert!(used.machine_busy_cores > 0.0);
+    }
+}
