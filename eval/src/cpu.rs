@@ -39,12 +39,21 @@ pub struct CpuUse {
     pub machine_busy_cores: f64,
 }
 
-/// A measurement in progress: CPU counters of the named processes at its start.
+/// A measurement in progress: CPU counters of the named processes at its start (and at its
+/// end, once [`stop`](CpuMeter::stop)ped).
 pub struct CpuMeter {
     clients: usize,
     roles: Vec<(String, Vec<u32>, u64)>,
     machine_busy: Option<u64>,
     started: Instant,
+    end: Option<Sample>,
+}
+
+/// The counters at the end of a measurement.
+struct Sample {
+    roles: Vec<u64>,
+    machine_busy: Option<u64>,
+    wall_secs: f64,
 }
 
 impl CpuMeter {
@@ -63,12 +72,36 @@ impl CpuMeter {
             roles,
             machine_busy: machine_busy_ticks(),
             started: Instant::now(),
+            end: None,
         }
     }
 
-    /// Ends the measurement of a run that did `ops` successful operations.
-    pub fn finish(self, ops: u64) -> CpuUse {
-        let wall_secs = self.started.elapsed().as_secs_f64();
+    /// Takes the end counters now, when the measured work ends before its figures are known
+    /// (a load run's read-back comes after its load, and is not measured). Later calls keep
+    /// the first end.
+    pub fn stop(&mut self) {
+        if self.end.is_none() {
+            self.end = Some(self.sample());
+        }
+    }
+
+    fn sample(&self) -> Sample {
+        Sample {
+            roles: self
+                .roles
+                .iter()
+                .map(|(_, pids, _)| pids.iter().filter_map(|&p| process_ticks(p)).sum())
+                .collect(),
+            machine_busy: machine_busy_ticks(),
+            wall_secs: self.started.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// Ends the measurement (at [`stop`](CpuMeter::stop), or now) of a run that did `ops`
+    /// successful operations.
+    pub fn finish(mut self, ops: u64) -> CpuUse {
+        let end = self.end.take().unwrap_or_else(|| self.sample());
+        let wall_secs = end.wall_secs;
         let hz = ticks_per_second();
         let per_op = |secs: f64| {
             if ops == 0 {
@@ -80,8 +113,8 @@ impl CpuMeter {
         let roles: Vec<RoleCpu> = self
             .roles
             .into_iter()
-            .map(|(role, pids, before)| {
-                let after: u64 = pids.iter().filter_map(|&p| process_ticks(p)).sum();
+            .zip(end.roles)
+            .map(|((role, _, before), after)| {
                 let cpu_secs = after.saturating_sub(before) as f64 / hz;
                 RoleCpu {
                     role,
@@ -90,7 +123,7 @@ impl CpuMeter {
                 }
             })
             .collect();
-        let machine_busy_cores = match (self.machine_busy, machine_busy_ticks()) {
+        let machine_busy_cores = match (self.machine_busy, end.machine_busy) {
             (Some(before), Some(after)) if wall_secs > 0.0 => {
                 after.saturating_sub(before) as f64 / hz / wall_secs
             }
@@ -188,26 +221,45 @@ mod tests {
         assert_eq!(parse_machine_busy(stat), Some(160));
     }
 
-    #[test]
-    fn a_busy_process_is_measured_and_a_gone_one_counts_as_nothing() {
-        let meter = CpuMeter::start(
-            1,
-            vec![
-                ("client".into(), vec![own_pid()]),
-                ("gone".into(), vec![u32::MAX]),
-            ],
-        );
-        // Burn CPU until the tick counter (10 ms on Linux) has moved.
-        let started = Instant::now();
-        let mut x = 0u64;
-        while started.elapsed().as_millis() < 100 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+    /// Waits (with a deadline) until `pid` has used more than `ticks`.
+    fn wait_past(pid: u32, ticks: u64) -> u64 {
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let now = process_ticks(pid).expect("the busy child runs");
+            if now > ticks {
+                return now;
+            }
+            assert!(Instant::now() < deadline, "the busy child used no CPU");
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        std::hint::black_box(x);
+    }
+
+    #[test]
+    fn a_busy_process_is_measured_until_stop_and_a_gone_one_counts_as_nothing() {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let mut meter = CpuMeter::start(
+            1,
+            vec![("busy".into(), vec![pid]), ("gone".into(), vec![u32::MAX])],
+        );
+        let started = meter.roles[0].2;
+        wait_past(pid, started);
+        meter.stop();
+        let stopped = meter.end.as_ref().unwrap().roles[0];
+        // Work after stop() is not counted.
+        wait_past(pid, stopped + 2);
         let used = meter.finish(10);
+        let _ = child.kill();
+        let _ = child.wait();
+        let hz = ticks_per_second();
+        assert!(stopped > started);
+        assert_eq!(used.roles[0].cpu_secs, (stopped - started) as f64 / hz);
+        assert_eq!(used.roles[0].ms_per_op, used.roles[0].cpu_secs * 100.0);
         assert_eq!(used.roles[1].cpu_secs, 0.0);
-        assert!(used.roles[0].cpu_secs > 0.0, "{used:?}");
-        assert!((used.total_ms_per_op - used.roles[0].ms_per_op).abs() < 1e-9);
+        assert_eq!(used.total_ms_per_op, used.roles[0].ms_per_op);
         assert!(used.machine_busy_cores > 0.0);
     }
 }

@@ -10,13 +10,14 @@
 //! doubles as a correctness check under load and across a fail-over.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use api::client::{ReplicaClient, http_client};
 use api::raft::RaftRole;
 use launcher::{ClusterFile, LocalStore, ReplicaInfo, UpOptions};
 use loadgen::plot;
-use loadgen::{LoadError, LoadOptions, LoadReport, Progress};
+use loadgen::{LoadError, LoadOptions, LoadReport, Phase, Progress};
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
@@ -330,13 +331,25 @@ impl Ctx<'_> {
     }
 
     async fn load(&self, what: &str, opts: LoadOptions) -> Result<LoadReport, EvalError> {
-        let report =
-            loadgen::run(&opts, self.progress)
-                .await
-                .map_err(|source| EvalError::Load {
-                    what: what.into(),
-                    source,
-                })?;
+        self.load_observed(what, opts, &|_| {}).await
+    }
+
+    /// [`load`](Self::load), with `observe` also called on every progress report.
+    async fn load_observed(
+        &self,
+        what: &str,
+        opts: LoadOptions,
+        observe: &(dyn Fn(&Progress) + Sync),
+    ) -> Result<LoadReport, EvalError> {
+        let report = loadgen::run(&opts, |p: &Progress| {
+            observe(p);
+            (self.progress)(p)
+        })
+        .await
+        .map_err(|source| EvalError::Load {
+            what: what.into(),
+            source,
+        })?;
         let (q, o) = (&report.query, &report.order);
         let mut line = format!("{what}: ");
         if !opts.orders_only {
@@ -419,15 +432,21 @@ impl Ctx<'_> {
         let mut breakdown = Part::Skipped("no order run".to_string());
         for clients in SCALING_CLIENTS {
             let before = scrape_store(cluster).await;
-            let meter = CpuMeter::start(clients, store_roles(cluster).await);
+            // CPU of the load only: the meter stops when the read-back starts.
+            let meter = Mutex::new(CpuMeter::start(clients, store_roles(cluster).await));
             let r = self
-                .load(
+                .load_observed(
                     &format!("orders only, {clients} clients"),
                     LoadOptions {
                         clients,
                         p: 1.0,
                         orders_only: true,
                         ..self.options(store)
+                    },
+                    &|p| {
+                        if p.phase == Phase::ReadBack {
+                            meter.lock().expect("meter lock").stop();
+                        }
                     },
                 )
                 .await?;
@@ -442,7 +461,10 @@ impl Ctx<'_> {
                     (Err(e), _) | (_, Err(e)) => Part::Skipped(e),
                 };
             }
-            let cpu = meter.finish(r.order.result.ops);
+            let cpu = meter
+                .into_inner()
+                .expect("meter lock")
+                .finish(r.order.result.ops);
             (self.say)(&cpu::summary(&cpu));
             points.push(ScalingPoint {
                 clients,
