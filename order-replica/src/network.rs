@@ -19,8 +19,12 @@ use openraft::raft::{
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::state_machine::SnapshotData;
 use crate::types::{NodeId, ReplicaNode, Snapshot, SnapshotMeta, TypeConfig, Vote};
 use crate::wire::Encoding;
+
+/// How long a peer may take to answer the probe that precedes a snapshot.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Header line of a `/raft/snapshot` body.
 #[derive(Debug, Serialize, Deserialize)]
@@ -143,6 +147,29 @@ impl Peer {
             .map_err(|e| RpcFailure::Other(format!("{url}: {e}")))
     }
 
+    /// Whether the peer is up and answering on its Raft listener (`GET /healthz`), before work
+    /// that is only worth doing for a live peer.
+    async fn probe(&self) -> Result<(), RpcFailure> {
+        let url = format!("{}/healthz", self.url);
+        let resp = self
+            .http
+            .get(&url)
+            .timeout(PROBE_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_connect() || e.is_timeout() {
+                    RpcFailure::Unreachable(e)
+                } else {
+                    RpcFailure::Other(format!("{url}: {e}"))
+                }
+            })?;
+        match resp.status() {
+            s if s.is_success() => Ok(()),
+            s => Err(RpcFailure::Unavailable(format!("{url}: {s}"))),
+        }
+    }
+
     /// Sends an RPC whose answer is openraft's `Result<T, E>`, in JSON again if the peer
     /// refuses MessagePack.
     async fn call<Req: Serialize, T: DeserializeOwned, E: DeserializeOwned + std::fmt::Display>(
@@ -190,7 +217,7 @@ impl Peer {
 type RaftErr = openraft::error::RaftError<TypeConfig>;
 
 impl RaftNetworkV2<TypeConfig> for Peer {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotData;
 
     async fn append_entries(
         &mut self,
@@ -235,13 +262,23 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        // Serializing the state costs time and memory in proportion to the orders, and openraft
+        // retries a snapshot to a peer that is down, with back-off, for as long as it is down.
+        self.probe().await.map_err(|e| {
+            StreamingError::Unreachable(Unreachable::new(&std::io::Error::other(e.to_string())))
+        })?;
         let header = SnapshotHeader {
             vote,
             meta: snapshot.meta,
         };
         let mut body = serde_json::to_vec(&header).map_err(|e| NetworkError::new(&e))?;
         body.push(b'\n');
-        body.extend_from_slice(&snapshot.snapshot);
+        let data = tokio::task::spawn_blocking(move || snapshot.snapshot.into_bytes())
+            .await
+            .map_err(|e| NetworkError::new(&e))?
+            .map_err(|e| NetworkError::new(&e))?;
+        body.extend_from_slice(&data);
+        drop(data);
         let send = self.post::<Result<SnapshotResponse<TypeConfig>, RaftErr>>(
             "/raft/snapshot",
             body.into(),
@@ -288,6 +325,89 @@ mod tests {
         let app = axum::Router::new().route("/raft/vote", post(vote));
         tokio::spawn(async move { axum::serve(listener, app).await });
         format!("http://{addr}")
+    }
+
+    /// A peer whose `/healthz` answers `health`; counts the snapshots it is sent.
+    async fn peer_with_health(
+        health: axum::http::StatusCode,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let snapshots = std::sync::Arc::new(AtomicU32::new(0));
+        let counted = snapshots.clone();
+        let app = axum::Router::new()
+            .route(
+                "/healthz",
+                axum::routing::get(move || async move { health }),
+            )
+            .route(
+                "/raft/snapshot",
+                post(move || async move {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), snapshots)
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_goes_only_to_a_peer_that_answers_its_health_check() {
+        use std::sync::atomic::Ordering;
+        let mut network = Network::new("token".into());
+        // Down (503): treated as unreachable, and nothing is serialized or sent.
+        let (url, sent) = peer_with_health(axum::http::StatusCode::SERVICE_UNAVAILABLE).await;
+        let node = ReplicaNode {
+            addr: url,
+            raft_addr: None,
+        };
+        let mut peer = network.new_client(2, &node).await;
+        let err = send_snapshot(&mut peer).await.unwrap_err();
+        assert!(matches!(err, StreamingError::Unreachable(_)), "{err}");
+        assert_eq!(sent.load(Ordering::SeqCst), 0);
+
+        // Nothing listening: unreachable too.
+        let port = unused_port();
+        let node = ReplicaNode {
+            addr: format!("http://127.0.0.1:{port}"),
+            raft_addr: None,
+        };
+        let mut peer = network.new_client(3, &node).await;
+        let err = send_snapshot(&mut peer).await.unwrap_err();
+        assert!(matches!(err, StreamingError::Unreachable(_)), "{err}");
+
+        // Up: the snapshot is sent (this peer then fails it, which is a network error).
+        let (url, sent) = peer_with_health(axum::http::StatusCode::OK).await;
+        let node = ReplicaNode {
+            addr: url,
+            raft_addr: None,
+        };
+        let mut peer = network.new_client(4, &node).await;
+        let err = send_snapshot(&mut peer).await.unwrap_err();
+        assert!(matches!(err, StreamingError::Network(_)), "{err}");
+        assert_eq!(sent.load(Ordering::SeqCst), 1);
+    }
+
+    async fn send_snapshot(
+        peer: &mut Peer,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let snapshot = Snapshot {
+            meta: SnapshotMeta::default(),
+            snapshot: SnapshotData::Bytes(b"{}".to_vec()),
+        };
+        let option = RPCOption::new(Duration::from_secs(5));
+        peer.full_snapshot(Vote::new(1, 1), snapshot, std::future::pending(), option)
+            .await
+    }
+
+    /// A loopback port nothing listens on (bound, then released).
+    fn unused_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
     }
 
     #[tokio::test]

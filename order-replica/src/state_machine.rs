@@ -16,14 +16,17 @@
 //! **Snapshots cost the same however long the history.** The database already holds the whole
 //! state, so building a snapshot copies nothing: it is one durable commit that records how far
 //! the state goes (the snapshot's meta), after which openraft may purge the log behind it. The
-//! serialized state ([`SnapshotPayload`], JSON) is made when a follower is too far behind for
-//! the log (and once at start-up, where openraft reads its meta), from one read transaction,
-//! and describes the state as of that moment (at or after the last built snapshot, every entry
-//! of it committed).
+//! current snapshot openraft asks for is a read transaction ([`SnapshotData::View`]): its meta
+//! and, only when the snapshot is sent to a follower too far behind for the log, the serialized
+//! state ([`SnapshotPayload`], JSON) come from that one view, as of that moment (at or after the
+//! last built snapshot, every entry of it committed). Asking for the meta alone, as openraft
+//! does at start-up, reads no order.
 
+use std::fmt;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures_util::StreamExt;
 use openraft::entry::RaftEntry;
@@ -52,6 +55,59 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// `meta` (JSON): the last snapshot built or installed. Before snapshots stopped being copied it
 /// also held their bytes under `data`, which the next build removes.
 const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshot");
+
+/// The state a snapshot carries.
+///
+/// Serializing every order is what a snapshot costs, in time and memory, and openraft often
+/// wants only the meta (at start-up, where it reads the current snapshot's). So a snapshot of
+/// this replica's own state holds the read transaction its meta was read from, and the state is
+/// serialized from that same view only when it is sent or installed: meta and data always
+/// describe one state.
+pub enum SnapshotData {
+    /// This replica's state as one read transaction sees it.
+    View(redb::ReadTransaction),
+    /// A serialized state ([`SnapshotPayload`] as JSON), as a leader sent it.
+    Bytes(Vec<u8>),
+}
+
+impl SnapshotData {
+    /// The state serialized, as it travels to a follower. Reads every order of a
+    /// [`View`](SnapshotData::View): call it off the async runtime.
+    pub fn into_bytes(self) -> io::Result<Vec<u8>> {
+        match self {
+            SnapshotData::Bytes(bytes) => Ok(bytes),
+            SnapshotData::View(tx) => {
+                let started = Instant::now();
+                let payload = StateMachineStore::snapshot_payload(&tx)?;
+                let bytes = serde_json::to_vec(&payload).map_err(json_err)?;
+                tracing::info!(
+                    last = ?payload.last_applied,
+                    orders = payload.orders.len(),
+                    bytes = bytes.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "state serialized for a snapshot"
+                );
+                Ok(bytes)
+            }
+        }
+    }
+
+    fn into_payload(self) -> io::Result<SnapshotPayload> {
+        match self {
+            SnapshotData::Bytes(bytes) => serde_json::from_slice(&bytes).map_err(json_err),
+            SnapshotData::View(tx) => StateMachineStore::snapshot_payload(&tx),
+        }
+    }
+}
+
+impl fmt::Debug for SnapshotData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SnapshotData::View(_) => f.write_str("SnapshotData::View"),
+            SnapshotData::Bytes(b) => write!(f, "SnapshotData::Bytes({} bytes)", b.len()),
+        }
+    }
+}
 
 /// The serialized state machine carried by a snapshot.
 #[derive(Debug, Serialize, Deserialize)]
@@ -179,12 +235,10 @@ impl StateMachineStore {
         Ok(())
     }
 
-    /// The current state as a snapshot, from one consistent read transaction; `None` until a
-    /// snapshot has been built or installed (openraft then builds one if it needs it). openraft
-    /// asks for it to send to a follower, and once at start-up for its meta; both pay for one
-    /// serialization of every order, which the log line reports.
+    /// The current state as a snapshot: its meta, and the read transaction it was read from
+    /// (serialized only if the snapshot is sent, see [`SnapshotData`]). `None` until a snapshot
+    /// has been built or installed (openraft then builds one if it needs it).
     fn current_snapshot(&self) -> io::Result<Option<Snapshot>> {
-        let started = std::time::Instant::now();
         let tx = self.db.begin_read().map_err(io_err)?;
         if tx
             .open_table(SNAPSHOT)
@@ -195,20 +249,17 @@ impl StateMachineStore {
         {
             return Ok(None);
         }
-        let payload = Self::snapshot_payload(&tx)?;
-        let meta = SnapshotMeta {
-            last_log_id: payload.last_applied,
-            last_membership: payload.membership.clone(),
+        let meta = {
+            let table = tx.open_table(META).map_err(io_err)?;
+            SnapshotMeta {
+                last_log_id: Self::read_meta(&table, "last_applied")?,
+                last_membership: Self::read_meta(&table, "membership")?,
+            }
         };
-        let snapshot = serde_json::to_vec(&payload).map_err(json_err)?;
-        tracing::info!(
-            last = ?meta.last_log_id,
-            orders = payload.orders.len(),
-            bytes = snapshot.len(),
-            ms = started.elapsed().as_millis() as u64,
-            "current state serialized as a snapshot"
-        );
-        Ok(Some(Snapshot { meta, snapshot }))
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: SnapshotData::View(tx),
+        }))
     }
 
     /// Serializes the whole state machine as one read transaction sees it.
@@ -301,7 +352,7 @@ fn apply_command(tx: &WriteTransaction, cmd: Command) -> io::Result<CommandResul
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotData;
 
     /// Makes the state applied so far durable and records it as the snapshot: one small write
     /// transaction with an fsync, whatever the number of orders. It is a write transaction so
@@ -325,7 +376,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             tracing::debug!(last = ?meta.last_log_id, "snapshot point durable");
             Ok(Snapshot {
                 meta,
-                snapshot: Vec::new(),
+                snapshot: SnapshotData::Bytes(Vec::new()),
             })
         })
         .await
@@ -334,7 +385,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotData;
     type SnapshotBuilder = Self;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
@@ -398,12 +449,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Vec<u8>,
+        snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
         let this = self.clone();
         let meta = meta.clone();
         tokio::task::spawn_blocking(move || {
-            let payload: SnapshotPayload = serde_json::from_slice(&snapshot).map_err(json_err)?;
+            let payload = snapshot.into_payload()?;
             check_format(payload.format, "the snapshot received")?;
             let mut tx = this.db.begin_write().map_err(io_err)?;
             tx.set_durability(Durability::Immediate).map_err(io_err)?;
@@ -443,8 +494,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         .map_err(io::Error::other)?
     }
 
-    /// The state as it is now, serialized, once a snapshot exists: at or after the last one
-    /// built, so the log the leader kept behind that one covers what follows it.
+    /// The state as it is now, once a snapshot exists: at or after the last one built, so the
+    /// log the leader kept behind that one covers what follows it.
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.current_snapshot())
@@ -556,7 +607,10 @@ mod tests {
         apply_orders(&mut leader, 0, 2000).await;
         let built = leader.build_snapshot().await.unwrap();
         assert_eq!(built.meta.last_log_id, Some(log_id(4000)));
-        assert!(built.snapshot.is_empty(), "the build serialized the state");
+        assert!(
+            matches!(&built.snapshot, SnapshotData::Bytes(b) if b.is_empty()),
+            "the build serialized the state"
+        );
         assert_eq!(
             snapshot_table_keys(&leader),
             ["meta"],
@@ -586,6 +640,44 @@ mod tests {
             follower.get_current_snapshot().await.unwrap().unwrap().meta,
             current.meta
         );
+    }
+
+    #[tokio::test]
+    async fn a_current_snapshot_is_the_state_its_meta_names_even_after_more_applies() {
+        use crate::types::Entry;
+        let (dir_l, dir_f) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut leader = StateMachineStore::open(dir_l.path()).unwrap();
+        let mut follower = StateMachineStore::open(dir_f.path()).unwrap();
+        let members = openraft::Membership::new_with_defaults(
+            vec![std::collections::BTreeSet::from([1, 2])],
+            [],
+        );
+        let first = Entry::new_membership(log_id(0), members);
+        leader
+            .apply(futures_util::stream::iter([Ok((first, None))]))
+            .await
+            .unwrap();
+        apply_orders(&mut leader, 0, 100).await;
+        leader.build_snapshot().await.unwrap();
+
+        // Taken at 100 orders, serialized after 50 more: it still holds exactly the 100 its
+        // meta names, so a follower installing it applies the log after it without a gap or
+        // a repeat.
+        let current = leader.get_current_snapshot().await.unwrap().unwrap();
+        assert!(matches!(current.snapshot, SnapshotData::View(_)));
+        assert_eq!(current.meta.last_log_id, Some(log_id(200)));
+        apply_orders(&mut leader, 100, 150).await;
+        let bytes = current.snapshot.into_bytes().unwrap();
+        let payload: SnapshotPayload = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(payload.last_applied, Some(log_id(200)));
+        assert_eq!(payload.orders.len(), 100);
+        follower
+            .install_snapshot(&current.meta, SnapshotData::Bytes(bytes))
+            .await
+            .unwrap();
+        assert_eq!(follower.confirmed_count().unwrap(), 100);
+        assert_eq!(follower.applied_state().await.unwrap().0, Some(log_id(200)));
+        assert!(follower.order_by_number(100).unwrap().is_none());
     }
 
     #[test]

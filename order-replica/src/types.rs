@@ -1,5 +1,6 @@
 //! The Raft type configuration and the commands of the order state machine.
 
+use crate::state_machine::SnapshotData;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -65,8 +66,8 @@ pub type Vote = openraft::alias::VoteOf<TypeConfig>;
 pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
 /// Snapshot metadata.
 pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
-/// A snapshot whose data is the serialized state machine.
-pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>;
+/// A snapshot of the order state machine (see [`SnapshotData`]).
+pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
 
 /// A command of the purchase protocol, committed through Raft.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

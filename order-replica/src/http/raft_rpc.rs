@@ -18,6 +18,7 @@ use openraft::raft::{
 use super::HttpError;
 use crate::network::SnapshotHeader;
 use crate::replica::Replica;
+use crate::state_machine::SnapshotData;
 use crate::types::{Snapshot, TypeConfig};
 use crate::wire::{RpcBody, RpcReply};
 
@@ -94,7 +95,7 @@ async fn snapshot(
     })?;
     let snapshot = Snapshot {
         meta: header.meta,
-        snapshot: body[split + 1..].to_vec(),
+        snapshot: SnapshotData::Bytes(body[split + 1..].to_vec()),
     };
     Ok(Json(
         replica
