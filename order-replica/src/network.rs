@@ -4,7 +4,8 @@
 //! the peer answers with openraft's own `Result` in the same encoding, so the remote node's
 //! verdict arrives unchanged. A peer that refuses MessagePack (415: an older version) is spoken
 //! to in JSON from then on. A snapshot is sent whole: one JSON line with the vote and metadata,
-//! a newline, then the raw snapshot bytes.
+//! a newline, then the serialized state; it is serialized only once the peer has answered its
+//! health check, since openraft retries a snapshot to a peer that is down.
 
 use std::future::Future;
 use std::time::Duration;
@@ -273,12 +274,12 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         };
         let mut body = serde_json::to_vec(&header).map_err(|e| NetworkError::new(&e))?;
         body.push(b'\n');
-        let data = tokio::task::spawn_blocking(move || snapshot.snapshot.into_bytes())
-            .await
-            .map_err(|e| NetworkError::new(&e))?
-            .map_err(|e| NetworkError::new(&e))?;
-        body.extend_from_slice(&data);
-        drop(data);
+        let body = tokio::task::spawn_blocking(move || {
+            snapshot.snapshot.serialize_into(&mut body).map(|()| body)
+        })
+        .await
+        .map_err(|e| NetworkError::new(&e))?
+        .map_err(|e| NetworkError::new(&e))?;
         let send = self.post::<Result<SnapshotResponse<TypeConfig>, RaftErr>>(
             "/raft/snapshot",
             body.into(),

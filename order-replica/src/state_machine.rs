@@ -71,25 +71,26 @@ pub enum SnapshotData {
 }
 
 impl SnapshotData {
-    /// The state serialized, as it travels to a follower. Reads every order of a
-    /// [`View`](SnapshotData::View): call it off the async runtime.
-    pub fn into_bytes(self) -> io::Result<Vec<u8>> {
+    /// Appends the state, serialized as it travels to a follower, to `out`. Reads every order
+    /// of a [`View`](SnapshotData::View): call it off the async runtime.
+    pub fn serialize_into(self, out: &mut Vec<u8>) -> io::Result<()> {
         match self {
-            SnapshotData::Bytes(bytes) => Ok(bytes),
+            SnapshotData::Bytes(bytes) => out.extend_from_slice(&bytes),
             SnapshotData::View(tx) => {
                 let started = Instant::now();
+                let before = out.len();
                 let payload = StateMachineStore::snapshot_payload(&tx)?;
-                let bytes = serde_json::to_vec(&payload).map_err(json_err)?;
+                serde_json::to_writer(&mut *out, &payload).map_err(json_err)?;
                 tracing::info!(
                     last = ?payload.last_applied,
                     orders = payload.orders.len(),
-                    bytes = bytes.len(),
+                    bytes = out.len() - before,
                     ms = started.elapsed().as_millis() as u64,
                     "state serialized for a snapshot"
                 );
-                Ok(bytes)
             }
         }
+        Ok(())
     }
 
     fn into_payload(self) -> io::Result<SnapshotPayload> {
@@ -667,7 +668,8 @@ mod tests {
         assert!(matches!(current.snapshot, SnapshotData::View(_)));
         assert_eq!(current.meta.last_log_id, Some(log_id(200)));
         apply_orders(&mut leader, 100, 150).await;
-        let bytes = current.snapshot.into_bytes().unwrap();
+        let mut bytes = Vec::new();
+        current.snapshot.serialize_into(&mut bytes).unwrap();
         let payload: SnapshotPayload = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(payload.last_applied, Some(log_id(200)));
         assert_eq!(payload.orders.len(), 100);
