@@ -359,32 +359,20 @@ mod tests {
         let mut network = Network::new("token".into());
         // Down (503): treated as unreachable, and nothing is serialized or sent.
         let (url, sent) = peer_with_health(axum::http::StatusCode::SERVICE_UNAVAILABLE).await;
-        let node = ReplicaNode {
-            addr: url,
-            raft_addr: None,
-        };
-        let mut peer = network.new_client(2, &node).await;
+        let mut peer = peer_at(&mut network, 2, url).await;
         let err = send_snapshot(&mut peer).await.unwrap_err();
         assert!(matches!(err, StreamingError::Unreachable(_)), "{err}");
         assert_eq!(sent.load(Ordering::SeqCst), 0);
 
         // Nothing listening: unreachable too.
-        let port = unused_port();
-        let node = ReplicaNode {
-            addr: format!("http://127.0.0.1:{port}"),
-            raft_addr: None,
-        };
-        let mut peer = network.new_client(3, &node).await;
+        let port = launcher::ports::free_port().unwrap();
+        let mut peer = peer_at(&mut network, 3, format!("http://127.0.0.1:{port}")).await;
         let err = send_snapshot(&mut peer).await.unwrap_err();
         assert!(matches!(err, StreamingError::Unreachable(_)), "{err}");
 
         // Up: the snapshot is sent (this peer then fails it, which is a network error).
         let (url, sent) = peer_with_health(axum::http::StatusCode::OK).await;
-        let node = ReplicaNode {
-            addr: url,
-            raft_addr: None,
-        };
-        let mut peer = network.new_client(4, &node).await;
+        let mut peer = peer_at(&mut network, 4, url).await;
         let err = send_snapshot(&mut peer).await.unwrap_err();
         assert!(matches!(err, StreamingError::Network(_)), "{err}");
         assert_eq!(sent.load(Ordering::SeqCst), 1);
@@ -402,24 +390,19 @@ mod tests {
             .await
     }
 
-    /// A loopback port nothing listens on (bound, then released).
-    fn unused_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
+    async fn peer_at(network: &mut Network, id: NodeId, url: String) -> Peer {
+        let node = ReplicaNode {
+            addr: url,
+            raft_addr: None,
+        };
+        network.new_client(id, &node).await
     }
 
     #[tokio::test]
     async fn a_peer_that_refuses_messagepack_is_spoken_to_in_json() {
         let url = json_only_peer().await;
         let mut network = Network::new("token".into());
-        let node = ReplicaNode {
-            addr: url,
-            raft_addr: None,
-        };
-        let mut peer = network.new_client(2, &node).await;
+        let mut peer = peer_at(&mut network, 2, url).await;
         assert_eq!(peer.encoding, Encoding::MsgPack);
 
         let request = VoteRequest::new(Vote::new(3, 1), None);

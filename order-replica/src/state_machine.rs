@@ -227,6 +227,17 @@ impl StateMachineStore {
         }
     }
 
+    /// How far the state goes (the last applied log id and the membership as of it), as the
+    /// meta of a snapshot of it.
+    fn applied_point(
+        meta: &impl ReadableTable<&'static str, &'static [u8]>,
+    ) -> io::Result<SnapshotMeta> {
+        Ok(SnapshotMeta {
+            last_log_id: Self::read_meta(meta, "last_applied")?,
+            last_membership: Self::read_meta(meta, "membership")?,
+        })
+    }
+
     fn write_meta<T: Serialize>(tx: &WriteTransaction, name: &str, value: &T) -> io::Result<()> {
         let bytes = serde_json::to_vec(value).map_err(json_err)?;
         tx.open_table(META)
@@ -250,13 +261,7 @@ impl StateMachineStore {
         {
             return Ok(None);
         }
-        let meta = {
-            let table = tx.open_table(META).map_err(io_err)?;
-            SnapshotMeta {
-                last_log_id: Self::read_meta(&table, "last_applied")?,
-                last_membership: Self::read_meta(&table, "membership")?,
-            }
-        };
+        let meta = Self::applied_point(&tx.open_table(META).map_err(io_err)?)?;
         Ok(Some(Snapshot {
             meta,
             snapshot: SnapshotData::View(tx),
@@ -365,13 +370,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         tokio::task::spawn_blocking(move || {
             let mut tx = this.db.begin_write().map_err(io_err)?;
             tx.set_durability(Durability::Immediate).map_err(io_err)?;
-            let meta = {
-                let table = tx.open_table(META).map_err(io_err)?;
-                SnapshotMeta {
-                    last_log_id: Self::read_meta(&table, "last_applied")?,
-                    last_membership: Self::read_meta(&table, "membership")?,
-                }
-            };
+            let meta = Self::applied_point(&tx.open_table(META).map_err(io_err)?)?;
             Self::store_snapshot_meta(&tx, &meta)?;
             tx.commit().map_err(io_err)?;
             tracing::debug!(last = ?meta.last_log_id, "snapshot point durable");
@@ -391,11 +390,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
         let tx = self.db.begin_read().map_err(io_err)?;
-        let meta = tx.open_table(META).map_err(io_err)?;
-        Ok((
-            Self::read_meta(&meta, "last_applied")?,
-            Self::read_meta(&meta, "membership")?,
-        ))
+        let point = Self::applied_point(&tx.open_table(META).map_err(io_err)?)?;
+        Ok((point.last_log_id, point.last_membership))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
@@ -580,6 +576,26 @@ mod tests {
         sm.apply(futures_util::stream::iter(items)).await.unwrap();
     }
 
+    /// A state machine with the group's membership applied (index 0), and an empty one, each
+    /// in its own directory (kept while the returned directories live).
+    async fn leader_and_follower() -> ([tempfile::TempDir; 2], StateMachineStore, StateMachineStore)
+    {
+        use crate::types::Entry;
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let mut leader = StateMachineStore::open(dirs[0].path()).unwrap();
+        let follower = StateMachineStore::open(dirs[1].path()).unwrap();
+        let members = openraft::Membership::new_with_defaults(
+            vec![std::collections::BTreeSet::from([1, 2])],
+            [],
+        );
+        let first = Entry::new_membership(log_id(0), members);
+        leader
+            .apply(futures_util::stream::iter([Ok((first, None))]))
+            .await
+            .unwrap();
+        (dirs, leader, follower)
+    }
+
     fn snapshot_table_keys(sm: &StateMachineStore) -> Vec<String> {
         let tx = sm.db.begin_read().unwrap();
         let table = tx.open_table(SNAPSHOT).unwrap();
@@ -592,17 +608,7 @@ mod tests {
 
     #[tokio::test]
     async fn building_a_snapshot_copies_no_orders_and_a_follower_still_gets_them_all() {
-        use crate::types::Entry;
-        let (dir_l, dir_f) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let mut leader = StateMachineStore::open(dir_l.path()).unwrap();
-        let mut follower = StateMachineStore::open(dir_f.path()).unwrap();
-        let members = openraft::Membership::new_with_defaults(
-            vec![std::collections::BTreeSet::from([1, 2])],
-            [],
-        );
-        let first = Entry::new_membership(log_id(0), members);
-        let items = futures_util::stream::iter([Ok((first, None))]);
-        leader.apply(items).await.unwrap();
+        let (_dirs, mut leader, mut follower) = leader_and_follower().await;
         assert!(leader.get_current_snapshot().await.unwrap().is_none());
 
         apply_orders(&mut leader, 0, 2000).await;
@@ -645,19 +651,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_current_snapshot_is_the_state_its_meta_names_even_after_more_applies() {
-        use crate::types::Entry;
-        let (dir_l, dir_f) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let mut leader = StateMachineStore::open(dir_l.path()).unwrap();
-        let mut follower = StateMachineStore::open(dir_f.path()).unwrap();
-        let members = openraft::Membership::new_with_defaults(
-            vec![std::collections::BTreeSet::from([1, 2])],
-            [],
-        );
-        let first = Entry::new_membership(log_id(0), members);
-        leader
-            .apply(futures_util::stream::iter([Ok((first, None))]))
-            .await
-            .unwrap();
+        let (_dirs, mut leader, mut follower) = leader_and_follower().await;
         apply_orders(&mut leader, 0, 100).await;
         leader.build_snapshot().await.unwrap();
 

@@ -1,9 +1,10 @@
 //! The Raft type configuration and the commands of the order state machine.
 
-use crate::state_machine::SnapshotData;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+use crate::state_machine::SnapshotData;
 
 pub use crate::record::{OrderRecord, OrderStatus, RejectReason};
 
