@@ -270,17 +270,23 @@ impl LogStore {
 
 /// The writer thread: takes what is queued, writes it in order, flushes once for every write
 /// that asked for it, then reports each done. Ends when every [`LogStore`] is dropped.
+///
+/// A failed write or flush stops the writer for good: every later request fails with the
+/// first [`Failure`], so nothing is written after a partial record and nothing queued behind
+/// a failure is reported flushed. (After a failed `fdatasync` the kernel may have dropped the
+/// pages it could not write; a later flush that succeeds would claim them.) Reopening the log,
+/// which the replica does when it restarts, cuts the file back to its last good record.
 fn write_in_order(
     mut file: LogFile,
     mem: Arc<Mutex<MemLog>>,
     queue: std::sync::mpsc::Receiver<Io>,
 ) {
+    let mut failure: Option<Failure> = None;
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         batch.extend(queue.try_iter());
         let mut waiting: Vec<Done> = Vec::new();
         let mut sync = false;
-        let mut result: io::Result<()> = Ok(());
         for io in batch {
             match io {
                 Io::Write {
@@ -289,34 +295,73 @@ fn write_in_order(
                     sync: s,
                     done,
                 } => {
-                    if result.is_ok() {
-                        result = file.file.write_all(&bytes);
-                        file.records += records;
+                    if failure.is_none() {
+                        match file.file.write_all(&bytes) {
+                            Ok(()) => file.records += records,
+                            Err(e) => failure = Some(Failure::new("write", e)),
+                        }
                     }
                     sync |= s;
                     waiting.push(done);
                 }
                 Io::Compact { done } => {
                     // Everything before it is flushed first: the rewrite replaces the file.
-                    if result.is_ok() && sync {
-                        result = file.file.sync_data();
-                    }
-                    sync = false;
+                    flush(&mut file, std::mem::take(&mut sync), &mut failure);
+                    let result = Failure::result(&failure);
                     for d in waiting.drain(..) {
                         d.complete(&result);
                     }
-                    if result.is_ok() {
-                        result = compact(&mut file, &mem);
+                    if failure.is_none()
+                        && let Err(e) = compact(&mut file, &mem)
+                    {
+                        failure = Some(Failure::new("rewrite", e));
                     }
-                    done.complete(&result);
+                    done.complete(&Failure::result(&failure));
                 }
             }
         }
-        if result.is_ok() && sync {
-            result = file.file.sync_data();
-        }
+        flush(&mut file, sync, &mut failure);
+        let result = Failure::result(&failure);
         for d in waiting {
             d.complete(&result);
+        }
+    }
+}
+
+/// Flushes the file when `sync` asks for it and nothing has failed yet.
+fn flush(file: &mut LogFile, sync: bool, failure: &mut Option<Failure>) {
+    if sync
+        && failure.is_none()
+        && let Err(e) = file.file.sync_data()
+    {
+        *failure = Some(Failure::new("flush", e));
+    }
+}
+
+/// The first write, flush or rewrite of the log file that failed.
+struct Failure {
+    kind: io::ErrorKind,
+    message: String,
+}
+
+impl Failure {
+    fn new(during: &str, error: io::Error) -> Self {
+        let message = format!(
+            "raft log {during} failed: {error}; the log refuses every write until the replica \
+             restarts and cuts it back to its last good record"
+        );
+        tracing::error!(%error, during, "raft log write failed; refusing every later write");
+        Self {
+            kind: error.kind(),
+            message,
+        }
+    }
+
+    /// What a request completed after `failure` (if any) hears.
+    fn result(failure: &Option<Self>) -> io::Result<()> {
+        match failure {
+            None => Ok(()),
+            Some(f) => Err(io::Error::new(f.kind, f.message.clone())),
         }
     }
 }
@@ -523,10 +568,15 @@ mod tests {
 
     /// Appends and waits until the entries are flushed (append itself returns at once).
     async fn append(store: &mut LogStore, entries: Vec<Entry>) {
+        try_append(store, entries).await.unwrap();
+    }
+
+    /// Appends and waits for the flush's outcome.
+    async fn try_append(store: &mut LogStore, entries: Vec<Entry>) -> io::Result<()> {
         use openraft::async_runtime::Oneshot;
         let (tx, rx) = openraft::alias::OneshotOf::<TypeConfig>::channel();
         store.append(entries, IOFlushed::signal(tx)).await.unwrap();
-        rx.await.unwrap().unwrap();
+        rx.await.unwrap()
     }
 
     async fn indexes(store: &mut LogStore) -> Vec<u64> {
@@ -628,6 +678,62 @@ mod tests {
         std::fs::write(&path, &old).unwrap();
         let mut store = LogStore::open(dir.path()).unwrap();
         assert_eq!(indexes(&mut store).await, vec![1, 2, 3]);
+    }
+
+    /// The disk fills in the middle of appends, space comes back while more are queued: none of
+    /// those is written after the partial record or reported flushed, and after a restart every
+    /// acknowledged entry is in the log, with no hole.
+    #[tokio::test]
+    async fn after_a_failed_write_nothing_later_is_written_or_reported_flushed() {
+        use openraft::async_runtime::Oneshot;
+        let Some(disk) = testkit::Tmpfs::mount("1m") else {
+            return;
+        };
+        let mut store = LogStore::open(disk.path()).unwrap();
+        append(&mut store, (1..=10).map(|i| entry(1, i)).collect()).await;
+        let mut acked: Vec<u64> = (1..=10).collect();
+
+        let filler = disk.fill();
+        // The log file's last page still has room for a few records; one of them ends up half
+        // written when the disk refuses it.
+        let mut next = 11;
+        let refused = loop {
+            assert!(next < 10_000, "a full disk eventually refuses an append");
+            let result = try_append(&mut store, vec![entry(1, next)]).await;
+            next += 1;
+            match result {
+                Ok(()) => acked.push(next - 1),
+                Err(e) => break e,
+            }
+        };
+        assert!(refused.to_string().contains("write failed"), "{refused}");
+
+        // Space is back. Appends queued back to back behind the failure, a vote and a
+        // truncation are all refused; none is reported flushed.
+        std::fs::remove_file(filler).unwrap();
+        let mut queued = Vec::new();
+        for i in next..next + 20 {
+            let (tx, rx) = openraft::alias::OneshotOf::<TypeConfig>::channel();
+            store
+                .append(vec![entry(1, i)], IOFlushed::signal(tx))
+                .await
+                .unwrap();
+            queued.push(rx);
+        }
+        for rx in queued {
+            let err = rx.await.unwrap().expect_err("refused after a failed write");
+            assert!(err.to_string().contains("refuses every write"), "{err}");
+        }
+        assert!(store.save_vote(&Vote::new(2, 1)).await.is_err());
+        assert!(store.truncate_after(Some(log_id(1, 5))).await.is_err());
+        drop(store);
+
+        // The restart cuts the partial record; every acknowledged entry is there, nothing else.
+        let mut store = LogStore::open(disk.path()).unwrap();
+        assert_eq!(indexes(&mut store).await, acked);
+        assert_eq!(store.read_vote().await.unwrap(), None);
+        // And the log takes appends again.
+        append(&mut store, vec![entry(1, next)]).await;
     }
 
     #[tokio::test]
