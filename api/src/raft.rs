@@ -185,11 +185,19 @@ pub struct TransferLeaderRequest {
     pub to: NodeId,
 }
 
-/// Answer to admin commands that change nothing visible beyond success.
+/// Answer to admin commands: what happened, and whether it changed the group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminResponse {
     /// What happened, for people reading logs.
     pub message: String,
+    /// Whether this call changed something (false: the state asked for already held). A
+    /// replica that does not say is taken to have changed something.
+    #[serde(default = "changed_by_default")]
+    pub changed: bool,
+}
+
+fn changed_by_default() -> bool {
+    true
 }
 
 /// `GET /admin/stock-reachable`: whether this replica reaches the stock keeper (the catalog).

@@ -77,57 +77,55 @@ impl MembershipDriver {
         obs
     }
 
-    /// Performs one step.
-    pub async fn execute(&self, step: &Step) -> Result<(), DriverError> {
+    /// Performs one step; returns whether it changed the group (false: a repeat of a step
+    /// that had already taken effect, which every admin call answers with "nothing changed").
+    pub async fn execute(&self, step: &Step) -> Result<bool, DriverError> {
         let fail = |source| DriverError::Step {
             step: Box::new(step.clone()),
             source,
         };
-        match step {
-            Step::Done | Step::Wait(_) => Ok(()),
+        let answer = match step {
+            Step::Done | Step::Wait(_) => return Ok(false),
             Step::Initialize { members } => {
                 let req = InitializeRequest {
                     members: members.clone(),
                 };
                 // Each call is idempotent: a member initialized before answers "nothing changed".
+                let mut changed = false;
                 for m in members {
-                    self.client(&m.url).initialize(&req).await.map_err(fail)?;
+                    changed |= self
+                        .client(&m.url)
+                        .initialize(&req)
+                        .await
+                        .map_err(fail)?
+                        .changed;
                 }
-                Ok(())
+                return Ok(changed);
             }
             Step::AddLearner { leader, member } => {
                 let req = AddLearnerRequest {
                     member: member.clone(),
                     wait_caught_up: false,
                 };
-                self.client(leader).add_learner(&req).await.map_err(fail)?;
-                Ok(())
+                self.client(leader).add_learner(&req).await
             }
             Step::TransferLeader { leader, to } => {
                 let req = TransferLeaderRequest { to: *to };
-                self.client(leader)
-                    .transfer_leader(&req)
-                    .await
-                    .map_err(fail)?;
-                Ok(())
+                self.client(leader).transfer_leader(&req).await
             }
             Step::ChangeVoters { leader, voters } => {
                 let req = ChangeMembershipRequest {
                     voters: voters.clone(),
                     retain_as_learners: false,
                 };
-                self.client(leader)
-                    .change_membership(&req)
-                    .await
-                    .map_err(fail)?;
-                Ok(())
+                self.client(leader).change_membership(&req).await
             }
             Step::RemoveNodes { leader, ids } => {
                 let req = RemoveNodesRequest { ids: ids.clone() };
-                self.client(leader).remove_nodes(&req).await.map_err(fail)?;
-                Ok(())
+                self.client(leader).remove_nodes(&req).await
             }
-        }
+        };
+        Ok(answer.map_err(fail)?.changed)
     }
 
     /// One round: observe, decide, act. Returns the step it took.

@@ -225,7 +225,7 @@ fn without_leader(obs: &Observation, desired: &[Member]) -> Step {
             .map(|m| Member {
                 id: m.id,
                 url: m.url.clone(),
-                raft_url: None,
+                raft_url: m.raft_url.clone(),
             })
             .collect();
         voters.sort();

@@ -25,6 +25,24 @@ async fn three_replicas_elect_one_leader_and_every_replica_serves_orders() {
     }
     assert_eq!(leaders, 1);
 
+    // Initialize again: the same members change nothing (200); other members are refused
+    // (409, naming the group's voters), never silently ignored.
+    let same = api::raft::InitializeRequest {
+        members: cluster.members(&[1, 2, 3]),
+    };
+    for id in [1, 2, 3] {
+        let answer = cluster.client(id).initialize(&same).await.unwrap();
+        assert!(!answer.changed, "{answer:?}");
+    }
+    let other = api::raft::InitializeRequest {
+        members: cluster.members(&[1, 2]),
+    };
+    let err = cluster.client(1).initialize(&other).await.unwrap_err();
+    assert_eq!(err.status(), Some(reqwest::StatusCode::CONFLICT), "{err}");
+    let url = cluster.url(3);
+    assert!(err.to_string().contains(&format!("3 at {url}")), "{err}");
+    assert_eq!(cluster.status(1).await.unwrap().voters(), vec![1, 2, 3]);
+
     let acked = place_orders(cluster.group(), "basic", 50, 4).await;
     assert_dense(&cluster, leader, 50).await;
     for id in [1, 2, 3] {

@@ -42,9 +42,19 @@ pub fn routes() -> Router<Arc<Replica>> {
 
 type AdminResult = Result<Json<AdminResponse>, HttpError>;
 
+/// The command changed the group (or this replica) as asked.
 fn done(message: impl Into<String>) -> AdminResult {
     Ok(Json(AdminResponse {
         message: message.into(),
+        changed: true,
+    }))
+}
+
+/// What the command asks for already held; nothing changed.
+fn unchanged(message: impl Into<String>) -> AdminResult {
+    Ok(Json(AdminResponse {
+        message: message.into(),
+        changed: false,
     }))
 }
 
@@ -87,8 +97,9 @@ async fn initialize(
         ));
     }
     validate_members(&req.members)?;
-    if replica.status().initialized {
-        return done("already initialized; nothing changed");
+    let status = replica.status();
+    if status.initialized {
+        return same_founding_members(&status, &req.members);
     }
     if !req.members.iter().any(|m| m.id == replica.id) {
         return Err(HttpError::new(
@@ -108,7 +119,7 @@ async fn initialize(
     match replica.raft.initialize(nodes).await {
         Ok(()) => done(format!("initialized with {} members", req.members.len())),
         Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
-            done("already initialized; nothing changed")
+            same_founding_members(&replica.status(), &req.members)
         }
         Err(RaftError::APIError(e @ InitializeError::NotInMembers(_))) => {
             Err(HttpError::new(StatusCode::BAD_REQUEST, e.to_string()))
@@ -117,11 +128,40 @@ async fn initialize(
     }
 }
 
+/// The answer to `initialize` on an initialized replica: 200 when it asks for the voters the
+/// group has (a repeated or resumed formation), 409 naming them when it asks for others, so a
+/// caller never mistakes an ignored member list for its own.
+fn same_founding_members(status: &RaftStatus, asked: &[api::raft::Member]) -> AdminResult {
+    let mut voters: Vec<&api::raft::MemberInfo> =
+        status.members.iter().filter(|m| m.voter).collect();
+    voters.sort_by_key(|m| m.id);
+    let mut asked: Vec<&api::raft::Member> = asked.iter().collect();
+    asked.sort_by_key(|m| m.id);
+    let same = voters.len() == asked.len()
+        && voters.iter().zip(&asked).all(|(v, a)| {
+            v.id == a.id && v.url == a.url && (a.raft_url.is_none() || a.raft_url == v.raft_url)
+        });
+    if same {
+        return unchanged("already initialized with these members; nothing changed");
+    }
+    let held: Vec<String> = voters
+        .iter()
+        .map(|v| format!("{} at {}", v.id, v.url))
+        .collect();
+    Err(HttpError::new(
+        StatusCode::CONFLICT,
+        format!(
+            "already initialized with other voters: {}; nothing changed",
+            held.join(", ")
+        ),
+    ))
+}
+
 /// Lets this replica take part in the group. Called by a leader that is about to add it as a
 /// learner; idempotent.
 async fn admit(State(replica): State<Arc<Replica>>) -> AdminResult {
     if replica.identity.is_admitted() {
-        return done("already admitted; nothing changed");
+        return unchanged("already admitted; nothing changed");
     }
     replica
         .admit("a leader adding it as a learner")
@@ -163,6 +203,7 @@ async fn add_learner(
             return leader_only(&replica, "/admin/learners").map(|_| {
                 Json(AdminResponse {
                     message: format!("{} is already a member", member.id),
+                    changed: false,
                 })
             });
         }
@@ -211,7 +252,7 @@ async fn change_membership(
     }
     let status = leader_only(&replica, "/admin/membership")?;
     if !status.joint && status.voters().into_iter().collect::<BTreeSet<_>>() == voters {
-        return done("voters already as asked; nothing changed");
+        return unchanged("voters already as asked; nothing changed");
     }
     let result = replica
         .raft
@@ -239,7 +280,7 @@ async fn remove_nodes(
         .filter(|id| status.members.iter().any(|m| m.id == *id))
         .collect();
     if present.is_empty() {
-        return done("none of them is a member; nothing changed");
+        return unchanged("none of them is a member; nothing changed");
     }
     if let Some(v) = present.iter().find(|id| status.voters().contains(id)) {
         return Err(HttpError::new(
@@ -264,7 +305,7 @@ async fn transfer_leader(
 ) -> AdminResult {
     let status = leader_only(&replica, "/admin/transfer-leader")?;
     if req.to == replica.id {
-        return done("already the leader");
+        return unchanged("already the leader");
     }
     if !status.voters().contains(&req.to) {
         return Err(HttpError::new(
