@@ -4,7 +4,10 @@
 //! (type, reason, action, reporter, regarding, related), but not by the note: a second
 //! `MembershipChanged` to other voters became "×2" of the first note. [`Events`] keeps the same
 //! series mechanism (`events.k8s.io/v1`: create once, then patch the series) with the note in
-//! the key, so a repeat of the same thing counts up and a different thing is its own Event.
+//! the key, so a repeat of the same condition counts up and a different one is its own Event
+//! ([`Events::publish`]). A change that happened is never a repeat, even when its text is that
+//! of an earlier change (voters back to `[0, 1, 2]` after a grow and a shrink): each is an
+//! Event of its own ([`Events::announce`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -101,6 +104,32 @@ impl Events {
             .lock()
             .expect("events lock")
             .insert(key, event);
+        Ok(())
+    }
+
+    /// Publishes a change that happened: always a new Event, never counted into an earlier one.
+    pub async fn announce(
+        &self,
+        regarding: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: &str,
+    ) -> Result<(), kube::Error> {
+        let key = Key {
+            regarding: (None, None, None),
+            warning: type_ == EventType::Warning,
+            reason: reason.into(),
+            action: action.into(),
+            note: note.into(),
+        };
+        let ns = regarding.namespace.as_deref().unwrap_or("default");
+        let api: Api<Event> = Api::namespaced(self.client.clone(), ns);
+        api.create(
+            &PostParams::default(),
+            &self.event(regarding, &key, Timestamp::now()),
+        )
+        .await?;
         Ok(())
     }
 

@@ -21,8 +21,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait OrderGroup: Send + Sync + 'static {
     /// Reads the status of `desired` members and every member they know.
     fn observe<'a>(&'a self, token: &'a str, desired: &'a [Member]) -> BoxFuture<'a, Observation>;
-    /// Performs one membership step.
-    fn execute<'a>(&'a self, token: &'a str, step: &'a Step) -> BoxFuture<'a, Result<(), String>>;
+    /// Performs one membership step; answers whether it changed the group (false: it had
+    /// already taken effect).
+    fn execute<'a>(&'a self, token: &'a str, step: &'a Step)
+    -> BoxFuture<'a, Result<bool, String>>;
 }
 
 /// The real group: the shared [`MembershipDriver`] over HTTP, one connection pool for all stores.
@@ -50,7 +52,11 @@ impl OrderGroup for HttpOrderGroup {
         Box::pin(async move { self.driver(token).observe(desired).await })
     }
 
-    fn execute<'a>(&'a self, token: &'a str, step: &'a Step) -> BoxFuture<'a, Result<(), String>> {
+    fn execute<'a>(
+        &'a self,
+        token: &'a str,
+        step: &'a Step,
+    ) -> BoxFuture<'a, Result<bool, String>> {
         Box::pin(async move {
             self.driver(token)
                 .execute(step)

@@ -288,12 +288,16 @@ async fn membership_step(
         step = Step::Wait("refused to re-initialize".into());
     }
     if !matches!(step, Step::Done | Step::Wait(_)) {
-        ctx.group
+        let changed = ctx
+            .group
             .execute(token, &step)
             .await
             .map_err(Error::Membership)?;
-        let (reason, note) = describe(&step);
-        publish(ctx, store, EventType::Normal, reason, "Membership", &note).await;
+        // A repeat of a step that had already taken effect is no news.
+        if changed {
+            let (reason, note) = describe(&step);
+            announce(ctx, store, reason, "Membership", &note).await;
+        }
     }
     if matches!(step, Step::Done | Step::Initialize { .. }) {
         initialized = true;
@@ -387,15 +391,7 @@ async fn announce_leader(store: &ToyStore, ctx: &Context, status: &crate::crd::T
     };
     if changed {
         let note = format!("leader is {leader} (term {})", status.term.unwrap_or(0));
-        publish(
-            ctx,
-            store,
-            EventType::Normal,
-            "LeaderChanged",
-            "Observe",
-            &note,
-        )
-        .await;
+        announce(ctx, store, "LeaderChanged", "Observe", &note).await;
     }
 }
 
@@ -622,33 +618,20 @@ async fn roll(
                 delete_once(ctx, ns, pod.as_ref()).await?;
             }
             let note = format!("replaced {name} with the new revision");
-            publish(
-                ctx,
-                store,
-                EventType::Normal,
-                "PodUpgraded",
-                "RollingUpgrade",
-                &note,
-            )
-            .await;
+            announce(ctx, store, "PodUpgraded", "RollingUpgrade", &note).await;
             Ok(true)
         }
         RollStep::TransferLeader { leader, to } => {
             let step = Step::TransferLeader { leader, to };
-            ctx.group
+            let changed = ctx
+                .group
                 .execute(token, &step)
                 .await
                 .map_err(Error::Membership)?;
-            let note = format!("leadership handed to replica {to} before upgrading the leader");
-            publish(
-                ctx,
-                store,
-                EventType::Normal,
-                "LeaderTransferred",
-                "RollingUpgrade",
-                &note,
-            )
-            .await;
+            if changed {
+                let note = format!("leadership handed to replica {to} before upgrading the leader");
+                announce(ctx, store, "LeaderTransferred", "RollingUpgrade", &note).await;
+            }
             Ok(true)
         }
     }
@@ -670,15 +653,7 @@ async fn delete_departed_volumes(
         if ordinal_of(&name).is_some_and(|o| o >= declared) && !deleting(ctx, &pvc.metadata) {
             delete_once(ctx, ns, pvc.as_ref()).await?;
             let note = format!("deleted volume {name} of a replica that left the group");
-            publish(
-                ctx,
-                store,
-                EventType::Normal,
-                "VolumeDeleted",
-                "ScaleDown",
-                &note,
-            )
-            .await;
+            announce(ctx, store, "VolumeDeleted", "ScaleDown", &note).await;
         }
     }
     Ok(())
@@ -753,6 +728,19 @@ async fn publish(
     if let Err(e) = ctx
         .events
         .publish(&reference, type_, reason, action, note)
+        .await
+    {
+        tracing::warn!(error = %e, reason, "could not publish event");
+    }
+}
+
+/// Publishes a change that happened to `store` as an event of its own; failures are logged,
+/// never fatal.
+async fn announce(ctx: &Context, store: &ToyStore, reason: &str, action: &str, note: &str) {
+    let reference = store.object_ref(&());
+    if let Err(e) = ctx
+        .events
+        .announce(&reference, EventType::Normal, reason, action, note)
         .await
     {
         tracing::warn!(error = %e, reason, "could not publish event");

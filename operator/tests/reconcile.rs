@@ -44,6 +44,8 @@ const NS: &str = "shop";
 struct FakeGroup {
     obs: Mutex<Observation>,
     executed: Mutex<Vec<Step>>,
+    /// Steps answer "nothing changed" (they had already taken effect).
+    unchanged: std::sync::atomic::AtomicBool,
 }
 
 impl OrderGroup for FakeGroup {
@@ -55,9 +57,14 @@ impl OrderGroup for FakeGroup {
         let obs = self.obs.lock().unwrap().clone();
         Box::pin(async move { obs })
     }
-    fn execute<'a>(&'a self, _token: &'a str, step: &'a Step) -> BoxFuture<'a, Result<(), String>> {
+    fn execute<'a>(
+        &'a self,
+        _token: &'a str,
+        step: &'a Step,
+    ) -> BoxFuture<'a, Result<bool, String>> {
         self.executed.lock().unwrap().push(step.clone());
-        Box::pin(async { Ok(()) })
+        let changed = !self.unchanged.load(std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move { Ok(changed) })
     }
 }
 
@@ -876,7 +883,18 @@ async fn a_group_that_lost_its_state_is_not_initialized_again() {
     });
     let script = vec![token_read(&s), event(), status_patch(&s)]; // GroupLostState warning
     let mut h = Harness::new(obs);
-    h.round(&s, &running(&s, 3), script).await;
+    let sent = h.round(&s, &running(&s, 3), script).await;
+    assert!(h.executed().is_empty(), "must not initialize twice");
+    // The same condition on the next round: the warning's series counts up (no new Event).
+    let s = ToyStore {
+        status: sent.status(),
+        ..s
+    };
+    let sent = h.round(&s, &running(&s, 3), vec![repeated_event()]).await;
+    let (_, path, body) = &sent.writes[0];
+    assert!(path.starts_with(&format!("{EVENTS}/")), "{path}");
+    assert_eq!(body["reason"], "GroupLostState");
+    assert_eq!(body["series"]["count"], 2);
     assert!(h.executed().is_empty(), "must not initialize twice");
 }
 
@@ -934,7 +952,7 @@ async fn a_refused_apply_is_a_condition_and_a_warning_event_with_the_api_message
 }
 
 #[tokio::test]
-async fn each_membership_change_is_its_own_event_and_only_repeats_count_up() {
+async fn each_membership_change_is_its_own_event_and_a_repeat_that_changed_nothing_is_none() {
     // 3 → 5: learners 3 and 4 caught up are promoted; then 5 → 3.
     let grown = group(&[0, 1, 2], &[3, 4], 0);
     let mut s = with_status(store(5), &grown);
@@ -963,16 +981,29 @@ async fn each_membership_change_is_its_own_event_and_only_repeats_count_up() {
     // A new Event with its own note, not "×2" of the first one.
     assert_eq!(sent.event_notes(), ["voters are now [0, 1, 2]"]);
 
-    // The identical change again (it had not taken effect): the same Event counts up.
+    // The same step again, answered "nothing changed" (it had taken effect): no Event.
     let s = ToyStore {
         status: sent.status(),
         ..s
     };
-    let sent = h.round(&s, &cluster, vec![repeated_event()]).await;
-    let (_, path, body) = &sent.writes[0];
-    assert!(path.starts_with(EVENTS), "{path}");
+    h.group
+        .unchanged
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    h.executed();
+    let sent = h.round(&s, &cluster, vec![]).await;
+    assert_eq!(sent.event_notes(), Vec::<String>::new());
+    assert_eq!(h.executed().len(), 1, "the step was carried out");
+
+    // The same text for a change that did happen (voters back to [0, 1, 2] after another
+    // grow): a new Event, not a count on the first.
+    h.group
+        .unchanged
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let sent = h.round(&s, &cluster, vec![event()]).await;
+    let (method, path, body) = &sent.writes[0];
+    assert_eq!((method, path.as_str()), (&Method::POST, EVENTS));
     assert_eq!(body["note"], "voters are now [0, 1, 2]");
-    assert_eq!(body["series"]["count"], 2);
+    assert!(body["series"].is_null(), "{body}");
 }
 
 #[tokio::test]
