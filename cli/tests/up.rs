@@ -188,6 +188,36 @@ async fn supervise_restarts_a_child_that_dies() {
     )
     .await;
     assert!(alive(restarted));
+    assert_eq!(ClusterFile::read(&dir).unwrap().restarts["replica-2"], 1);
+
+    // Now it fails at every start (its log file cannot be opened): it is restarted with a
+    // growing back-off, not at every poll, and cluster.json counts the restarts.
+    let data = dir.join("replica-2");
+    std::fs::rename(data.join("raft-log"), data.join("raft-log.moved")).unwrap();
+    std::fs::create_dir(data.join("raft-log")).unwrap();
+    let killed = std::time::Instant::now();
+    send(restarted, Signal::SIGKILL).unwrap();
+    wait_for(
+        "two more restarts of replica-2",
+        Duration::from_secs(40),
+        || async {
+            let restarts = ClusterFile::read(&dir)
+                .ok()?
+                .restarts
+                .get("replica-2")
+                .copied();
+            (restarts >= Some(3)).then_some(())
+        },
+    )
+    .await;
+    // The second restart in a row waits 2 s, the third 4 s.
+    let waited = killed.elapsed();
+    assert!(
+        waited >= Duration::from_secs(6),
+        "restarted after {waited:?}"
+    );
+    let log = std::fs::read_to_string(dir.with_extension("log")).unwrap();
+    assert!(log.contains("restarting it after a back-off"), "{log}");
     send(toystore.id(), Signal::SIGTERM).unwrap();
     let status = tokio::task::spawn_blocking(move || toystore.wait().unwrap())
         .await

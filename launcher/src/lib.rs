@@ -5,11 +5,13 @@
 //! - [`store`]: a whole store (catalog, order replicas, frontends) as processes, the order group
 //!   formed through the membership driver;
 //! - [`local`]: local mode (`toystore up`), a store in a directory of the user's, supervised;
+//! - [`backoff`]: when local mode restarts a child that exited (growing back-off);
 //! - [`ports`]: loopback ports for the children.
 //!
 //! `toystore up`, the evaluation, the benchmarks and the integration and fault tests all start
 //! stores through it.
 
+pub mod backoff;
 pub mod local;
 pub mod ports;
 pub mod process;

@@ -11,15 +11,17 @@
 //! checked to be free before anything starts, and the store is announced only once its own
 //! children answer (see [`crate::process`]).
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+use crate::backoff::{Backoff, Restarts};
 use crate::ports;
 use crate::store::{CatalogSpec, FrontendSpec, Ports, Store, StoreSpec};
 
@@ -59,6 +61,10 @@ pub struct ClusterFile {
     pub order: Vec<ReplicaInfo>,
     /// Path of the file holding the cluster token.
     pub token_file: PathBuf,
+    /// How often each child (by name: `catalog`, `replica-1`, `frontend-0`, ...) was restarted
+    /// by `--supervise` since this `toystore up` started; children never restarted are absent.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub restarts: BTreeMap<String, u32>,
 }
 
 impl ClusterFile {
@@ -97,6 +103,8 @@ pub struct LocalStore {
     store: Store,
     options: UpOptions,
     cluster: ClusterFile,
+    /// Each child's restarts, by name.
+    restarts: BTreeMap<String, Restarts>,
     _lock: Flock<File>,
 }
 
@@ -167,6 +175,7 @@ impl LocalStore {
             cluster: ClusterFile::default(),
             store,
             options,
+            restarts: BTreeMap::new(),
             _lock: lock,
         };
         local.write_cluster_file()?;
@@ -203,6 +212,12 @@ impl LocalStore {
             frontend: store.frontend_url(0),
             frontend_pid: store.frontend(0).pid(),
             token_file: store.token_file(),
+            restarts: self
+                .restarts
+                .iter()
+                .filter(|(_, r)| r.total() > 0)
+                .map(|(name, r)| (name.clone(), r.total()))
+                .collect(),
         };
         let path = self.options.data_dir.join("cluster.json");
         let tmp = path.with_extension("json.tmp");
@@ -223,30 +238,64 @@ impl LocalStore {
     }
 
     /// Waits until `shutdown` completes, reporting children that die (and restarting them when
-    /// `supervise` is set), then stops every child.
+    /// `supervise` is set, with growing back-off: [`crate::backoff`]), then stops every child.
     pub async fn run_until(
         mut self,
         shutdown: impl std::future::Future<Output = ()>,
         supervise: bool,
     ) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
+        let started = Instant::now();
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
             }
             let mut restarted = false;
             for p in self.store.processes() {
-                let Some(status) = p.exited() else { continue };
-                if !supervise {
-                    tracing::warn!(name = p.name(), %status, "child exited unexpectedly (use --supervise to restart children); see {}", p.log().display());
+                let name = p.name().to_string();
+                let now = Instant::now();
+                if let Some(status) = p.exited() {
+                    if !supervise {
+                        tracing::warn!(%name, %status, "child exited unexpectedly (use --supervise to restart children); see {}", p.log().display());
+                        continue;
+                    }
+                    let restarts = self
+                        .restarts
+                        .entry(name.clone())
+                        .or_insert_with(|| Restarts::new(Backoff::default(), started));
+                    let due = restarts.exited(now);
+                    tracing::warn!(
+                        %name,
+                        %status,
+                        restart = restarts.total() + 1,
+                        in_secs = due.saturating_duration_since(now).as_secs_f64(),
+                        "child exited unexpectedly; restarting it after a back-off; see {}",
+                        p.log().display()
+                    );
+                }
+                let Some(restarts) = self.restarts.get_mut(&name) else {
+                    continue;
+                };
+                if p.is_running() || restarts.due().is_none_or(|due| now < due) {
                     continue;
                 }
-                tracing::warn!(name = p.name(), %status, "child exited unexpectedly; restarting it");
-                if let Err(e) = p.start(crate::store::START_DEADLINE).await {
-                    tracing::error!(error = %e, "restart failed; will try again");
-                }
+                restarts.restarting(now);
                 restarted = true;
+                match p.start(crate::store::START_DEADLINE).await {
+                    Ok(()) => tracing::info!(%name, restarts = restarts.total(), "child restarted"),
+                    Err(e) => {
+                        // Exited again while starting: back off before the next attempt.
+                        if !p.is_running() {
+                            restarts.exited(Instant::now());
+                        }
+                        tracing::error!(
+                            error = %e,
+                            restarts = restarts.total(),
+                            "restart failed; will back off and try again"
+                        );
+                    }
+                }
             }
             if restarted {
                 self.write_cluster_file()?;
