@@ -1,11 +1,12 @@
 //! The catalog's wire types and typed client.
 //!
-//! The catalog owns stock. Its internal API (used by the order leader and the frontends):
-//! - `GET /products` → `{"data": [Product, ...]}`
-//! - `GET /products/{name}` → `{"data": Product}`; unknown → 404
-//! - `POST /take` with [`TakeRequest`] → `{"data": TakeResponse}`; idempotent by `key`
-//! - `GET /changes?after=V&wait_ms=W` → `{"data": ChangeBatch}` (long-poll change feed)
-//! - `GET /audit` → `{"data": Audit}` (every take record and restock totals, for checkers)
+//! The catalog is a stateless service over the order group: it keeps a view of the group's
+//! inventory from the group's change stream and serves it (used by the frontends):
+//! - `GET /products?min_version=V` → `{"data": [Product, ...]}`
+//! - `GET /products/{name}?min_version=V` → `{"data": Product}`; unknown → 404. A read names
+//!   the lowest version it accepts: the catalog answers once its view has reached it (or 503).
+//! - `GET /changes?after=V&wait_ms=W` → `{"data": ChangeBatch}` (long-poll change feed, relayed
+//!   from the group with the group's versions)
 
 use std::time::Duration;
 
@@ -22,7 +23,8 @@ pub struct Product {
     pub price: f64,
     /// Units in stock.
     pub quantity: u32,
-    /// Feed version of the last change to this product (0 = never changed since seeding).
+    /// Version of the last change to this product's stock: the index of the order group's
+    /// log entry that made it.
     pub version: u64,
 }
 
@@ -48,38 +50,6 @@ impl From<&Product> for ProductView {
     }
 }
 
-/// `POST /take`: take stock for one purchase.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TakeRequest {
-    /// Idempotency key of the purchase.
-    pub key: String,
-    /// Toy name.
-    pub name: String,
-    /// Units to take (≥ 1).
-    pub quantity: u32,
-}
-
-/// What a take did. Recorded with its key: a repeat returns the same outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TakeOutcome {
-    /// The stock was taken.
-    Taken,
-    /// Not enough stock; nothing changed.
-    Insufficient,
-    /// No such toy; nothing changed.
-    UnknownProduct,
-}
-
-/// Answer to `POST /take`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TakeResponse {
-    /// The outcome (the first one, for a repeated key).
-    pub outcome: TakeOutcome,
-    /// The product after the take (absent for an unknown product).
-    pub product: Option<Product>,
-}
-
 /// One change-feed event: a product's new state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChangeEvent {
@@ -89,53 +59,24 @@ pub struct ChangeEvent {
     pub product: Product,
 }
 
-/// Answer to `GET /changes?after=V`.
+/// Answer to `GET /changes?after=V` (the catalog's feed) and to `GET /inventory/changes` (an
+/// order replica's change stream).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChangeBatch {
     /// Events with versions > `after`, in order.
     pub events: Vec<ChangeEvent>,
-    /// The catalog's current version.
+    /// How far the answer goes: every change up to this version is in `events` (or in
+    /// `snapshot`), or was already before `after`.
     pub version: u64,
-    /// True when events after `after` are no longer available (or `after` is from the future):
-    /// the subscriber must drop what it cached and continue from `version`.
+    /// True when events after `after` are no longer available: the subscriber must drop what it
+    /// knew and start again from `snapshot` (when given) at `version`.
     pub reset: bool,
-}
-
-/// A recorded take.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TakeRecord {
-    /// Idempotency key.
-    pub key: String,
-    /// Toy name.
-    pub name: String,
-    /// Units asked for.
-    pub quantity: u32,
-    /// What happened.
-    pub outcome: TakeOutcome,
-}
-
-/// Per-product bookkeeping for the stock invariant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProductAudit {
-    /// Toy name.
-    pub name: String,
-    /// Units at seeding.
-    pub initial: u32,
-    /// Units now.
-    pub quantity: u32,
-    /// Units taken by `Taken` records.
-    pub taken: u64,
-    /// Units added by restocks.
-    pub restocked: u64,
-}
-
-/// `GET /audit`: everything needed to check `quantity = initial − taken + restocked`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Audit {
-    /// Per product.
-    pub products: Vec<ProductAudit>,
-    /// Every take record.
-    pub takes: Vec<TakeRecord>,
+    /// With `reset`: every product as of `version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Vec<Product>>,
+    /// Whether the store's inventory has been defined in the group.
+    #[serde(default)]
+    pub defined: bool,
 }
 
 /// Typed client of the catalog.
@@ -143,31 +84,14 @@ pub struct Audit {
 pub struct CatalogClient {
     http: reqwest::Client,
     base: String,
-    token: Option<String>,
 }
 
 impl CatalogClient {
-    /// A client for the catalog at `base` (e.g. `http://127.0.0.1:7100`); it can read products
-    /// and the change feed.
+    /// A client for the catalog at `base` (e.g. `http://127.0.0.1:7100`).
     pub fn new(http: reqwest::Client, base: impl Into<String>) -> Self {
         Self {
             http,
             base: base.into().trim_end_matches('/').to_string(),
-            token: None,
-        }
-    }
-
-    /// The same client with the cluster token, which [`take`](Self::take) and
-    /// [`audit`](Self::audit) need.
-    pub fn with_token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(token.into());
-        self
-    }
-
-    fn authorized(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.token {
-            Some(t) => req.bearer_auth(t),
-            None => req,
         }
     }
 
@@ -176,22 +100,19 @@ impl CatalogClient {
         &self.base
     }
 
-    /// `GET /products`.
-    pub async fn products(&self) -> Result<Vec<Product>, ClientError> {
-        self.get("/products", None).await
+    /// `GET /products?min_version=V`.
+    pub async fn products(&self, min_version: u64) -> Result<Vec<Product>, ClientError> {
+        self.get(&format!("/products?min_version={min_version}"), None)
+            .await
     }
 
-    /// `GET /products/{name}`.
-    pub async fn product(&self, name: &str) -> Result<Product, ClientError> {
-        let path = format!("/products/{}", encode_path_segment(name));
+    /// `GET /products/{name}?min_version=V`.
+    pub async fn product(&self, name: &str, min_version: u64) -> Result<Product, ClientError> {
+        let path = format!(
+            "/products/{}?min_version={min_version}",
+            encode_path_segment(name)
+        );
         self.get(&path, None).await
-    }
-
-    /// `POST /take`.
-    pub async fn take(&self, req: &TakeRequest) -> Result<TakeResponse, ClientError> {
-        let url = format!("{}/take", self.base);
-        let resp = self.authorized(self.http.post(&url)).json(req).send().await;
-        decode_data(&url, resp).await
     }
 
     /// `GET /changes?after=V&wait_ms=W`: waits up to `wait` for events after `after`.
@@ -223,18 +144,13 @@ impl CatalogClient {
         })
     }
 
-    /// `GET /audit`.
-    pub async fn audit(&self) -> Result<Audit, ClientError> {
-        self.get("/audit", Some(Duration::from_secs(30))).await
-    }
-
     async fn get<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
         timeout: Option<Duration>,
     ) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.base);
-        let mut req = self.authorized(self.http.get(&url));
+        let mut req = self.http.get(&url);
         if let Some(t) = timeout {
             req = req.timeout(t);
         }

@@ -8,11 +8,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::IDEMPOTENCY_KEY_HEADER;
+use crate::catalog::ChangeBatch;
 use crate::error::{ApiError, ErrorBody, LeaderHint};
-use crate::orders::{Data, Order, OrderNumber, OrderRecord, PlaceOrder, PlaceOrderResponse};
+use crate::inventory::{Audit, DefineRequest, DefineResponse, RestockRequest, RestockResponse};
+use crate::orders::{Data, Order, OrderNumber, OrderRecord, PlaceOrder, PlacedOrder};
 use crate::raft::{
-    AddLearnerRequest, AdminResponse, ChangeMembershipRequest, InitializeRequest, RaftStatus,
-    ReadIndex, RemoveNodesRequest, TransferLeaderRequest,
+    AddLearnerRequest, AdminResponse, ChangeMembershipRequest, GroupInfo, InitializeRequest,
+    RaftStatus, ReadIndex, RemoveNodesRequest, TransferLeaderRequest,
 };
 
 /// What can go wrong when calling a replica.
@@ -152,15 +154,15 @@ impl ReplicaClient {
         &self,
         key: &str,
         order: &PlaceOrder,
-    ) -> Result<OrderNumber, ClientError> {
+    ) -> Result<PlacedOrder, ClientError> {
         let url = format!("{}/orders", self.base);
         let req = self
             .http
             .post(&url)
             .header(IDEMPOTENCY_KEY_HEADER, key)
             .json(order);
-        let data: Data<PlaceOrderResponse> = self.send(&url, req).await?;
-        Ok(data.data.order_number)
+        let data: Data<PlacedOrder> = self.send(&url, req).await?;
+        Ok(data.data)
     }
 
     /// `GET /orders/{number}`.
@@ -191,9 +193,46 @@ impl ReplicaClient {
         self.admin_get("/raft/read-index").await
     }
 
-    /// `GET /admin/stock-reachable`.
-    pub async fn stock_reachable(&self) -> Result<crate::raft::StockReachable, ClientError> {
-        self.admin_get("/admin/stock-reachable").await
+    /// `GET /group` (no token): the replica's read-only view of the group.
+    pub async fn group_info(&self) -> Result<GroupInfo, ClientError> {
+        let url = format!("{}/group", self.base);
+        self.send(&url, self.http.get(&url)).await
+    }
+
+    /// `POST /inventory/define` (leader only).
+    pub async fn define(&self, req: &DefineRequest) -> Result<DefineResponse, ClientError> {
+        self.admin_post("/inventory/define", req).await
+    }
+
+    /// `POST /inventory/restock` (leader only).
+    pub async fn restock(&self, req: &RestockRequest) -> Result<RestockResponse, ClientError> {
+        self.admin_post("/inventory/restock", req).await
+    }
+
+    /// `GET /inventory/changes?after=V&wait_ms=W`: waits up to `wait` for changes after `after`.
+    pub async fn inventory_changes(
+        &self,
+        after: u64,
+        wait: Duration,
+    ) -> Result<ChangeBatch, ClientError> {
+        let url = format!(
+            "{}/inventory/changes?after={after}&wait_ms={}",
+            self.base,
+            wait.as_millis()
+        );
+        let req = self
+            .authorized(self.http.get(&url))
+            .timeout(wait + Duration::from_secs(5));
+        self.send(&url, req).await
+    }
+
+    /// `GET /audit`: the replica's books.
+    pub async fn audit(&self) -> Result<Audit, ClientError> {
+        let url = format!("{}/audit", self.base);
+        let req = self
+            .authorized(self.http.get(&url))
+            .timeout(Duration::from_secs(30));
+        self.send(&url, req).await
     }
 
     /// `POST /admin/initialize`.

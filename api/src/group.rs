@@ -1,8 +1,8 @@
 //! A client for the whole order group: finds the leader and hides fail-over.
 //!
-//! It starts from seed URLs and, with the cluster token, learns the membership and the leader
-//! from every replica's `/raft/status` ([`GroupClient::refresh`]), so a group that grows needs no
-//! restart of its clients. The leader it believes in is the one with the highest term: a deposed
+//! It starts from seed URLs and learns the membership and the leader from every replica's
+//! read-only `/group` view ([`GroupClient::refresh`], no token needed), so a group that grows
+//! needs no restart of its clients. The leader it believes in is the one with the highest term: a deposed
 //! leader cut off by a partition, or a replica whose Raft stopped, still names itself, but with
 //! an older term or a `shutdown` role.
 //!
@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 use crate::client::{ClientError, ReplicaClient, http_client};
-use crate::orders::{Order, OrderNumber, OrderRecord, PlaceOrder};
-use crate::raft::{RaftRole, RaftStatus};
+use crate::inventory::{DefineRequest, DefineResponse, RestockRequest, RestockResponse};
+use crate::orders::{Order, OrderNumber, OrderRecord, PlaceOrder, PlacedOrder};
+use crate::raft::{GroupInfo, RaftRole};
 
 /// Default bound of one attempt: one and a half times the default maximum election timeout
 /// (1 s), so a leader that stopped answering costs about an election, not a deadline.
@@ -47,6 +48,8 @@ pub struct GroupClient {
     urls: Mutex<Vec<String>>,
     token: Option<String>,
     leader: Mutex<Option<KnownLeader>>,
+    /// The newest view the last refresh adopted.
+    view: Mutex<Option<GroupInfo>>,
     refreshing: tokio::sync::Mutex<()>,
     deadline: Duration,
 }
@@ -76,6 +79,7 @@ impl GroupClient {
             urls: Mutex::new(urls),
             token,
             leader: Mutex::new(None),
+            view: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
             deadline,
         }
@@ -91,18 +95,38 @@ impl GroupClient {
         self.leader.lock().unwrap().as_ref().map(|l| l.url.clone())
     }
 
-    /// Asks every known replica for its status at once (needs the token) and adopts the newest
-    /// view: the membership of the highest term, and as leader the replica that says it leads
-    /// in the highest term (or, if none answered as leader, the leader a replica of that term
-    /// names). Returns whether some replica answered. Concurrent calls share one round.
+    /// Whether the leader's view, as of the last refresh, says the inventory is defined (a
+    /// store is ready only then).
+    pub fn inventory_defined(&self) -> bool {
+        self.view
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|v| v.inventory_defined)
+    }
+
+    /// How far the leader had applied, as of the last refresh.
+    pub fn leader_applied_index(&self) -> Option<u64> {
+        self.view
+            .lock()
+            .unwrap()
+            .as_ref()
+            .filter(|v| v.role == RaftRole::Leader)
+            .and_then(|v| v.applied_index)
+    }
+
+    /// Asks every known replica for its read-only view at once and adopts the newest: the
+    /// membership of the highest term, and as leader the replica that says it leads in the
+    /// highest term (or, if none answered as leader, the leader a replica of that term names).
+    /// Returns whether some replica answered. Concurrent calls share one round.
     pub async fn refresh(&self) -> bool {
         let _round = self.refreshing.lock().await;
         let asks = self.urls().into_iter().map(|url| {
-            let client = ReplicaClient::new(self.status_http.clone(), url, self.token.clone());
-            async move { client.status().await.ok() }
+            let client = ReplicaClient::new(self.status_http.clone(), url, None);
+            async move { client.group_info().await.ok() }
         });
-        let statuses: Vec<RaftStatus> = join_all(asks).await.into_iter().flatten().collect();
-        let Some(newest) = newest_view(&statuses) else {
+        let views: Vec<GroupInfo> = join_all(asks).await.into_iter().flatten().collect();
+        let Some(newest) = newest_view(&views) else {
             return false;
         };
         let mut urls = self.seeds.clone();
@@ -112,7 +136,12 @@ impl GroupClient {
             }
         }
         *self.urls.lock().unwrap() = urls;
-        let leader = elected_leader(&statuses);
+        let leader = elected_leader(&views);
+        let leading = leader
+            .as_ref()
+            .and_then(|l| views.iter().find(|v| v.url == l.url))
+            .unwrap_or(newest);
+        *self.view.lock().unwrap() = Some(leading.clone());
         let mut known = self.leader.lock().unwrap();
         // A view older than what a successful request already showed changes nothing.
         if leader.is_some() || known.as_ref().is_none_or(|k| k.term <= newest.term) {
@@ -126,13 +155,25 @@ impl GroupClient {
         &self,
         key: &str,
         order: &PlaceOrder,
-    ) -> Result<OrderNumber, ClientError> {
+    ) -> Result<PlacedOrder, ClientError> {
         self.with_leader(true, |c| {
             let order = order.clone();
             let key = key.to_string();
             async move { c.place_order(&key, &order).await }
         })
         .await
+    }
+
+    /// Defines the toys not defined yet (needs the token); repeating it changes nothing.
+    pub async fn define(&self, req: &DefineRequest) -> Result<DefineResponse, ClientError> {
+        self.with_leader(true, |c| async move { c.define(req).await })
+            .await
+    }
+
+    /// Restocks a toy if its stock is as the request says (needs the token).
+    pub async fn restock(&self, req: &RestockRequest) -> Result<RestockResponse, ClientError> {
+        self.with_leader(true, |c| async move { c.restock(req).await })
+            .await
     }
 
     /// Reads an order (linearizable) from whichever replica answers.
@@ -195,10 +236,7 @@ impl GroupClient {
             }
             // The leader we believed in failed: ask everyone now rather than guess.
             self.forget_leader(&url);
-            if self.token.is_some()
-                && self.refresh().await
-                && self.leader().is_some_and(|l| l != url)
-            {
+            if self.refresh().await && self.leader().is_some_and(|l| l != url) {
                 continue;
             }
             next += 1;
@@ -216,8 +254,8 @@ impl GroupClient {
     }
 }
 
-/// The status of the highest term among live replicas (a stopped replica's view is ignored).
-fn newest_view(statuses: &[RaftStatus]) -> Option<&RaftStatus> {
+/// The view of the highest term among live replicas (a stopped replica's view is ignored).
+fn newest_view(statuses: &[GroupInfo]) -> Option<&GroupInfo> {
     statuses
         .iter()
         .filter(|s| s.role != RaftRole::Shutdown)
@@ -226,7 +264,7 @@ fn newest_view(statuses: &[RaftStatus]) -> Option<&RaftStatus> {
 
 /// The leader of the highest term: a replica that says it leads, else the leader that the
 /// newest follower names.
-fn elected_leader(statuses: &[RaftStatus]) -> Option<KnownLeader> {
+fn elected_leader(statuses: &[GroupInfo]) -> Option<KnownLeader> {
     let newest = newest_view(statuses)?;
     let leading = statuses
         .iter()
@@ -247,39 +285,28 @@ fn elected_leader(statuses: &[RaftStatus]) -> Option<KnownLeader> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::MemberInfo;
+    use crate::raft::GroupMember;
 
-    fn status(id: u64, role: RaftRole, term: u64, leader: Option<u64>) -> RaftStatus {
-        RaftStatus {
+    fn status(id: u64, role: RaftRole, term: u64, leader: Option<u64>) -> GroupInfo {
+        GroupInfo {
             id,
             url: format!("http://r{id}"),
-            raft_url: None,
             role,
             term,
             leader,
-            last_log_index: Some(10),
-            commit_index: Some(10),
             applied_index: Some(10),
-            snapshot_index: None,
-            purged_index: None,
-            initialized: true,
-            admitted: true,
-            data_id: None,
+            inventory_defined: true,
             members: (1..=3)
-                .map(|i| MemberInfo {
+                .map(|i| GroupMember {
                     id: i,
                     url: format!("http://r{i}"),
-                    raft_url: None,
                     voter: true,
-                    matched_index: None,
                 })
                 .collect(),
-            joint: false,
-            recovered_torn_bytes: 0,
         }
     }
 
-    fn leader_url(statuses: &[RaftStatus]) -> Option<String> {
+    fn leader_url(statuses: &[GroupInfo]) -> Option<String> {
         elected_leader(statuses).map(|l| l.url)
     }
 

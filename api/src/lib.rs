@@ -8,14 +8,15 @@ pub mod catalog;
 pub mod client;
 pub mod error;
 pub mod group;
+pub mod inventory;
 pub mod orders;
 pub mod raft;
 
 pub use client::{ClientError, ReplicaClient};
 pub use error::{ApiError, ErrorBody, LeaderHint};
 pub use group::GroupClient;
-pub use orders::{Order, OrderNumber, PlaceOrder, PlaceOrderResponse};
-pub use raft::{MemberInfo, RaftRole, RaftStatus};
+pub use orders::{Order, OrderNumber, PlaceOrder, PlaceOrderResponse, PlacedOrder};
+pub use raft::{GroupInfo, MemberInfo, RaftRole, RaftStatus};
 
 /// The release every binary reports with `--version`: `TOYSTORE_VERSION` at build time (the
 /// container image sets it from its `VERSION` build argument), else the crate version.

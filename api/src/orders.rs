@@ -113,6 +113,19 @@ pub struct PlaceOrderResponse {
     pub order_number: OrderNumber,
 }
 
+/// What an order replica answers to `POST /orders` (the frontend answers
+/// [`PlaceOrderResponse`]): the number, and the version of the stock change, so that the
+/// frontend reads at least that far afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacedOrder {
+    /// The number the order was confirmed under.
+    pub order_number: OrderNumber,
+    /// Index of the order group's log entry that took the stock (0 in a frontend's answer,
+    /// which is the public [`PlaceOrderResponse`] and has none).
+    #[serde(default)]
+    pub version: u64,
+}
+
 /// A confirmed order as `GET /orders/{number}` returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -129,8 +142,6 @@ pub struct Order {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
-    /// Committed but not yet resolved against the catalog.
-    Pending,
     /// Confirmed under this order number.
     Confirmed {
         /// Dense order number.

@@ -74,6 +74,10 @@ pub struct RaftStatus {
     /// answers of older replicas, which admitted everyone.
     #[serde(default = "admitted_by_default")]
     pub admitted: bool,
+    /// Whether the store's inventory (its toys) has been defined in the group; a store is ready
+    /// only after that.
+    #[serde(default)]
+    pub inventory_defined: bool,
     /// Identity of the data directory, written when the directory was created: a new value
     /// means the replica's volume is not the one it had before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,6 +111,73 @@ impl RaftStatus {
             .iter()
             .find(|m| m.id == leader)
             .map(|m| m.url.as_str())
+    }
+}
+
+/// `GET /group` (no token): one replica's read-only view of the group, enough for a client
+/// to find the leader and the members, and nothing that changes the group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    /// This replica's id.
+    pub id: NodeId,
+    /// The URL this replica advertises for itself.
+    pub url: String,
+    /// This replica's role.
+    pub role: RaftRole,
+    /// Current term.
+    pub term: u64,
+    /// The leader this replica knows of.
+    pub leader: Option<NodeId>,
+    /// The members (client URLs), ordered by id.
+    pub members: Vec<GroupMember>,
+    /// Highest index applied to the state machine.
+    pub applied_index: Option<u64>,
+    /// Whether the store's inventory has been defined in the group.
+    pub inventory_defined: bool,
+}
+
+/// A member as [`GroupInfo`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMember {
+    /// Raft node id.
+    pub id: NodeId,
+    /// Base URL of its client API.
+    pub url: String,
+    /// Whether it votes.
+    pub voter: bool,
+}
+
+impl GroupInfo {
+    /// The URL of the leader, if this replica knows it and the leader is a member.
+    pub fn leader_url(&self) -> Option<&str> {
+        let leader = self.leader?;
+        self.members
+            .iter()
+            .find(|m| m.id == leader)
+            .map(|m| m.url.as_str())
+    }
+}
+
+impl From<&RaftStatus> for GroupInfo {
+    fn from(s: &RaftStatus) -> Self {
+        Self {
+            id: s.id,
+            url: s.url.clone(),
+            role: s.role,
+            term: s.term,
+            leader: s.leader,
+            members: s
+                .members
+                .iter()
+                .map(|m| GroupMember {
+                    id: m.id,
+                    url: m.url.clone(),
+                    voter: m.voter,
+                })
+                .collect(),
+            applied_index: s.applied_index,
+            inventory_defined: s.inventory_defined,
+        }
     }
 }
 
@@ -198,13 +269,6 @@ pub struct AdminResponse {
 
 fn changed_by_default() -> bool {
     true
-}
-
-/// `GET /admin/stock-reachable`: whether this replica reaches the stock keeper (the catalog).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StockReachable {
-    /// It answered within a second.
-    pub reachable: bool,
 }
 
 /// `GET /raft/read-index` (leader only): the log index a linearizable read must wait for.

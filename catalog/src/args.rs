@@ -13,19 +13,25 @@ use clap::Parser;
 
 use crate::server::Settings;
 
-/// The ToyStore catalog: owns the toys and their stock (durable, fsync on every change),
-/// answers idempotent stock takes, restocks sold-out toys and serves a long-poll change feed.
+/// The ToyStore catalog: a stateless service over the order group. It serves the toys from its
+/// view of the group's inventory, relays the group's changes as a long-poll change feed,
+/// defines the toys at a store's first start and restocks sold-out toys through the group.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "catalog", version = api::VERSION)]
 pub struct Args {
     /// Address to listen on.
     #[arg(long, env = "CATALOG_LISTEN", default_value = "127.0.0.1:7100")]
     pub listen: SocketAddr,
-    /// Directory of the catalog database (created if missing).
-    #[arg(long, env = "CATALOG_DATA_DIR")]
-    pub data_dir: PathBuf,
-    /// JSON array of {"name", "price", "quantity"} used on the first start only
-    /// (default: twelve built-in toys, 100 of each).
+    /// Seed list of order replica URLs, comma-separated; the rest is learned.
+    #[arg(
+        long,
+        env = "CATALOG_ORDER_REPLICAS",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub order_replicas: Vec<String>,
+    /// JSON array of {"name", "price", "quantity"} defining the toys at a store's first start
+    /// only (default: twelve built-in toys, 300 to 4,000 of each).
     #[arg(long, env = "CATALOG_PRODUCTS")]
     pub products: Option<PathBuf>,
     /// Seconds between restock rounds (fractions allowed).
@@ -35,7 +41,7 @@ pub struct Args {
     #[arg(long, env = "CATALOG_RESTOCK_QUANTITY", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub restock_quantity: u32,
-    /// The cluster token that taking stock and the audit require (the order replicas send it).
+    /// The cluster token: the order group's change stream and inventory commands need it.
     #[arg(long, env = "CATALOG_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// File holding the cluster token (e.g. a mounted Secret); used when --token is not given.
@@ -52,9 +58,12 @@ impl Args {
     pub fn settings(&self) -> Result<Settings, String> {
         let token = servicekit::read_token(self.token.clone(), self.token_file.as_deref())?
             .ok_or("a cluster token is required: --token or --token-file")?;
+        if self.order_replicas.iter().any(|u| u.trim().is_empty()) {
+            return Err("--order-replicas must not contain empty URLs".into());
+        }
         Ok(Settings {
             listen: self.listen,
-            data_dir: self.data_dir.clone(),
+            order_replicas: self.order_replicas.clone(),
             products_file: self.products.clone(),
             restock_interval: Duration::from_secs_f64(self.restock_interval_secs),
             restock_quantity: self.restock_quantity,

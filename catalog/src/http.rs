@@ -1,49 +1,42 @@
 //! The catalog's HTTP API (see [`api::catalog`] for the wire types).
 //!
-//! - `GET /products`, `GET /products/{name}`: the toys, `{"data": ...}`; unknown toy → 404.
-//! - `POST /take`: an idempotent stock take, `{"data": TakeResponse}`; bad input → 400.
+//! - `GET /products?min_version=V`, `GET /products/{name}?min_version=V`: the toys from the
+//!   view, `{"data": ...}`, once the view has reached `min_version` (503 if it does not within
+//!   [`READ_PATIENCE`]); unknown toy → 404.
 //! - `GET /changes?after=V&wait_ms=W`: the long-poll change feed ([`crate::feed`]).
-//! - `GET /audit`: bookkeeping for invariant checkers.
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics`.
 //!
-//! Every error leaves as the shared JSON error body via [`HttpError`], including malformed
-//! JSON, bad query strings, oversized bodies, unknown routes and wrong methods, so clients never
-//! have to parse a plain-text rejection.
+//! Every error leaves as the shared JSON error body via [`HttpError`], including bad query
+//! strings, oversized bodies, unknown routes and wrong methods, so clients never have to parse
+//! a plain-text rejection.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use api::catalog::TakeRequest;
 use api::orders::Data;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
-use servicekit::{ApiJson, HttpError};
+use servicekit::HttpError;
 
 use crate::feed::{self, ChangesQuery};
-use crate::service::{Catalog, CatalogError};
-use crate::store::StoreError;
+use crate::state::Catalog;
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 16 * 1024;
 
-/// Builds the catalog's router. Taking stock and the audit need the cluster token: only the
-/// order leader may take stock (a take without an order would break "stock taken ⇔ order
-/// confirmed"), and the audit exposes every purchase.
-pub fn router(catalog: Arc<Catalog>, token: &str) -> Router {
-    let internal = Router::new()
-        .route("/take", post(take))
-        .route("/audit", get(audit))
-        .route_layer(axum::middleware::from_fn_with_state(
-            servicekit::RequiredToken::new(token),
-            servicekit::require_token,
-        ));
+/// How long a read waits for the view to reach its `min_version` before answering 503.
+pub const READ_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Builds the catalog's router: every route is a read of the view; the catalog changes the
+/// inventory only through the order group.
+pub fn router(catalog: Arc<Catalog>) -> Router {
     Router::new()
-        .merge(internal)
         .route("/products", get(products))
         .route("/products/{name}", get(product))
         .route("/changes", get(changes))
@@ -65,53 +58,65 @@ fn data<T: Serialize>(value: T) -> Json<Data<T>> {
     Json(Data { data: value })
 }
 
-/// Maps a catalog error to its HTTP answer: bad input 400, storage trouble 503 (retrying
-/// later may help, and the order leader treats it as "catalog unavailable"), anything else 500.
-fn error(e: CatalogError) -> HttpError {
-    match e {
-        CatalogError::Store(StoreError::Invalid(msg)) => {
-            HttpError::new(StatusCode::BAD_REQUEST, msg)
-        }
-        CatalogError::Store(StoreError::Database(e)) => {
-            tracing::error!(error = %e, "database error");
-            HttpError::unavailable(format!("catalog storage unavailable: {e}"))
-        }
-        // Logged once by the catalog when the store failed; every request meanwhile says so.
-        e @ CatalogError::Recovering(_) => HttpError::unavailable(e.to_string()),
-        other => {
-            tracing::error!(error = %other, "internal error");
-            HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string())
-        }
-    }
+/// Query of the product reads.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadQuery {
+    /// The lowest version of the inventory the reader accepts.
+    #[serde(default)]
+    min_version: u64,
 }
 
-async fn products(State(catalog): State<Arc<Catalog>>) -> Result<impl IntoResponse, HttpError> {
-    Ok(data(catalog.products().await.map_err(error)?))
+/// Waits until the view is ready and has reached the read's `min_version`, or says why not.
+async fn fresh_enough(
+    catalog: &Catalog,
+    query: Result<Query<ReadQuery>, QueryRejection>,
+) -> Result<(), HttpError> {
+    let Query(q) = query.map_err(|e| {
+        HttpError::new(
+            StatusCode::BAD_REQUEST,
+            format!("bad query (expected min_version=<version>): {e}"),
+        )
+    })?;
+    if !catalog.view.is_ready() {
+        return Err(HttpError::unavailable(
+            "the catalog has not read the store's inventory yet",
+        ));
+    }
+    if !catalog.view.wait_for(q.min_version, READ_PATIENCE).await {
+        catalog.metrics.stale_read();
+        return Err(HttpError::unavailable(format!(
+            "the catalog's view is at version {}, behind the {} asked for; retry",
+            catalog.view.version(),
+            q.min_version
+        )));
+    }
+    Ok(())
+}
+
+async fn products(
+    State(catalog): State<Arc<Catalog>>,
+    query: Result<Query<ReadQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, HttpError> {
+    fresh_enough(&catalog, query).await?;
+    Ok(data(catalog.view.products()))
 }
 
 async fn product(
     State(catalog): State<Arc<Catalog>>,
     name: Result<Path<String>, PathRejection>,
+    query: Result<Query<ReadQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, HttpError> {
     let Path(name) =
         name.map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, format!("bad toy name: {e}")))?;
-    match catalog.product(name.clone()).await.map_err(error)? {
+    fresh_enough(&catalog, query).await?;
+    match catalog.view.product(&name) {
         Some(p) => Ok(data(p)),
         None => Err(HttpError::new(
             StatusCode::NOT_FOUND,
             format!("no toy called {name:?}"),
         )),
     }
-}
-
-async fn take(
-    State(catalog): State<Arc<Catalog>>,
-    ApiJson(req): ApiJson<TakeRequest>,
-) -> Result<impl IntoResponse, HttpError> {
-    let key = req.key.clone();
-    let resp = catalog.take(req).await.map_err(error)?;
-    tracing::debug!(%key, outcome = ?resp.outcome, "take");
-    Ok(data(resp))
 }
 
 async fn changes(
@@ -127,38 +132,40 @@ async fn changes(
     let wait = query
         .wait()
         .map_err(|msg| HttpError::new(StatusCode::BAD_REQUEST, msg))?;
-    let batch = feed::long_poll(&catalog, query.after, wait)
-        .await
-        .map_err(error)?;
-    Ok(data(batch))
-}
-
-async fn audit(State(catalog): State<Arc<Catalog>>) -> Result<impl IntoResponse, HttpError> {
-    Ok(data(catalog.audit().await.map_err(error)?))
-}
-
-/// Alive while the process serves HTTP.
-/// Alive unless the store has stayed broken for a long time (then a restart may help).
-async fn healthz(State(catalog): State<Arc<Catalog>>) -> Result<impl IntoResponse, HttpError> {
-    match catalog.stuck() {
-        Some(why) => Err(HttpError::unavailable(why)),
-        None => Ok(Json(json!({"status": "ok", "pid": std::process::id()}))),
+    if !catalog.view.is_ready() {
+        return Err(HttpError::unavailable(
+            "the catalog has not read the store's inventory yet",
+        ));
     }
+    Ok(data(feed::long_poll(&catalog, query.after, wait).await))
 }
 
-/// Ready when the store can be read and holds its seeded products.
+/// Alive while the process serves HTTP (it keeps no state a restart would repair).
+async fn healthz() -> impl IntoResponse {
+    Json(json!({"status": "ok", "pid": std::process::id()}))
+}
+
+/// Ready once the view has heard from the order group and the store's toys are defined.
 async fn readyz(State(catalog): State<Arc<Catalog>>) -> Result<impl IntoResponse, HttpError> {
-    match catalog.is_ready().await {
-        Ok(true) => Ok(Json(
-            json!({"status": "ready", "version": catalog.version()}),
-        )),
-        Ok(false) => Err(HttpError::unavailable("catalog not seeded yet")),
-        Err(e) => Err(HttpError::unavailable(format!("store unreadable: {e}"))),
+    if !catalog.view.is_synced() {
+        return Err(HttpError::unavailable(
+            "not ready: the order group's change stream has not answered yet",
+        ));
     }
+    if !catalog.view.is_defined() {
+        return Err(HttpError::unavailable(
+            "not ready: the store's toys are not defined yet",
+        ));
+    }
+    Ok(Json(
+        json!({"status": "ready", "version": catalog.view.version()}),
+    ))
 }
 
 async fn metrics(State(catalog): State<Arc<Catalog>>) -> impl IntoResponse {
-    let body = catalog.metrics().render(catalog.version());
+    let body = catalog
+        .metrics
+        .render(catalog.view.version(), catalog.view.len());
     (
         StatusCode::OK,
         [(

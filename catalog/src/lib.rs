@@ -1,26 +1,30 @@
-//! ToyStore catalog: the service that owns the toys and their stock.
+//! ToyStore catalog: a stateless service over the order group.
 //!
-//! The order group asks the catalog to take stock for each purchase; the catalog answers
-//! idempotently by the purchase's key, durably, so a purchase retried after any crash takes
-//! stock at most once. Frontends read products and follow a change feed to keep their caches
-//! fresh.
+//! The toys and their stock live in the order group's replicated state machine. The catalog
+//! keeps a view of them from the group's change stream, serves product reads from it (a read
+//! names the lowest version it accepts), relays the changes to the frontends as its change
+//! feed, defines the toys at a store's first start and restocks sold-out toys, both through
+//! the group with conditional commands. It keeps no data of its own: any number of catalog
+//! replicas run side by side, and losing any of them never stops a purchase.
 //!
 //! - [`args`]: the command line and `CATALOG_*` environment, the operator's contract;
-//! - [`seed`]: the toys a new catalog starts with (file or built-in);
-//! - [`store`]: the durable state in redb: products, take records, feed version and events;
-//! - [`service`]: the store behind `spawn_blocking`, the version watch and metrics;
-//! - [`feed`]: the long-poll change feed;
-//! - [`restock`]: the periodic restock task;
+//! - [`seed`]: the toys a store starts with (file or built-in);
+//! - [`view`]: the view of the inventory and its relay window;
+//! - [`follow`]: keeping the view current from the group's change stream;
+//! - [`restock`]: the first-start definitions and the periodic restock;
+//! - [`feed`]: the long-poll change feed for the frontends;
+//! - [`state`]: what the handlers and tasks share;
 //! - [`http`]: the HTTP API;
 //! - [`metrics`]: Prometheus metrics;
-//! - [`server`]: opening the catalog and serving it until shutdown.
+//! - [`server`]: starting the catalog and serving it until shutdown.
 
 pub mod args;
 pub mod feed;
+pub mod follow;
 pub mod http;
 pub mod metrics;
 pub mod restock;
 pub mod seed;
 pub mod server;
-pub mod service;
-pub mod store;
+pub mod state;
+pub mod view;

@@ -1,10 +1,9 @@
 //! Prometheus metrics of the catalog.
 //!
-//! Counters are bumped as takes and restocks commit; the feed version gauge is refreshed at
-//! scrape time from the version watch, so it is never stale. Open long-polls are counted with a
-//! guard that decrements on drop, so a client that hangs up is not counted forever.
+//! Counters are bumped as things happen; the view's version is refreshed at scrape time, so it
+//! is never stale. Open long-polls are counted with a guard that decrements on drop, so a
+//! client that hangs up is not counted forever.
 
-use api::catalog::TakeOutcome;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -16,14 +15,12 @@ type Labels = Vec<(&'static str, String)>;
 /// The catalog's metrics.
 pub struct Metrics {
     registry: Registry,
-    takes: Family<Labels, Counter>,
     restocks: Counter,
-    restocked_units: Counter,
+    stream: Family<Labels, Counter>,
+    stale_reads: Counter,
     products: Gauge,
-    feed_version: Gauge,
+    version: Gauge,
     feed_waiters: Gauge,
-    take_batches: Counter,
-    batched_takes: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -38,40 +35,35 @@ impl Default for Metrics {
     }
 }
 
-/// The label value of an outcome.
-fn outcome_label(outcome: TakeOutcome) -> &'static str {
-    match outcome {
-        TakeOutcome::Taken => "taken",
-        TakeOutcome::Insufficient => "insufficient",
-        TakeOutcome::UnknownProduct => "unknown_product",
-    }
-}
-
 impl Metrics {
-    /// Registers every metric under the `toystore_catalog` prefix.
+    /// Registers every metric.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("toystore_catalog");
-        let takes = Family::<Labels, Counter>::default();
-        registry.register(
-            "takes",
-            "Take requests by outcome (taken, insufficient, unknown_product) and whether the key was a repeat",
-            takes.clone(),
-        );
         let restocks = Counter::default();
-        registry.register("restocks", "Products restocked", restocks.clone());
-        let restocked_units = Counter::default();
         registry.register(
-            "restocked_units",
-            "Units added by restocks",
-            restocked_units.clone(),
+            "restocks",
+            "Sold-out toys this catalog restocked through the order group",
+            restocks.clone(),
+        );
+        let stream = Family::<Labels, Counter>::default();
+        registry.register(
+            "stream_answers",
+            "Answers of the order group's change stream (outcome: changes, empty, reset, error)",
+            stream.clone(),
+        );
+        let stale_reads = Counter::default();
+        registry.register(
+            "stale_reads",
+            "Reads refused (503) because the view did not reach their min_version in time",
+            stale_reads.clone(),
         );
         let products = Gauge::default();
-        registry.register("products", "Products in the catalog", products.clone());
-        let feed_version = Gauge::default();
+        registry.register("products", "Toys in the view", products.clone());
+        let version = Gauge::default();
         registry.register(
-            "feed_version",
-            "Current change-feed version",
-            feed_version.clone(),
+            "view_version",
+            "How far the view of the inventory goes (a log index of the order group)",
+            version.clone(),
         );
         let feed_waiters = Gauge::default();
         registry.register(
@@ -79,57 +71,32 @@ impl Metrics {
             "Long-poll requests waiting for a change",
             feed_waiters.clone(),
         );
-        let take_batches = Counter::default();
-        registry.register(
-            "take_batches",
-            "Durable transactions that committed takes (group commit)",
-            take_batches.clone(),
-        );
-        let batched_takes = Counter::default();
-        registry.register(
-            "batched_takes",
-            "Takes committed by those transactions (divide by take_batches for the batch size)",
-            batched_takes.clone(),
-        );
         Self {
             registry,
-            takes,
             restocks,
-            restocked_units,
+            stream,
+            stale_reads,
             products,
-            feed_version,
+            version,
             feed_waiters,
-            take_batches,
-            batched_takes,
         }
     }
 
-    /// Counts one answered take.
-    pub fn take(&self, outcome: TakeOutcome, repeated: bool) {
-        self.takes
-            .get_or_create(&vec![
-                ("outcome", outcome_label(outcome).to_string()),
-                ("repeat", repeated.to_string()),
-            ])
+    /// Counts one toy restocked by this catalog.
+    pub fn restocked(&self) {
+        self.restocks.inc();
+    }
+
+    /// Counts one answer (or failure) of the change stream.
+    pub fn stream_answer(&self, outcome: &'static str) {
+        self.stream
+            .get_or_create(&vec![("outcome", outcome.to_string())])
             .inc();
     }
 
-    /// Counts one group commit of `takes` takes.
-    pub fn take_batch(&self, takes: usize) {
-        self.take_batches.inc();
-        self.batched_takes.inc_by(takes as u64);
-    }
-
-    /// Counts `products` restocked with `units` each.
-    pub fn restocked(&self, products: usize, units: u32) {
-        self.restocks.inc_by(products as u64);
-        self.restocked_units
-            .inc_by(products as u64 * u64::from(units));
-    }
-
-    /// Sets the number of products.
-    pub fn set_products(&self, n: u64) {
-        self.products.set(i64::try_from(n).unwrap_or(i64::MAX));
+    /// Counts one read refused as too stale.
+    pub fn stale_read(&self) {
+        self.stale_reads.inc();
     }
 
     /// Counts one open long-poll until the returned guard is dropped.
@@ -143,10 +110,12 @@ impl Metrics {
         self.feed_waiters.get()
     }
 
-    /// Renders every metric in the OpenMetrics text format, with the feed at `version`.
-    pub fn render(&self, version: u64) -> String {
-        self.feed_version
-            .set(i64::try_from(version).unwrap_or(i64::MAX));
+    /// Renders every metric in the OpenMetrics text format, with the view at `version` holding
+    /// `products` toys.
+    pub fn render(&self, version: u64, products: usize) -> String {
+        self.version.set(i64::try_from(version).unwrap_or(i64::MAX));
+        self.products
+            .set(i64::try_from(products).unwrap_or(i64::MAX));
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
@@ -168,27 +137,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn render_shows_takes_restocks_and_waiters() {
+    fn render_shows_restocks_stream_and_waiters() {
         let m = Metrics::new();
-        m.take(TakeOutcome::Taken, false);
-        m.take(TakeOutcome::Taken, false);
-        m.take(TakeOutcome::Insufficient, true);
-        m.restocked(2, 100);
-        m.set_products(12);
+        m.restocked();
+        m.stream_answer("changes");
+        m.stream_answer("changes");
+        m.stale_read();
         let guard = m.feed_waiter();
-        let text = m.render(7);
-        assert!(text.contains(r#"toystore_catalog_takes_total{outcome="taken",repeat="false"} 2"#));
-        assert!(
-            text.contains(
-                r#"toystore_catalog_takes_total{outcome="insufficient",repeat="true"} 1"#
-            )
-        );
-        assert!(text.contains("toystore_catalog_restocks_total 2"));
-        assert!(text.contains("toystore_catalog_restocked_units_total 200"));
+        let text = m.render(7, 12);
+        assert!(text.contains("toystore_catalog_restocks_total 1"), "{text}");
+        assert!(text.contains(r#"toystore_catalog_stream_answers_total{outcome="changes"} 2"#));
+        assert!(text.contains("toystore_catalog_stale_reads_total 1"));
         assert!(text.contains("toystore_catalog_products 12"));
-        assert!(text.contains("toystore_catalog_feed_version 7"));
+        assert!(text.contains("toystore_catalog_view_version 7"));
         assert!(text.contains("toystore_catalog_feed_waiters 1"));
         drop(guard);
-        assert!(m.render(7).contains("toystore_catalog_feed_waiters 0"));
+        assert!(m.render(7, 12).contains("toystore_catalog_feed_waiters 0"));
     }
 }

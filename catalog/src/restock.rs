@@ -1,84 +1,64 @@
-//! The restock task: every interval, each sold-out toy is restocked.
+//! The inventory's life through the order group: the toys defined at a store's first start,
+//! and sold-out toys restocked every interval.
 //!
-//! A round is one durable transaction ([`crate::store::Store::restock`]), so a crash mid-round
-//! restocks all sold-out toys or none. A failed round (a full disk, say) is logged and the next
-//! round tries again; the task never stops on its own. Missed ticks are delayed, not bunched, so
-//! a slow disk does not cause a burst of rounds.
+//! Both are conditional commands (define only toys not defined yet; restock only a toy still at
+//! 0), so any number of catalog replicas may send them at once and each takes effect once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use api::inventory::{DefineRequest, ProductDef, RestockRequest};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::service::Catalog;
+use crate::state::Catalog;
 
-/// Runs restock rounds every `interval`, setting toys at 0 to `quantity`. Runs until aborted.
+/// Defines `products` once the view has heard from the group and the group's inventory is not
+/// defined yet; retries until it is defined (by this catalog or another).
+pub async fn define_at_first_start(catalog: Arc<Catalog>, products: Vec<ProductDef>) {
+    let mut version = catalog.view.subscribe();
+    loop {
+        if catalog.view.is_defined() {
+            return;
+        }
+        if catalog.view.is_synced() {
+            let req = DefineRequest {
+                products: products.clone(),
+            };
+            match catalog.group.define(&req).await {
+                Ok(resp) => {
+                    tracing::info!(defined = ?resp.defined, version = resp.version, "defined the store's toys");
+                    return;
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot define the toys yet; retrying"),
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), version.changed()).await;
+    }
+}
+
+/// Every `interval`, restocks each sold-out toy to `quantity`. Runs until aborted.
 pub async fn run(catalog: Arc<Catalog>, interval: Duration, quantity: u32) {
     let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        match catalog.restock(quantity).await {
-            Ok(events) if events.is_empty() => {}
-            Ok(events) => {
-                for e in &events {
-                    tracing::info!(
-                        product = %e.product.name,
-                        quantity = e.product.quantity,
-                        version = e.version,
-                        "restocked"
-                    );
+        for name in catalog.view.sold_out() {
+            let req = RestockRequest {
+                name: name.clone(),
+                to: quantity,
+                only_if_at: 0,
+            };
+            match catalog.group.restock(&req).await {
+                Ok(resp) if resp.restocked => {
+                    catalog.metrics.restocked();
+                    tracing::info!(toy = %name, quantity, "restocked");
+                }
+                // Restocked by another catalog, or sold since: nothing to do.
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(toy = %name, error = %e, "restock failed; retrying next round")
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "restock round failed; retrying next round"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use api::catalog::{TakeOutcome, TakeRequest};
-
-    use super::*;
-    use crate::seed::SeedProduct;
-
-    #[tokio::test]
-    async fn the_task_restocks_a_sold_out_toy_and_leaves_the_others() {
-        let dir = tempfile::tempdir().unwrap();
-        let seed = vec![
-            SeedProduct {
-                name: "Tux".into(),
-                price: 1.0,
-                quantity: 2,
-            },
-            SeedProduct {
-                name: "Fox".into(),
-                price: 1.0,
-                quantity: 5,
-            },
-        ];
-        let cat = Catalog::open(dir.path().to_path_buf(), seed).await.unwrap();
-        let taken = cat
-            .take(TakeRequest {
-                key: "all".into(),
-                name: "Tux".into(),
-                quantity: 2,
-            })
-            .await
-            .unwrap();
-        assert_eq!(taken.outcome, TakeOutcome::Taken);
-        let task = tokio::spawn(run(cat.clone(), Duration::from_millis(20), 7));
-        let mut version = cat.subscribe();
-        tokio::time::timeout(Duration::from_secs(10), version.wait_for(|v| *v >= 2))
-            .await
-            .expect("a restock round within the deadline")
-            .unwrap();
-        task.abort();
-        let products = cat.products().await.unwrap();
-        let stock: Vec<(&str, u32)> = products
-            .iter()
-            .map(|p| (p.name.as_str(), p.quantity))
-            .collect();
-        assert_eq!(stock, vec![("Fox", 5), ("Tux", 7)]);
     }
 }

@@ -1,27 +1,17 @@
-//! The toys a new catalog starts with: a JSON file or the built-in list.
+//! The toys a store starts with: a JSON file or the built-in list.
 //!
-//! The seed is only used on the first start, when the database is empty; afterwards the stored
-//! state is the truth and the seed is ignored. Seeds are validated up front (names unique and
-//! well-formed, prices finite and not negative) so a typo in a products file stops the service
-//! at start-up instead of producing a catalog nobody can buy from.
+//! The catalog defines them through the order group at a store's first start, when the group's
+//! inventory has never been defined; afterwards the group's state is the truth and the seed is
+//! ignored. Seeds are validated up front (names unique and well-formed, prices finite and not
+//! negative) so a typo in a products file stops the service at start-up instead of producing a
+//! store nobody can buy from.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use api::orders::MAX_NAME_LEN;
-use serde::{Deserialize, Serialize};
+use api::inventory::{DefineRequest, ProductDef};
 
 /// One toy as a products file lists it: `{"name": "Tux", "price": 15.99, "quantity": 100}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeedProduct {
-    /// Unique toy name.
-    pub name: String,
-    /// Price in the store's currency.
-    pub price: f64,
-    /// Units in stock at seeding.
-    pub quantity: u32,
-}
+pub type SeedProduct = ProductDef;
 
 /// Why a seed cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -95,43 +85,22 @@ pub fn load(path: &Path) -> Result<Vec<SeedProduct>, SeedError> {
     Ok(products)
 }
 
-/// Checks that a seed is usable: not empty, names non-empty, at most
-/// [`MAX_NAME_LEN`] bytes and unique, prices finite and not negative.
+/// Checks that a seed is usable: not empty, names non-empty, well-formed and unique, prices
+/// finite and not negative (the same rules the order group applies to a definition).
 pub fn validate(products: &[SeedProduct]) -> Result<(), SeedError> {
-    if products.is_empty() {
-        return Err(SeedError::Invalid(
-            "the catalog needs at least one toy".into(),
-        ));
+    DefineRequest {
+        products: products.to_vec(),
     }
-    let mut seen = HashSet::new();
-    for p in products {
-        if p.name.trim().is_empty() {
-            return Err(SeedError::Invalid("a toy has an empty name".into()));
-        }
-        if p.name.len() > MAX_NAME_LEN {
-            return Err(SeedError::Invalid(format!(
-                "toy name {:?} is longer than {MAX_NAME_LEN} bytes",
-                p.name
-            )));
-        }
-        if !p.price.is_finite() || p.price < 0.0 {
-            return Err(SeedError::Invalid(format!(
-                "toy {:?} has an invalid price {}",
-                p.name, p.price
-            )));
-        }
-        if !seen.insert(p.name.as_str()) {
-            return Err(SeedError::Invalid(format!(
-                "toy {:?} is listed twice",
-                p.name
-            )));
-        }
-    }
-    Ok(())
+    .validate()
+    .map_err(SeedError::Invalid)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
+    use api::orders::MAX_NAME_LEN;
+
     use super::*;
 
     fn toy(name: &str, price: f64) -> SeedProduct {

@@ -1,9 +1,9 @@
-//! Opening the catalog and serving it until shutdown.
+//! Starting the catalog and serving it until shutdown.
 //!
-//! Start-up order: validate the seed (a broken products file stops the service before it
-//! touches the disk), bind the listen address, open and seed the store, start the restock task,
-//! serve. On shutdown, waiting long-polls are answered at once so the graceful shutdown does not
-//! hang for their full wait.
+//! Start-up order: validate the seed (a broken products file stops the service before anything
+//! starts), bind the listen address, start following the order group's change stream, define
+//! the toys if the store has none yet, start the restock task, serve. On shutdown, waiting
+//! long-polls are answered at once so the graceful shutdown does not hang for their full wait.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,22 +11,22 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::seed::{self, SeedError};
-use crate::service::{Catalog, CatalogError};
+use crate::state::Catalog;
 
 /// Everything needed to run the catalog.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Where the database lives.
-    pub data_dir: PathBuf,
-    /// Products file used on the first start (default: the built-in toys).
+    /// Seed list of the order replicas' client URLs (the rest is learned).
+    pub order_replicas: Vec<String>,
+    /// Products file defining the toys at a store's first start (default: the built-in toys).
     pub products_file: Option<PathBuf>,
     /// Time between restock rounds.
     pub restock_interval: Duration,
     /// Stock a sold-out toy is restocked to.
     pub restock_quantity: u32,
-    /// The cluster token `/take` and `/audit` require.
+    /// The cluster token (the change stream and the inventory commands need it).
     pub token: String,
 }
 
@@ -39,17 +39,9 @@ pub enum ServeError {
     /// The listen address could not be bound.
     #[error(transparent)]
     Bind(#[from] servicekit::BindError),
-    /// The store could not be opened or seeded.
-    #[error("cannot open the catalog in {dir}: {source}")]
-    Open {
-        /// The data directory.
-        dir: PathBuf,
-        /// Why.
-        source: CatalogError,
-    },
 }
 
-/// Opens the catalog, serves it until `shutdown` completes, then stops the restock task.
+/// Runs the catalog until `shutdown` completes, then stops its tasks.
 pub async fn run(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -59,33 +51,45 @@ pub async fn run(
         None => seed::default_products(),
     };
     let listener = servicekit::bind(settings.listen).await?;
-    let catalog = Catalog::open(settings.data_dir.clone(), products)
-        .await
-        .map_err(|source| ServeError::Open {
-            dir: settings.data_dir.clone(),
-            source,
-        })?;
+    let catalog = Catalog::new(settings.order_replicas.clone(), settings.token.clone());
     tracing::info!(
         listen = %settings.listen,
-        data_dir = %settings.data_dir.display(),
+        order_replicas = ?settings.order_replicas,
         restock_interval = ?settings.restock_interval,
         restock_quantity = settings.restock_quantity,
-        version = catalog.version(),
         "catalog serving"
     );
-    let restocker = tokio::spawn(crate::restock::run(
-        catalog.clone(),
-        settings.restock_interval,
-        settings.restock_quantity,
-    ));
-    let app = crate::http::router(catalog.clone(), &settings.token);
+    let tasks = [
+        tokio::spawn(refresh_group(catalog.clone())),
+        tokio::spawn(crate::follow::run(catalog.clone())),
+        tokio::spawn(crate::restock::define_at_first_start(
+            catalog.clone(),
+            products,
+        )),
+        tokio::spawn(crate::restock::run(
+            catalog.clone(),
+            settings.restock_interval,
+            settings.restock_quantity,
+        )),
+    ];
+    let app = crate::http::router(catalog.clone());
     let releasing = catalog.clone();
     servicekit::serve(listener, app, servicekit::Limits::PUBLIC, async move {
         shutdown.await;
         releasing.begin_shutdown();
     })
     .await;
-    restocker.abort();
+    for task in tasks {
+        task.abort();
+    }
     tracing::info!("catalog stopped");
     Ok(())
+}
+
+/// Re-learns the order group's membership and leader every second.
+async fn refresh_group(catalog: std::sync::Arc<Catalog>) {
+    loop {
+        catalog.group.refresh().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }

@@ -6,7 +6,6 @@
 //! [`Args`], so a misspelt or dropped variable fails a test instead of a pod.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::bail;
@@ -21,9 +20,15 @@ pub struct Args {
     /// Address to listen on.
     #[arg(long, env = "FRONTEND_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// The catalog's base URL.
-    #[arg(long, env = "FRONTEND_CATALOG_URL")]
-    pub catalog_url: String,
+    /// The catalog's base URL (in Kubernetes its Service), or several replicas' URLs,
+    /// comma-separated, read in turn.
+    #[arg(
+        long,
+        env = "FRONTEND_CATALOG_URL",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub catalog_url: Vec<String>,
     /// Seed list of order replica URLs, comma-separated; the rest is learned.
     #[arg(
         long,
@@ -32,17 +37,6 @@ pub struct Args {
         required = true
     )]
     pub order_replicas: Vec<String>,
-    /// Cluster token, to learn the order group's membership and leader.
-    #[arg(
-        long,
-        env = "FRONTEND_ORDER_TOKEN",
-        hide_env_values = true,
-        conflicts_with = "order_token_file"
-    )]
-    pub order_token: Option<String>,
-    /// File holding the cluster token.
-    #[arg(long, env = "FRONTEND_ORDER_TOKEN_FILE")]
-    pub order_token_file: Option<PathBuf>,
     /// Product cache capacity (entries); 0 turns the cache off.
     #[arg(long, env = "FRONTEND_CACHE_CAPACITY", default_value_t = 1000)]
     pub cache_capacity: usize,
@@ -60,19 +54,17 @@ pub struct Args {
 }
 
 impl Args {
-    /// The frontend's settings, with the cluster token read from `--order-token` or
-    /// `--order-token-file`.
+    /// The frontend's settings.
     pub fn settings(&self) -> anyhow::Result<Settings> {
-        let order_token =
-            servicekit::read_token(self.order_token.clone(), self.order_token_file.as_deref())
-                .map_err(anyhow::Error::msg)?;
         if self.order_replicas.iter().any(|u| u.trim().is_empty()) {
             bail!("--order-replicas must not contain empty URLs");
         }
+        if self.catalog_url.iter().any(|u| u.trim().is_empty()) {
+            bail!("--catalog-url must not contain empty URLs");
+        }
         Ok(Settings {
-            catalog_url: self.catalog_url.clone(),
+            catalog_urls: self.catalog_url.clone(),
             order_replicas: self.order_replicas.clone(),
-            order_token,
             cache_capacity: self.cache_capacity,
             order_deadline: Duration::from_millis(self.order_deadline_ms),
         })

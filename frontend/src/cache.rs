@@ -6,6 +6,11 @@
 //!   inserted) and it is cleared when the feed reconnects, since events may have been missed;
 //! - a value older than one already seen is never (re)inserted.
 //!
+//! Reads of the catalog name the lowest version they accept ([`ProductCache::min_version`]):
+//! the newest version this frontend has seen of the toy, or made by a purchase through it. Any
+//! catalog replica then answers with a value at least that new, so reads through one frontend
+//! are monotonic and a purchase is visible to the next read, whichever catalog answers.
+//!
 //! The last rule needs care with reads racing writes: a read that started before an event or a
 //! local purchase may come back with the old value after the event was processed. Each read
 //! therefore takes a [`FetchTicket`] first; the value is inserted only if no event, local
@@ -47,6 +52,10 @@ struct Inner {
     /// Bumped by every clear.
     epoch: u64,
     feed_connected: bool,
+    /// Version of the last purchase through this frontend, per product.
+    purchased: HashMap<String, u64>,
+    /// The newest version seen or purchased of any product.
+    high_water: u64,
 }
 
 /// A product cache; `capacity` 0 turns caching off (for evaluation).
@@ -64,6 +73,8 @@ impl ProductCache {
                 generation: HashMap::new(),
                 epoch: 0,
                 feed_connected: false,
+                purchased: HashMap::new(),
+                high_water: 0,
             }),
         }
     }
@@ -117,6 +128,7 @@ impl ProductCache {
         let name = product.name.clone();
         let seen = inner.seen.get(&name).copied().unwrap_or(0);
         inner.seen.insert(name.clone(), seen.max(product.version));
+        inner.high_water = inner.high_water.max(product.version);
         let current = FetchTicket {
             epoch: inner.epoch,
             generation: inner.generation.get(&name).copied().unwrap_or(0),
@@ -141,6 +153,7 @@ impl ProductCache {
         let name = &event.product.name;
         let seen = inner.seen.entry(name.clone()).or_insert(0);
         *seen = (*seen).max(event.version);
+        inner.high_water = inner.high_water.max(event.version);
         *inner.generation.entry(name.clone()).or_insert(0) += 1;
         if let Some(lru) = inner.lru.as_mut()
             && let Some(cached) = lru.peek_mut(name)
@@ -153,13 +166,32 @@ impl ProductCache {
         }
     }
 
-    /// Drops `name` after a change this frontend caused (a purchase), so the next read sees it.
-    pub fn invalidate(&self, name: &str) {
+    /// Drops `name` after a purchase through this frontend (applied at `version`, when it
+    /// reached an outcome), so the next read asks the catalog for at least that version.
+    pub fn purchased(&self, name: &str, version: Option<u64>) {
         let mut inner = self.inner.lock().unwrap();
         *inner.generation.entry(name.to_string()).or_insert(0) += 1;
+        if let Some(v) = version {
+            let at = inner.purchased.entry(name.to_string()).or_insert(0);
+            *at = (*at).max(v);
+            inner.high_water = inner.high_water.max(v);
+        }
         if let Some(lru) = inner.lru.as_mut() {
             lru.pop(name);
         }
+    }
+
+    /// The lowest version a read of `name` from the catalog may accept: the newest this
+    /// frontend has seen of it or made by a purchase.
+    pub fn min_version(&self, name: &str) -> u64 {
+        let inner = self.inner.lock().unwrap();
+        let seen = inner.seen.get(name).copied().unwrap_or(0);
+        seen.max(inner.purchased.get(name).copied().unwrap_or(0))
+    }
+
+    /// The lowest version a read of every product may accept.
+    pub fn min_version_of_all(&self) -> u64 {
+        self.inner.lock().unwrap().high_water
     }
 
     /// Records the feed's state. Going down bypasses the cache; coming up clears it, since
@@ -266,7 +298,7 @@ mod tests {
     fn local_invalidation_beats_an_in_flight_read() {
         let cache = connected(10);
         let t = miss(&cache, "Tux");
-        cache.invalidate("Tux"); // a purchase through this frontend completed
+        cache.purchased("Tux", None); // a purchase through this frontend completed
         assert!(!cache.insert(product("Tux", 5, 1), Some(t)));
     }
 
@@ -299,7 +331,7 @@ mod tests {
         // stale); B then tries to cache v10: that would serve v10 after v12.
         let cache = connected(10);
         let a = miss(&cache, "Tux");
-        cache.invalidate("Tux");
+        cache.purchased("Tux", None);
         let b = miss(&cache, "Tux");
         assert!(!cache.insert(product("Tux", 660, 12), Some(a)));
         assert!(!cache.insert(product("Tux", 664, 10), Some(b)));

@@ -1,9 +1,11 @@
 //! The change-feed subscriber: keeps the product cache in step with the catalog.
 //!
-//! It long-polls `GET /changes?after=V`. A successful poll marks the feed connected (clearing
-//! the cache on a reconnect); an error marks it disconnected, which makes the cache bypassed
-//! until the feed is back. A reset from the catalog, or a gap between the version we asked
-//! after and the first event, clears the cache: some change may have been missed.
+//! It long-polls `GET /changes?after=V` on one catalog replica (the next one when it fails).
+//! A successful poll marks the feed connected (clearing the cache on a reconnect); an error
+//! marks it disconnected, which makes the cache bypassed until the feed is back. A reset from
+//! the catalog clears the cache: some change may have been missed. Versions are the order
+//! group's log indexes, so they are not dense: the catalog answers every change after `after`,
+//! or a reset.
 //!
 //! Every event is also passed on to the storefront's live streams ([`Live`]), which are told
 //! to resynchronise whenever the cache is cleared, for the same reason.
@@ -11,7 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::catalog::CatalogClient;
+use crate::catalogs::Catalogs;
 
 use crate::cache::ProductCache;
 use crate::live::Live;
@@ -20,13 +22,18 @@ use crate::live::Live;
 const POLL_WAIT: Duration = Duration::from_secs(20);
 
 /// Follows the catalog's change feed forever, keeping `cache` correct and telling `live`.
-pub async fn follow(catalog: CatalogClient, cache: Arc<ProductCache>, live: Arc<Live>) {
-    // Asking for events after a version from the future answers with a reset and the current
-    // version: the starting point.
-    let mut after = u64::MAX;
+pub async fn follow(catalogs: Arc<Catalogs>, cache: Arc<ProductCache>, live: Arc<Live>) {
+    // From the start: the catalog answers with the changes it keeps, or a reset.
+    let mut after = 0;
     let mut backoff = Duration::from_millis(100);
     loop {
-        match catalog.changes(after, POLL_WAIT).await {
+        // While not connected, ask without waiting: an answer at once says the feed is back.
+        let wait = if cache.feed_connected() {
+            POLL_WAIT
+        } else {
+            Duration::ZERO
+        };
+        match catalogs.current().changes(after, wait).await {
             Ok(batch) => {
                 backoff = Duration::from_millis(100);
                 if !cache.feed_connected() {
@@ -40,24 +47,18 @@ pub async fn follow(catalog: CatalogClient, cache: Arc<ProductCache>, live: Arc<
                     after = batch.version;
                     continue;
                 }
-                if let Some(first) = batch.events.first()
-                    && first.version != after + 1
-                {
-                    tracing::warn!(after, first = first.version, "gap in the change feed");
-                    cache.clear();
-                    live.resync();
-                }
                 for event in &batch.events {
                     cache.apply(event);
                     live.changed(event);
                 }
-                after = batch.events.last().map_or(batch.version, |e| e.version);
+                after = after.max(batch.version);
             }
             Err(e) => {
                 if cache.feed_connected() {
                     tracing::warn!(error = %e, "change feed lost; bypassing the cache");
                 }
                 cache.set_feed_connected(false);
+                catalogs.advance();
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }

@@ -123,7 +123,8 @@ async fn list_products(
     State(frontend): State<Arc<Frontend>>,
 ) -> Result<Json<Data<Vec<ProductView>>>, HttpError> {
     let start = Instant::now();
-    let products = frontend.catalog.products().await;
+    let min_version = frontend.cache.min_version_of_all();
+    let products = frontend.catalogs.products(min_version).await;
     frontend
         .metrics
         .upstream("catalog", "list", start.elapsed().as_secs_f64());
@@ -161,7 +162,8 @@ async fn get_product(
         }
     };
     let start = Instant::now();
-    let product = frontend.catalog.product(&name).await;
+    let min_version = frontend.cache.min_version(&name);
+    let product = frontend.catalogs.product(&name, min_version).await;
     frontend
         .metrics
         .upstream("catalog", "get", start.elapsed().as_secs_f64());
@@ -195,7 +197,7 @@ fn product_answer(p: &Product) -> impl IntoResponse + use<> {
         (status = 413, description = "Body over 16 KiB", body = ErrorBody),
         (status = 415, description = "Body not sent as application/json", body = ErrorBody),
         (status = 422, description = "The Idempotency-Key was used for another toy or quantity; nothing changed", body = ErrorBody),
-        (status = 503, description = "No outcome before the deadline (no order leader, or the catalog unreachable); retry with the same Idempotency-Key", body = ErrorBody)))]
+        (status = 503, description = "No outcome before the deadline (no order leader reachable); retry with the same Idempotency-Key", body = ErrorBody)))]
 async fn place_order(
     State(frontend): State<Arc<Frontend>>,
     headers: HeaderMap,
@@ -209,12 +211,14 @@ async fn place_order(
     frontend
         .metrics
         .upstream("orders", "place", start.elapsed().as_secs_f64());
-    // Whatever the outcome, stock may have changed: the next read must not come from the cache.
-    frontend.cache.invalidate(&order.name);
-    let number = result.map_err(upstream_error)?;
+    // Whatever the outcome, stock may have changed: the next read must not come from the
+    // cache, and after a confirmed purchase it must show at least the purchase's stock.
+    let version = result.as_ref().ok().map(|placed| placed.version);
+    frontend.cache.purchased(&order.name, version);
+    let placed = result.map_err(upstream_error)?;
     Ok(Json(Data {
         data: PlaceOrderResponse {
-            order_number: number,
+            order_number: placed.order_number,
         },
     }))
 }
@@ -243,23 +247,28 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok", "pid": std::process::id()}))
 }
 
-/// Ready when the catalog's feed is connected and an order leader is known, and not draining
-/// before shutdown.
+/// Ready while an order leader is known and the store's toys are defined, and not draining
+/// before shutdown. The catalog is not asked: purchases go on without it (queries answer 503
+/// then), so a catalog outage must not take every frontend out of its load balancer.
 async fn readyz(
     State(frontend): State<Arc<Frontend>>,
 ) -> Result<Json<serde_json::Value>, HttpError> {
     if frontend.draining.load(Ordering::Relaxed) {
         return Err(HttpError::unavailable("shutting down"));
     }
-    let feed = frontend.cache.feed_connected();
-    let leader = frontend.orders.leader();
-    if !feed {
-        return Err(HttpError::unavailable("catalog change feed not connected"));
-    }
-    if leader.is_none() {
+    let Some(leader) = frontend.orders.leader() else {
         return Err(HttpError::unavailable("no order leader known"));
+    };
+    if !frontend.orders.inventory_defined() {
+        return Err(HttpError::unavailable(
+            "the store's toys are not defined yet (the catalog defines them at first start)",
+        ));
     }
-    Ok(Json(json!({"status": "ready", "order_leader": leader})))
+    Ok(Json(json!({
+        "status": "ready",
+        "order_leader": leader,
+        "catalog_feed": frontend.cache.feed_connected(),
+    })))
 }
 
 async fn metrics(State(frontend): State<Arc<Frontend>>) -> impl IntoResponse {

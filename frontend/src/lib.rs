@@ -2,16 +2,19 @@
 //!
 //! - [`args`]: the command line and `FRONTEND_*` environment, the operator's contract;
 //! - [`cache`]: the LRU product cache and its correctness rules;
+//! - [`catalogs`]: the catalog replicas, read in turn;
 //! - [`feed`]: the change-feed subscriber that keeps the cache correct;
 //! - [`http`]: the public API, OpenAPI document, storefront page, health and metrics;
 //! - [`live`]: the storefront page's live stock (server-sent events relayed from the feed);
 //! - [`metrics`]: Prometheus metrics.
 //!
-//! Orders go to the order group through [`api::GroupClient`], which finds the leader,
-//! follows redirects and retries with the same idempotency key until a deadline.
+//! Orders go to the order group through [`api::GroupClient`], which finds the leader from the
+//! replicas' read-only view of the group (the frontend holds no token), follows redirects and
+//! retries with the same idempotency key until a deadline.
 
 pub mod args;
 pub mod cache;
+pub mod catalogs;
 pub mod feed;
 pub mod http;
 pub mod live;
@@ -25,21 +28,19 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use api::GroupClient;
-use api::catalog::CatalogClient;
 
 use crate::cache::ProductCache;
+use crate::catalogs::Catalogs;
 use crate::live::Live;
 use crate::metrics::Metrics;
 
 /// Settings of a frontend.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The catalog's base URL.
-    pub catalog_url: String,
+    /// The catalog replicas' base URLs (one Service URL in Kubernetes).
+    pub catalog_urls: Vec<String>,
     /// Seed URLs of order replicas.
     pub order_replicas: Vec<String>,
-    /// Cluster token, for learning membership and the leader from `/raft/status`.
-    pub order_token: Option<String>,
     /// Product cache capacity; 0 turns the cache off.
     pub cache_capacity: usize,
     /// How long a purchase may take, retries included, before answering 503.
@@ -48,8 +49,8 @@ pub struct Settings {
 
 /// State shared by the handlers.
 pub struct Frontend {
-    /// Catalog client.
-    pub catalog: CatalogClient,
+    /// The catalog replicas.
+    pub catalogs: Arc<Catalogs>,
     /// Order group client.
     pub orders: GroupClient,
     /// Product cache.
@@ -68,22 +69,18 @@ impl Frontend {
     /// Builds the frontend and starts its background tasks (change feed, membership refresh).
     pub fn start(settings: Settings) -> Arc<Self> {
         let http = api::client::http_client(Duration::from_secs(5));
-        let catalog = CatalogClient::new(http, &settings.catalog_url);
+        let catalogs = Arc::new(Catalogs::new(http, &settings.catalog_urls));
         let cache = Arc::new(ProductCache::new(settings.cache_capacity));
-        let orders = GroupClient::new(
-            settings.order_replicas,
-            settings.order_token,
-            settings.order_deadline,
-        );
+        let orders = GroupClient::new(settings.order_replicas, None, settings.order_deadline);
         let frontend = Arc::new(Self {
-            catalog: catalog.clone(),
+            catalogs: catalogs.clone(),
             orders,
             cache: cache.clone(),
             metrics: Metrics::new(),
             live: Arc::new(Live::default()),
             draining: AtomicBool::new(false),
         });
-        tokio::spawn(feed::follow(catalog, cache, frontend.live.clone()));
+        tokio::spawn(feed::follow(catalogs, cache, frontend.live.clone()));
         tokio::spawn(refresh_membership(frontend.clone()));
         frontend
     }

@@ -125,7 +125,12 @@ impl StreamState {
                 return None;
             }
             if self.need_snapshot {
-                match self.frontend.catalog.products().await {
+                match self
+                    .frontend
+                    .catalogs
+                    .products(self.frontend.cache.min_version_of_all())
+                    .await
+                {
                     Ok(products) => {
                         self.need_snapshot = false;
                         return Some(event(

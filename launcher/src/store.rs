@@ -1,11 +1,12 @@
-//! A whole store as local processes: the catalog, the order replicas and the frontends, started
-//! in order, the order group formed through the membership driver, every process's log kept.
+//! A whole store as local processes: the order replicas, the catalogs and the frontends, started
+//! in order (the group formed through the membership driver before the catalogs, which define
+//! the inventory through it), every process's log kept.
 //!
 //! This is the one way to run a store from code: `toystore up` ([`crate::local`]), the
 //! evaluation, the benchmarks and the integration and fault tests all build on it.
 //!
-//! Layout under the store's directory: `catalog/`, `replica-N/` (data), `logs/<name>.log`
-//! (each process's stdout and stderr), `token` (the cluster token, mode 0600).
+//! Layout under the store's directory: `replica-N/` (data), `logs/<name>.log` (each process's
+//! stdout and stderr), `token` (the cluster token, mode 0600). The catalogs keep no data.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use std::time::Duration;
 use api::GroupClient;
 use api::catalog::CatalogClient;
 use api::client::{ReplicaClient, http_client};
+use api::inventory::{DefineRequest, ProductDef};
 use api::raft::{Member, RaftRole};
 use membership::MembershipDriver;
 use nix::sys::signal::Signal;
@@ -28,20 +30,23 @@ pub const FORM_DEADLINE: Duration = Duration::from_secs(60);
 /// How long a process may take to stop before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// The catalog's settings.
+/// The catalogs' settings.
 #[derive(Debug, Clone)]
 pub struct CatalogSpec {
+    /// How many catalog processes (stateless, side by side; the frontends use them in turn).
+    pub replicas: usize,
     /// Seconds between restocks.
     pub restock_interval_secs: f64,
     /// Units a sold-out toy is restocked to.
     pub restock_quantity: u32,
-    /// A JSON product file to seed from (`None`: the built-in toys).
+    /// A JSON product file defining the toys at first start (`None`: the built-in toys).
     pub products: Option<PathBuf>,
 }
 
 impl Default for CatalogSpec {
     fn default() -> Self {
         Self {
+            replicas: 1,
             restock_interval_secs: 10.0,
             restock_quantity: 100,
             products: None,
@@ -62,8 +67,6 @@ pub struct RaftSpec {
     pub snapshot_threshold: Option<u64>,
     /// `--logs-to-keep`.
     pub logs_to_keep: Option<u64>,
-    /// `--catalog-patience-ms`.
-    pub catalog_patience_ms: Option<u64>,
 }
 
 impl RaftSpec {
@@ -84,7 +87,6 @@ impl RaftSpec {
             ("--election-timeout-max-ms", self.election_max_ms),
             ("--snapshot-threshold", self.snapshot_threshold),
             ("--logs-to-keep", self.logs_to_keep),
-            ("--catalog-patience-ms", self.catalog_patience_ms),
         ];
         flags
             .into_iter()
@@ -118,7 +120,7 @@ impl Default for FrontendSpec {
 /// Fixed ports to use (all others: any free port).
 #[derive(Debug, Clone, Default)]
 pub struct Ports {
-    /// The catalog's.
+    /// The first catalog's.
     pub catalog: Option<u16>,
     /// Each replica's client port, by id.
     pub replicas: BTreeMap<u64, u16>,
@@ -137,8 +139,11 @@ pub struct StoreSpec {
     pub bin_dir: PathBuf,
     /// The cluster token (written to `dir/token` when that file does not exist yet).
     pub token: Option<String>,
-    /// The catalog (`None`: replicas confirm every order without taking stock).
+    /// The catalogs (`None`: none; the toys are then `inventory`, if given).
     pub catalog: Option<CatalogSpec>,
+    /// Toys [`Store::start`] defines through the group once it is formed, for a store without
+    /// catalogs (the order service on its own, in its tests and benchmark).
+    pub inventory: Option<Vec<ProductDef>>,
     /// Replicas started by [`Store::start`].
     pub replicas: Vec<u64>,
     /// Whether [`Store::start`] forms the order group from those replicas.
@@ -153,7 +158,7 @@ pub struct StoreSpec {
     pub ports: Ports,
     /// `RUST_LOG` for every child (`None`: inherited).
     pub rust_log: Option<String>,
-    /// Where each process runs, by name (`catalog`, `replica-N`, `frontend[-I]`); the others
+    /// Where each process runs, by name (`catalog[-I]`, `replica-N`, `frontend[-I]`); the others
     /// run on loopback in the launcher's own network namespace.
     pub hosts: BTreeMap<String, Host>,
 }
@@ -166,6 +171,7 @@ impl StoreSpec {
             bin_dir: bin_dir.to_path_buf(),
             token: None,
             catalog: Some(CatalogSpec::default()),
+            inventory: None,
             replicas: vec![1, 2, 3],
             form_group: true,
             frontends: 1,
@@ -183,7 +189,7 @@ impl StoreSpec {
 pub struct Store {
     spec: StoreSpec,
     token: String,
-    catalog: Option<Process>,
+    catalogs: Vec<Process>,
     replicas: BTreeMap<u64, Process>,
     raft_ports: BTreeMap<u64, u16>,
     frontends: Vec<Process>,
@@ -200,7 +206,7 @@ impl Store {
         Ok(Self {
             spec,
             token,
-            catalog: None,
+            catalogs: Vec::new(),
             replicas: BTreeMap::new(),
             raft_ports: BTreeMap::new(),
             frontends: Vec::new(),
@@ -208,19 +214,25 @@ impl Store {
         })
     }
 
-    /// Starts what `spec` describes, in order: catalog, replicas, the group, frontends. The
-    /// first process that exits or stays unready stops the start with its name and log tail.
+    /// Starts what `spec` describes, in order: replicas, the group, the catalogs (the first
+    /// defines the toys at a store's first start; each is ready once its view of the inventory
+    /// is), frontends. The first process that exits or stays unready stops the start with its
+    /// name and log tail.
     pub async fn start(spec: StoreSpec) -> Result<Self, LaunchError> {
         let mut store = Self::new(spec)?;
-        if store.spec.catalog.is_some() {
-            store.start_catalog().await?;
-        }
         let ids = store.spec.replicas.clone();
         for &id in &ids {
             store.start_replica(id).await?;
         }
         if store.spec.form_group && !ids.is_empty() {
             store.converge(&ids).await?;
+            if let Some(products) = store.spec.inventory.clone() {
+                store.define(products).await?;
+            }
+        }
+        let catalogs = store.spec.catalog.as_ref().map_or(0, |c| c.replicas);
+        for i in 0..catalogs {
+            store.start_catalog_at(i).await?;
         }
         for i in 0..store.spec.frontends {
             store.start_frontend(i).await?;
@@ -243,14 +255,34 @@ impl Store {
         self.spec.dir.join("token")
     }
 
-    /// Starts (or restarts) the catalog.
+    /// Starts (or restarts) the first catalog.
     pub async fn start_catalog(&mut self) -> Result<(), LaunchError> {
-        if self.catalog.is_none() {
-            let port = self.port(self.spec.ports.catalog)?;
-            self.catalog = Some(self.catalog_process(port));
+        self.start_catalog_at(0).await
+    }
+
+    /// Starts (or restarts) catalog `i`; it is ready once its view of the inventory is.
+    pub async fn start_catalog_at(&mut self, i: usize) -> Result<(), LaunchError> {
+        while self.catalogs.len() <= i {
+            let n = self.catalogs.len();
+            let fixed = if n == 0 {
+                self.spec.ports.catalog
+            } else {
+                None
+            };
+            let port = self.port(fixed)?;
+            let process = self.catalog_process(n, port);
+            self.catalogs.push(process);
         }
-        let catalog = self.catalog.as_mut().expect("just created");
-        catalog.start(START_DEADLINE).await
+        self.catalogs[i].start(START_DEADLINE).await
+    }
+
+    /// Defines `products` through the group (those already defined stay as they are).
+    pub async fn define(&self, products: Vec<ProductDef>) -> Result<(), LaunchError> {
+        self.group(FORM_DEADLINE)
+            .define(&DefineRequest { products })
+            .await
+            .map(drop)
+            .map_err(|e| LaunchError::Other(format!("defining the toys: {e}")))
     }
 
     /// Starts (or restarts) replica `id` on its data directory; it answers before it is part of
@@ -310,14 +342,19 @@ impl Store {
         }
     }
 
-    fn catalog_process(&self, port: u16) -> Process {
+    fn catalog_process(&self, i: usize, port: u16) -> Process {
         let spec = self.spec.catalog.clone().unwrap_or_default();
-        let host = self.host("catalog");
+        let name = if i == 0 {
+            "catalog".to_string()
+        } else {
+            format!("catalog-{i}")
+        };
+        let host = self.host(&name);
         let mut args = vec![
             "--listen".to_string(),
             format!("{}:{port}", host.ip),
-            "--data-dir".into(),
-            path_arg(&self.spec.dir.join("catalog")),
+            "--order-replicas".into(),
+            self.replica_seeds(),
             "--restock-interval-secs".into(),
             spec.restock_interval_secs.to_string(),
             "--restock-quantity".into(),
@@ -329,10 +366,10 @@ impl Store {
             args.extend(["--products".into(), path_arg(products)]);
         }
         let p = Process::new(
-            "catalog",
+            &name,
             self.spec.bin_dir.join("catalog"),
             port,
-            self.log_path("catalog"),
+            self.log_path(&name),
         )
         .args(args)
         .on(host)
@@ -359,9 +396,6 @@ impl Store {
             "--token-file".into(),
             path_arg(&self.token_file()),
         ];
-        if let Some(catalog) = &self.catalog {
-            args.extend(["--catalog-url".into(), catalog.url()]);
-        }
         args.extend(self.spec.raft.args());
         let p = Process::new(
             &name,
@@ -380,24 +414,22 @@ impl Store {
         } else {
             format!("frontend-{i}")
         };
-        let catalog = self.catalog.as_ref().map(Process::url).unwrap_or_default();
-        let seeds = self
-            .replicas
-            .values()
+        let catalogs = self
+            .catalogs
+            .iter()
             .map(Process::url)
             .collect::<Vec<_>>()
             .join(",");
+        let seeds = self.replica_seeds();
         let f = &self.spec.frontend;
         let host = self.host(&name);
         let mut args = vec![
             "--listen".to_string(),
             format!("{}:{port}", host.ip),
             "--catalog-url".into(),
-            catalog,
+            catalogs,
             "--order-replicas".into(),
             seeds,
-            "--order-token-file".into(),
-            path_arg(&self.token_file()),
             "--cache-capacity".into(),
             f.cache_capacity.to_string(),
         ];
@@ -424,14 +456,35 @@ impl Store {
         self.spec.dir.join(format!("replica-{id}"))
     }
 
-    /// The catalog process (panics if the store has none).
-    pub fn catalog(&mut self) -> &mut Process {
-        self.catalog.as_mut().expect("this store has a catalog")
+    /// The replicas' URLs, comma-separated: the seed list the catalogs and frontends get.
+    fn replica_seeds(&self) -> String {
+        self.replicas
+            .values()
+            .map(Process::url)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
-    /// The catalog's URL, if the store has one.
+    /// The first catalog's process (panics if the store has none).
+    pub fn catalog(&mut self) -> &mut Process {
+        self.catalog_at(0)
+    }
+
+    /// Catalog `i`'s process (panics if it was never started).
+    pub fn catalog_at(&mut self, i: usize) -> &mut Process {
+        self.catalogs
+            .get_mut(i)
+            .unwrap_or_else(|| panic!("no catalog {i}"))
+    }
+
+    /// How many catalogs were started.
+    pub fn catalog_count(&self) -> usize {
+        self.catalogs.len()
+    }
+
+    /// The first catalog's URL, if the store has one.
     pub fn catalog_url(&self) -> Option<String> {
-        self.catalog.as_ref().map(Process::url)
+        self.catalogs.first().map(Process::url)
     }
 
     /// Replica `id`'s process (panics if it was never started).
@@ -516,13 +569,12 @@ impl Store {
         )
     }
 
-    /// A client of the catalog, with the token (it can take stock and read the audit).
+    /// A client of the first catalog.
     pub fn catalog_client(&self) -> CatalogClient {
         CatalogClient::new(
             self.http.clone(),
             self.catalog_url().expect("this store has a catalog"),
         )
-        .with_token(self.token.clone())
     }
 
     /// The replica that leads in the highest term among the running ones, if any.
@@ -542,12 +594,15 @@ impl Store {
         best.map(|(_, id)| id)
     }
 
-    /// Stops everything: the frontends first (they drain), then every replica at once with
-    /// SIGINT (a whole-store stop: no replica hands leadership to peers that are stopping too),
-    /// then the catalog.
+    /// Stops everything: the frontends first (they drain), then the catalogs, then every
+    /// replica at once with SIGINT (a whole-store stop: no replica hands leadership to peers
+    /// that are stopping too).
     pub async fn stop(&mut self) {
         for f in &mut self.frontends {
             f.stop(Signal::SIGTERM, STOP_GRACE).await;
+        }
+        for c in &mut self.catalogs {
+            c.stop(Signal::SIGTERM, STOP_GRACE).await;
         }
         for r in self.replicas.values() {
             r.signal(Signal::SIGINT);
@@ -555,14 +610,11 @@ impl Store {
         for r in self.replicas.values_mut() {
             r.stop(Signal::SIGINT, STOP_GRACE).await;
         }
-        if let Some(c) = &mut self.catalog {
-            c.stop(Signal::SIGTERM, STOP_GRACE).await;
-        }
     }
 
     /// Every process by name, for supervision.
     pub fn processes(&mut self) -> impl Iterator<Item = &mut Process> {
-        self.catalog
+        self.catalogs
             .iter_mut()
             .chain(self.replicas.values_mut())
             .chain(self.frontends.iter_mut())
@@ -570,7 +622,7 @@ impl Store {
 
     /// The end of every process's log.
     pub fn log_tails(&self, lines: usize) -> String {
-        self.catalog
+        self.catalogs
             .iter()
             .chain(self.replicas.values())
             .chain(self.frontends.iter())

@@ -272,11 +272,11 @@ async fn client_loop(run: Arc<Shared>, client: usize) -> SessionLog {
         let sent = Instant::now();
         let answer = run.store.orders.place_order(&key, &order).await;
         run.record(&mut log, RequestKind::Order, sent, &answer);
-        if let Ok(number) = answer {
+        if let Ok(placed) = answer {
             run.counters.orders.fetch_add(1, Ordering::Relaxed);
             log.placed.push(PlacedOrder {
                 key,
-                number,
+                number: placed.order_number,
                 name,
                 quantity: 1,
             });

@@ -7,7 +7,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -15,7 +14,6 @@ use clap::Parser;
 
 use crate::replica::RaftTiming;
 use crate::server::Settings;
-use crate::stock::{CatalogStock, StockKeeper, UnlimitedStock};
 
 /// One replica of the ToyStore order service (Raft-replicated, durable).
 ///
@@ -69,13 +67,6 @@ pub struct Args {
     /// Entries kept in the log behind a snapshot.
     #[arg(long, env = "ORDER_LOGS_TO_KEEP", default_value_t = 1000)]
     pub logs_to_keep: u64,
-    /// Catalog service that owns stock (e.g. http://127.0.0.1:7100). Without it every
-    /// order is confirmed without taking stock (the order service on its own).
-    #[arg(long, env = "ORDER_CATALOG_URL")]
-    pub catalog_url: Option<String>,
-    /// How long a purchase waits for an unreachable catalog before answering 503.
-    #[arg(long, env = "ORDER_CATALOG_PATIENCE_MS", default_value_t = 5000)]
-    pub catalog_patience_ms: u64,
     /// Log format: `text` or `json`.
     #[arg(long, env = "ORDER_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -110,18 +101,5 @@ impl Args {
                 logs_to_keep: self.logs_to_keep,
             },
         })
-    }
-
-    /// Who owns stock: the catalog at `--catalog-url` (taken with `token`), or nobody (every
-    /// order confirmed).
-    pub fn stock(&self, token: &str) -> Arc<dyn StockKeeper> {
-        match &self.catalog_url {
-            Some(url) => Arc::new(CatalogStock::new(
-                url,
-                token,
-                Duration::from_millis(self.catalog_patience_ms),
-            )),
-            None => Arc::new(UnlimitedStock),
-        }
     }
 }

@@ -163,6 +163,16 @@ impl LogStore {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         let (records, good_len) = decode_records(&bytes);
+        // The format first, before anything is cut: records of another format do not decode,
+        // and must not be taken for a torn tail.
+        let name = path.display().to_string();
+        match records.first() {
+            Some(Record::Format(found)) => check_format(*found, &name)?,
+            // A whole first record that is not a format header: format 0 had none.
+            Some(_) => check_format(0, &name)?,
+            None if first_record_is_whole(&bytes) => check_format(0, &name)?,
+            None => {}
+        }
         let torn_bytes = (bytes.len() - good_len) as u64;
         if torn_bytes > 0 {
             tracing::warn!(
@@ -174,15 +184,11 @@ impl LogStore {
             file.set_len(good_len as u64)?;
             file.sync_all()?;
         }
-        match records.first() {
-            Some(Record::Format(found)) => check_format(*found, &path.display().to_string())?,
-            Some(_) => {} // format 0: no header
-            None => {
-                let mut header = Vec::new();
-                encode_record(&Record::Format(STORAGE_FORMAT), &mut header)?;
-                file.write_all(&header)?;
-                file.sync_all()?;
-            }
+        if records.is_empty() {
+            let mut header = Vec::new();
+            encode_record(&Record::Format(STORAGE_FORMAT), &mut header)?;
+            file.write_all(&header)?;
+            file.sync_all()?;
         }
         sync_dir(dir)?;
         let mut mem = MemLog::default();
@@ -435,6 +441,18 @@ fn decode_records(bytes: &[u8]) -> (Vec<Record>, usize) {
     (records, at)
 }
 
+/// Whether `bytes` starts with a whole record (length and checksum good), whatever it holds.
+fn first_record_is_whole(bytes: &[u8]) -> bool {
+    if bytes.len() < HEADER_LEN {
+        return false;
+    }
+    let len = u32::from_le_bytes(bytes[0..4].try_into().unwrap()) as usize;
+    let crc = u32::from_le_bytes(bytes[4..8].try_into().unwrap());
+    len <= MAX_RECORD_LEN
+        && bytes.len() - HEADER_LEN >= len
+        && crc32fast::hash(&bytes[HEADER_LEN..HEADER_LEN + len]) == crc
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -558,7 +576,7 @@ mod tests {
     fn entry(term: u64, index: u64) -> Entry {
         Entry::new_normal(
             log_id(term, index),
-            Command::Pending {
+            Command::Purchase {
                 key: format!("k{index}"),
                 name: "Tux".into(),
                 quantity: 1,
@@ -656,28 +674,49 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_log_of_a_newer_format_is_refused_and_a_format_0_log_is_read() {
+    async fn a_log_of_another_format_is_refused_and_left_as_it_is() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(LOG_FILE);
         let mut newer = Vec::new();
         encode_record(&Record::Format(STORAGE_FORMAT + 1), &mut newer).unwrap();
         std::fs::write(&path, &newer).unwrap();
         let err = LogStore::open(dir.path()).err().expect("refused");
-        assert!(err.to_string().contains("storage format 2"), "{err}");
+        assert!(err.to_string().contains("storage format 3"), "{err}");
         assert_eq!(
             std::fs::read(&path).unwrap(),
             newer,
             "nothing cut or rewritten"
         );
 
-        // Format 0: no header, entries from the first record on.
+        // An earlier format (here 0: no header, entries from the first record on).
         let mut old = Vec::new();
         for i in 1..=3 {
             encode_record(&Record::Entry(entry(1, i)), &mut old).unwrap();
         }
         std::fs::write(&path, &old).unwrap();
-        let mut store = LogStore::open(dir.path()).unwrap();
-        assert_eq!(indexes(&mut store).await, vec![1, 2, 3]);
+        let err = LogStore::open(dir.path()).err().expect("refused");
+        assert!(
+            err.to_string().contains("raft-log is in storage format 0"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("no migration"), "{err}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            old,
+            "nothing cut or rewritten"
+        );
+
+        // Format 1: a header, then records this version cannot decode (not a torn tail).
+        let mut format_1 = Vec::new();
+        encode_record(&Record::Format(1), &mut format_1).unwrap();
+        let payload = br#"{"Entry":{"log_id":1,"payload":{"Normal":{"Pending":{}}}}}"#;
+        format_1.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        format_1.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        format_1.extend_from_slice(payload);
+        std::fs::write(&path, &format_1).unwrap();
+        let err = LogStore::open(dir.path()).err().expect("refused");
+        assert!(err.to_string().contains("storage format 1"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), format_1, "nothing cut");
     }
 
     /// The disk fills in the middle of appends, space comes back while more are queued: none of

@@ -13,8 +13,7 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = servicekit::stop_signal();
     servicekit::init_tracing(&args.log_format, "info,openraft=warn").map_err(anyhow::Error::msg)?;
     let settings = args.settings()?;
-    let stock = args.stock(&settings.token);
-    server::run(settings, stock, shutdown)
+    server::run(settings, shutdown)
         .await
         .context("order replica failed")
 }

@@ -45,7 +45,7 @@ impl Metrics {
         let order_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         registry.register(
             "place_duration_seconds",
-            "Time to place an order on the leader, Pending to Resolve",
+            "Time to place an order on the leader, from the request to the applied command",
             order_seconds.clone(),
         );
         let step_seconds = Family::<Labels, Histogram>::new_with_constructor(|| {
@@ -53,7 +53,7 @@ impl Metrics {
         });
         registry.register(
             "purchase_step_duration_seconds",
-            "Time of each step of a purchase on the leader: pending (commit), take (the catalog), resolve (commit)",
+            "Time of each step of a purchase on the leader: commit (the Purchase command committed and applied)",
             step_seconds.clone(),
         );
         let raft = Family::<Labels, Gauge>::default();
@@ -106,7 +106,7 @@ impl Metrics {
             .inc();
     }
 
-    /// Records how long one step of a purchase took (`pending`, `take`, `resolve`).
+    /// Records how long one step of a purchase took (`commit`).
     pub fn purchase_step(&self, step: &'static str, seconds: f64) {
         self.step_seconds
             .get_or_create(&vec![("step", step.to_string())])

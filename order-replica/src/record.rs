@@ -4,30 +4,35 @@
 //! These are storage types, not wire types. The HTTP layer maps them to `api` types and to
 //! status codes (`http/orders.rs`), so nothing stored says how it is shown to a client: the
 //! log holds *why* a purchase was refused ([`RejectReason`]), never an HTTP status.
-//!
-//! Storage format 0 (before versions were recorded) stored a refusal as
-//! `{"code": <http status>, "reason": <text>}`; it is still read (see [`legacy`]), and written
-//! anew in the current form.
 
 use serde::{Deserialize, Serialize};
 
-/// The on-disk format this binary writes: recorded in the Raft log, the state database and
-/// every snapshot. A store written in a newer format is refused, not guessed at.
-pub const STORAGE_FORMAT: u32 = 1;
+/// The on-disk format this binary reads and writes: recorded in the Raft log, the state
+/// database and every snapshot. Format 2 holds the inventory in the state machine (one command
+/// per purchase); data written in any other format is refused, not guessed at: the project has
+/// had no release, so no migration is owed.
+pub const STORAGE_FORMAT: u32 = 2;
 
-/// Refuses a stored format newer than [`STORAGE_FORMAT`], naming what holds it.
+/// Refuses a stored format other than [`STORAGE_FORMAT`], naming what holds it.
 pub fn check_format(found: u32, what: &str) -> std::io::Result<()> {
-    if found > STORAGE_FORMAT {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!(
-                "{what} is in storage format {found}, but this order-replica reads formats up to \
-                 {STORAGE_FORMAT}: it was written by a newer ToyStore; run that version (a \
-                 downgrade is not supported)"
-            ),
-        ));
-    }
-    Ok(())
+    let why = match found {
+        f if f == STORAGE_FORMAT => return Ok(()),
+        f if f > STORAGE_FORMAT => {
+            "it was written by a newer ToyStore; run that version (a \
+                                    downgrade is not supported)"
+        }
+        _ => {
+            "it was written by an earlier ToyStore, before stock moved into the order group; \
+              there is no migration: start this store on a new data directory"
+        }
+    };
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!(
+            "{what} is in storage format {found}, but this order-replica reads format \
+             {STORAGE_FORMAT} only: {why}"
+        ),
+    ))
 }
 
 /// One purchase as the order service keeps it, by idempotency key.
@@ -39,23 +44,22 @@ pub struct OrderRecord {
     pub name: String,
     /// Quantity.
     pub quantity: u32,
-    /// Where the purchase stands.
+    /// How the purchase ended.
     pub status: OrderStatus,
+    /// Index of the log entry that decided it (the version of its stock change).
+    pub version: u64,
 }
 
-/// Where a purchase stands.
+/// How a purchase ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
-    /// Committed, waiting for the catalog's answer.
-    Pending,
     /// Stock taken; confirmed under this dense order number.
     Confirmed {
         /// Dense order number.
         number: u64,
     },
-    /// Refused, for this reason.
-    #[serde(deserialize_with = "legacy::reject_reason")]
+    /// Refused, for this reason; recorded, so a retry with the key gets the same answer.
     Rejected(RejectReason),
 }
 
@@ -63,39 +67,40 @@ pub enum OrderStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectReason {
-    /// The catalog has fewer of the toy than asked for.
+    /// Fewer of the toy in stock than asked for.
     OutOfStock,
-    /// The catalog lists no toy of that name.
+    /// No toy of that name.
     UnknownProduct,
-    /// The catalog refused the request itself, with this message.
-    Refused {
-        /// The catalog's message.
-        message: String,
-    },
 }
 
-/// Reading storage format 0.
-pub mod legacy {
-    use serde::{Deserialize, Deserializer};
+/// A toy with its stock and books.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductRecord {
+    /// Unique name.
+    pub name: String,
+    /// Price.
+    pub price: f64,
+    /// Units in stock.
+    pub stock: u32,
+    /// Units when it was defined.
+    pub initial: u64,
+    /// Units added by restocks.
+    pub restocked: u64,
+    /// Units sold.
+    pub sold: u64,
+    /// Index of the log entry that last changed its stock.
+    pub version: u64,
+}
 
-    use super::RejectReason;
-
-    /// A refusal in the current form, or format 0's `{"code", "reason"}`.
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum AnyRejectReason {
-        Current(RejectReason),
-        Format0 { code: u16, reason: String },
-    }
-
-    /// Deserializes a [`RejectReason`] written in any known format.
-    pub fn reject_reason<'de, D: Deserializer<'de>>(d: D) -> Result<RejectReason, D::Error> {
-        Ok(match AnyRejectReason::deserialize(d)? {
-            AnyRejectReason::Current(r) => r,
-            AnyRejectReason::Format0 { code: 409, .. } => RejectReason::OutOfStock,
-            AnyRejectReason::Format0 { code: 404, .. } => RejectReason::UnknownProduct,
-            AnyRejectReason::Format0 { reason, .. } => RejectReason::Refused { message: reason },
-        })
+impl ProductRecord {
+    /// The toy as the catalog and its change feed show it.
+    pub fn product(&self) -> api::catalog::Product {
+        api::catalog::Product {
+            name: self.name.clone(),
+            price: self.price,
+            quantity: self.stock,
+            version: self.version,
+        }
     }
 }
 
@@ -110,48 +115,27 @@ mod tests {
             name: "Tux".into(),
             quantity: 2,
             status: OrderStatus::Rejected(RejectReason::OutOfStock),
+            version: 7,
         };
         let json = serde_json::to_string(&rec).unwrap();
         assert_eq!(
             json,
-            r#"{"key":"k","name":"Tux","quantity":2,"status":{"rejected":"out_of_stock"}}"#
+            r#"{"key":"k","name":"Tux","quantity":2,"status":{"rejected":"out_of_stock"},"version":7}"#
         );
         assert_eq!(serde_json::from_str::<OrderRecord>(&json).unwrap(), rec);
     }
 
     #[test]
-    fn format_0_refusals_are_read() {
-        let cases = [
-            (
-                r#"{"code":409,"reason":"not enough"}"#,
-                RejectReason::OutOfStock,
-            ),
-            (
-                r#"{"code":404,"reason":"no toy"}"#,
-                RejectReason::UnknownProduct,
-            ),
-            (
-                r#"{"code":400,"reason":"bad name"}"#,
-                RejectReason::Refused {
-                    message: "bad name".into(),
-                },
-            ),
-        ];
-        for (old, want) in cases {
-            let json = format!(r#"{{"rejected":{old}}}"#);
-            let status: OrderStatus = serde_json::from_str(&json).unwrap();
-            assert_eq!(status, OrderStatus::Rejected(want), "{old}");
-        }
-    }
-
-    #[test]
-    fn a_newer_format_is_refused_by_name() {
+    fn any_other_format_is_refused_by_name() {
         assert!(check_format(STORAGE_FORMAT, "raft-log").is_ok());
-        assert!(check_format(0, "raft-log").is_ok());
-        let err = check_format(STORAGE_FORMAT + 1, "state.redb").unwrap_err();
+        let newer = check_format(STORAGE_FORMAT + 1, "state.redb").unwrap_err();
         assert!(
-            err.to_string()
-                .contains("state.redb is in storage format 2")
+            newer
+                .to_string()
+                .contains("state.redb is in storage format 3"),
+            "{newer}"
         );
+        let older = check_format(1, "raft-log").unwrap_err();
+        assert!(older.to_string().contains("no migration"), "{older}");
     }
 }

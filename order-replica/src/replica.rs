@@ -15,7 +15,6 @@ use crate::log_store::LogStore;
 use crate::metrics::Metrics;
 use crate::network::Network;
 use crate::state_machine::StateMachineStore;
-use crate::stock::StockKeeper;
 use crate::types::{NodeId, Raft};
 
 /// Raft timing and compaction settings.
@@ -92,14 +91,12 @@ pub struct Replica {
     pub raft_url: Option<String>,
     /// The cluster token required on Raft RPC and admin calls.
     pub token: String,
-    /// The stock keeper called between `Pending` and `Resolve`.
-    pub stock: Arc<dyn StockKeeper>,
     /// Metrics.
     pub metrics: Metrics,
     /// HTTP client for calls to other replicas (read index).
     pub http: reqwest::Client,
-    /// When leadership was last handed away because the catalog was out of reach.
-    pub handover: crate::handover::LastAttempt,
+    /// Turns `true` when the replica starts to stop: long-polls answer at once.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Replica {
@@ -111,7 +108,6 @@ impl Replica {
         data_dir: &Path,
         token: String,
         timing: &RaftTiming,
-        stock: Arc<dyn StockKeeper>,
     ) -> Result<Arc<Self>, OpenError> {
         let storage = |source| OpenError::Storage {
             path: data_dir.to_path_buf(),
@@ -162,10 +158,9 @@ impl Replica {
             log,
             identity,
             token,
-            stock,
             metrics: Metrics::new(),
             http: api::client::http_client(Duration::from_secs(5)),
-            handover: Default::default(),
+            stopping: tokio::sync::watch::Sender::new(false),
         }))
     }
 
@@ -211,6 +206,7 @@ impl Replica {
             members,
             recovered_torn_bytes: self.log.torn_bytes(),
             admitted: self.identity.is_admitted(),
+            inventory_defined: self.state.inventory_defined(),
             data_id: Some(self.identity.data_id().to_string()),
         }
     }

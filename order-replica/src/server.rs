@@ -3,13 +3,11 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use openraft::async_runtime::WatchReceiver;
 use servicekit::Stop;
 
 use crate::replica::{OpenError, RaftTiming, Replica};
-use crate::stock::StockKeeper;
 use crate::types::NodeId;
 
 /// Everything needed to run one replica.
@@ -54,7 +52,6 @@ pub enum ServeError {
 /// caught-up voter; on [`Stop::Interrupt`] (the whole store stops) it does not.
 pub async fn run(
     settings: Settings,
-    stock: Arc<dyn StockKeeper>,
     shutdown: impl Future<Output = Stop> + Send + 'static,
 ) -> Result<(), ServeError> {
     let listener = servicekit::bind(settings.listen).await?;
@@ -69,7 +66,6 @@ pub async fn run(
         &settings.data_dir,
         settings.token.clone(),
         &settings.timing,
-        stock,
     )
     .await?;
     tracing::info!(
@@ -79,7 +75,6 @@ pub async fn run(
         data_dir = %settings.data_dir.display(),
         "order replica serving"
     );
-    let resolver = tokio::spawn(crate::purchase::resolve_pending_orders(replica.clone()));
     let app = crate::http::router(replica.clone());
     // Decide when to stop: on a signal (handing leadership away first, while both listeners
     // still answer Raft RPCs: the successor needs our vote, and clients then fail over within
@@ -102,6 +97,7 @@ pub async fn run(
                 let _ = stopped_tx.send(fatal);
             }
         }
+        watched.stopping.send_replace(true);
         let _ = stop_tx.send(true);
     });
     let stopping = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -122,7 +118,6 @@ pub async fn run(
         None => public.await,
     }
     tracing::info!("shutting down raft");
-    resolver.abort();
     if let Err(e) = replica.raft.shutdown().await {
         tracing::warn!(error = %e, "raft shutdown");
     }

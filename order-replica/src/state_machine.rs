@@ -1,8 +1,17 @@
-//! The order state machine, kept in a redb database in the data directory.
+//! The order group's state machine, kept in a redb database in the data directory: the
+//! inventory (every toy's price, stock and books) and the orders.
 //!
-//! Each apply batch is one redb write transaction: the orders, the applied log id and the
-//! membership change together or not at all, so applying is atomic. Applying a command whose
+//! Each apply batch is one redb write transaction: the toys, the orders, the change stream, the
+//! applied log id and the membership change together or not at all, so applying is atomic. A
+//! purchase is one command: key lookup, stock check, decrement and the next order number (or a
+//! refusal recorded under the key) in one step ([`apply_command`]). Applying a command whose
 //! effect is already present changes nothing, which makes re-delivery harmless.
+//!
+//! **Versions and the change stream.** Every change to a toy's stock has a version: the log
+//! index of the command that made it. The last [`CHANGE_WINDOW`] changes are kept in order, so
+//! a subscriber (the catalog) reads every change after the version it has seen
+//! ([`StateMachineStore::changes`]); one older than what is kept gets the whole inventory
+//! first and starts again from there.
 //!
 //! **The log is the durability, not the state machine.** Applies commit without an fsync
 //! (`Durability::None`): every applied entry is already durable in the Raft log of a majority,
@@ -22,10 +31,12 @@
 //! last built snapshot, every entry of it committed). Asking for the meta alone, as openraft
 //! does at start-up, reads no order.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use futures_util::StreamExt;
@@ -38,9 +49,12 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::record::{STORAGE_FORMAT, check_format};
+use api::catalog::{ChangeBatch, ChangeEvent};
+use api::inventory::{Audit, ProductAudit};
+
+use crate::record::{ProductRecord, RejectReason, STORAGE_FORMAT, check_format};
 use crate::types::{
-    Command, CommandResult, LogId, OrderRecord, OrderStatus, Resolution, Snapshot, SnapshotMeta,
+    Command, CommandResult, LogId, OrderRecord, OrderStatus, Snapshot, SnapshotMeta,
     StoredMembership, TypeConfig,
 };
 
@@ -48,13 +62,23 @@ use crate::types::{
 const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");
 /// Idempotency key of each confirmed order, by order number.
 const NUMBERS: TableDefinition<u64, &str> = TableDefinition::new("numbers");
-/// Keys of orders still pending.
-const PENDING: TableDefinition<&str, ()> = TableDefinition::new("pending");
-/// `format`, `last_applied`, `membership`, `next_number` (JSON values).
+/// Toys by name (JSON [`ProductRecord`]).
+const PRODUCTS: TableDefinition<&str, &[u8]> = TableDefinition::new("products");
+/// The change stream: each toy's state (JSON `api::catalog::Product`) by (version, name), the
+/// last [`CHANGE_WINDOW`] of them.
+const CHANGES: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("changes");
+/// `format`, `last_applied`, `membership`, `next_number`, `defined` (the inventory was
+/// defined), `changes_since` (every change after this version is in [`CHANGES`]) (JSON values).
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-/// `meta` (JSON): the last snapshot built or installed. Before snapshots stopped being copied it
-/// also held their bytes under `data`, which the next build removes.
+/// `meta` (JSON): the last snapshot built or installed.
 const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshot");
+
+/// Changes kept for the change stream: a subscriber further behind starts again from the whole
+/// inventory (a few toys), so this only needs to cover a catalog's usual lag.
+pub const CHANGE_WINDOW: u64 = 10_000;
+
+/// Most changes one answer of the change stream carries.
+pub const MAX_CHANGES_PER_BATCH: usize = 2 * api::inventory::MAX_PRODUCTS;
 
 /// The state a snapshot carries.
 ///
@@ -84,6 +108,7 @@ impl SnapshotData {
                 tracing::info!(
                     last = ?payload.last_applied,
                     orders = payload.orders.len(),
+                    products = payload.products.len(),
                     bytes = out.len() - before,
                     ms = started.elapsed().as_millis() as u64,
                     "state serialized for a snapshot"
@@ -113,12 +138,12 @@ impl fmt::Debug for SnapshotData {
 /// The serialized state machine carried by a snapshot.
 #[derive(Debug, Serialize, Deserialize)]
 struct SnapshotPayload {
-    /// Storage format of the payload (absent in format 0).
-    #[serde(default)]
     format: u32,
     last_applied: Option<LogId>,
     membership: StoredMembership,
     next_number: u64,
+    defined: bool,
+    products: Vec<ProductRecord>,
     orders: Vec<OrderRecord>,
 }
 
@@ -134,30 +159,191 @@ fn json_err(e: serde_json::Error) -> io::Error {
 #[derive(Clone)]
 pub struct StateMachineStore {
     db: Arc<Database>,
+    /// The version of the newest change applied, raised after each commit (wakes the change
+    /// stream's long-polls).
+    last_change: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Whether the inventory has been defined (kept in memory for status answers).
+    defined: Arc<AtomicBool>,
 }
 
 impl StateMachineStore {
-    /// Opens (or creates) the state database `state.redb` in `dir`.
+    /// Opens (or creates) the state database `state.redb` in `dir`; one written in another
+    /// storage format is refused.
     pub fn open(dir: &Path) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let db = Database::create(dir.join("state.redb")).map_err(io_err)?;
+        let path = dir.join("state.redb");
+        let db = Database::create(&path).map_err(io_err)?;
         let tx = db.begin_write().map_err(io_err)?;
-        for t in [ORDERS, META, SNAPSHOT] {
+        let (format, is_new) = {
+            let meta = tx.open_table(META).map_err(io_err)?;
+            let format: Option<u32> = Self::read_meta(&meta, "format")?;
+            let is_new = meta.is_empty().map_err(io_err)?;
+            (format, is_new)
+        };
+        match format {
+            Some(f) => check_format(f, &path.display().to_string())?,
+            None if is_new => Self::write_meta(&tx, "format", &STORAGE_FORMAT)?,
+            None => check_format(0, &path.display().to_string())?,
+        }
+        for t in [ORDERS, PRODUCTS, SNAPSHOT] {
             tx.open_table(t).map_err(io_err)?;
         }
         tx.open_table(NUMBERS).map_err(io_err)?;
-        tx.open_table(PENDING).map_err(io_err)?;
-        // A database without a format is new, or format 0: both are read, and marked current.
-        let format: u32 = {
-            let meta = tx.open_table(META).map_err(io_err)?;
-            Self::read_meta(&meta, "format")?
-        };
-        check_format(format, "state.redb")?;
-        if format < STORAGE_FORMAT {
-            Self::write_meta(&tx, "format", &STORAGE_FORMAT)?;
-        }
+        tx.open_table(CHANGES).map_err(io_err)?;
         tx.commit().map_err(io_err)?;
-        Ok(Self { db: Arc::new(db) })
+        let tx = db.begin_read().map_err(io_err)?;
+        let meta = tx.open_table(META).map_err(io_err)?;
+        let defined: bool = Self::read_meta(&meta, "defined")?;
+        let last_change = Self::last_change(&tx)?;
+        drop(meta);
+        drop(tx);
+        Ok(Self {
+            db: Arc::new(db),
+            last_change: Arc::new(tokio::sync::watch::Sender::new(last_change)),
+            defined: Arc::new(AtomicBool::new(defined)),
+        })
+    }
+
+    /// The version of the newest change held (or, with none held, the version every held
+    /// change comes after).
+    fn last_change(tx: &redb::ReadTransaction) -> io::Result<u64> {
+        let changes = tx.open_table(CHANGES).map_err(io_err)?;
+        if let Some((k, _)) = changes.last().map_err(io_err)? {
+            return Ok(k.value().0);
+        }
+        let meta = tx.open_table(META).map_err(io_err)?;
+        Self::read_meta(&meta, "changes_since")
+    }
+
+    /// Whether the inventory has been defined.
+    pub fn inventory_defined(&self) -> bool {
+        self.defined.load(Ordering::Acquire)
+    }
+
+    /// A receiver of the newest change's version, raised after each commit.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.last_change.subscribe()
+    }
+
+    /// The changes after version `after` (at most [`MAX_CHANGES_PER_BATCH`]), from one read
+    /// transaction; when `after` is older than the changes held, the whole inventory instead
+    /// (`reset`, with a snapshot).
+    pub fn changes(&self, after: u64) -> io::Result<ChangeBatch> {
+        let tx = self.db.begin_read().map_err(io_err)?;
+        let meta = tx.open_table(META).map_err(io_err)?;
+        let applied: Option<LogId> = Self::read_meta(&meta, "last_applied")?;
+        let applied = applied.map_or(0, |l| l.index);
+        let since: u64 = Self::read_meta(&meta, "changes_since")?;
+        let defined: bool = Self::read_meta(&meta, "defined")?;
+        if after < since {
+            let products = tx.open_table(PRODUCTS).map_err(io_err)?;
+            let mut snapshot = Vec::new();
+            for item in products.iter().map_err(io_err)? {
+                let (_, v) = item.map_err(io_err)?;
+                let p: ProductRecord = serde_json::from_slice(v.value()).map_err(json_err)?;
+                snapshot.push(p.product());
+            }
+            return Ok(ChangeBatch {
+                events: Vec::new(),
+                version: applied,
+                reset: true,
+                snapshot: Some(snapshot),
+                defined,
+            });
+        }
+        let changes = tx.open_table(CHANGES).map_err(io_err)?;
+        let mut events = Vec::new();
+        let mut version = applied.max(after);
+        for item in changes.range((after + 1, "")..).map_err(io_err)? {
+            let (k, v) = item.map_err(io_err)?;
+            let at = k.value().0;
+            if events.len() >= MAX_CHANGES_PER_BATCH {
+                // Cut between versions, never inside one (a definition changes many toys at
+                // one version): the answer goes up to the last version it holds whole.
+                version = events.last().map_or(after, |e: &ChangeEvent| e.version);
+                if at == version {
+                    events.retain(|e: &ChangeEvent| e.version < at);
+                    version = events.last().map_or(after, |e| e.version);
+                }
+                break;
+            }
+            events.push(ChangeEvent {
+                version: at,
+                product: serde_json::from_slice(v.value()).map_err(json_err)?,
+            });
+        }
+        Ok(ChangeBatch {
+            events,
+            version,
+            reset: false,
+            snapshot: None,
+            defined,
+        })
+    }
+
+    /// The books: every toy's totals, and the orders counted from the orders themselves.
+    pub fn audit(&self) -> io::Result<Audit> {
+        let tx = self.db.begin_read().map_err(io_err)?;
+        let meta = tx.open_table(META).map_err(io_err)?;
+        let applied: Option<LogId> = Self::read_meta(&meta, "last_applied")?;
+        let mut ordered: BTreeMap<String, u64> = BTreeMap::new();
+        let (mut confirmed, mut refused) = (0, 0);
+        for item in tx
+            .open_table(ORDERS)
+            .map_err(io_err)?
+            .iter()
+            .map_err(io_err)?
+        {
+            let (_, v) = item.map_err(io_err)?;
+            let rec: OrderRecord = serde_json::from_slice(v.value()).map_err(json_err)?;
+            match rec.status {
+                OrderStatus::Confirmed { .. } => {
+                    confirmed += 1;
+                    *ordered.entry(rec.name).or_default() += u64::from(rec.quantity);
+                }
+                OrderStatus::Rejected(_) => refused += 1,
+            }
+        }
+        let mut products = Vec::new();
+        for item in tx
+            .open_table(PRODUCTS)
+            .map_err(io_err)?
+            .iter()
+            .map_err(io_err)?
+        {
+            let (_, v) = item.map_err(io_err)?;
+            let p: ProductRecord = serde_json::from_slice(v.value()).map_err(json_err)?;
+            products.push(ProductAudit {
+                ordered: ordered.get(&p.name).copied().unwrap_or(0),
+                name: p.name,
+                initial: p.initial,
+                restocked: p.restocked,
+                sold: p.sold,
+                stock: u64::from(p.stock),
+            });
+        }
+        Ok(Audit {
+            applied_index: applied.map_or(0, |l| l.index),
+            products,
+            confirmed,
+            refused,
+        })
+    }
+
+    /// Raises the change watch and the defined flag after a commit.
+    fn publish(&self, last_change: Option<u64>, defined: bool) {
+        if let Some(v) = last_change {
+            self.last_change.send_if_modified(|last| {
+                let newer = v > *last;
+                if newer {
+                    *last = v;
+                }
+                newer
+            });
+        }
+        if defined {
+            self.defined.store(true, Ordering::Release);
+        }
     }
 
     /// The confirmed order with this number, if any.
@@ -182,30 +368,6 @@ impl StateMachineStore {
         value
             .map(|v| serde_json::from_slice(v.value()).map_err(json_err))
             .transpose()
-    }
-
-    /// Every order still waiting for the catalog's answer.
-    pub fn pending_orders(&self) -> io::Result<Vec<OrderRecord>> {
-        let tx = self.db.begin_read().map_err(io_err)?;
-        let pending = tx.open_table(PENDING).map_err(io_err)?;
-        let orders = tx.open_table(ORDERS).map_err(io_err)?;
-        let mut out = Vec::new();
-        for item in pending.iter().map_err(io_err)? {
-            let (key, _) = item.map_err(io_err)?;
-            if let Some(v) = orders.get(key.value()).map_err(io_err)? {
-                out.push(serde_json::from_slice(v.value()).map_err(json_err)?);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Number of orders still pending.
-    pub fn pending_count(&self) -> io::Result<u64> {
-        let tx = self.db.begin_read().map_err(io_err)?;
-        tx.open_table(PENDING)
-            .map_err(io_err)?
-            .len()
-            .map_err(io_err)
     }
 
     /// Number of confirmed orders.
@@ -277,84 +439,198 @@ impl StateMachineStore {
             let (_, v) = item.map_err(io_err)?;
             orders.push(serde_json::from_slice(v.value()).map_err(json_err)?);
         }
+        let mut products = Vec::new();
+        for item in tx
+            .open_table(PRODUCTS)
+            .map_err(io_err)?
+            .iter()
+            .map_err(io_err)?
+        {
+            let (_, v) = item.map_err(io_err)?;
+            products.push(serde_json::from_slice(v.value()).map_err(json_err)?);
+        }
         Ok(SnapshotPayload {
             format: STORAGE_FORMAT,
             last_applied: Self::read_meta(&meta, "last_applied")?,
             membership: Self::read_meta(&meta, "membership")?,
             next_number: Self::read_meta(&meta, "next_number")?,
+            defined: Self::read_meta(&meta, "defined")?,
+            products,
             orders,
         })
     }
 
-    /// Records `meta` as the last snapshot (dropping the bytes older versions stored).
+    /// Records `meta` as the last snapshot.
     fn store_snapshot_meta(tx: &WriteTransaction, meta: &SnapshotMeta) -> io::Result<()> {
         let bytes = serde_json::to_vec(meta).map_err(json_err)?;
         let mut table = tx.open_table(SNAPSHOT).map_err(io_err)?;
         table.insert("meta", bytes.as_slice()).map_err(io_err)?;
-        table.remove("data").map_err(io_err)?;
         Ok(())
     }
 }
 
-/// Applies one command inside a write transaction. Idempotent by idempotency key.
-fn apply_command(tx: &WriteTransaction, cmd: Command) -> io::Result<CommandResult> {
-    let mut orders = tx.open_table(ORDERS).map_err(io_err)?;
-    let mut pending = tx.open_table(PENDING).map_err(io_err)?;
-    let existing: Option<OrderRecord> = {
-        let key = match &cmd {
-            Command::Pending { key, .. } | Command::Resolve { key, .. } => key.as_str(),
-        };
-        let v = orders.get(key).map_err(io_err)?;
-        v.map(|v| serde_json::from_slice(v.value()).map_err(json_err))
-            .transpose()?
+/// What applying commands changed, for the watchers once the batch commits.
+#[derive(Debug, Default)]
+struct Applied {
+    /// The version of the newest stock change.
+    last_change: Option<u64>,
+    /// Whether the inventory was defined.
+    defined: bool,
+}
+
+/// Applies one command, at log index `index`, inside a write transaction. Idempotent.
+fn apply_command(
+    tx: &WriteTransaction,
+    index: u64,
+    cmd: Command,
+    applied: &mut Applied,
+) -> io::Result<CommandResult> {
+    let mut products = tx.open_table(PRODUCTS).map_err(io_err)?;
+    let mut changes = tx.open_table(CHANGES).map_err(io_err)?;
+    let mut changed = |products: &mut redb::Table<&str, &[u8]>, p: &ProductRecord| {
+        put_product(products, &mut changes, index, p)?;
+        applied.last_change = Some(index);
+        Ok::<_, io::Error>(())
     };
-    let record = match (cmd, existing) {
-        // A repeat of a known key returns its current state and changes nothing.
-        (Command::Pending { .. }, Some(rec)) => return Ok(CommandResult::Order(rec)),
-        (
-            Command::Pending {
-                key,
-                name,
-                quantity,
-            },
-            None,
-        ) => {
-            pending.insert(key.as_str(), ()).map_err(io_err)?;
-            OrderRecord {
-                key,
-                name,
-                quantity,
-                status: OrderStatus::Pending,
-            }
-        }
-        (Command::Resolve { key, .. }, None) => return Ok(CommandResult::UnknownKey(key)),
-        (Command::Resolve { outcome, .. }, Some(mut rec)) => {
-            if rec.status != OrderStatus::Pending {
+    match cmd {
+        Command::Purchase {
+            key,
+            name,
+            quantity,
+        } => {
+            let mut orders = tx.open_table(ORDERS).map_err(io_err)?;
+            // A known key returns its outcome and changes nothing.
+            if let Some(v) = orders.get(key.as_str()).map_err(io_err)? {
+                let rec = serde_json::from_slice(v.value()).map_err(json_err)?;
                 return Ok(CommandResult::Order(rec));
             }
-            rec.status = match outcome {
-                Resolution::Confirmed => {
+            let status = match get_product(&products, &name)? {
+                None => OrderStatus::Rejected(RejectReason::UnknownProduct),
+                Some(p) if p.stock < quantity => OrderStatus::Rejected(RejectReason::OutOfStock),
+                Some(mut p) => {
+                    p.stock -= quantity;
+                    p.sold += u64::from(quantity);
+                    p.version = index;
+                    changed(&mut products, &p)?;
                     let meta = tx.open_table(META).map_err(io_err)?;
                     let number: u64 = StateMachineStore::read_meta(&meta, "next_number")?;
                     drop(meta);
                     StateMachineStore::write_meta(tx, "next_number", &(number + 1))?;
                     tx.open_table(NUMBERS)
                         .map_err(io_err)?
-                        .insert(number, rec.key.as_str())
+                        .insert(number, key.as_str())
                         .map_err(io_err)?;
                     OrderStatus::Confirmed { number }
                 }
-                Resolution::Rejected(reason) => OrderStatus::Rejected(reason),
             };
-            pending.remove(rec.key.as_str()).map_err(io_err)?;
-            rec
+            let record = OrderRecord {
+                key,
+                name,
+                quantity,
+                status,
+                version: index,
+            };
+            let bytes = serde_json::to_vec(&record).map_err(json_err)?;
+            orders
+                .insert(record.key.as_str(), bytes.as_slice())
+                .map_err(io_err)?;
+            Ok(CommandResult::Order(record))
         }
-    };
-    let bytes = serde_json::to_vec(&record).map_err(json_err)?;
-    orders
-        .insert(record.key.as_str(), bytes.as_slice())
+        Command::Restock {
+            name,
+            to,
+            only_if_at,
+        } => match get_product(&products, &name)? {
+            Some(mut p) if p.stock == only_if_at && to > p.stock => {
+                p.restocked += u64::from(to - p.stock);
+                p.stock = to;
+                p.version = index;
+                changed(&mut products, &p)?;
+                Ok(CommandResult::Restock {
+                    restocked: true,
+                    product: Some(p),
+                })
+            }
+            other => Ok(CommandResult::Restock {
+                restocked: false,
+                product: other,
+            }),
+        },
+        Command::Define { products: defs } => {
+            let mut defined = Vec::new();
+            for def in defs {
+                if get_product(&products, &def.name)?.is_some() {
+                    continue;
+                }
+                let p = ProductRecord {
+                    name: def.name.clone(),
+                    price: def.price,
+                    stock: def.quantity,
+                    initial: u64::from(def.quantity),
+                    restocked: 0,
+                    sold: 0,
+                    version: index,
+                };
+                changed(&mut products, &p)?;
+                defined.push(def.name);
+            }
+            drop(products);
+            StateMachineStore::write_meta(tx, "defined", &true)?;
+            applied.defined = true;
+            Ok(CommandResult::Defined(defined))
+        }
+    }
+}
+
+/// The toy called `name`, if defined.
+fn get_product(
+    products: &redb::Table<&str, &[u8]>,
+    name: &str,
+) -> io::Result<Option<ProductRecord>> {
+    let value = products.get(name).map_err(io_err)?;
+    value
+        .map(|v| serde_json::from_slice(v.value()).map_err(json_err))
+        .transpose()
+}
+
+/// Stores a toy whose stock changed at `index`, and the change for the change stream.
+fn put_product(
+    products: &mut redb::Table<&str, &[u8]>,
+    changes: &mut redb::Table<(u64, &str), &[u8]>,
+    index: u64,
+    p: &ProductRecord,
+) -> io::Result<()> {
+    let bytes = serde_json::to_vec(p).map_err(json_err)?;
+    products
+        .insert(p.name.as_str(), bytes.as_slice())
         .map_err(io_err)?;
-    Ok(CommandResult::Order(record))
+    let event = serde_json::to_vec(&p.product()).map_err(json_err)?;
+    changes
+        .insert((index, p.name.as_str()), event.as_slice())
+        .map_err(io_err)?;
+    Ok(())
+}
+
+/// Drops the oldest changes beyond [`CHANGE_WINDOW`], remembering how far they went. Changes
+/// of one version go whole, so every change after `changes_since` is still held.
+fn trim_changes(tx: &WriteTransaction) -> io::Result<()> {
+    let mut changes = tx.open_table(CHANGES).map_err(io_err)?;
+    let mut since = None;
+    loop {
+        let first = changes.first().map_err(io_err)?.map(|(k, _)| k.value().0);
+        let Some(first) = first else { break };
+        let over = changes.len().map_err(io_err)? > CHANGE_WINDOW;
+        if !over && since != Some(first) {
+            break;
+        }
+        changes.pop_first().map_err(io_err)?;
+        since = Some(first);
+    }
+    drop(changes);
+    if let Some(since) = since {
+        StateMachineStore::write_meta(tx, "changes_since", &since)?;
+    }
+    Ok(())
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
@@ -405,17 +681,20 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             batch.push(item?);
         }
         let this = self.clone();
-        let replies = tokio::task::spawn_blocking(move || -> io::Result<_> {
+        let (replies, applied) = tokio::task::spawn_blocking(move || -> io::Result<_> {
             let mut tx = this.db.begin_write().map_err(io_err)?;
             // No fsync: the entries are durable in the log (see the module documentation).
             tx.set_durability(Durability::None).map_err(io_err)?;
             let mut replies = Vec::with_capacity(batch.len());
+            let mut applied = Applied::default();
             let mut last = None;
             for (entry, responder) in batch {
                 last = Some(entry.log_id());
                 let result = match entry.payload {
                     EntryPayload::Blank => CommandResult::None,
-                    EntryPayload::Normal(cmd) => apply_command(&tx, cmd)?,
+                    EntryPayload::Normal(cmd) => {
+                        apply_command(&tx, entry.log_id.index, cmd, &mut applied)?
+                    }
                     EntryPayload::Membership(m) => {
                         let stored = StoredMembership::new(last, m);
                         StateMachineStore::write_meta(&tx, "membership", &stored)?;
@@ -424,12 +703,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 };
                 replies.push((responder, result));
             }
+            if applied.last_change.is_some() {
+                trim_changes(&tx)?;
+            }
             StateMachineStore::write_meta(&tx, "last_applied", &last)?;
             tx.commit().map_err(io_err)?;
-            Ok(replies)
+            Ok((replies, applied))
         })
         .await
         .map_err(io::Error::other)??;
+        self.publish(applied.last_change, applied.defined);
         // Answer after the batch is applied; its entries are durable in the log of a majority.
         for (responder, result) in replies {
             if let Some(r) = responder {
@@ -450,45 +733,54 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     ) -> Result<(), io::Error> {
         let this = self.clone();
         let meta = meta.clone();
-        tokio::task::spawn_blocking(move || {
+        let (last_change, defined) = tokio::task::spawn_blocking(move || {
             let payload = snapshot.into_payload()?;
             check_format(payload.format, "the snapshot received")?;
             let mut tx = this.db.begin_write().map_err(io_err)?;
             tx.set_durability(Durability::Immediate).map_err(io_err)?;
             tx.delete_table(ORDERS).map_err(io_err)?;
             tx.delete_table(NUMBERS).map_err(io_err)?;
-            tx.delete_table(PENDING).map_err(io_err)?;
+            tx.delete_table(PRODUCTS).map_err(io_err)?;
+            tx.delete_table(CHANGES).map_err(io_err)?;
             {
                 let mut orders = tx.open_table(ORDERS).map_err(io_err)?;
                 let mut numbers = tx.open_table(NUMBERS).map_err(io_err)?;
-                let mut pending = tx.open_table(PENDING).map_err(io_err)?;
                 for rec in &payload.orders {
                     let bytes = serde_json::to_vec(rec).map_err(json_err)?;
                     orders
                         .insert(rec.key.as_str(), bytes.as_slice())
                         .map_err(io_err)?;
-                    match rec.status {
-                        OrderStatus::Confirmed { number } => {
-                            numbers.insert(number, rec.key.as_str()).map_err(io_err)?;
-                        }
-                        OrderStatus::Pending => {
-                            pending.insert(rec.key.as_str(), ()).map_err(io_err)?;
-                        }
-                        OrderStatus::Rejected(_) => {}
+                    if let OrderStatus::Confirmed { number } = rec.status {
+                        numbers.insert(number, rec.key.as_str()).map_err(io_err)?;
                     }
                 }
+                let mut products = tx.open_table(PRODUCTS).map_err(io_err)?;
+                for p in &payload.products {
+                    let bytes = serde_json::to_vec(p).map_err(json_err)?;
+                    products
+                        .insert(p.name.as_str(), bytes.as_slice())
+                        .map_err(io_err)?;
+                }
+                tx.open_table(CHANGES).map_err(io_err)?;
             }
+            // The changes before the snapshot are not held: a subscriber from before it starts
+            // again from the whole inventory.
+            let since = meta.last_log_id.map_or(0, |l| l.index);
             Self::write_meta(&tx, "last_applied", &meta.last_log_id)?;
             Self::write_meta(&tx, "membership", &meta.last_membership)?;
             Self::write_meta(&tx, "next_number", &payload.next_number)?;
+            Self::write_meta(&tx, "defined", &payload.defined)?;
+            Self::write_meta(&tx, "changes_since", &since)?;
             let orders = payload.orders.len();
             Self::store_snapshot_meta(&tx, &meta)?;
             tx.commit().map_err(io_err)?;
-            tracing::info!(last = ?meta.last_log_id, orders, "snapshot installed");
-            Ok(())
+            tracing::info!(last = ?meta.last_log_id, orders, products = payload.products.len(), "snapshot installed");
+            Ok::<_, io::Error>((since, payload.defined))
         })
         .await
-        .map_err(io::Error::other)?
+        .map_err(io::Error::other)??;
+        self.publish(Some(last_change), defined);
+        Ok(())
     }
 
     /// The state as it is now, once a snapshot exists: at or after the last one built, so the
@@ -504,41 +796,34 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::Entry;
+    use api::inventory::ProductDef;
 
-    fn set_format(dir: &Path, format: Option<u32>) {
+    fn set_format(dir: &Path, format: u32) {
         let db = Database::create(dir.join("state.redb")).unwrap();
         let tx = db.begin_write().unwrap();
         {
             let mut meta = tx.open_table(META).unwrap();
-            match format {
-                Some(f) => {
-                    let bytes = serde_json::to_vec(&f).unwrap();
-                    meta.insert("format", bytes.as_slice()).unwrap();
-                }
-                None => {
-                    meta.remove("format").unwrap();
-                }
-            }
+            let bytes = serde_json::to_vec(&format).unwrap();
+            meta.insert("format", bytes.as_slice()).unwrap();
         }
         tx.commit().unwrap();
     }
 
-    fn format_of(store: &StateMachineStore) -> u32 {
-        let tx = store.db.begin_read().unwrap();
-        StateMachineStore::read_meta(&tx.open_table(META).unwrap(), "format").unwrap()
-    }
-
     #[test]
-    fn a_state_database_of_a_newer_format_is_refused() {
+    fn a_state_database_of_another_format_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         drop(StateMachineStore::open(dir.path()).unwrap());
-        set_format(dir.path(), Some(STORAGE_FORMAT + 1));
-        let err = StateMachineStore::open(dir.path()).err().expect("refused");
-        assert!(
-            err.to_string()
-                .contains("state.redb is in storage format 2"),
-            "{err}"
-        );
+        for (format, says) in [(STORAGE_FORMAT + 1, "newer"), (1, "no migration")] {
+            set_format(dir.path(), format);
+            let err = StateMachineStore::open(dir.path()).err().expect("refused");
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("state.redb is in storage format {format}")),
+                "{text}"
+            );
+            assert!(text.contains(says), "{text}");
+        }
     }
 
     fn log_id(index: u64) -> LogId {
@@ -549,38 +834,45 @@ mod tests {
         )
     }
 
-    /// Applies `Pending` and `Resolve{Confirmed}` for keys `from..to`, at log indexes from
-    /// `2 * from + 1` on (index 0 holds the membership).
-    async fn apply_orders(sm: &mut StateMachineStore, from: u64, to: u64) {
-        use crate::types::Entry;
-        let mut entries = Vec::new();
-        for k in from..to {
-            let key = format!("k{k}");
-            entries.push(Entry::new_normal(
-                log_id(2 * k + 1),
-                Command::Pending {
-                    key: key.clone(),
-                    name: "Tux".into(),
-                    quantity: 1,
-                },
-            ));
-            entries.push(Entry::new_normal(
-                log_id(2 * k + 2),
-                Command::Resolve {
-                    key,
-                    outcome: Resolution::Confirmed,
-                },
-            ));
+    fn def(name: &str, quantity: u32) -> ProductDef {
+        ProductDef {
+            name: name.into(),
+            price: 1.5,
+            quantity,
         }
-        let items = entries.into_iter().map(|e| Ok((e, None)));
+    }
+
+    fn purchase(key: &str, name: &str, quantity: u32) -> Command {
+        Command::Purchase {
+            key: key.into(),
+            name: name.into(),
+            quantity,
+        }
+    }
+
+    /// Applies `commands` at log indexes `first..` in one batch.
+    async fn apply(sm: &mut StateMachineStore, first: u64, commands: Vec<Command>) {
+        let items = commands
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| Ok((Entry::new_normal(log_id(first + i as u64), c), None)));
         sm.apply(futures_util::stream::iter(items)).await.unwrap();
     }
 
-    /// A state machine with the group's membership applied (index 0), and an empty one, each
-    /// in its own directory (kept while the returned directories live).
+    /// Purchases of one Tux for keys `from..to`, at log index `k + 2` for key `k` (index 0
+    /// holds the membership, 1 the definition).
+    async fn apply_orders(sm: &mut StateMachineStore, from: u64, to: u64) {
+        let commands = (from..to)
+            .map(|k| purchase(&format!("k{k}"), "Tux", 1))
+            .collect();
+        apply(sm, from + 2, commands).await;
+    }
+
+    /// A state machine with the group's membership (index 0) and a Tux with a million in stock
+    /// (index 1) applied, and an empty one, each in its own directory (kept while the returned
+    /// directories live).
     async fn leader_and_follower() -> ([tempfile::TempDir; 2], StateMachineStore, StateMachineStore)
     {
-        use crate::types::Entry;
         let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
         let mut leader = StateMachineStore::open(dirs[0].path()).unwrap();
         let follower = StateMachineStore::open(dirs[1].path()).unwrap();
@@ -593,7 +885,124 @@ mod tests {
             .apply(futures_util::stream::iter([Ok((first, None))]))
             .await
             .unwrap();
+        let define = Command::Define {
+            products: vec![def("Tux", 1_000_000)],
+        };
+        apply(&mut leader, 1, vec![define]).await;
         (dirs, leader, follower)
+    }
+
+    fn order(sm: &StateMachineStore, key: &str) -> OrderRecord {
+        sm.order_by_key(key).unwrap().expect(key)
+    }
+
+    #[tokio::test]
+    async fn a_purchase_takes_stock_and_the_next_number_or_records_its_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = StateMachineStore::open(dir.path()).unwrap();
+        assert!(!sm.inventory_defined());
+        let define = Command::Define {
+            products: vec![def("Tux", 2), def("Fox", 1)],
+        };
+        apply(&mut sm, 1, vec![define]).await;
+        assert!(sm.inventory_defined());
+        apply(
+            &mut sm,
+            2,
+            vec![
+                purchase("a", "Tux", 2),
+                purchase("b", "Tux", 1),
+                purchase("c", "Bear", 1),
+                purchase("d", "Fox", 1),
+                // A repeat of a key changes nothing, whatever it asks for now.
+                purchase("a", "Tux", 2),
+                purchase("b", "Fox", 1),
+            ],
+        )
+        .await;
+        assert_eq!(order(&sm, "a").status, OrderStatus::Confirmed { number: 0 });
+        assert_eq!(order(&sm, "a").version, 2);
+        let refused = OrderStatus::Rejected(RejectReason::OutOfStock);
+        assert_eq!(order(&sm, "b").status, refused);
+        let unknown = OrderStatus::Rejected(RejectReason::UnknownProduct);
+        assert_eq!(order(&sm, "c").status, unknown);
+        assert_eq!(order(&sm, "d").status, OrderStatus::Confirmed { number: 1 });
+        assert_eq!(sm.confirmed_count().unwrap(), 2);
+
+        // Restock is conditional: the second, identical one changes nothing.
+        let restock = Command::Restock {
+            name: "Tux".into(),
+            to: 5,
+            only_if_at: 0,
+        };
+        apply(&mut sm, 8, vec![restock.clone(), restock]).await;
+        // A refused key keeps its refusal after the restock.
+        apply(&mut sm, 10, vec![purchase("b", "Tux", 1)]).await;
+        assert_eq!(order(&sm, "b").status, refused);
+
+        let audit = sm.audit().unwrap();
+        assert_eq!((audit.confirmed, audit.refused), (2, 2));
+        let tux = audit.products.iter().find(|p| p.name == "Tux").unwrap();
+        assert_eq!(
+            (tux.initial, tux.restocked, tux.sold, tux.stock, tux.ordered),
+            (2, 5, 2, 5, 2)
+        );
+        for p in &audit.products {
+            assert_eq!(p.stock, p.initial + p.restocked - p.sold, "{p:?}");
+            assert_eq!(p.sold, p.ordered, "{p:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_change_stream_gives_every_change_after_a_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = StateMachineStore::open(dir.path()).unwrap();
+        let define = Command::Define {
+            products: vec![def("Tux", 3), def("Fox", 1)],
+        };
+        apply(&mut sm, 1, vec![define.clone()]).await;
+        let all = sm.changes(0).unwrap();
+        assert!(!all.reset && all.defined);
+        let versions: Vec<(u64, &str)> = all
+            .events
+            .iter()
+            .map(|e| (e.version, e.product.name.as_str()))
+            .collect();
+        assert_eq!(versions, [(1, "Fox"), (1, "Tux")]);
+        assert_eq!(*sm.subscribe().borrow(), 1);
+
+        // A second definition defines nothing and changes no stock.
+        apply(
+            &mut sm,
+            2,
+            vec![define, purchase("a", "Tux", 2), purchase("b", "Bear", 1)],
+        )
+        .await;
+        let after = sm.changes(1).unwrap();
+        assert_eq!(after.version, 4);
+        assert_eq!(after.events.len(), 1);
+        assert_eq!(after.events[0].version, 3);
+        assert_eq!(after.events[0].product.quantity, 1);
+        assert_eq!(*sm.subscribe().borrow(), 3);
+        assert!(sm.changes(3).unwrap().events.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_older_than_the_changes_kept_gets_the_whole_inventory() {
+        let (_dirs, mut leader, _) = leader_and_follower().await;
+        let n = CHANGE_WINDOW + 10;
+        apply_orders(&mut leader, 0, n).await;
+        // The definition (version 1) and the first purchases are no longer kept.
+        let old = leader.changes(0).unwrap();
+        assert!(old.reset);
+        let snapshot = old.snapshot.unwrap();
+        assert_eq!(snapshot.len(), 1);
+        assert_eq!(snapshot[0].quantity, 1_000_000 - n as u32);
+        assert_eq!(old.version, n + 1);
+        // One kept is still served change by change.
+        let recent = leader.changes(n - 5).unwrap();
+        assert!(!recent.reset);
+        assert_eq!(recent.events.len(), 6);
     }
 
     fn snapshot_table_keys(sm: &StateMachineStore) -> Vec<String> {
@@ -613,7 +1022,7 @@ mod tests {
 
         apply_orders(&mut leader, 0, 2000).await;
         let built = leader.build_snapshot().await.unwrap();
-        assert_eq!(built.meta.last_log_id, Some(log_id(4000)));
+        assert_eq!(built.meta.last_log_id, Some(log_id(2001)));
         assert!(
             matches!(&built.snapshot, SnapshotData::Bytes(b) if b.is_empty()),
             "the build serialized the state"
@@ -627,7 +1036,7 @@ mod tests {
         // Applies go on; a follower that needs the state gets it as it is now.
         apply_orders(&mut leader, 2000, 2010).await;
         let current = leader.get_current_snapshot().await.unwrap().unwrap();
-        assert_eq!(current.meta.last_log_id, Some(log_id(4020)));
+        assert_eq!(current.meta.last_log_id, Some(log_id(2011)));
         follower
             .install_snapshot(&current.meta, current.snapshot)
             .await
@@ -643,6 +1052,12 @@ mod tests {
                 leader.order_by_number(number).unwrap()
             );
         }
+        // The inventory came with it; the change stream starts again from it.
+        assert!(follower.inventory_defined());
+        assert_eq!(follower.audit().unwrap(), leader.audit().unwrap());
+        let stream = follower.changes(0).unwrap();
+        assert!(stream.reset);
+        assert_eq!(stream.snapshot.unwrap()[0].quantity, 1_000_000 - 2010);
         assert_eq!(
             follower.get_current_snapshot().await.unwrap().unwrap().meta,
             current.meta
@@ -660,30 +1075,20 @@ mod tests {
         // a repeat.
         let current = leader.get_current_snapshot().await.unwrap().unwrap();
         assert!(matches!(current.snapshot, SnapshotData::View(_)));
-        assert_eq!(current.meta.last_log_id, Some(log_id(200)));
+        assert_eq!(current.meta.last_log_id, Some(log_id(101)));
         apply_orders(&mut leader, 100, 150).await;
         let mut bytes = Vec::new();
         current.snapshot.serialize_into(&mut bytes).unwrap();
         let payload: SnapshotPayload = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(payload.last_applied, Some(log_id(200)));
+        assert_eq!(payload.last_applied, Some(log_id(101)));
         assert_eq!(payload.orders.len(), 100);
+        assert_eq!(payload.products[0].stock, 1_000_000 - 100);
         follower
             .install_snapshot(&current.meta, SnapshotData::Bytes(bytes))
             .await
             .unwrap();
         assert_eq!(follower.confirmed_count().unwrap(), 100);
-        assert_eq!(follower.applied_state().await.unwrap().0, Some(log_id(200)));
+        assert_eq!(follower.applied_state().await.unwrap().0, Some(log_id(101)));
         assert!(follower.order_by_number(100).unwrap().is_none());
-    }
-
-    #[test]
-    fn new_and_format_0_databases_are_marked_current() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = StateMachineStore::open(dir.path()).unwrap();
-        assert_eq!(format_of(&store), STORAGE_FORMAT);
-        drop(store);
-        set_format(dir.path(), None);
-        let store = StateMachineStore::open(dir.path()).unwrap();
-        assert_eq!(format_of(&store), STORAGE_FORMAT);
     }
 }

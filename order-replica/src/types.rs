@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::state_machine::SnapshotData;
 
-pub use crate::record::{OrderRecord, OrderStatus, RejectReason};
+pub use crate::record::{OrderRecord, OrderStatus, ProductRecord, RejectReason};
 
 pub use api::raft::NodeId;
 
@@ -70,11 +70,13 @@ pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
 /// A snapshot of the order state machine (see [`SnapshotData`]).
 pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
 
-/// A command of the purchase protocol, committed through Raft.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A command of the order group's state machine, committed through Raft. Each is applied
+/// atomically and changes nothing when repeated (see docs/design.md, "Stock and orders").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
-    /// Step 1: record the intent to buy. A repeat of a known key changes nothing.
-    Pending {
+    /// A purchase: a known key returns its outcome; an unknown toy or too little stock is a
+    /// recorded refusal; otherwise the stock goes down and the order takes the next number.
+    Purchase {
         /// Idempotency key of the purchase.
         key: String,
         /// Toy name.
@@ -82,33 +84,36 @@ pub enum Command {
         /// Quantity.
         quantity: u32,
     },
-    /// Step 3: record the catalog's answer. Confirmation assigns the next order number.
-    Resolve {
-        /// Idempotency key of the purchase.
-        key: String,
-        /// The catalog's answer.
-        outcome: Resolution,
+    /// Sets a toy's stock to `to`, only if it is `only_if_at` now.
+    Restock {
+        /// Toy name.
+        name: String,
+        /// The stock afterwards.
+        to: u32,
+        /// The stock it must have now.
+        only_if_at: u32,
+    },
+    /// Defines the toys not defined yet; a defined toy keeps its price and stock.
+    Define {
+        /// The toys.
+        products: Vec<api::inventory::ProductDef>,
     },
 }
 
-/// How a pending order ends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Resolution {
-    /// Stock was taken: the order is confirmed.
-    Confirmed,
-    /// Stock was not taken, for this reason.
-    #[serde(deserialize_with = "crate::record::legacy::reject_reason")]
-    Rejected(RejectReason),
-}
-
-/// What applying a command returned: the order's record after the command.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What applying a command returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CommandResult {
-    /// The order as it now stands.
+    /// The purchase as it now stands (its first outcome, for a known key).
     Order(OrderRecord),
-    /// `Resolve` for a key that was never `Pending` (cannot happen through the leader's
-    /// protocol; kept as an explicit answer rather than a panic).
-    UnknownKey(String),
+    /// A restock: whether it changed the stock, and the toy after it (`None`: no such toy).
+    Restock {
+        /// Whether the stock changed.
+        restocked: bool,
+        /// The toy afterwards.
+        product: Option<crate::record::ProductRecord>,
+    },
+    /// A definition: the toys it defined.
+    Defined(Vec<String>),
     /// Entries that are not commands (blank, membership).
     None,
 }
@@ -116,12 +121,17 @@ pub enum CommandResult {
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Command::Pending {
+            Command::Purchase {
                 key,
                 name,
                 quantity,
-            } => write!(f, "Pending({key}: {quantity} x {name})"),
-            Command::Resolve { key, outcome } => write!(f, "Resolve({key}: {outcome:?})"),
+            } => write!(f, "Purchase({key}: {quantity} x {name})"),
+            Command::Restock {
+                name,
+                to,
+                only_if_at,
+            } => write!(f, "Restock({name} to {to} if at {only_if_at})"),
+            Command::Define { products } => write!(f, "Define({} toys)", products.len()),
         }
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! Every AppendEntries carries entries, so their encoding is paid on every commit, on the
 //! leader and on each follower. MessagePack is compact and cheap to write and read, and it is
-//! self-describing like JSON, so the order service's storage types (which read older shapes of
-//! a refusal, see `record::legacy`) decode the same way. A request says its encoding in its
+//! self-describing like JSON, so the order service's storage types decode the same way from
+//! both. A request says its encoding in its
 //! `Content-Type`, and the answer comes back in the same one. A replica of an older version
 //! answers MessagePack with 415: the sender then speaks JSON to it (during a rolling upgrade).
 
@@ -95,20 +95,23 @@ impl<T: Serialize> IntoResponse for RpcReply<T> {
 mod tests {
     use super::*;
     use crate::record::{OrderStatus, RejectReason};
+    use crate::types::Command;
 
     #[test]
-    fn both_encodings_round_trip_and_read_older_refusals() {
+    fn both_encodings_round_trip_the_commands_and_records() {
         let status = OrderStatus::Rejected(RejectReason::OutOfStock);
+        let define = Command::Define {
+            products: vec![api::inventory::ProductDef {
+                name: "Tux".into(),
+                price: 15.99,
+                quantity: 3,
+            }],
+        };
         for enc in [Encoding::MsgPack, Encoding::Json] {
             let bytes = enc.encode(&status).unwrap();
             assert_eq!(enc.decode::<OrderStatus>(&bytes).unwrap(), status);
+            let bytes = enc.encode(&define).unwrap();
+            assert_eq!(enc.decode::<Command>(&bytes).unwrap(), define);
         }
-        // Storage format 0's refusal shape decodes from MessagePack too (self-describing).
-        let old = serde_json::json!({"rejected": {"code": 404, "reason": "no toy"}});
-        let bytes = rmp_serde::to_vec_named(&old).unwrap();
-        assert_eq!(
-            Encoding::MsgPack.decode::<OrderStatus>(&bytes).unwrap(),
-            OrderStatus::Rejected(RejectReason::UnknownProduct)
-        );
     }
 }

@@ -116,6 +116,10 @@ async fn raft_and_admin_endpoints_need_the_cluster_token() {
         ("POST", "/admin/transfer-leader"),
         ("POST", "/admin/elect"),
         ("POST", "/admin/snapshot"),
+        ("POST", "/inventory/define"),
+        ("POST", "/inventory/restock"),
+        ("GET", "/inventory/changes?after=0"),
+        ("GET", "/audit"),
     ];
     for (method, path) in endpoints {
         for token in [None, Some("wrong-token")] {
@@ -145,6 +149,85 @@ async fn raft_and_admin_endpoints_need_the_cluster_token() {
     )
     .await;
     assert_error(status, &json, StatusCode::BAD_REQUEST);
+    // The read-only view of the group needs no token (the frontends find the leader with it).
+    let view: api::raft::GroupInfo = http
+        .get(format!("{url}/group"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view.members.len(), 3);
+    assert!(view.inventory_defined);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_inventory_commands_are_refused_and_change_nothing() {
+    let cluster = Cluster::three(Options::default()).await;
+    let leader = cluster.leader().await;
+    let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    let http = reqwest::Client::new();
+    let post = |id: u64, path: &str, body: &str| {
+        http.post(format!("{}{path}", cluster.url(id)))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+    };
+    let before = cluster.client(leader).audit().await.unwrap();
+    for (path, body) in [
+        ("/inventory/define", r#"{"products": []}"#),
+        (
+            "/inventory/define",
+            r#"{"products": [{"name": "", "price": 1, "quantity": 1}]}"#,
+        ),
+        (
+            "/inventory/define",
+            r#"{"products": [{"name": "A", "price": -1, "quantity": 1}]}"#,
+        ),
+        (
+            "/inventory/define",
+            r#"{"products": [{"name": "A", "price": 1, "quantity": 1}, {"name": "A", "price": 2, "quantity": 1}]}"#,
+        ),
+        ("/inventory/define", r#"{"products": "Tux"}"#),
+        (
+            "/inventory/restock",
+            r#"{"name": "Tux", "to": 0, "only_if_at": 0}"#,
+        ),
+        (
+            "/inventory/restock",
+            r#"{"name": "Tux", "to": 5, "only_if_at": 7}"#,
+        ),
+        (
+            "/inventory/restock",
+            r#"{"name": "Tux", "to": 2000000, "only_if_at": 0}"#,
+        ),
+        ("/inventory/restock", "not json"),
+    ] {
+        let (status, json) = send(post(leader, path, body)).await;
+        assert_error(status, &json, StatusCode::BAD_REQUEST);
+    }
+    let (status, _) = send(
+        http.get(format!("{}/inventory/changes?after=x", cluster.url(leader)))
+            .bearer_auth(TOKEN),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // A follower does not take commands: it names the leader.
+    let no_follow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = no_follow
+        .post(format!("{}/inventory/restock", cluster.url(follower)))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"name": "Tux", "to": 5, "only_if_at": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TEMPORARY_REDIRECT);
+    // Nothing changed.
+    assert_eq!(cluster.client(leader).audit().await.unwrap(), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -196,7 +279,8 @@ async fn a_key_reused_for_another_purchase_is_refused_by_a_new_leader_too() {
     let first = group
         .place_order("k-1", &support::order(2))
         .await
-        .expect("the first purchase");
+        .expect("the first purchase")
+        .order_number;
     let old = cluster.leader().await;
     cluster.kill(old);
     let new = cluster.leader().await;
@@ -210,7 +294,11 @@ async fn a_key_reused_for_another_purchase_is_refused_by_a_new_leader_too() {
         other => panic!("expected 422, got {other:?}"),
     }
     assert_eq!(
-        group.place_order("k-1", &support::order(2)).await.unwrap(),
+        group
+            .place_order("k-1", &support::order(2))
+            .await
+            .unwrap()
+            .order_number,
         first
     );
     assert_dense(&cluster, new, 1).await;

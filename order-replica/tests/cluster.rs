@@ -93,14 +93,14 @@ async fn replica_down_during_compaction_catches_up_by_snapshot() {
     let behind_at = cluster.status(down).await.unwrap().applied_index.unwrap();
     cluster.kill(down);
 
-    // 10,000 purchases while it is down: 20,000+ log entries, compacted many times over.
+    // 10,000 purchases while it is down: 10,000 log entries (one each), compacted many times.
     let mut acked = place_orders(cluster.group(), "while-down", 10_000, 32).await;
     acked.extend(before);
     let leader = cluster.leader().await;
     let s = cluster.status(leader).await.unwrap();
     assert!(
-        s.last_log_index.unwrap() >= 20_000,
-        "at least 20k entries committed: {s:?}"
+        s.last_log_index.unwrap() >= 10_000,
+        "at least 10k entries committed: {s:?}"
     );
     assert!(
         s.purged_index.unwrap_or(0) > behind_at,
@@ -147,8 +147,16 @@ async fn all_replicas_sigkilled_and_restarted_recover_every_order() {
 async fn same_idempotency_key_gives_one_order_even_across_leader_change() {
     let mut cluster = Cluster::three(Options::default()).await;
     let group = cluster.group();
-    let first = group.place_order("dup-key", &order(3)).await.unwrap();
-    let again = group.place_order("dup-key", &order(3)).await.unwrap();
+    let first = group
+        .place_order("dup-key", &order(3))
+        .await
+        .unwrap()
+        .order_number;
+    let again = group
+        .place_order("dup-key", &order(3))
+        .await
+        .unwrap()
+        .order_number;
     assert_eq!(first, again);
 
     // Concurrent duplicates resolve to one order too.
@@ -172,7 +180,11 @@ async fn same_idempotency_key_gives_one_order_even_across_leader_change() {
 
     let old = cluster.leader().await;
     cluster.kill(old);
-    let after = group.place_order("dup-key", &order(3)).await.unwrap();
+    let after = group
+        .place_order("dup-key", &order(3))
+        .await
+        .unwrap()
+        .order_number;
     assert_eq!(
         after, first,
         "the retry after a leader change returned another order"

@@ -106,7 +106,8 @@ async fn full_disk_refuses_orders_with_json_error_and_keeps_acknowledged_ones() 
         .group()
         .place_order(&refused, &order(1))
         .await
-        .unwrap();
+        .unwrap()
+        .order_number;
     // Requests in flight when the replica exited were not acknowledged either, and may have
     // committed too: the numbers stay dense whatever they did.
     let highest_acked = acked.iter().map(|a| a.number).max().unwrap_or(0);

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::GroupClient;
-use api::catalog::{Audit, CatalogClient};
+use api::catalog::CatalogClient;
 use api::client::{ReplicaClient, http_client};
+use api::inventory::Audit;
 use launcher::{CatalogSpec, FrontendSpec, Process, RaftSpec, StoreSpec};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -79,15 +80,13 @@ impl Store {
         let mut spec = StoreSpec::new(&root.join("store"), &bin_dir);
         spec.token = Some(TOKEN.into());
         spec.catalog = Some(CatalogSpec {
+            replicas: 1,
             restock_interval_secs: options.restock_interval_secs,
             restock_quantity: options.restock_quantity,
             products,
         });
         spec.frontends = options.frontends;
-        spec.raft = RaftSpec {
-            catalog_patience_ms: Some(2000),
-            ..RaftSpec::fast()
-        };
+        spec.raft = RaftSpec::fast();
         spec.frontend = FrontendSpec {
             cache_capacity: options.cache_capacity,
             order_deadline_ms: Some(options.order_deadline_ms),
@@ -109,7 +108,7 @@ impl Store {
         self.store.catalog()
     }
 
-    /// Restarts the catalog on its port and data directory.
+    /// Restarts the catalog on its port.
     pub async fn restart_catalog(&mut self) {
         self.store
             .start_catalog()
@@ -178,8 +177,13 @@ impl Store {
         .await
     }
 
+    /// The order leader's books.
     pub async fn audit(&self) -> Audit {
-        self.catalog_client().audit().await.expect("catalog audit")
+        let leader = self.leader().await;
+        self.replica_client(leader)
+            .audit()
+            .await
+            .expect("the books")
     }
 
     /// GET on frontend `i`; returns status and JSON body.

@@ -29,7 +29,6 @@ pub fn routes() -> Router<Arc<Replica>> {
         .route("/raft/status", get(status))
         .route("/raft/read-index", get(read_index))
         .route("/admin/status", get(status))
-        .route("/admin/stock-reachable", get(stock_reachable))
         .route("/admin/initialize", post(initialize))
         .route("/admin/admit", post(admit))
         .route("/admin/learners", post(add_learner))
@@ -60,13 +59,6 @@ fn unchanged(message: impl Into<String>) -> AdminResult {
 
 async fn status(State(replica): State<Arc<Replica>>) -> Json<RaftStatus> {
     Json(replica.status())
-}
-
-/// Whether this replica reaches the stock keeper now (a leader cut off from the catalog asks).
-async fn stock_reachable(State(replica): State<Arc<Replica>>) -> Json<api::raft::StockReachable> {
-    Json(api::raft::StockReachable {
-        reachable: replica.stock.reachable().await,
-    })
 }
 
 /// Leader only: the index a linearizable read elsewhere must wait for.

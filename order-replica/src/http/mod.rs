@@ -1,9 +1,11 @@
-//! The replica's HTTP server: client API, Raft RPC, admin API and operations endpoints.
+//! The replica's HTTP server: client API, the read-only group view, inventory commands and
+//! change stream, Raft RPC, admin API and operations endpoints.
 //!
 //! Every error leaves as a JSON [`ErrorBody`](api::ErrorBody) with a 4xx/5xx status, including
 //! malformed JSON, oversized bodies, unknown routes and missing tokens.
 
 mod admin;
+mod inventory;
 mod ops;
 mod orders;
 mod raft_rpc;
@@ -28,6 +30,7 @@ pub fn router(replica: Arc<Replica>) -> Router {
     let protected = Router::new()
         .merge(raft_rpc::routes(replica.clone()))
         .merge(admin::routes())
+        .merge(inventory::routes())
         .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT))
         .route_layer(middleware::from_fn_with_state(
             servicekit::RequiredToken::new(&replica.token),

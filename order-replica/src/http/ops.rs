@@ -1,4 +1,5 @@
-//! `/healthz`, `/readyz` and `/metrics`.
+//! `/healthz`, `/readyz`, `/metrics`, and `/group`: the read-only view of the group that
+//! clients without the token (frontends) find the leader with.
 
 use openraft::async_runtime::WatchReceiver;
 use std::sync::Arc;
@@ -18,6 +19,13 @@ pub fn routes() -> Router<Arc<Replica>> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/group", get(group))
+}
+
+/// This replica's read-only view of the group: leader, term, members, whether the inventory
+/// is defined. Nothing in it changes the group or tells a secret.
+async fn group(State(replica): State<Arc<Replica>>) -> Json<api::raft::GroupInfo> {
+    Json(api::raft::GroupInfo::from(&replica.status()))
 }
 
 /// Alive unless Raft has stopped (a storage failure stops it; a restart is the cure).

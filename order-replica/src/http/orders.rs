@@ -11,9 +11,7 @@ use openraft::ReadPolicy;
 use openraft::error::{LinearizableReadError, RaftError};
 
 use api::ReplicaClient;
-use api::orders::{
-    self as wire, Data, Order, PlaceOrder, PlaceOrderResponse, validate_idempotency_key,
-};
+use api::orders::{self as wire, Data, Order, PlaceOrder, PlacedOrder, validate_idempotency_key};
 
 use super::{ApiJson, HttpError};
 use crate::purchase::{self, PurchaseError, leader_hint};
@@ -31,7 +29,7 @@ async fn place_order(
     State(replica): State<Arc<Replica>>,
     headers: HeaderMap,
     ApiJson(order): ApiJson<PlaceOrder>,
-) -> Result<Json<Data<PlaceOrderResponse>>, HttpError> {
+) -> Result<Json<Data<PlacedOrder>>, HttpError> {
     let bad = |msg: String| {
         replica.metrics.order_outcome("bad_request");
         HttpError::new(StatusCode::BAD_REQUEST, msg)
@@ -67,8 +65,9 @@ async fn place_order(
         OrderStatus::Confirmed { number } => {
             replica.metrics.order_outcome("confirmed");
             Ok(Json(Data {
-                data: PlaceOrderResponse {
+                data: PlacedOrder {
                     order_number: number,
+                    version: record.version,
                 },
             }))
         }
@@ -76,12 +75,6 @@ async fn place_order(
             replica.metrics.order_outcome("rejected");
             let (status, message) = refusal(reason, &record);
             Err(HttpError::new(status, message))
-        }
-        OrderStatus::Pending => {
-            replica.metrics.order_outcome("failed");
-            Err(HttpError::unavailable(
-                "order is still pending; retry with the same key",
-            ))
         }
     }
 }
@@ -134,14 +127,12 @@ fn refusal(reason: &RejectReason, order: &OrderRecord) -> (StatusCode, String) {
             StatusCode::NOT_FOUND,
             format!("no toy named {:?}", order.name),
         ),
-        RejectReason::Refused { message } => (StatusCode::BAD_REQUEST, message.clone()),
     }
 }
 
 /// A stored record as `GET /orders/by-key/{key}` shows it.
 fn to_wire(record: &OrderRecord) -> wire::OrderRecord {
     let status = match &record.status {
-        OrderStatus::Pending => wire::OrderStatus::Pending,
         OrderStatus::Confirmed { number } => wire::OrderStatus::Confirmed { number: *number },
         OrderStatus::Rejected(reason) => {
             let (code, reason) = refusal(reason, record);

@@ -139,12 +139,21 @@ impl Cluster {
         self.store.driver()
     }
 
-    /// Drives the membership to exactly `ids` as voters.
+    /// Drives the membership to exactly `ids` as voters, and defines the toy the tests buy
+    /// (a million Tux; a repeat defines nothing).
     pub async fn converge(&self, ids: &[u64]) {
         self.store
             .converge(ids)
             .await
             .expect("membership converges");
+        self.store
+            .define(vec![api::inventory::ProductDef {
+                name: "Tux".into(),
+                price: 1.0,
+                quantity: api::inventory::MAX_STOCK,
+            }])
+            .await
+            .expect("the toys are defined");
     }
 
     pub fn client(&self, id: u64) -> ReplicaClient {
@@ -218,9 +227,9 @@ pub async fn place_orders(
                 let key = format!("{prefix}-{i}");
                 let quantity = 1 + (i % 5) as u32;
                 match group.place_order(&key, &order(quantity)).await {
-                    Ok(number) => acked.push(Acked {
+                    Ok(placed) => acked.push(Acked {
                         key,
-                        number,
+                        number: placed.order_number,
                         quantity,
                     }),
                     Err(e) => panic!("order {key} failed: {e}"),
