@@ -4,7 +4,7 @@
 //! (release build) on loopback through the launcher, with their data in a temporary directory,
 //! forms the group, and for 1, 8 and 64 concurrent clients places orders against the leader for
 //! `BENCH_SECONDS` (default 10) each. It prints throughput and latency percentiles.
-//! Each purchase is two Raft commits (Pending, Resolve), each fsynced on a majority.
+//! Each purchase is one Raft command, fsynced on a majority.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +23,11 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut spec = StoreSpec::new(dir.path(), &testkit::bin_dir(&["order-replica"]));
     spec.catalog = None;
+    spec.inventory = Some(vec![api::inventory::ProductDef {
+        name: "Tux".into(),
+        price: 1.0,
+        quantity: api::inventory::MAX_STOCK,
+    }]);
     spec.frontends = 0;
     let store = Store::start(spec)
         .await
