@@ -1,5 +1,6 @@
 //! Where one purchase's time goes, hop by hop: the means of the services' own latency
-//! histograms over a run (client → frontend → order leader → its three steps).
+//! histograms over a run (client → frontend → order leader → the commit of its one Purchase
+//! command). No catalog is on the path: stock and orders are one replicated state machine.
 //!
 //! Each service observes its part of a purchase in a Prometheus histogram; the difference of
 //! `_sum` and `_count` between a scrape before and one after the run is the mean of that part
@@ -13,9 +14,10 @@ use serde::{Deserialize, Serialize};
 
 /// The frontend's histogram of calls to the order group (label `call="place"` for purchases).
 pub const FRONTEND_UPSTREAM: &str = "toystore_frontend_upstream_duration_seconds";
-/// The order leader's histogram of placing one order, Pending to Resolve.
+/// The order leader's histogram of placing one order, from the request to the applied command.
 pub const LEADER_PLACE: &str = "toystore_order_place_duration_seconds";
-/// The order leader's histogram of each step (`step` = pending, take, resolve).
+/// The order leader's histogram of each step of a purchase (one step: `step="commit"`, the
+/// Purchase command committed and applied).
 pub const LEADER_STEP: &str = "toystore_order_purchase_step_duration_seconds";
 
 /// The samples of one `/metrics` text, by series: the metric name and its labels in name order.
@@ -98,14 +100,11 @@ pub struct Breakdown {
     pub client_ms: f64,
     /// The frontend's call to the order group (leader discovery, HTTP, the leader's work).
     pub frontend_ms: Option<f64>,
-    /// The leader's own time, Pending to Resolve.
+    /// The leader's own time, from the request to the applied command.
     pub leader_ms: Option<f64>,
-    /// Committing the Pending entry (log append, replication, a majority's fsync, apply).
-    pub pending_ms: Option<f64>,
-    /// The stock take at the catalog (HTTP, the catalog's durable commit).
-    pub take_ms: Option<f64>,
-    /// Committing the Resolve entry.
-    pub resolve_ms: Option<f64>,
+    /// Committing the Purchase command (log append, replication, a majority's fsync, apply:
+    /// key lookup, stock check, decrement, the next order number).
+    pub commit_ms: Option<f64>,
 }
 
 impl Breakdown {
@@ -132,37 +131,30 @@ impl Breakdown {
             )
             .map(|(m, _)| m),
             leader_ms: leader.map(|(m, _)| m),
-            pending_ms: step("pending"),
-            take_ms: step("take"),
-            resolve_ms: step("resolve"),
+            commit_ms: step("commit"),
         }
     }
 
     /// The hops, each with its mean in ms: what each layer adds around the one inside it.
     pub fn hops(&self) -> Vec<(&'static str, Option<f64>)> {
         let minus = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
-        let steps = match (self.pending_ms, self.take_ms, self.resolve_ms) {
-            (Some(p), Some(t), Some(r)) => Some(p + t + r),
-            _ => None,
-        };
         vec![
             (
                 "client ⇄ frontend (HTTP, frontend work)",
                 minus(Some(self.client_ms), self.frontend_ms),
             ),
             (
-                "frontend ⇄ order leader (HTTP, leader discovery)",
+                "frontend ⇄ order leader (HTTP, leader discovery, retries)",
                 minus(self.frontend_ms, self.leader_ms),
             ),
             (
-                "leader: commit Pending (append, replicate, majority fsync, apply)",
-                self.pending_ms,
+                "leader: commit of the Purchase command (append, replicate, majority fsync, \
+                 apply)",
+                self.commit_ms,
             ),
-            ("leader: stock take at the catalog (durable)", self.take_ms),
-            ("leader: commit Resolve", self.resolve_ms),
             (
-                "leader: the rest (admission, key check)",
-                minus(self.leader_ms, steps),
+                "leader: the rest (admission, request checks, answer)",
+                minus(self.leader_ms, self.commit_ms),
             ),
         ]
     }
@@ -187,16 +179,12 @@ toystore_frontend_upstream_duration_seconds_count{upstream=\"orders\",call=\"get
 # EOF
 ";
 
-    fn replica(place: (f64, f64), pending: f64, take: f64, resolve: f64, n: f64) -> Scrape {
+    fn replica(place: (f64, f64), commit: f64, n: f64) -> Scrape {
         Scrape::parse(&format!(
             "toystore_order_place_duration_seconds_sum {}\n\
              toystore_order_place_duration_seconds_count {}\n\
-             toystore_order_purchase_step_duration_seconds_sum{{step=\"pending\"}} {pending}\n\
-             toystore_order_purchase_step_duration_seconds_count{{step=\"pending\"}} {n}\n\
-             toystore_order_purchase_step_duration_seconds_sum{{step=\"take\"}} {take}\n\
-             toystore_order_purchase_step_duration_seconds_count{{step=\"take\"}} {n}\n\
-             toystore_order_purchase_step_duration_seconds_sum{{step=\"resolve\"}} {resolve}\n\
-             toystore_order_purchase_step_duration_seconds_count{{step=\"resolve\"}} {n}\n",
+             toystore_order_purchase_step_duration_seconds_sum{{step=\"commit\"}} {commit}\n\
+             toystore_order_purchase_step_duration_seconds_count{{step=\"commit\"}} {n}\n",
             place.0, place.1
         ))
     }
@@ -220,14 +208,16 @@ toystore_frontend_upstream_duration_seconds_count{upstream=\"orders\",call=\"get
         let fb = Scrape::parse(FRONTEND_BEFORE);
         let fa = Scrape::parse(FRONTEND_AFTER);
         // Two replicas: the leader changed half-way; their samples are summed.
-        let mut rb = replica((0.0, 0.0), 0.0, 0.0, 0.0, 0.0);
-        rb.add(replica((0.0, 0.0), 0.0, 0.0, 0.0, 0.0));
-        let mut ra = replica((0.375, 125.0), 0.125, 0.0625, 0.125, 125.0);
-        ra.add(replica((0.375, 125.0), 0.125, 0.0625, 0.125, 125.0));
+        let mut rb = replica((0.0, 0.0), 0.0, 0.0);
+        rb.add(replica((0.0, 0.0), 0.0, 0.0));
+        let mut ra = replica((0.375, 125.0), 0.3125, 125.0);
+        ra.add(replica((0.375, 125.0), 0.3125, 125.0));
         let b = Breakdown::from_scrapes(1, 5.0, (&fb, &fa), (&rb, &ra));
         assert_eq!(b.purchases, 250);
         let hops: Vec<f64> = b.hops().into_iter().map(|(_, v)| v.unwrap()).collect();
-        let want = [1.0, 1.0, 1.0, 0.5, 1.0, 0.5];
+        // Client 5 ms, frontend's call 4 ms, leader 3 ms, commit 2.5 ms.
+        let want = [1.0, 1.0, 2.5, 0.5];
+        assert_eq!(hops.len(), want.len(), "{hops:?}");
         for (got, want) in hops.iter().zip(want) {
             assert!((got - want).abs() < 1e-9, "{hops:?}");
         }

@@ -3,8 +3,9 @@
 //!
 //! One command, on one machine, so the figures in the report are reproducible by anyone with the
 //! repository: it starts local stores ([`LocalStore`] from [`launcher`], as `toystore up` does),
-//! drives them with the load client ([`loadgen`]), kills the order leader under load, runs the
-//! same order workload against a three-member etcd cluster ([`etcd`]) in the same run, and
+//! drives them with the load client ([`loadgen`]), kills a catalog replica and then the order
+//! leader under load, runs the same order workload against a three-member etcd cluster
+//! ([`etcd`]) in the same run, and
 //! writes `report.md`, `results.json` and the figures ([`figures`], drawn by
 //! [`loadgen::plot`] as SVG and PNG). Every load run also verifies its orders, so the evaluation
 //! doubles as a correctness check under load and across a fail-over.
@@ -24,8 +25,8 @@ use nix::unistd::Pid;
 use crate::breakdown::{Breakdown, Scrape};
 use crate::cpu::CpuMeter;
 use crate::report::{
-    Baseline, CatchUp, EvalResults, Failover, Part, QueryPoint, ScalingPoint, Setup, SweepPoint,
-    failover_figures, markdown,
+    Baseline, CatalogKill, CatchUp, EvalResults, Failover, Part, QueryPoint, ScalingPoint, Setup,
+    SweepPoint, failover_figures, markdown, order_windows,
 };
 
 pub mod breakdown;
@@ -156,8 +157,8 @@ pub async fn run(
     };
 
     // Store 1: cache on. The p sweep, queries at many connections, the order scaling runs
-    // (with the breakdown of one purchase), the catch-up of a paused replica, then the fail-over
-    // (last: it kills a replica of this store).
+    // (with the breakdown of one purchase), the catch-up of a paused replica, a catalog replica
+    // killed under order load, then the fail-over (last: it kills a replica of this store).
     let mut sweep = Vec::new();
     let mut queries = Vec::new();
     let mut store = ctx.up("cache-on", CACHE_CAPACITY).await?;
@@ -166,13 +167,14 @@ pub async fn run(
         queries.push(ctx.queries(&store, true).await?);
         let (scaling, breakdown) = ctx.scaling(&store).await?;
         let catch_up = ctx.catch_up(&store).await?;
+        let catalog_kill = ctx.catalog_kill(&mut store).await?;
         let failover = ctx.failover(&store).await?;
-        Ok::<_, EvalError>((scaling, breakdown, catch_up, failover))
+        Ok::<_, EvalError>((scaling, breakdown, catch_up, catalog_kill, failover))
     }
     .await;
     say("stopping the cache-on store");
     store.stop().await;
-    let (scaling, breakdown, catch_up, failover) = on?;
+    let (scaling, breakdown, catch_up, catalog_kill, failover) = on?;
 
     // Store 2: cache off, the same sweep and query runs.
     let mut store = ctx.up("cache-off", 0).await?;
@@ -220,6 +222,7 @@ pub async fn run(
         breakdown,
         catch_up,
         failover,
+        catalog_kill,
         etcd,
         total_secs: started.elapsed().as_secs_f64(),
     };
@@ -585,6 +588,85 @@ impl Ctx<'_> {
         Ok(Part::Measured(catch_up))
     }
 
+    /// SIGKILL of a catalog replica under order load: purchases are one command of the order
+    /// group, so none may fail. The store gets a second catalog replica first if it runs one
+    /// (as stores run them side by side), which keeps following the group and restocking;
+    /// the one killed is the frontend's. Afterwards it is restarted and the extra one stopped,
+    /// so the fail-over finds the store as it was.
+    async fn catalog_kill(&self, store: &mut LocalStore) -> Result<Part<CatalogKill>, EvalError> {
+        let second = store.store().catalog_count() < 2;
+        if second && let Err(e) = store.store().start_catalog_at(1).await {
+            return Ok(Part::Skipped(format!(
+                "starting a second catalog replica: {e}"
+            )));
+        }
+        let catalogs = store.store().catalog_count();
+        let victim = store.store().catalog_at(0);
+        let killed = victim.name().to_string();
+        let Some(pid) = victim.pid() else {
+            return Ok(Part::Skipped(format!("{killed} is not running")));
+        };
+        let kill_after = Duration::from_secs_f64((self.point.as_secs_f64() / 3.0).max(2.0));
+        let run_for = kill_after + self.point.max(Duration::from_secs(8));
+        (self.say)(&format!(
+            "catalog kill: {SWEEP_CLIENTS} clients ordering for {:.1} s with {catalogs} catalog \
+             replicas; SIGKILL of {killed} (pid {pid}) after {:.1} s",
+            run_for.as_secs_f64(),
+            kill_after.as_secs_f64()
+        ));
+        let opts = LoadOptions {
+            p: 1.0,
+            orders_only: true,
+            timeline: true,
+            duration: Some(run_for),
+            ..self.options(store)
+        };
+        let processes = store.store();
+        let killer = async {
+            tokio::time::sleep(kill_after).await;
+            let at = Instant::now();
+            processes.catalog_at(0).kill();
+            at
+        };
+        let (report, killed_at) = tokio::join!(self.load("catalog kill", opts), killer);
+        // The store as it was, whatever the run did: the frontend's catalog back, the extra one
+        // gone.
+        let restarted = store.store().start_catalog_at(0).await;
+        if second {
+            store
+                .store()
+                .catalog_at(1)
+                .stop(Signal::SIGTERM, launcher::store::STOP_GRACE)
+                .await;
+        }
+        let report = report?;
+        restarted.map_err(|e| EvalError::Store {
+            name: format!("restarting {killed}"),
+            source: e.into(),
+        })?;
+        let kill_at = killed_at.saturating_duration_since(report.started);
+        let run = Duration::from_secs_f64(report.elapsed_secs);
+        let (before, after) = order_windows(&report.timeline, kill_at, run);
+        let result = CatalogKill {
+            killed,
+            killed_pid: pid,
+            catalogs,
+            kill_at_secs: kill_at.as_secs_f64(),
+            run_secs: report.elapsed_secs,
+            before,
+            after,
+            order: report.order,
+            verification: report.verification,
+        };
+        (self.say)(&format!(
+            "catalog kill: {} purchases failed; {:.0} orders/s before the kill, {:.0} after",
+            result.failed_purchases(),
+            result.before.per_sec,
+            result.after.per_sec
+        ));
+        Ok(Part::Measured(result))
+    }
+
     async fn failover(&self, store: &LocalStore) -> Result<Part<Failover>, EvalError> {
         let cluster = store.cluster().clone();
         let leader = match find_leader(&cluster, None, Duration::from_secs(10)).await {
@@ -696,11 +778,9 @@ fn fmt_ms(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".into(), |v| format!("{v:.0} ms"))
 }
 
-/// The replica that reports itself leader (skipping `except`) and its term, asked through each
-/// replica's `/raft/status` with the token named in `cluster.json`.
 /// The processes of a local store by role, for [`CpuMeter`]: the load client (this process),
-/// frontend, leader, followers, catalog. Without a known leader every replica counts as a
-/// follower.
+/// frontend, leader, followers, catalog (off the purchase path, but part of the store). Without
+/// a known leader every replica counts as a follower.
 async fn store_roles(cluster: &ClusterFile) -> Vec<(String, Vec<u32>)> {
     let leader = find_leader(cluster, None, Duration::from_secs(5))
         .await
@@ -726,6 +806,8 @@ async fn store_roles(cluster: &ClusterFile) -> Vec<(String, Vec<u32>)> {
     ]
 }
 
+/// The replica that reports itself leader (skipping `except`) and its term, asked through each
+/// replica's `/raft/status` with the token named in `cluster.json`.
 async fn find_leader(
     cluster: &ClusterFile,
     except: Option<u64>,

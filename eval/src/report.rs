@@ -80,7 +80,7 @@ pub struct QueryPoint {
 pub struct CatchUp {
     /// The replica paused.
     pub replica: u64,
-    /// Purchases placed while it was paused (acknowledged or sold out: each is two entries).
+    /// Purchases placed while it was paused (acknowledged or sold out: each is one entry).
     pub orders: u64,
     /// The leader's commit index when the replica was let go.
     pub target_index: u64,
@@ -158,6 +158,54 @@ pub struct Failover {
     pub timeline: Vec<TimelinePoint>,
 }
 
+/// Acknowledged orders in a stretch of a run (by acknowledgement time).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrderWindow {
+    /// Length of the stretch, seconds.
+    pub secs: f64,
+    /// Orders acknowledged in it.
+    pub acked: u64,
+    /// Acknowledged orders per second.
+    pub per_sec: f64,
+    /// Orders that ended in it without an acknowledgement (sold out, or failed).
+    pub not_acked: u64,
+    /// Median latency of the acknowledged ones, ms.
+    pub p50_ms: f64,
+    /// Largest latency of the acknowledged ones, ms.
+    pub max_ms: f64,
+}
+
+/// A catalog replica SIGKILLed under order load: purchases are one command of the order group
+/// and must not notice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatalogKill {
+    /// The catalog process killed (its launcher name).
+    pub killed: String,
+    /// Its pid.
+    pub killed_pid: u32,
+    /// Catalog replicas running before the kill.
+    pub catalogs: usize,
+    /// Seconds into the run the kill happened.
+    pub kill_at_secs: f64,
+    /// Length of the run, seconds.
+    pub run_secs: f64,
+    /// Orders acknowledged before the kill.
+    pub before: OrderWindow,
+    /// Orders acknowledged after it.
+    pub after: OrderWindow,
+    /// The orders of the whole run; `result.errors` are the purchases that failed (must be 0).
+    pub order: KindReport,
+    /// The read-back check of the run.
+    pub verification: Verification,
+}
+
+impl CatalogKill {
+    /// Purchases of the run that failed (timeouts, 5xx, ...; not sold out).
+    pub fn failed_purchases(&self) -> u64 {
+        self.order.result.errors
+    }
+}
+
 /// The etcd baseline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Baseline {
@@ -187,10 +235,17 @@ pub struct EvalResults {
     pub catch_up: Part<CatchUp>,
     /// SIGKILL of the leader.
     pub failover: Part<Failover>,
+    /// SIGKILL of a catalog replica under order load.
+    #[serde(default = "not_measured")]
+    pub catalog_kill: Part<CatalogKill>,
     /// The same order workload as plain etcd writes.
     pub etcd: Part<Baseline>,
     /// Wall-clock seconds of the whole evaluation.
     pub total_secs: f64,
+}
+
+fn not_measured<T>() -> Part<T> {
+    Part::Skipped("not measured by this version of the evaluation".into())
 }
 
 impl EvalResults {
@@ -203,6 +258,9 @@ impl EvalResults {
         }
         if let Part::Measured(f) = &self.failover {
             v.push(&f.verification);
+        }
+        if let Part::Measured(k) = &self.catalog_kill {
+            v.push(&k.verification);
         }
         v
     }
@@ -310,6 +368,44 @@ pub fn failover_figures(
     (next_ack, gap, first_new, points)
 }
 
+/// The acknowledged orders of a run before and after a moment (`kill`, since the start of the
+/// run), by acknowledgement time, over a run of `run` in all.
+pub fn order_windows(
+    timeline: &[TimedSample],
+    kill: Duration,
+    run: Duration,
+) -> (OrderWindow, OrderWindow) {
+    let mut windows = [
+        (LatencyHistogram::default(), 0u64),
+        (LatencyHistogram::default(), 0u64),
+    ];
+    for s in timeline.iter().filter(|s| s.kind == RequestKind::Order) {
+        let w = &mut windows[usize::from(s.sent + s.latency >= kill)];
+        if s.ok {
+            w.0.record(s.latency);
+        } else {
+            w.1 += 1;
+        }
+    }
+    let secs = [kill.as_secs_f64(), run.saturating_sub(kill).as_secs_f64()];
+    let [before, after] = [0, 1].map(|i| {
+        let stats = windows[i].0.stats();
+        OrderWindow {
+            secs: secs[i],
+            acked: stats.count,
+            per_sec: if secs[i] > 0.0 {
+                stats.count as f64 / secs[i]
+            } else {
+                0.0
+            },
+            not_acked: windows[i].1,
+            p50_ms: stats.p50_ms,
+            max_ms: stats.max_ms,
+        }
+    });
+    (before, after)
+}
+
 fn opt_ms(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".into(), |v| format!("{v:.0} ms"))
 }
@@ -357,11 +453,12 @@ pub fn markdown(r: &EvalResults) -> String {
     );
     let _ = writeln!(
         out,
-        "- Store: local mode (`toystore up`): catalog, {} order replicas (Raft), one frontend. \
-         **fsync on**: every Raft log append is `fdatasync`ed before it counts, every catalog \
-         write is a durable redb transaction (state-machine applies are not: the log is the \
-         durability, docs/design.md). \
-         Data under `{}`.",
+        "- Store: local mode (`toystore up`): {} order replicas (Raft; their state machine holds \
+         the stock and the orders), a catalog (stateless: it follows the order group's change \
+         stream, serves the queries and restocks through the group) and one frontend. \
+         **fsync on**: every Raft log append is `fdatasync`ed before it counts (state-machine \
+         applies are not: the log is the durability, docs/design.md); the catalog keeps no \
+         data. Data under `{}`.",
         s.replicas, s.data_dir
     );
     let _ = writeln!(
@@ -446,7 +543,9 @@ pub fn markdown(r: &EvalResults) -> String {
     out.push_str("## Order throughput and latency (orders only)\n\n");
     out.push_str(
         "Each client orders one unit of a random toy, one order at a time, through the frontend. \
-         Every order is two Raft commits (Pending, Resolve) plus a durable stock take.\n\n\
+         Every order is one Raft commit: the Purchase command, which the order group applies \
+         atomically (key lookup, stock check, decrement, the next order number); no catalog is \
+         on the way.\n\n\
          | clients | orders | orders/s | p50 ms | p90 ms | p99 ms | max ms | sold out | errors |\n\
          |---|---|---|---|---|---|---|---|---|\n",
     );
@@ -603,6 +702,8 @@ pub fn markdown(r: &EvalResults) -> String {
         }
     }
 
+    out.push_str(&catalog_kill_section(r));
+
     out.push_str("## Baseline: the same order workload as etcd writes\n\n");
     match &r.etcd {
         Part::Skipped(reason) => {
@@ -640,14 +741,91 @@ pub fn markdown(r: &EvalResults) -> String {
                 );
             }
             out.push_str(
-                "\nAn etcd PUT is one Raft commit of a key; a ToyStore order is a frontend hop, \
-                 two Raft commits and a durable stock take at the catalog, so a ratio near 1/2 \
-                 means the same per-commit cost.\n\n",
+                "\nAn etcd PUT is one Raft commit of a key; a ToyStore order is one Raft commit \
+                 too (the Purchase command) behind a frontend hop, so a ratio near 1 means the \
+                 same cost per commit; what separates them is the frontend hop, HTTP/JSON and \
+                 the state machine's apply.\n\n",
             );
         }
     }
     out.push_str(&cpu_section(r));
     out.push_str("Raw figures: [results.json](results.json).\n");
+    out
+}
+
+/// "A catalog replica SIGKILLed under order load": purchases failed (must be 0), and the
+/// purchase rate before and after the kill.
+fn catalog_kill_section(r: &EvalResults) -> String {
+    let mut out = String::from("## A catalog replica SIGKILLed under order load\n\n");
+    let k = match &r.catalog_kill {
+        Part::Skipped(reason) => {
+            let _ = writeln!(out, "catalog kill: skipped: {reason}\n");
+            return out;
+        }
+        Part::Measured(k) => k,
+    };
+    let _ = writeln!(
+        out,
+        "{} clients ordering (orders only); `{}` (pid {}, a catalog the frontend reads from; \
+         {} catalog replicas were running, {}) was killed with SIGKILL {:.1} s into a {:.1} s \
+         run, and restarted after it. A purchase is one command of the order group: no catalog \
+         is on its way, so the kill must not fail one.\n",
+        r.setup.sweep_clients,
+        k.killed,
+        k.killed_pid,
+        k.catalogs,
+        match k.catalogs {
+            0 | 1 => "no other was left to restock",
+            2 => "the other kept following the order group and restocking",
+            _ => "the others kept following the order group and restocking",
+        },
+        k.kill_at_secs,
+        k.run_secs
+    );
+    let failed = k.failed_purchases();
+    let _ = writeln!(
+        out,
+        "**Purchases failed: {failed}**{}\n",
+        if failed == 0 {
+            String::new()
+        } else {
+            format!(
+                " ({}) — a purchase depended on the catalog: this is a bug",
+                failures(&k.order)
+            )
+        }
+    );
+    out.push_str(
+        "| orders | before the kill | after the kill |\n\
+         |---|---|---|\n",
+    );
+    let (b, a) = (&k.before, &k.after);
+    let _ = writeln!(out, "| seconds | {:.1} | {:.1} |", b.secs, a.secs);
+    let _ = writeln!(out, "| acknowledged | {} | {} |", b.acked, a.acked);
+    let _ = writeln!(
+        out,
+        "| acknowledged per second | {:.0} | {:.0} |",
+        b.per_sec, a.per_sec
+    );
+    let _ = writeln!(
+        out,
+        "| p50 / max latency | {:.2} / {:.0} ms | {:.2} / {:.0} ms |",
+        b.p50_ms, b.max_ms, a.p50_ms, a.max_ms
+    );
+    let _ = writeln!(
+        out,
+        "| not acknowledged (sold out or failed) | {} | {} |",
+        b.not_acked, a.not_acked
+    );
+    let _ = writeln!(
+        out,
+        "\nRate after / before: {}. Sold out over the run: {}. Acknowledged orders read back: {} \
+         of {} match.\n",
+        ratio(a.per_sec, b.per_sec),
+        k.order.sold_out,
+        k.verification.matched,
+        k.verification.checked
+    );
     out
 }
 
@@ -667,7 +845,9 @@ fn cpu_section(r: &EvalResults) -> String {
         out,
         "CPU time (user + system, from `/proc`) of every process during the order runs, per \
          successful operation; busy cores are the whole machine's ({} logical CPUs). The load \
-         client runs inside `toystore eval` and is counted as `client`.\n",
+         client runs inside `toystore eval` and is counted as `client`. The catalog is not on \
+         a purchase's way, but it follows every change of the order group and restocks, so \
+         its CPU counts as part of the store's.\n",
         r.setup.cores
     );
     out.push_str(
@@ -709,12 +889,19 @@ fn cpu_section(r: &EvalResults) -> String {
             continue;
         };
         let mut note = format!(
-            "- {} clients: the order replicas spent {:.3} ms per Raft entry (two per purchase), \
+            "- {} clients: the order replicas spent {:.3} ms per purchase (one Raft entry each), \
              etcd's members {:.3} ms per put",
             s.clients,
-            role(s, &["leader", "followers"]) / 2.0,
+            role(s, &["leader", "followers"]),
             role(e, &["etcd members"])
         );
+        if s.roles.iter().any(|r| r.role == "catalog") {
+            let _ = write!(
+                note,
+                "; the catalog, off the purchase path, {:.3} ms per purchase",
+                role(s, &["catalog"])
+            );
+        }
         // The ceiling holds only where the CPU is what limits throughput: all the cores'
         // time divided by what a purchase costs, against the rate etcd reached.
         let etcd_rate = e.ops as f64 / e.wall_secs.max(1e-9);
@@ -815,6 +1002,7 @@ pub(crate) mod tests {
                 verification: Verification::default(),
             }),
             failover: Part::Skipped("no leader".into()),
+            catalog_kill: Part::Skipped("no catalog".into()),
             etcd: Part::Skipped("etcd is not installed".into()),
             total_secs: 100.0,
         }
@@ -839,6 +1027,7 @@ pub(crate) mod tests {
         assert!(md.contains("| entries behind when let go | 2000 |"), "{md}");
         assert!(md.contains("100 orders checked, all matched"));
         assert!(md.contains("fsync on"));
+        assert!(md.contains("catalog kill: skipped: no catalog"), "{md}");
     }
 
     /// [`results`] with an etcd baseline at 8 clients: 4000 puts/s, p50 2 ms, p99 4 ms.
@@ -877,7 +1066,12 @@ pub(crate) mod tests {
     #[test]
     fn report_says_where_the_cpu_goes_and_the_throughput_it_allows() {
         let mut r = results_with_etcd();
-        r.scaling[0].cpu = Some(cpu(8, 2000, &[("client", 0.1), ("leader", 0.9)], 2.0));
+        r.scaling[0].cpu = Some(cpu(
+            8,
+            2000,
+            &[("client", 0.1), ("leader", 0.8), ("catalog", 0.1)],
+            2.0,
+        ));
         if let Part::Measured(b) = &mut r.etcd {
             // 4000 puts in 2 s: etcd reached 2000/s, the most two cores allow a purchase that
             // costs 1 ms of CPU.
@@ -887,7 +1081,10 @@ pub(crate) mod tests {
         }
         let md = markdown(&r);
         assert!(
-            md.contains("| 8 | ToyStore | 2000 | 2.00 | 1.000 | client 0.100 · leader 0.900 |"),
+            md.contains(
+                "| 8 | ToyStore | 2000 | 2.00 | 1.000 | client 0.100 · leader 0.800 · catalog \
+                 0.100 |"
+            ),
             "{md}"
         );
         assert!(
@@ -896,9 +1093,10 @@ pub(crate) mod tests {
         );
         assert!(
             md.contains(
-                "- 8 clients: the order replicas spent 0.450 ms per Raft entry (two per purchase), \
-                 etcd's members 0.400 ms per put; with the cores 100 % busy, all 2 of them could \
-                 do at most 2000 purchases/s at this cost, 1.00× the rate etcd reached."
+                "- 8 clients: the order replicas spent 0.800 ms per purchase (one Raft entry each), \
+                 etcd's members 0.400 ms per put; the catalog, off the purchase path, 0.100 ms \
+                 per purchase; with the cores 100 % busy, all 2 of them could do at most 2000 \
+                 purchases/s at this cost, 1.00× the rate etcd reached."
             ),
             "{md}"
         );
@@ -973,5 +1171,169 @@ pub(crate) mod tests {
             "the failure; the ack at 1700"
         );
         assert_eq!(failover_figures(&[], ms(1)).0, None);
+    }
+
+    fn catalog_kill(failed: u64) -> CatalogKill {
+        let mut order = kind(3000, 3.0);
+        order.result.errors = failed;
+        if failed > 0 {
+            order.errors_by_status.insert("503".into(), failed);
+        }
+        order.sold_out = 4;
+        CatalogKill {
+            killed: "catalog".into(),
+            killed_pid: 4242,
+            catalogs: 2,
+            kill_at_secs: 3.0,
+            run_secs: 11.0,
+            before: OrderWindow {
+                secs: 3.0,
+                acked: 900,
+                per_sec: 300.0,
+                not_acked: 1,
+                p50_ms: 3.0,
+                max_ms: 20.0,
+            },
+            after: OrderWindow {
+                secs: 8.0,
+                acked: 2480,
+                per_sec: 310.0,
+                not_acked: 3,
+                p50_ms: 2.9,
+                max_ms: 25.0,
+            },
+            order,
+            verification: Verification {
+                checked: 3380,
+                matched: 3380,
+                mismatches: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn report_shows_the_catalog_kill_and_its_failed_purchases() {
+        let mut r = results();
+        r.catalog_kill = Part::Measured(catalog_kill(0));
+        let md = markdown(&r);
+        assert!(
+            md.contains("## A catalog replica SIGKILLed under order load"),
+            "{md}"
+        );
+        assert!(md.contains("**Purchases failed: 0**\n"), "{md}");
+        assert!(
+            md.contains(
+                "`catalog` (pid 4242, a catalog the frontend reads from; 2 catalog \
+                 replicas were running, the other kept following"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| acknowledged per second | 300 | 310 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| p50 / max latency | 3.00 / 20 ms | 2.90 / 25 ms |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| not acknowledged (sold out or failed) | 1 | 3 |"),
+            "{md}"
+        );
+        assert!(md.contains("Rate after / before: 1.03."), "{md}");
+        // Its read-back counts with the others.
+        assert!(md.contains("3480 orders checked, all matched"), "{md}");
+        // A failed purchase is called what it is.
+        r.catalog_kill = Part::Measured(catalog_kill(2));
+        let md = markdown(&r);
+        assert!(
+            md.contains("**Purchases failed: 2** (2× 503) — a purchase depended on the catalog"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn results_without_a_catalog_kill_still_read() {
+        let mut json = serde_json::to_value(results()).unwrap();
+        json.as_object_mut().unwrap().remove("catalog_kill");
+        let r: EvalResults = serde_json::from_value(json).unwrap();
+        assert!(matches!(r.catalog_kill, Part::Skipped(_)));
+    }
+
+    #[test]
+    fn order_windows_split_a_run_at_the_kill() {
+        let ms = Duration::from_millis;
+        let order = |sent: u64, latency: u64, ok: bool| TimedSample {
+            sent: ms(sent),
+            latency: ms(latency),
+            kind: RequestKind::Order,
+            ok,
+        };
+        let timeline = vec![
+            order(0, 10, true),
+            order(500, 30, true),
+            order(990, 20, true), // acknowledged at 1010, after the kill
+            order(1100, 5, false),
+            order(1500, 10, true),
+            TimedSample {
+                sent: ms(100),
+                latency: ms(1),
+                kind: RequestKind::Query,
+                ok: true,
+            },
+        ];
+        let (before, after) = order_windows(&timeline, ms(1000), ms(3000));
+        assert_eq!((before.acked, before.not_acked), (2, 0));
+        assert_eq!((after.acked, after.not_acked), (2, 1));
+        assert!((before.secs - 1.0).abs() < 1e-9 && (after.secs - 2.0).abs() < 1e-9);
+        assert!((before.per_sec - 2.0).abs() < 1e-9, "{before:?}");
+        assert!((after.per_sec - 1.0).abs() < 1e-9, "{after:?}");
+        assert!((before.max_ms - 30.0).abs() <= 0.1, "{before:?}");
+        let (_, empty) = order_windows(&[], ms(1000), ms(1000));
+        assert_eq!(
+            (empty.acked, empty.not_acked, empty.per_sec, empty.secs),
+            (0, 0, 0.0, 0.0)
+        );
+    }
+
+    /// The report describes the store as it is: one Raft commit per purchase, no catalog on
+    /// its way; nothing of the protocol it replaced.
+    #[test]
+    fn report_says_nothing_of_the_old_purchase_protocol() {
+        let mut r = results_with_etcd();
+        r.scaling[0].cpu = Some(cpu(8, 2000, &[("client", 0.1), ("leader", 0.9)], 2.0));
+        r.catalog_kill = Part::Measured(catalog_kill(0));
+        r.breakdown = Part::Measured(Breakdown {
+            clients: 1,
+            purchases: 100,
+            client_ms: 5.0,
+            frontend_ms: Some(4.0),
+            leader_ms: Some(3.0),
+            commit_ms: Some(2.5),
+        });
+        let md = markdown(&r);
+        for stale in [
+            "Pending",
+            "Resolve",
+            "stock take",
+            "take at the catalog",
+            "two Raft commits",
+            "two per purchase",
+            "redb",
+            "1/2",
+        ] {
+            assert!(
+                !md.contains(stale),
+                "the report still says {stale:?}:\n{md}"
+            );
+        }
+        assert!(md.contains("Every order is one Raft commit"), "{md}");
+        assert!(
+            md.contains(
+                "| leader: commit of the Purchase command (append, replicate, majority fsync, \
+                 apply) | 2.50 | 50 % |"
+            ),
+            "{md}"
+        );
     }
 }

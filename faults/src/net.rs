@@ -1,4 +1,4 @@
-//! A network of namespaces for network faults: each process (the catalog, every order replica)
+//! A network of namespaces for network faults: each process (every catalog, every order replica)
 //! runs in a network namespace of its own, linked by a veth pair to a bridge in the test's
 //! namespace, which reaches them all (so do the frontends, which stay outside). Faults are
 //! `iptables` rules inside the namespaces: traffic between two hosts dropped both ways or one

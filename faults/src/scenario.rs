@@ -9,7 +9,7 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
 
-use crate::target::{Target, TargetOptions};
+use crate::target::{Target, TargetOptions, catalog_name};
 use crate::workload::{self, OpCounts, Workload};
 
 /// One kind of fault.
@@ -23,19 +23,19 @@ pub enum Fault {
     PauseLeader,
     /// SIGSTOP a follower for a while, then SIGCONT.
     PauseFollower,
-    /// SIGKILL the catalog, restart it.
+    /// SIGKILL one catalog replica or all of them, restart them.
     CatalogKill,
-    /// SIGSTOP the catalog, then SIGCONT.
+    /// SIGSTOP one catalog replica or all of them, then SIGCONT.
     CatalogPause,
-    /// SIGKILL every replica and the catalog at once, restart them.
+    /// SIGKILL every replica and every catalog at once, restart them.
     AllDown,
     /// A follower loses its data directory and comes back empty.
     LostVolume,
     /// A replica's disk fills up; freed at the end (needs root for a small filesystem).
     DiskFull,
-    /// The leader is cut from everyone: peers, catalog, frontends (network namespaces).
+    /// The leader is cut from everyone: peers, catalogs, frontends (network namespaces).
     IsolateLeader,
-    /// The leader is cut from the other replicas only; clients and the catalog still reach it.
+    /// The leader is cut from the other replicas only; clients and catalogs still reach it.
     LeaderCutFromPeers,
     /// A follower is cut from the other replicas: a minority on its own.
     SplitMinority,
@@ -43,8 +43,9 @@ pub enum Fault {
     OneWay,
     /// Every replica loses 30 % of what the others send it.
     RandomLoss,
-    /// The leader is cut from the catalog; the followers still reach it.
-    LeaderCutFromCatalog,
+    /// One catalog replica or all of them cut from every order replica (and sometimes from
+    /// the frontends too): their view of the inventory stops, and no purchase may notice.
+    CatalogPartition,
 }
 
 impl Fault {
@@ -64,7 +65,7 @@ impl Fault {
         Fault::SplitMinority,
         Fault::OneWay,
         Fault::RandomLoss,
-        Fault::LeaderCutFromCatalog,
+        Fault::CatalogPartition,
     ];
 
     /// Whether it needs network namespaces.
@@ -76,7 +77,16 @@ impl Fault {
                 | Fault::SplitMinority
                 | Fault::OneWay
                 | Fault::RandomLoss
-                | Fault::LeaderCutFromCatalog
+                | Fault::CatalogPartition
+        )
+    }
+
+    /// Whether it is done to the catalogs only. Purchases do not go through a catalog, so
+    /// under these faults every purchase must get a definite answer.
+    pub fn is_catalog(self) -> bool {
+        matches!(
+            self,
+            Fault::CatalogKill | Fault::CatalogPause | Fault::CatalogPartition
         )
     }
 
@@ -97,7 +107,7 @@ impl Fault {
             Fault::SplitMinority => "split-minority",
             Fault::OneWay => "one-way",
             Fault::RandomLoss => "random-loss",
-            Fault::LeaderCutFromCatalog => "leader-cut-from-catalog",
+            Fault::CatalogPartition => "catalog-partition",
         }
     }
 
@@ -120,6 +130,8 @@ pub struct Report {
     pub ops: OpCounts,
     /// Orders confirmed in the final state.
     pub orders: usize,
+    /// Units sold and units restocked, over every toy, as the first replica's books say.
+    pub books: (u64, u64),
     /// What the checkers found (empty: every property held).
     pub violations: Vec<Violation>,
     /// Where the store's data and logs were kept, when a property failed.
@@ -138,16 +150,19 @@ impl fmt::Display for Report {
         let o = &self.ops;
         writeln!(
             f,
-            "{} (seed {}): {} faults; {} confirmed, {} refused, {} unknown, {} reads; {} orders \
-             in the final state; {}",
+            "{} (seed {}): {} faults; {} confirmed, {} refused, {} unknown ({} purchases), {} \
+             reads; {} orders in the final state, {} units sold, {} restocked; {}",
             self.fault.name(),
             self.seed,
             self.faults.len(),
             o.confirmed,
             o.refused,
             o.unknown,
+            o.failed_purchases,
             o.reads,
             self.orders,
+            self.books.0,
+            self.books.1,
             if self.passed() {
                 "every property held".to_string()
             } else {
@@ -200,7 +215,7 @@ pub async fn run_with(
     let toys = target
         .store
         .catalog_client()
-        .products()
+        .products(0)
         .await?
         .into_iter()
         .map(|p| p.name)
@@ -220,11 +235,16 @@ pub async fn run_with(
     let faults = inject(&mut target, fault, seed, duration).await?;
     let _ = stop.send(true);
     let keys = load.await?;
-    target.heal(&keys).await?;
+    target.heal().await?;
     let state = target.final_state(&keys).await?;
     let events = recorder.events();
     let violations = check_all(&events, &state);
     let orders = state.reference().map_or(0, |r| r.by_number.len());
+    let books = state.audits.values().next().map_or((0, 0), |a| {
+        a.products
+            .iter()
+            .fold((0, 0), |(s, r), p| (s + p.sold, r + p.restocked))
+    });
     let kept = (!violations.is_empty()).then(|| target.keep());
     Ok(Report {
         fault,
@@ -232,6 +252,7 @@ pub async fn run_with(
         faults,
         ops: OpCounts::of(&events),
         orders,
+        books,
         violations,
         kept,
     })
@@ -252,7 +273,9 @@ async fn inject(
     // Let the clients get going first.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let ids = target.replicas();
+    let mut round = 0u64;
     while start.elapsed() < duration {
+        round += 1;
         let pause = Duration::from_millis(rng.random_range(300..1200));
         match fault {
             Fault::LeaderKills => {
@@ -293,27 +316,37 @@ async fn inject(
                 }
             }
             Fault::CatalogKill => {
-                target.kill_catalog();
-                note("SIGKILL catalog".into());
-                tokio::time::sleep(pause).await;
-                target.restart_catalog().await?;
-                note("restarted catalog".into());
+                let victims = catalog_victims(target, &mut rng, round);
+                for &i in &victims {
+                    target.kill_catalog(i);
+                }
+                note(format!("SIGKILL {}", catalog_names(&victims)));
+                tokio::time::sleep(pause * 2).await;
+                for &i in &victims {
+                    target.restart_catalog(i).await?;
+                }
+                note(format!("restarted {}", catalog_names(&victims)));
             }
             Fault::CatalogPause => {
-                target.pause_catalog();
-                note("SIGSTOP catalog".into());
+                let victims = catalog_victims(target, &mut rng, round);
+                for &i in &victims {
+                    target.pause_catalog(i);
+                }
+                note(format!("SIGSTOP {}", catalog_names(&victims)));
                 tokio::time::sleep(pause * 2).await;
-                target.resume_catalog();
-                note("SIGCONT catalog".into());
+                for &i in &victims {
+                    target.resume_catalog(i);
+                }
+                note(format!("SIGCONT {}", catalog_names(&victims)));
             }
             Fault::AllDown => {
                 target.kill_everything();
-                note("SIGKILL every replica and the catalog".into());
+                note("SIGKILL every replica and every catalog".into());
                 tokio::time::sleep(pause).await;
-                target.restart_catalog().await?;
                 for &id in &ids {
                     target.restart_replica(id).await?;
                 }
+                target.restart_catalogs().await?;
                 note("restarted everything".into());
             }
             Fault::LostVolume => {
@@ -326,12 +359,39 @@ async fn inject(
                     note(format!("replica {v} replaced by the membership driver"));
                 }
             }
+            Fault::CatalogPartition => {
+                let net = target
+                    .net
+                    .as_ref()
+                    .expect("network scenarios run in namespaces");
+                let victims = catalog_victims(target, &mut rng, round);
+                let from_frontends = rng.random_bool(0.5);
+                for &i in &victims {
+                    for &id in &ids {
+                        net.cut(&catalog_name(i), &format!("replica-{id}"))?;
+                    }
+                    if from_frontends {
+                        net.cut(&catalog_name(i), "outside")?;
+                    }
+                }
+                note(format!(
+                    "{} cut from every replica{}",
+                    catalog_names(&victims),
+                    if from_frontends {
+                        " and from the frontends"
+                    } else {
+                        ""
+                    }
+                ));
+                tokio::time::sleep(pause * 3).await;
+                net.heal()?;
+                note("network healed".into());
+            }
             Fault::IsolateLeader
             | Fault::LeaderCutFromPeers
             | Fault::SplitMinority
             | Fault::OneWay
-            | Fault::RandomLoss
-            | Fault::LeaderCutFromCatalog => {
+            | Fault::RandomLoss => {
                 let net = target
                     .net
                     .as_ref()
@@ -347,7 +407,9 @@ async fn inject(
                         for &o in &others {
                             net.cut(&name(leader), &name(o))?;
                         }
-                        net.cut(&name(leader), "catalog")?;
+                        for i in 0..target.catalogs() {
+                            net.cut(&name(leader), &catalog_name(i))?;
+                        }
                         net.cut(&name(leader), "outside")?;
                         format!("leader {leader} isolated")
                     }
@@ -370,17 +432,13 @@ async fn inject(
                         }
                         format!("leader {leader} hears no follower (they hear it)")
                     }
-                    Fault::RandomLoss => {
+                    _ => {
                         for &a in &ids {
                             for &b in ids.iter().filter(|b| **b != a) {
                                 net.lose_from(&name(a), &name(b), 0.3)?;
                             }
                         }
                         "30 % loss between every pair of replicas".to_string()
-                    }
-                    _ => {
-                        net.cut(&name(leader), "catalog")?;
-                        format!("leader {leader} cut from the catalog")
                     }
                 };
                 note(what);
@@ -402,4 +460,20 @@ async fn inject(
         tokio::time::sleep(pause).await;
     }
     Ok(log)
+}
+
+/// The catalog replicas a catalog fault hits in its `round`-th time (from 1): one at random,
+/// then all of them, in turn (so even a short run does both).
+fn catalog_victims(target: &Target, rng: &mut StdRng, round: u64) -> Vec<usize> {
+    let n = target.catalogs();
+    if round.is_multiple_of(2) {
+        (0..n).collect()
+    } else {
+        vec![rng.random_range(0..n.max(1))]
+    }
+}
+
+fn catalog_names(victims: &[usize]) -> String {
+    let names: Vec<String> = victims.iter().map(|i| catalog_name(*i)).collect();
+    names.join(" and ")
 }

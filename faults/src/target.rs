@@ -1,6 +1,7 @@
-//! The store under test: real processes started through the launcher, and the faults done to
-//! them (SIGKILL, SIGSTOP, a lost data directory, a full disk), healed at the end, then read
-//! whole into a [`FinalState`] for the checkers.
+//! The store under test: real processes started through the launcher (order replicas, catalog
+//! replicas, frontends), and the faults done to them (SIGKILL, SIGSTOP, a lost data directory,
+//! a full disk), healed at the end, then read whole into a [`FinalState`] for the checkers:
+//! every replica's orders and its audit.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use api::client::ClientError;
+use api::inventory::ProductDef;
 use api::orders::OrderStatus;
 use history::{FinalState, ReplicaOrders, StoredOrder, StoredStatus};
 use launcher::{CatalogSpec, FrontendSpec, RaftSpec, Store, StoreSpec};
@@ -36,26 +38,62 @@ fn next_subnet() -> u8 {
 pub struct TargetOptions {
     /// Order replicas (odd).
     pub replicas: u64,
+    /// Catalog replicas (stateless, side by side; the frontends use them in turn).
+    pub catalogs: usize,
     /// Frontends.
     pub frontends: usize,
     /// Give each replica's data directory a small filesystem of its own, so that one can be
     /// filled (needs root; without it the disk-full fault is skipped).
     pub small_disks: bool,
-    /// Run the catalog and every replica in a network namespace of its own, so the network
+    /// Run every catalog and every replica in a network namespace of its own, so the network
     /// between them can be cut (needs root, `ip` and `iptables`; see [`Net::available`]).
     pub network: bool,
     /// Where the service binaries are (`None`: the workspace's, built first if needed).
     pub bin_dir: Option<PathBuf>,
+    /// The toys the store starts with (`None`: the catalog's built-in ones). The default is
+    /// [`scarce_toys`], so that toys sell out and are restocked again and again while faults
+    /// happen.
+    pub products: Option<Vec<ProductDef>>,
+}
+
+/// Units a sold-out toy is restocked to, every second.
+pub const RESTOCK_QUANTITY: u32 = 100;
+
+/// Ten toys with a few dozen units each: a short scenario's clients sell each of them out
+/// several times, so refusals for want of stock and restocks by both catalog replicas happen
+/// under every fault.
+pub fn scarce_toys() -> Vec<ProductDef> {
+    [
+        ("Tux", 15.99, 60),
+        ("Whale", 24.50, 50),
+        ("Elephant", 34.00, 40),
+        ("Bird", 7.25, 30),
+        ("Fox", 18.75, 25),
+        ("Python", 12.40, 45),
+        ("Lego", 89.99, 20),
+        ("Barbie", 29.99, 35),
+        ("Frisbee", 6.50, 55),
+        ("Kite", 21.00, 30),
+    ]
+    .into_iter()
+    .map(|(name, price, quantity)| ProductDef {
+        name: name.into(),
+        price,
+        quantity,
+    })
+    .collect()
 }
 
 impl Default for TargetOptions {
     fn default() -> Self {
         Self {
             replicas: 3,
+            catalogs: 2,
             frontends: 2,
             small_disks: false,
             network: false,
             bin_dir: None,
+            products: Some(scarce_toys()),
         }
     }
 }
@@ -81,7 +119,7 @@ impl Target {
         self.dir.path().to_path_buf()
     }
 
-    /// Starts a catalog (fast restock), the replicas and the frontends.
+    /// Starts the replicas, the catalogs (fast restock) and the frontends.
     pub async fn start(options: &TargetOptions) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let root = dir.path().join("store");
@@ -101,18 +139,25 @@ impl Target {
             Some(dir) => dir.clone(),
             None => testkit::bin_dir(&["catalog", "order-replica", "frontend"]),
         };
+        let products = match &options.products {
+            Some(toys) => {
+                std::fs::create_dir_all(&root)?;
+                let path = root.join("products.json");
+                std::fs::write(&path, serde_json::to_vec_pretty(toys)?)?;
+                Some(path)
+            }
+            None => None,
+        };
         let mut spec = StoreSpec::new(&root, &bin_dir);
         spec.catalog = Some(CatalogSpec {
+            replicas: options.catalogs,
             restock_interval_secs: 1.0,
-            restock_quantity: 100,
-            products: None,
+            restock_quantity: RESTOCK_QUANTITY,
+            products,
         });
         spec.replicas = (1..=options.replicas).collect();
         spec.frontends = options.frontends;
-        spec.raft = RaftSpec {
-            catalog_patience_ms: Some(2000),
-            ..RaftSpec::fast()
-        };
+        spec.raft = RaftSpec::fast();
         spec.frontend = FrontendSpec {
             cache_capacity: 1000,
             order_deadline_ms: Some(10_000),
@@ -120,7 +165,7 @@ impl Target {
         };
         spec.rust_log = Some("info,openraft=warn".into());
         let net = if options.network {
-            let mut names = vec!["catalog".to_string()];
+            let mut names: Vec<String> = (0..options.catalogs).map(catalog_name).collect();
             names.extend((1..=options.replicas).map(|id| format!("replica-{id}")));
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             let net = Net::create(&names, next_subnet())?;
@@ -180,37 +225,55 @@ impl Target {
         self.paused.remove(&format!("replica-{id}"));
     }
 
-    /// SIGKILLs the catalog.
-    pub fn kill_catalog(&mut self) {
-        self.store.catalog().kill();
+    /// How many catalog replicas the store runs.
+    pub fn catalogs(&self) -> usize {
+        self.store.catalog_count()
     }
 
-    /// Restarts the catalog if it is not running.
-    pub async fn restart_catalog(&mut self) -> anyhow::Result<()> {
-        if !self.store.catalog().is_running() {
-            self.store.start_catalog().await?;
+    /// SIGKILLs catalog replica `i`.
+    pub fn kill_catalog(&mut self, i: usize) {
+        self.store.catalog_at(i).kill();
+    }
+
+    /// Restarts catalog replica `i` if it is not running (it is ready once its view of the
+    /// inventory is, so the group must be reachable).
+    pub async fn restart_catalog(&mut self, i: usize) -> anyhow::Result<()> {
+        if !self.store.catalog_at(i).is_running() {
+            self.store.start_catalog_at(i).await?;
         }
         Ok(())
     }
 
-    /// SIGSTOPs the catalog.
-    pub fn pause_catalog(&mut self) {
-        self.store.catalog().signal(Signal::SIGSTOP);
-        self.paused.insert("catalog".into());
+    /// SIGSTOPs catalog replica `i`.
+    pub fn pause_catalog(&mut self, i: usize) {
+        self.store.catalog_at(i).signal(Signal::SIGSTOP);
+        self.paused.insert(catalog_name(i));
     }
 
-    /// SIGCONTs the catalog.
-    pub fn resume_catalog(&mut self) {
-        self.store.catalog().signal(Signal::SIGCONT);
-        self.paused.remove("catalog");
+    /// SIGCONTs catalog replica `i`.
+    pub fn resume_catalog(&mut self, i: usize) {
+        self.store.catalog_at(i).signal(Signal::SIGCONT);
+        self.paused.remove(&catalog_name(i));
     }
 
-    /// SIGKILLs every replica and the catalog at once.
+    /// SIGKILLs every replica and every catalog at once.
     pub fn kill_everything(&mut self) {
-        self.store.catalog().kill();
+        for i in 0..self.catalogs() {
+            self.store.catalog_at(i).kill();
+        }
         for id in self.replicas() {
             self.store.replica(id).kill();
         }
+    }
+
+    /// Restarts every catalog that is not running (after the replicas: a catalog is ready
+    /// only once it has read the group's inventory).
+    pub async fn restart_catalogs(&mut self) -> anyhow::Result<()> {
+        for i in 0..self.catalogs() {
+            let _ = self.store.catalog_at(i).exited();
+            self.restart_catalog(i).await?;
+        }
+        Ok(())
     }
 
     /// Kills replica `id`, deletes its data directory, and starts it on an empty one.
@@ -241,10 +304,10 @@ impl Target {
         }
     }
 
-    /// Undoes every fault: frees disks, resumes paused processes, restarts dead ones, drives
-    /// the membership back to every replica as a voter, and waits until a leader has resolved
-    /// every pending order and every replica has applied the leader's log.
-    pub async fn heal(&mut self, keys: &[String]) -> anyhow::Result<()> {
+    /// Undoes every fault: heals the network, frees disks, resumes paused processes, restarts
+    /// dead ones (replicas first, then catalogs, then frontends), drives the membership back to
+    /// every replica as a voter, and waits until every replica has applied the leader's log.
+    pub async fn heal(&mut self) -> anyhow::Result<()> {
         if let Some(net) = &self.net {
             net.heal()?;
         }
@@ -253,17 +316,17 @@ impl Target {
         }
         let paused: Vec<String> = self.paused.iter().cloned().collect();
         for name in paused {
-            if name == "catalog" {
-                self.resume_catalog();
-            } else if let Some(id) = name.strip_prefix("replica-").and_then(|i| i.parse().ok()) {
+            if let Some(id) = name.strip_prefix("replica-").and_then(|i| i.parse().ok()) {
                 self.resume_replica(id);
+            } else if let Some(i) = (0..self.catalogs()).find(|i| catalog_name(*i) == name) {
+                self.resume_catalog(i);
             }
         }
-        self.restart_catalog().await?;
         for id in self.replicas() {
             let _ = self.store.replica(id).exited();
             self.restart_replica(id).await?;
         }
+        self.restart_catalogs().await?;
         for i in 0..self.frontends().len() {
             if self.store.frontend(i).exited().is_some() {
                 self.store.start_frontend(i).await?;
@@ -271,12 +334,12 @@ impl Target {
         }
         let ids = self.replicas();
         self.store.converge(&ids).await?;
-        self.wait_settled(keys).await
+        self.wait_settled().await
     }
 
-    /// Waits until the leader holds no pending order among `keys` and every replica has
-    /// applied the leader's last log index.
-    async fn wait_settled(&self, keys: &[String]) -> anyhow::Result<()> {
+    /// Waits until there is a leader and every replica has applied the leader's last log
+    /// index.
+    async fn wait_settled(&self) -> anyhow::Result<()> {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
             anyhow::ensure!(
@@ -287,23 +350,7 @@ impl Target {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
-            let client = self.store.replica_client(leader);
-            let mut pending = false;
-            for key in keys {
-                match client.order_by_key(key).await {
-                    Ok(r) if r.status == OrderStatus::Pending => {
-                        pending = true;
-                        break;
-                    }
-                    Ok(_) => {}
-                    Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {}
-                    Err(_) => {
-                        pending = true;
-                        break;
-                    }
-                }
-            }
-            let Ok(status) = client.status().await else {
+            let Ok(status) = self.store.replica_client(leader).status().await else {
                 continue;
             };
             let last = status.last_log_index;
@@ -318,23 +365,44 @@ impl Target {
                     .and_then(|s| s.applied_index);
                 behind |= applied < last;
             }
-            if !pending && !behind {
+            if !behind {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
-    /// Reads what every replica and the catalog hold (after [`heal`](Self::heal)).
-    pub async fn final_state(&self, keys: &[String]) -> anyhow::Result<FinalState> {
-        let mut state = FinalState {
-            catalog: Some(
-                self.store
-                    .catalog_client()
+    /// Every replica's audit, as one cut: read again (the catalogs may restock in between)
+    /// until every replica answers at the same applied index.
+    async fn audits(&self) -> anyhow::Result<BTreeMap<u64, api::inventory::Audit>> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut audits = BTreeMap::new();
+            for id in self.replicas() {
+                let audit = self
+                    .store
+                    .replica_client(id)
                     .audit()
                     .await
-                    .context("catalog audit")?,
-            ),
+                    .with_context(|| format!("replica {id}: audit"))?;
+                audits.insert(id, audit);
+            }
+            let indexes: BTreeSet<u64> = audits.values().map(|a| a.applied_index).collect();
+            if indexes.len() <= 1 || std::time::Instant::now() > deadline {
+                // Past the deadline the books are compared as they are: the checker then says
+                // which replica differs.
+                return Ok(audits);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Reads what every replica holds (after [`heal`](Self::heal)): its orders by key (every
+    /// key in `keys`) and by number, and its audit.
+    pub async fn final_state(&self, keys: &[String]) -> anyhow::Result<FinalState> {
+        let mut state = FinalState {
+            audits: self.audits().await?,
+            restock_quantity: Some(RESTOCK_QUANTITY.into()),
             ..FinalState::default()
         };
         for id in self.replicas() {
@@ -344,7 +412,6 @@ impl Target {
                 match client.order_by_key(key).await {
                     Ok(r) => {
                         let status = match r.status {
-                            OrderStatus::Pending => StoredStatus::Pending,
                             OrderStatus::Confirmed { number } => StoredStatus::Confirmed { number },
                             OrderStatus::Rejected { .. } => StoredStatus::Rejected,
                         };
@@ -373,5 +440,14 @@ impl Target {
             state.replicas.insert(id, orders);
         }
         Ok(state)
+    }
+}
+
+/// The launcher's name of catalog replica `i`: `catalog`, `catalog-1`, ...
+pub fn catalog_name(i: usize) -> String {
+    if i == 0 {
+        "catalog".into()
+    } else {
+        format!("catalog-{i}")
     }
 }

@@ -25,7 +25,7 @@ pub struct Workload {
     pub clients: usize,
     /// Frontend URLs; client `i` uses frontend `i % len`.
     pub frontends: Vec<String>,
-    /// The toys to buy and read (the catalog's, plus [`UNKNOWN_TOY`] now and then).
+    /// The toys to buy and read (the catalogs', plus [`UNKNOWN_TOY`] now and then).
     pub toys: Vec<String>,
     /// Seed of the clients' choices.
     pub seed: u64,
@@ -40,6 +40,8 @@ pub struct OpCounts {
     pub refused: u64,
     /// Operations with no definite answer.
     pub unknown: u64,
+    /// Of those, purchases: a timeout, a refused connection or a 5xx to `POST /orders`.
+    pub failed_purchases: u64,
     /// Reads (orders and products) answered.
     pub reads: u64,
 }
@@ -50,6 +52,10 @@ impl OpCounts {
         let mut c = Self::default();
         for e in events {
             match (&e.op, &e.outcome) {
+                (Op::Purchase { .. }, Outcome::Unknown { .. }) => {
+                    c.unknown += 1;
+                    c.failed_purchases += 1;
+                }
                 (_, Outcome::Unknown { .. }) => c.unknown += 1,
                 (Op::Purchase { .. }, Outcome::Confirmed { .. }) => c.confirmed += 1,
                 (Op::Purchase { .. }, Outcome::Refused { .. }) => c.refused += 1,

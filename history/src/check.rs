@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use api::catalog::TakeOutcome;
+use api::inventory::{Audit, ProductAudit};
 
 use crate::linearizable::{Model, Operation, is_linearizable};
 use crate::record::{Event, Op, Outcome};
@@ -36,7 +36,9 @@ pub fn check_all(events: &[Event], state: &FinalState) -> Vec<Violation> {
     out.extend(numbers_dense(state));
     out.extend(order_reads_linearizable(events, state));
     out.extend(product_reads_monotonic(events));
+    out.extend(product_versions_consistent(events));
     out.extend(stock_invariant(state));
+    out.extend(restocks_only_when_sold_out(events, state));
     out.extend(replicas_converge(state));
     out
 }
@@ -139,8 +141,9 @@ pub fn one_outcome_per_key(events: &[Event], state: &FinalState) -> Vec<Violatio
     out
 }
 
-/// Confirmed order numbers are exactly `0..n` on every replica, each held by one key, and
-/// nothing is left pending once faults have healed.
+/// Confirmed order numbers are exactly `0..n` on every replica, where `n` is the count of
+/// confirmed orders its audit gives; each number is held by one key, and serves that key's toy
+/// and quantity.
 pub fn numbers_dense(state: &FinalState) -> Vec<Violation> {
     const P: &str = "dense order numbers";
     let mut out = Vec::new();
@@ -154,28 +157,45 @@ pub fn numbers_dense(state: &FinalState) -> Vec<Violation> {
                 format!("replica {id} holds {n} orders but the highest number is {last}"),
             ));
         }
+        if let Some(audit) = state.audits.get(id)
+            && audit.confirmed != n
+        {
+            out.push(violation(
+                P,
+                format!(
+                    "replica {id}: its audit counts {} confirmed orders, but orders 0..{n} \
+                     are served (the first 404 is at {n})",
+                    audit.confirmed
+                ),
+            ));
+        }
         let mut owner: BTreeMap<u64, &str> = BTreeMap::new();
         for (key, o) in &replica.by_key {
-            match o.status {
-                StoredStatus::Confirmed { number } => {
-                    if let Some(other) = owner.insert(number, key) {
-                        out.push(violation(
-                            P,
-                            format!("replica {id}: order {number} belongs to {other} and {key}"),
-                        ));
-                    }
-                    if !replica.by_number.contains_key(&number) {
-                        out.push(violation(
-                            P,
-                            format!("replica {id}: key {key} holds order {number}, not served"),
-                        ));
-                    }
-                }
-                StoredStatus::Pending => out.push(violation(
+            let StoredStatus::Confirmed { number } = o.status else {
+                continue;
+            };
+            if let Some(other) = owner.insert(number, key) {
+                out.push(violation(
                     P,
-                    format!("replica {id}: key {key} is still pending after healing"),
+                    format!("replica {id}: order {number} belongs to {other} and {key}"),
+                ));
+            }
+            match replica.by_number.get(&number) {
+                None => out.push(violation(
+                    P,
+                    format!("replica {id}: key {key} holds order {number}, not served"),
                 )),
-                StoredStatus::Rejected => {}
+                Some((name, quantity)) if *name != o.name || *quantity != o.quantity => {
+                    out.push(violation(
+                        P,
+                        format!(
+                            "replica {id}: key {key} holds order {number} of {} x {}, but \
+                             order {number} serves {quantity} x {name}",
+                            o.quantity, o.name
+                        ),
+                    ))
+                }
+                Some(_) => {}
             }
         }
     }
@@ -324,6 +344,8 @@ fn describe(ops: &[Operation<SlotInput, SlotOutput>]) -> String {
 
 /// Reads through one frontend are monotonic: a product read that starts after another read of
 /// the same product through the same frontend completed never returns an older version.
+/// Versions are the order group's log indexes, so they only grow but are not dense: only their
+/// order is compared.
 pub fn product_reads_monotonic(events: &[Event]) -> Vec<Violation> {
     const P: &str = "monotonic product reads";
     /// `(invoked, completed, version, quantity)` of one read.
@@ -374,72 +396,179 @@ pub fn product_reads_monotonic(events: &[Event]) -> Vec<Violation> {
     out
 }
 
-/// The catalog's books balance, and stock was taken for a key exactly when its order is
-/// confirmed, with the same toy and quantity.
+/// A product's version names one state of it: the log index of the command that last changed
+/// its stock. Two reads of a product at one version, through any frontends, show one quantity.
+pub fn product_versions_consistent(events: &[Event]) -> Vec<Violation> {
+    const P: &str = "one state per product version";
+    let mut seen: BTreeMap<(&str, u64), (u32, usize)> = BTreeMap::new();
+    let mut out = Vec::new();
+    for e in events {
+        let (Op::ReadProduct { name }, Outcome::Product { quantity, version }) =
+            (&e.op, &e.outcome)
+        else {
+            continue;
+        };
+        match seen.get(&(name.as_str(), *version)) {
+            None => {
+                seen.insert((name, *version), (*quantity, e.server));
+            }
+            Some(&(q, server)) if q != *quantity => out.push(violation(
+                P,
+                format!(
+                    "{name} at version {version} was served with quantity {q} (frontend \
+                     {server}) and with quantity {quantity} (frontend {})",
+                    e.server
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+    out
+}
+
+/// Every replica's books balance and agree with its orders: for every toy, stock = initial +
+/// restocked − sold and it never went below zero (sold ≤ initial + restocked), sold = the
+/// units of its confirmed orders as the replica counts them (`ordered`), and both equal the
+/// units of the confirmed orders served by number (`GET /orders/{n}`).
 pub fn stock_invariant(state: &FinalState) -> Vec<Violation> {
     const P: &str = "stock invariant";
-    let (Some(audit), Some(reference)) = (&state.catalog, state.reference()) else {
+    let mut out = Vec::new();
+    for (id, audit) in &state.audits {
+        for p in &audit.products {
+            let had = i128::from(p.initial) + i128::from(p.restocked);
+            if i128::from(p.sold) > had {
+                out.push(violation(
+                    P,
+                    format!(
+                        "replica {id}: {} sold {} units, more than it ever had (initial {} + \
+                         restocked {})",
+                        p.name, p.sold, p.initial, p.restocked
+                    ),
+                ));
+            }
+            if i128::from(p.stock) != had - i128::from(p.sold) {
+                out.push(violation(
+                    P,
+                    format!(
+                        "replica {id}: {}: stock {} != initial {} + restocked {} - sold {}",
+                        p.name, p.stock, p.initial, p.restocked, p.sold
+                    ),
+                ));
+            }
+            if p.sold != p.ordered {
+                out.push(violation(
+                    P,
+                    format!(
+                        "replica {id}: {}: sold {} but its confirmed orders add up to {}",
+                        p.name, p.sold, p.ordered
+                    ),
+                ));
+            }
+        }
+        let Some(orders) = state.replicas.get(id) else {
+            continue;
+        };
+        let mut served: BTreeMap<&str, u64> = BTreeMap::new();
+        for (name, quantity) in orders.by_number.values() {
+            *served.entry(name).or_default() += u64::from(*quantity);
+        }
+        let books: BTreeMap<&str, &ProductAudit> = audit
+            .products
+            .iter()
+            .map(|p| (p.name.as_str(), p))
+            .collect();
+        for (name, units) in &served {
+            match books.get(name) {
+                None => out.push(violation(
+                    P,
+                    format!(
+                        "replica {id}: confirmed orders of {units} x {name}, a toy its books do \
+                         not hold"
+                    ),
+                )),
+                Some(p) if p.ordered != *units => out.push(violation(
+                    P,
+                    format!(
+                        "replica {id}: {name}: the books count {} units ordered, the orders \
+                         served by number add up to {units}",
+                        p.ordered
+                    ),
+                )),
+                Some(_) => {}
+            }
+        }
+        for p in &audit.products {
+            if p.ordered > 0 && !served.contains_key(p.name.as_str()) {
+                out.push(violation(
+                    P,
+                    format!(
+                        "replica {id}: {}: the books count {} units ordered, but no order of \
+                         it is served by number",
+                        p.name, p.ordered
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Restocks are conditional (`Restock{to: R, only_if_at: 0}`), so however many catalog replicas
+/// send them, each one that applies adds exactly R units to a sold-out toy: on every replica a
+/// toy's restocked units are a multiple of R, and its stock never exceeds the larger of its
+/// initial stock and R, neither in the books nor in any product read. Checked only when the
+/// final state names R.
+pub fn restocks_only_when_sold_out(events: &[Event], state: &FinalState) -> Vec<Violation> {
+    const P: &str = "restocks only when sold out";
+    let Some(r) = state.restock_quantity.filter(|r| *r > 0) else {
         return Vec::new();
     };
     let mut out = Vec::new();
-    let mut taken: BTreeMap<&str, u64> = BTreeMap::new();
-    for t in &audit.takes {
-        if t.outcome == TakeOutcome::Taken {
-            *taken.entry(&t.name).or_default() += u64::from(t.quantity);
+    for (id, audit) in &state.audits {
+        for p in &audit.products {
+            if p.restocked % r != 0 {
+                out.push(violation(
+                    P,
+                    format!(
+                        "replica {id}: {} was restocked by {} units in all, not a multiple of \
+                         the restock quantity {r}",
+                        p.name, p.restocked
+                    ),
+                ));
+            }
+            let cap = p.initial.max(r);
+            if p.stock > cap {
+                out.push(violation(
+                    P,
+                    format!(
+                        "replica {id}: {} holds {} units, more than it can ever have (initial {}, \
+                         restocks to {r})",
+                        p.name, p.stock, p.initial
+                    ),
+                ));
+            }
         }
     }
-    for p in &audit.products {
-        let expected = i128::from(p.initial) - i128::from(p.taken) + i128::from(p.restocked);
-        if i128::from(p.quantity) != expected {
-            out.push(violation(
-                P,
-                format!(
-                    "{}: quantity {} != initial {} - taken {} + restocked {}",
-                    p.name, p.quantity, p.initial, p.taken, p.restocked
-                ),
-            ));
-        }
-        let recorded = taken.get(p.name.as_str()).copied().unwrap_or(0);
-        if recorded != p.taken {
-            out.push(violation(
-                P,
-                format!(
-                    "{}: take records add up to {recorded}, totals say {}",
-                    p.name, p.taken
-                ),
-            ));
-        }
-    }
-    let takes: BTreeMap<&str, _> = audit.takes.iter().map(|t| (t.key.as_str(), t)).collect();
-    for (key, o) in &reference.by_key {
-        let take = takes.get(key.as_str());
-        let took = take.is_some_and(|t| t.outcome == TakeOutcome::Taken);
-        let confirmed = matches!(o.status, StoredStatus::Confirmed { .. });
-        if took != confirmed {
-            out.push(violation(
-                P,
-                format!("key {key}: order {:?} but catalog take {take:?}", o.status),
-            ));
-        } else if let Some(t) = take.filter(|_| took)
-            && (t.name != o.name || t.quantity != o.quantity)
+    let Some(audit) = state.audits.values().next() else {
+        return out;
+    };
+    let caps: BTreeMap<&str, u64> = audit
+        .products
+        .iter()
+        .map(|p| (p.name.as_str(), p.initial.max(r)))
+        .collect();
+    for e in events {
+        if let (Op::ReadProduct { name }, Outcome::Product { quantity, version }) =
+            (&e.op, &e.outcome)
+            && let Some(cap) = caps.get(name.as_str())
+            && u64::from(*quantity) > *cap
         {
             out.push(violation(
                 P,
                 format!(
-                    "key {key}: took {} x {} for an order of {} x {}",
-                    t.quantity, t.name, o.quantity, o.name
-                ),
-            ));
-        }
-    }
-    let orders: BTreeSet<&str> = reference.by_key.keys().map(String::as_str).collect();
-    for t in &audit.takes {
-        if t.outcome == TakeOutcome::Taken && !orders.contains(t.key.as_str()) {
-            out.push(violation(
-                P,
-                format!(
-                    "the catalog took {} x {} for key {} that has no order",
-                    t.quantity, t.name, t.key
+                    "frontend {} served {name} with {quantity} units at version {version}, more \
+                     than it can ever have ({cap})",
+                    e.server
                 ),
             ));
         }
@@ -447,23 +576,34 @@ pub fn stock_invariant(state: &FinalState) -> Vec<Violation> {
     out
 }
 
-/// Every replica ends with the same orders.
+/// Every replica ends with the same orders and the same books (the same toys with the same
+/// totals, the same counts of confirmed and refused orders).
 pub fn replicas_converge(state: &FinalState) -> Vec<Violation> {
     const P: &str = "replicas converge";
     let mut out = Vec::new();
     let mut replicas = state.replicas.iter();
-    let Some((first_id, first)) = replicas.next() else {
-        return out;
-    };
-    for (id, other) in replicas {
-        if other != first {
-            out.push(violation(
-                P,
-                format!(
-                    "replica {id} differs from replica {first_id}: {}",
-                    difference(first, other)
-                ),
-            ));
+    if let Some((first_id, first)) = replicas.next() {
+        for (id, other) in replicas {
+            if other != first {
+                out.push(violation(
+                    P,
+                    format!(
+                        "replica {id} differs from replica {first_id}: {}",
+                        difference(first, other)
+                    ),
+                ));
+            }
+        }
+    }
+    let mut audits = state.audits.iter();
+    if let Some((first_id, first)) = audits.next() {
+        for (id, other) in audits {
+            if let Some(what) = books_difference(first, other) {
+                out.push(violation(
+                    P,
+                    format!("the books of replica {id} differ from replica {first_id}'s: {what}"),
+                ));
+            }
         }
     }
     out
@@ -484,10 +624,31 @@ fn difference(a: &ReplicaOrders, b: &ReplicaOrders) -> String {
     )
 }
 
+/// What differs between two audits' books (the applied index aside), if anything.
+fn books_difference(a: &Audit, b: &Audit) -> Option<String> {
+    if (a.confirmed, a.refused) != (b.confirmed, b.refused) {
+        return Some(format!(
+            "{} confirmed and {} refused orders vs {} and {}",
+            a.confirmed, a.refused, b.confirmed, b.refused
+        ));
+    }
+    let by_name = |audit: &Audit| -> BTreeMap<String, ProductAudit> {
+        audit
+            .products
+            .iter()
+            .map(|p| (p.name.clone(), p.clone()))
+            .collect()
+    };
+    let (pa, pb) = (by_name(a), by_name(b));
+    let names: BTreeSet<&String> = pa.keys().chain(pb.keys()).collect();
+    names
+        .into_iter()
+        .find(|n| pa.get(*n) != pb.get(*n))
+        .map(|n| format!("{n}: {:?} vs {:?}", pa.get(n), pb.get(n)))
+}
+
 #[cfg(test)]
 mod tests {
-    use api::catalog::{Audit, ProductAudit, TakeRecord};
-
     use super::*;
     use crate::state::StoredOrder;
 
@@ -542,16 +703,36 @@ mod tests {
         }
     }
 
-    fn take(key: &str, outcome: TakeOutcome) -> TakeRecord {
-        TakeRecord {
-            key: key.into(),
-            name: "Tux".into(),
-            quantity: 2,
-            outcome,
+    /// The books of the clean run: Tux started at 100 and sold 2 + 2; Lego sold nothing and
+    /// was restocked.
+    fn audit() -> Audit {
+        Audit {
+            applied_index: 40,
+            products: vec![
+                ProductAudit {
+                    name: "Lego".into(),
+                    initial: 0,
+                    restocked: 50,
+                    sold: 0,
+                    stock: 50,
+                    ordered: 0,
+                },
+                ProductAudit {
+                    name: "Tux".into(),
+                    initial: 100,
+                    restocked: 0,
+                    sold: 4,
+                    stock: 96,
+                    ordered: 4,
+                },
+            ],
+            confirmed: 2,
+            refused: 1,
         }
     }
 
     fn clean() -> Run {
+        // Product versions are log indexes: sparse, growing.
         let events = vec![
             read_order(0, 0, Outcome::NoOrder),
             purchase("a", 10, Outcome::Confirmed { number: 0 }),
@@ -565,8 +746,9 @@ mod tests {
             ),
             purchase("c", 60, Outcome::Refused { status: 409 }),
             read_order(1, 100, Outcome::order("Tux", 2)),
-            read_product(0, 100, 3, 96),
-            read_product(0, 110, 4, 94),
+            read_product(0, 100, 17, 98),
+            read_product(0, 110, 31, 96),
+            read_product(1, 120, 31, 96),
         ];
         let replica = ReplicaOrders {
             by_key: [
@@ -577,25 +759,12 @@ mod tests {
             .into(),
             by_number: [(0, ("Tux".to_string(), 2)), (1, ("Tux".to_string(), 2))].into(),
         };
-        let audit = Audit {
-            products: vec![ProductAudit {
-                name: "Tux".into(),
-                initial: 100,
-                quantity: 96,
-                taken: 4,
-                restocked: 0,
-            }],
-            takes: vec![
-                take("a", TakeOutcome::Taken),
-                take("b", TakeOutcome::Taken),
-                take("c", TakeOutcome::Insufficient),
-            ],
-        };
         Run {
             events,
             state: FinalState {
                 replicas: [(1, replica.clone()), (2, replica)].into(),
-                catalog: Some(audit),
+                audits: [(1, audit()), (2, audit())].into(),
+                restock_quantity: Some(50),
             },
         }
     }
@@ -611,6 +780,17 @@ mod tests {
 
     fn properties(v: &[Violation]) -> BTreeSet<&'static str> {
         v.iter().map(|v| v.property).collect()
+    }
+
+    fn tux_books(run: &mut Run, replica: u64) -> &mut ProductAudit {
+        run.state
+            .audits
+            .get_mut(&replica)
+            .unwrap()
+            .products
+            .iter_mut()
+            .find(|p| p.name == "Tux")
+            .unwrap()
     }
 
     #[test]
@@ -642,12 +822,35 @@ mod tests {
     }
 
     #[test]
+    fn an_acknowledged_order_under_another_number_is_caught() {
+        // Key a was acknowledged as order 0; replica 2 holds it as order 1.
+        let mut run = clean();
+        let r = run.state.replicas.get_mut(&2).unwrap();
+        r.by_key
+            .insert("a".into(), tux(StoredStatus::Confirmed { number: 1 }));
+        let v = acknowledged_orders_kept(&run.events, &run.state);
+        assert!(v.iter().any(|v| v.detail.contains("replica 2")), "{v:?}");
+    }
+
+    #[test]
     fn a_key_confirmed_twice_is_caught() {
         let mut run = clean();
         run.events
             .push(purchase("a", 200, Outcome::Confirmed { number: 5 }));
         let v = one_outcome_per_key(&run.events, &run.state);
         assert!(v[0].detail.contains("several numbers"), "{v:?}");
+    }
+
+    #[test]
+    fn a_key_both_confirmed_and_refused_is_caught() {
+        let mut run = clean();
+        run.events
+            .push(purchase("a", 200, Outcome::Refused { status: 409 }));
+        let v = one_outcome_per_key(&run.events, &run.state);
+        assert!(
+            v.iter().any(|v| v.detail.contains("both confirmed")),
+            "{v:?}"
+        );
     }
 
     #[test]
@@ -667,7 +870,11 @@ mod tests {
         let mut run = clean();
         let r = run.state.replicas.get_mut(&1).unwrap();
         r.by_number.remove(&0);
-        assert!(!numbers_dense(&run.state).is_empty());
+        let v = numbers_dense(&run.state);
+        assert!(
+            v.iter().any(|v| v.detail.contains("highest number")),
+            "{v:?}"
+        );
 
         let mut run = clean();
         let r = run.state.replicas.get_mut(&1).unwrap();
@@ -678,15 +885,33 @@ mod tests {
     }
 
     #[test]
-    fn a_pending_order_after_healing_is_caught() {
+    fn a_number_serving_another_order_than_its_key_is_caught() {
         let mut run = clean();
         run.state
             .replicas
             .get_mut(&1)
             .unwrap()
-            .by_key
-            .insert("d".into(), tux(StoredStatus::Pending));
-        assert!(!numbers_dense(&run.state).is_empty());
+            .by_number
+            .insert(1, ("Tux".into(), 3));
+        let v = numbers_dense(&run.state);
+        assert!(
+            v.iter().any(|v| v.detail.contains("serves 3 x Tux")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn a_confirmed_count_that_is_not_the_orders_served_is_caught() {
+        // The books count a third confirmed order that no number serves (or the last orders
+        // are unreadable).
+        let mut run = clean();
+        run.state.audits.get_mut(&1).unwrap().confirmed = 3;
+        let v = numbers_dense(&run.state);
+        assert!(
+            v.iter()
+                .any(|v| v.detail.contains("counts 3 confirmed orders")),
+            "{v:?}"
+        );
     }
 
     #[test]
@@ -724,53 +949,172 @@ mod tests {
 
     #[test]
     fn a_product_read_going_back_is_caught() {
+        // Versions are sparse log indexes: 31 after 17 is the next state, 17 after 31 is older.
         let mut run = clean();
-        run.events.push(read_product(0, 200, 3, 96));
+        run.events.push(read_product(0, 200, 17, 98));
         let v = product_reads_monotonic(&run.events);
-        assert!(v[0].detail.contains("version 3"), "{v:?}");
+        assert!(v[0].detail.contains("version 17"), "{v:?}");
         // Through another frontend, or overlapping in time, it is allowed.
         let mut run = clean();
-        run.events.push(read_product(1, 200, 3, 96));
-        run.events.push(read_product(0, 112, 3, 96));
+        run.events.push(read_product(1, 100, 17, 98));
+        run.events.push(read_product(0, 112, 17, 98));
         assert_eq!(product_reads_monotonic(&run.events), vec![]);
+        // A jump far ahead is no gap: versions need not be dense.
+        let mut run = clean();
+        run.events.push(read_product(0, 300, 1_000_003, 90));
+        assert_eq!(check_all(&run.events, &run.state), vec![]);
+    }
+
+    #[test]
+    fn two_quantities_at_one_version_are_caught() {
+        let mut run = clean();
+        run.events.push(read_product(1, 300, 31, 95));
+        let v = product_versions_consistent(&run.events);
+        assert!(v[0].detail.contains("version 31"), "{v:?}");
     }
 
     #[test]
     fn unbalanced_stock_is_caught() {
         let mut run = clean();
-        run.state.catalog.as_mut().unwrap().products[0].quantity = 95;
-        assert!(!stock_invariant(&run.state).is_empty());
+        tux_books(&mut run, 2).stock = 95;
+        let v = stock_invariant(&run.state);
+        assert!(
+            v.iter()
+                .any(|v| v.detail.contains("replica 2: Tux: stock 95")),
+            "{v:?}"
+        );
     }
 
     #[test]
-    fn stock_taken_without_an_order_is_caught() {
-        // The catalog took stock for c, whose order was rejected.
+    fn stock_below_zero_is_caught() {
+        // Sold more than it ever had; the stock shows 0 (it cannot show less).
         let mut run = clean();
-        let audit = run.state.catalog.as_mut().unwrap();
-        audit.takes[2].outcome = TakeOutcome::Taken;
-        audit.products[0].taken = 6;
-        audit.products[0].quantity = 94;
+        let tux = tux_books(&mut run, 1);
+        tux.initial = 3;
+        tux.stock = 0;
         let v = stock_invariant(&run.state);
-        assert!(v.iter().any(|v| v.detail.contains("key c")), "{v:?}");
-        // And a take for a key the order service never heard of.
-        let mut run = clean();
-        let audit = run.state.catalog.as_mut().unwrap();
-        audit.takes.push(take("stray", TakeOutcome::Taken));
-        audit.products[0].taken = 6;
-        audit.products[0].quantity = 94;
-        let v = stock_invariant(&run.state);
-        assert!(v.iter().any(|v| v.detail.contains("no order")), "{v:?}");
+        assert!(
+            v.iter().any(|v| v.detail.contains("more than it ever had")),
+            "{v:?}"
+        );
     }
 
     #[test]
-    fn an_order_confirmed_without_stock_taken_is_caught() {
-        // The planted bug of issue 12: acknowledging before the take.
+    fn stock_sold_without_an_order_is_caught() {
+        // Stock went down by 2 more than the confirmed orders account for.
         let mut run = clean();
-        let audit = run.state.catalog.as_mut().unwrap();
-        audit.takes.remove(1);
-        audit.products[0].taken = 2;
-        audit.products[0].quantity = 98;
+        let tux = tux_books(&mut run, 1);
+        tux.sold = 6;
+        tux.stock = 94;
         let v = stock_invariant(&run.state);
-        assert!(v.iter().any(|v| v.detail.contains("key b")), "{v:?}");
+        assert!(
+            v.iter().any(|v| v
+                .detail
+                .contains("sold 6 but its confirmed orders add up to 4")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn books_that_disagree_with_the_orders_served_are_caught() {
+        // The books count 6 units ordered (and sold), but the orders read by number are 2 + 2.
+        let mut run = clean();
+        let tux = tux_books(&mut run, 1);
+        tux.sold = 6;
+        tux.ordered = 6;
+        tux.stock = 94;
+        let v = stock_invariant(&run.state);
+        assert!(
+            v.iter()
+                .any(|v| v.detail.contains("the orders served by number add up to 4")),
+            "{v:?}"
+        );
+        // And orders of a toy the books do not count.
+        let mut run = clean();
+        let orders = run.state.replicas.get_mut(&1).unwrap();
+        orders.by_number.insert(2, ("Robot".into(), 1));
+        let v = stock_invariant(&run.state);
+        assert!(
+            v.iter()
+                .any(|v| v.detail.contains("a toy its books do not hold")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn books_ordered_without_an_order_served_are_caught() {
+        let mut run = clean();
+        let lego = &mut run.state.audits.get_mut(&2).unwrap().products[0];
+        lego.sold = 1;
+        lego.ordered = 1;
+        lego.stock = 49;
+        let v = stock_invariant(&run.state);
+        assert!(
+            v.iter()
+                .any(|v| v.detail.contains("replica 2: Lego") && v.detail.contains("no order")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn a_restock_of_a_toy_in_stock_is_caught() {
+        // Two catalog replicas both restocked Lego: 100 units restocked, 100 in stock, though
+        // a restock only ever brings a sold-out toy to 50. The books still balance.
+        let mut run = clean();
+        for audit in run.state.audits.values_mut() {
+            let lego = &mut audit.products[0];
+            lego.restocked = 100;
+            lego.stock = 100;
+        }
+        assert_eq!(stock_invariant(&run.state), vec![]);
+        let v = restocks_only_when_sold_out(&run.events, &run.state);
+        assert!(
+            v.iter()
+                .any(|v| v.detail.contains("replica 1: Lego holds 100 units")),
+            "{v:?}"
+        );
+        // A restock by another amount.
+        let mut run = clean();
+        let lego = &mut run.state.audits.get_mut(&2).unwrap().products[0];
+        lego.restocked = 70;
+        lego.stock = 20;
+        let v = restocks_only_when_sold_out(&run.events, &run.state);
+        assert!(v[0].detail.contains("not a multiple"), "{v:?}");
+        // Without the restock quantity nothing is assumed.
+        run.state.restock_quantity = None;
+        assert_eq!(restocks_only_when_sold_out(&run.events, &run.state), vec![]);
+    }
+
+    #[test]
+    fn a_product_read_above_what_the_toy_can_hold_is_caught() {
+        // Tux started at 100 and restocks go to 50: no read can show 101.
+        let mut run = clean();
+        run.events.push(read_product(1, 300, 45, 101));
+        let v = restocks_only_when_sold_out(&run.events, &run.state);
+        assert!(
+            v[0].detail.contains("frontend 1 served Tux with 101"),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn replicas_whose_books_differ_are_caught() {
+        // Each replica's books balance, but they tell different stories.
+        let mut run = clean();
+        let lego = &mut run.state.audits.get_mut(&2).unwrap().products[0];
+        lego.restocked = 60;
+        lego.stock = 60;
+        assert_eq!(stock_invariant(&run.state), vec![]);
+        let v = replicas_converge(&run.state);
+        assert!(v[0].detail.contains("books of replica 2"), "{v:?}");
+        assert!(v[0].detail.contains("Lego"), "{v:?}");
+        // A toy one replica does not hold, and different counts of refusals.
+        let mut run = clean();
+        run.state.audits.get_mut(&2).unwrap().products.remove(0);
+        assert!(!replicas_converge(&run.state).is_empty());
+        let mut run = clean();
+        run.state.audits.get_mut(&2).unwrap().refused = 2;
+        let v = replicas_converge(&run.state);
+        assert!(v[0].detail.contains("refused"), "{v:?}");
     }
 }

@@ -13,10 +13,19 @@
 //! - [`check::order_reads_linearizable`]: order reads are linearizable (Wing–Gong–Lowe search
 //!   per order number, [`linearizable`]);
 //! - [`check::product_reads_monotonic`]: one frontend never serves a product older than one it
-//!   served before;
-//! - [`check::stock_invariant`]: stock = initial − taken + restocked, and the catalog took stock
-//!   for a key exactly when that key's order is confirmed;
-//! - [`check::replicas_converge`]: every replica holds the same orders.
+//!   served before (versions are the order group's log indexes: growing, not dense);
+//! - [`check::product_versions_consistent`]: a product's version names one state of it;
+//! - [`check::stock_invariant`]: on every replica, for every toy, stock = initial + restocked −
+//!   sold, never below zero, and sold = the units of its confirmed orders, as the replica's
+//!   books count them and as the orders read back by number add up;
+//! - [`check::restocks_only_when_sold_out`]: each restock brings a sold-out toy to the restock
+//!   quantity and does nothing else (however many catalog replicas send it);
+//! - [`check::replicas_converge`]: every replica holds the same orders and the same books.
+//!
+//! The final state holds each replica's orders and its audit (`GET /audit`,
+//! [`api::inventory::Audit`]): stock and orders are one replicated state machine, so the
+//! replicas' books are the whole truth about stock; [`check::numbers_dense`] also holds each
+//! audit's count of confirmed orders to the orders served.
 //!
 //! Each checker's tests plant the violation it exists to catch.
 

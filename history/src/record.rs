@@ -57,7 +57,8 @@ pub enum Outcome {
     Product {
         /// Units in stock.
         quantity: u32,
-        /// The catalog's change version of the product.
+        /// The product's version (its `ETag`): the index of the order group's log entry that
+        /// last changed its stock.
         version: u64,
     },
     /// Timeout, connection error or 5xx: it may or may not have happened.

@@ -4,18 +4,17 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Where an order stands in a replica's final state.
+/// Where an order stands in a replica's final state. A purchase is one command, so an order
+/// the group knows has its outcome: there is nothing in between.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StoredStatus {
-    /// Not resolved yet (a final state read after healing should have none).
-    Pending,
     /// Confirmed under this number.
     Confirmed {
         /// Order number.
         number: u64,
     },
-    /// Refused.
+    /// Refused (unknown toy, too little stock), recorded under the key.
     Rejected,
 }
 
@@ -31,13 +30,23 @@ pub struct StoredOrder {
 }
 
 /// The store's final state.
+///
+/// Read once the store is settled and quiet: every replica has applied the leader's log, and
+/// the audits are one cut (every replica's at the same applied index), so that replicas whose
+/// books differ really disagree.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FinalState {
     /// Per replica id: every order it holds, by idempotency key (at least every key the history
     /// used), and its confirmed orders by number.
     pub replicas: BTreeMap<u64, ReplicaOrders>,
-    /// The catalog's audit: products with their totals, and every take record.
-    pub catalog: Option<api::catalog::Audit>,
+    /// Per replica id: its audit (`GET /audit`): every toy's books, and the counts of confirmed
+    /// and refused orders.
+    pub audits: BTreeMap<u64, api::inventory::Audit>,
+    /// The stock the catalogs restock a sold-out toy to, when known: every restock is then
+    /// `Restock{to: it, only_if_at: 0}`, which [`crate::check::restocks_only_when_sold_out`]
+    /// holds the books and the reads to.
+    #[serde(default)]
+    pub restock_quantity: Option<u64>,
 }
 
 /// One replica's orders.
