@@ -264,6 +264,7 @@ mod tests {
             purged_index: None,
             initialized: true,
             admitted: true,
+            inventory_defined: false,
             data_id: None,
             members: (1..=3)
                 .map(|i| MemberInfo {

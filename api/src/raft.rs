@@ -74,6 +74,10 @@ pub struct RaftStatus {
     /// answers of older replicas, which admitted everyone.
     #[serde(default = "admitted_by_default")]
     pub admitted: bool,
+    /// Whether the store's inventory (its toys) has been defined in the group; a store is ready
+    /// only after that.
+    #[serde(default)]
+    pub inventory_defined: bool,
     /// Identity of the data directory, written when the directory was created: a new value
     /// means the replica's volume is not the one it had before.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -325,6 +325,7 @@ mod tests {
                     purged_index: None,
                     initialized: true,
                     admitted: true,
+                    inventory_defined: true,
                     data_id: None,
                     members: members.clone(),
                     joint: false,

@@ -406,6 +406,7 @@ fn group(voters: &[NodeId], learners: &[NodeId], leader: NodeId) -> Observation 
                 joint: false,
                 recovered_torn_bytes: 0,
                 admitted: true,
+                inventory_defined: true,
                 data_id: None,
             };
             (m.id, Ok(status))
@@ -435,6 +436,7 @@ fn fresh(ids: &[NodeId]) -> Observation {
                 joint: false,
                 recovered_torn_bytes: 0,
                 admitted: true,
+                inventory_defined: false,
                 data_id: None,
             };
             (*id, Ok(s))

@@ -211,6 +211,8 @@ impl Replica {
             members,
             recovered_torn_bytes: self.log.torn_bytes(),
             admitted: self.identity.is_admitted(),
+            // Stock is not in this state machine yet (issue 18 moves it there).
+            inventory_defined: false,
             data_id: Some(self.identity.data_id().to_string()),
         }
     }
