@@ -579,6 +579,9 @@ fn sample_store_is_a_valid_toystore() {
     let store: ToyStore = strict(&docs[0]);
     operator::validate::validate(&store).expect("the sample passes validation");
     assert_eq!(store.spec.orders.replicas, 3);
+    // Stateless catalogs, two of them, stated for the reader (`strict` above refuses a
+    // leftover `catalog.storage`).
+    assert_eq!(docs[0]["spec"]["catalog"]["replicas"], 2);
     // It is also valid against the CRD's structural schema as far as required fields go.
     let crd = crd_from_crds_dir();
     let required =
@@ -631,12 +634,13 @@ fn image_builds_every_binary_the_pods_run_as_their_user() {
             storage_class: None,
         },
     );
-    let mut pods: Vec<_> = objects
-        .stateful_sets
-        .iter()
-        .map(|s| s.spec.clone().unwrap().template)
-        .collect();
-    pods.push(objects.deployment.spec.clone().unwrap().template);
+    let mut pods = vec![objects.stateful_set.spec.clone().unwrap().template];
+    pods.extend(
+        objects
+            .deployments
+            .iter()
+            .map(|d| d.spec.clone().unwrap().template),
+    );
     let mut commands = BTreeSet::new();
     for pod in pods {
         let spec = pod.spec.unwrap();
