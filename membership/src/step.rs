@@ -337,6 +337,7 @@ mod tests {
             joint: false,
             recovered_torn_bytes: 0,
             admitted: true,
+            inventory_defined: false,
             data_id: None,
         }
     }

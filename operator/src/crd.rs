@@ -73,7 +73,7 @@ pub struct ToyStoreSpec {
     /// The Raft-replicated order service.
     #[serde(default)]
     pub orders: OrdersSpec,
-    /// The catalog.
+    /// The catalog: stateless pods over the order group's inventory.
     #[serde(default)]
     pub catalog: CatalogSpec,
     /// The public frontend.
@@ -143,13 +143,15 @@ pub struct RaftSpec {
     pub snapshot_threshold: i64,
 }
 
-/// The catalog.
+/// The catalog: stateless replicas serving the inventory the order group holds (no volume).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CatalogSpec {
-    /// The catalog's persistent volume.
-    #[serde(default)]
-    pub storage: StorageSpec,
+    /// Number of catalog pods, 1 to 9. Losing catalogs never stops a purchase; more of them
+    /// keep product queries answered while one is down.
+    #[serde(default = "default_catalog_replicas")]
+    #[schemars(range(min = 1, max = 9))]
+    pub replicas: i32,
     /// Seconds between restocks of sold-out toys.
     #[serde(default = "default_restock_interval")]
     #[schemars(range(min = 1, max = 86400))]
@@ -158,7 +160,7 @@ pub struct CatalogSpec {
     #[serde(default = "default_restock_quantity")]
     #[schemars(range(min = 1, max = 1000000))]
     pub restock_quantity: i64,
-    /// CPU and memory of the catalog.
+    /// CPU and memory of each catalog pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
 }
@@ -281,6 +283,9 @@ fn default_election_max_ms() -> i64 {
 fn default_snapshot_threshold() -> i64 {
     5000
 }
+fn default_catalog_replicas() -> i32 {
+    2
+}
 fn default_restock_interval() -> i64 {
     10
 }
@@ -331,7 +336,7 @@ impl Default for RaftSpec {
 impl Default for CatalogSpec {
     fn default() -> Self {
         Self {
-            storage: StorageSpec::default(),
+            replicas: default_catalog_replicas(),
             restock_interval_seconds: default_restock_interval(),
             restock_quantity: default_restock_quantity(),
             resources: None,

@@ -276,6 +276,7 @@ mod tests {
             joint: false,
             recovered_torn_bytes: 0,
             admitted: true,
+            inventory_defined: true,
             data_id: None,
         }
     }

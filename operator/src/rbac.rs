@@ -36,7 +36,8 @@ pub fn rules() -> Vec<PolicyRule> {
         // The Raft token: created once, read once per operator process, never listed.
         rule("", &["secrets"], &["get", "create"]),
         // Objects the operator applies: watched (list, watch) into the caches each round reads
-        // instead of GETs; server-side apply creates missing ones, so `create`.
+        // instead of GETs; server-side apply creates missing ones, so `create`. The order
+        // group is a StatefulSet, the catalog and the frontend are Deployments.
         rule(
             "",
             &["configmaps", "services", "serviceaccounts"],

@@ -12,7 +12,8 @@
 //! - status: [`crate::status`], written only when it changed.
 //!
 //! A finalizer guards deletion: owned objects go with the ToyStore (owner references), and the
-//! order and catalog volumes, found by label, are deleted with it.
+//! order replicas' volumes, found by label, are deleted with it (the only volumes a store has:
+//! the catalog and the frontends are stateless).
 //!
 //! Deletes are never repeated: an object that has a deletion timestamp, or whose UID this
 //! process already deleted (the cache may not show the timestamp yet), is skipped.
@@ -483,17 +484,13 @@ async fn apply_objects(ctx: &Context, ns: &str, built: &build::Objects) -> Resul
     for svc in &built.services {
         apply_one(client, &cache.services, ns, svc).await?;
     }
-    for sts in &built.stateful_sets {
-        apply_one(client, &cache.stateful_sets, ns, sts).await?;
+    apply_one(client, &cache.stateful_sets, ns, &built.stateful_set).await?;
+    for deployment in &built.deployments {
+        apply_one(client, &cache.deployments, ns, deployment).await?;
     }
-    apply_one(client, &cache.deployments, ns, &built.deployment).await?;
-    apply_one(
-        client,
-        &cache.pod_disruption_budgets,
-        ns,
-        &built.pod_disruption_budget,
-    )
-    .await?;
+    for pdb in &built.pod_disruption_budgets {
+        apply_one(client, &cache.pod_disruption_budgets, ns, pdb).await?;
+    }
     for np in &built.network_policies {
         apply_one(client, &cache.network_policies, ns, np).await?;
     }
@@ -659,20 +656,19 @@ async fn delete_departed_volumes(
     Ok(())
 }
 
-/// Deletion: owned objects go by owner reference; the volumes are found by label and deleted.
+/// Deletion: owned objects go by owner reference; the order replicas' volumes are found by
+/// label and deleted.
 async fn cleanup(store: &ToyStore, ctx: &Context) -> Result<Action, Error> {
     let ns = store.namespace().ok_or(Error::NoNamespace)?;
     if !ctx.cache.ready().await {
         return Err(Error::CacheNotReady);
     }
-    for component in [Component::Orders, Component::Catalog] {
-        let selector = build::selector_labels(&store.name_any(), component);
-        let mut claims = cache::labelled(&ctx.cache.persistent_volume_claims, &ns, &selector);
-        claims.sort_by_key(|c| c.name_any());
-        for pvc in claims {
-            if !deleting(ctx, &pvc.metadata) {
-                delete_once::<PersistentVolumeClaim>(ctx, &ns, pvc.as_ref()).await?;
-            }
+    let selector = build::selector_labels(&store.name_any(), Component::Orders);
+    let mut claims = cache::labelled(&ctx.cache.persistent_volume_claims, &ns, &selector);
+    claims.sort_by_key(|c| c.name_any());
+    for pvc in claims {
+        if !deleting(ctx, &pvc.metadata) {
+            delete_once::<PersistentVolumeClaim>(ctx, &ns, pvc.as_ref()).await?;
         }
     }
     publish(

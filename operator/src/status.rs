@@ -34,8 +34,13 @@ pub struct StatusInput<'a> {
 /// `Ready` and `Degraded` say what is true now, in this order of precedence: a reported problem
 /// (invalid spec, failed apply, refused step); no member observed yet (`NotObserved`, or
 /// `Unreachable` once the group was initialized); unhealthy members, each named with the reason
-/// (`MembersUnhealthy`); no leader; a membership step or upgrade under way (`Reconciling`).
+/// (`MembersUnhealthy`); no leader; a membership step or upgrade under way (`Reconciling`);
+/// the leader not reporting the store's toys defined (`InventoryNotDefined`: not ready, since
+/// nothing can be sold, but not degraded, since the catalog defines them at its first start).
 /// Before any replica has answered, `Degraded` is `Unknown`: nothing is known to be healthy.
+///
+/// The catalog pods play no part: the order group alone takes purchases, so a catalog outage
+/// leaves a store with a healthy group `Ready` (product queries answer 503 meanwhile).
 pub fn build_status(store: &ToyStore, input: &StatusInput, now: Timestamp) -> ToyStoreStatus {
     let previous = store.status.clone().unwrap_or_default();
     let leader = input.obs.leader();
@@ -79,8 +84,10 @@ pub fn build_status(store: &ToyStore, input: &StatusInput, now: Timestamp) -> To
             "every member is healthy".into(),
         )
     };
+    // The group is whole and settled: ready once the leader reports the toys defined.
+    let whole = degraded == "False" && settled && ready_voters >= desired;
     let (ready, ready_reason, ready_message) = match leader {
-        Some(l) if degraded == "False" && settled && ready_voters >= desired => (
+        Some(l) if whole && l.inventory_defined => (
             true,
             "AllMembersHealthy".to_string(),
             format!(
@@ -101,6 +108,11 @@ pub fn build_status(store: &ToyStore, input: &StatusInput, now: Timestamp) -> To
             false,
             "Reconciling".into(),
             step_message(input.step, input.rolling),
+        ),
+        Some(_) if whole => (
+            false,
+            "InventoryNotDefined".into(),
+            "the order group holds no toys yet: the catalog defines them at its first start".into(),
         ),
         Some(_) if degraded == "False" => (
             false,
@@ -325,6 +337,7 @@ mod tests {
                     purged_index: None,
                     initialized: true,
                     admitted: true,
+                    inventory_defined: true,
                     data_id: None,
                     members: members.clone(),
                     joint: false,
@@ -461,6 +474,31 @@ mod tests {
             "toys-orders-2 is 500 entries behind the leader"
         );
         assert_eq!(cond(&s, "Degraded").status, "False");
+    }
+
+    #[test]
+    fn a_store_whose_toys_are_not_defined_is_not_ready_nor_degraded() {
+        let undefined = |obs| with(obs, 0, |s| s.inventory_defined = false);
+        // The leader's word counts: followers that report the toys defined change nothing.
+        let s = status_of(&undefined(group([LAST, LAST, LAST])), true);
+        let ready = cond(&s, "Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "InventoryNotDefined")
+        );
+        assert!(ready.message.contains("catalog defines them"), "{ready:?}");
+        assert_eq!(cond(&s, "Degraded").status, "False");
+        assert_eq!(s.ready_order_replicas, 3);
+
+        // Unhealthy members come first: they are what a person must look at.
+        let s = status_of(&undefined(group([LAST, LAST, 10])), true);
+        assert_eq!(cond(&s, "Ready").reason, "MembersUnhealthy");
+
+        // A follower that has not applied the definitions yet does not hold the store back.
+        let behind = with(group([LAST, LAST, LAST]), 1, |s| {
+            s.inventory_defined = false
+        });
+        assert_eq!(cond(&status_of(&behind, true), "Ready").status, "True");
     }
 
     #[test]

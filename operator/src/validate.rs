@@ -67,13 +67,13 @@ pub struct OrderSettings {
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct CatalogSettings {
-    /// The catalog's volume.
-    pub storage: Storage,
+    /// Number of catalog pods, 1 to 9.
+    pub replicas: i32,
     /// Seconds between restocks, 1 to 86400.
     pub restock_interval_seconds: u32,
     /// Units a sold-out toy is restocked to, 1 to 1,000,000.
     pub restock_quantity: u32,
-    /// CPU and memory of the catalog.
+    /// CPU and memory of each catalog pod.
     pub resources: Option<ResourceRequirements>,
 }
 
@@ -127,7 +127,6 @@ pub fn validate(store: &ToyStore) -> Result<ValidStore, Vec<String>> {
         format!("orders.replicas must be odd and between 1 and 9, got {r}")
     });
     let orders_storage = problems.storage("orders.storage.size", &spec.orders.storage);
-    let catalog_storage = problems.storage("catalog.storage.size", &spec.catalog.storage);
     let raft = &spec.orders.raft;
     problems.check(
         raft.election_timeout_min_ms < raft.election_timeout_max_ms,
@@ -172,7 +171,7 @@ pub fn validate(store: &ToyStore) -> Result<ValidStore, Vec<String>> {
             ),
         },
         catalog: CatalogSettings {
-            storage: catalog_storage,
+            replicas: problems.within("catalog.replicas", spec.catalog.replicas.into(), 1..=9),
             restock_interval_seconds: problems.within(
                 "catalog.restockIntervalSeconds",
                 spec.catalog.restock_interval_seconds,
@@ -339,7 +338,9 @@ mod tests {
     #[test]
     fn numbers_out_of_the_binaries_ranges_are_refused() {
         type Change = fn(&mut ToyStoreSpec);
-        let cases: [(&str, Change); 7] = [
+        let cases: [(&str, Change); 9] = [
+            ("catalog.replicas", |s| s.catalog.replicas = 0),
+            ("catalog.replicas", |s| s.catalog.replicas = 10),
             ("catalog.restockQuantity", |s| {
                 s.catalog.restock_quantity = 0
             }),
@@ -378,6 +379,7 @@ mod tests {
         assert_eq!(valid.uid.as_deref(), Some("u-1"));
         assert_eq!(valid.orders.replicas, 3);
         assert_eq!(valid.orders.heartbeat_ms, 100);
+        assert_eq!(valid.catalog.replicas, 2);
         assert_eq!(valid.catalog.restock_quantity, 100);
         assert_eq!(valid.frontend.service_type, "ClusterIP");
         // A hand-built store without a namespace lands in `default`.

@@ -72,7 +72,8 @@ fn eval(rule: &str, this: &Json, old: Option<&Json>) -> bool {
     }
 }
 
-const STORAGE_PATHS: [&str; 2] = ["spec.orders.storage", "spec.catalog.storage"];
+/// The one storage of a store: the order replicas' (the catalog keeps no data).
+const STORAGE_PATHS: [&str; 1] = ["spec.orders.storage"];
 
 #[test]
 fn storage_class_cannot_be_added_removed_or_changed() {
@@ -97,12 +98,9 @@ fn storage_class_cannot_be_added_removed_or_changed() {
 #[test]
 fn the_storage_class_rule_always_runs() {
     // A transition rule runs only when the object it sits on exists in the old and the new
-    // object. `storage`, and `orders` and `catalog` above it, are defaulted by the API server
-    // (also when reading stored objects), so it always exists.
-    for path in ["spec.orders", "spec.catalog"]
-        .into_iter()
-        .chain(STORAGE_PATHS)
-    {
+    // object. `storage`, and `orders` above it, are defaulted by the API server (also when
+    // reading stored objects), so it always exists.
+    for path in ["spec.orders"].into_iter().chain(STORAGE_PATHS) {
         assert!(at(path)["default"].is_object(), "{path} has no default");
     }
     for path in STORAGE_PATHS {
@@ -122,6 +120,26 @@ fn storage_size_cannot_change() {
         assert!(eval(&rule, &json!("1Gi"), Some(&json!("1Gi"))));
         assert!(!eval(&rule, &json!("2Gi"), Some(&json!("1Gi"))));
     }
+}
+
+#[test]
+fn the_catalog_is_stateless_and_counts_one_to_nine_pods() {
+    let catalog = at("spec.catalog");
+    assert!(
+        catalog["properties"]["storage"].is_null(),
+        "the catalog keeps no volume: {catalog}"
+    );
+    // No rule is left about a catalog volume (the order group's rules stay, tested above).
+    let schema = serde_json::to_string(&catalog).unwrap();
+    assert!(!schema.contains("storageClassName"), "{schema}");
+    let replicas = at("spec.catalog.replicas");
+    assert_eq!(replicas["type"], "integer");
+    let number = |key: &str| replicas[key].as_f64();
+    assert_eq!(
+        (number("minimum"), number("maximum"), number("default")),
+        (Some(1.0), Some(9.0), Some(2.0))
+    );
+    assert_eq!(catalog["default"]["replicas"], json!(2));
 }
 
 fn store_named(name: &str) -> Json {

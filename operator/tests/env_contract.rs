@@ -12,7 +12,9 @@
 //!   fails);
 //! - the parsed settings are the spec's (a dropped optional variable falls back to the
 //!   binary's default, and fails: the specs here differ from every default);
-//! - files and directories it names lie on a volume the container mounts.
+//! - files and directories it names lie on a volume the container mounts;
+//! - each binary gets exactly the variables of [`CONTRACT`], no more (a credential the
+//!   frontend must not hold, a setting nobody reads any more) and no fewer.
 //!
 //! Clap reads `env` values from the process environment, which a test cannot set safely
 //! (tests run on parallel threads, and `std::env::set_var` is `unsafe` in edition 2024). So
@@ -21,7 +23,7 @@
 //! that command so nothing leaks in from the environment the test runs in. The flag runs the
 //! same value parser, delimiter and conflicts as the variable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -37,6 +39,54 @@ use operator::validate::{ValidStore, validate};
 /// would show).
 const ORDINAL: i32 = 2;
 
+/// Every variable each binary gets, from the ConfigMap and its container's `env` together
+/// (helpers such as `POD_NAME` aside). Issue 18: the catalog is stateless over the order
+/// group (no data directory; the replicas' seed list and the token for the group's change
+/// stream and inventory commands); the frontend holds no token; the order replicas no longer
+/// call the catalog.
+const CONTRACT: [(Component, &[&str]); 3] = [
+    (
+        Component::Orders,
+        &[
+            "ORDER_ID",
+            "ORDER_LISTEN",
+            "ORDER_ADVERTISE_URL",
+            "ORDER_RAFT_LISTEN",
+            "ORDER_RAFT_ADVERTISE_URL",
+            "ORDER_DATA_DIR",
+            "ORDER_TOKEN_FILE",
+            "ORDER_HEARTBEAT_MS",
+            "ORDER_ELECTION_TIMEOUT_MIN_MS",
+            "ORDER_ELECTION_TIMEOUT_MAX_MS",
+            "ORDER_SNAPSHOT_THRESHOLD",
+            "ORDER_LOG_FORMAT",
+        ],
+    ),
+    (
+        Component::Catalog,
+        &[
+            "CATALOG_LISTEN",
+            "CATALOG_ORDER_REPLICAS",
+            "CATALOG_RESTOCK_INTERVAL_SECS",
+            "CATALOG_RESTOCK_QUANTITY",
+            "CATALOG_TOKEN_FILE",
+            "CATALOG_LOG_FORMAT",
+        ],
+    ),
+    (
+        Component::Frontend,
+        &[
+            "FRONTEND_LISTEN",
+            "FRONTEND_CATALOG_URL",
+            "FRONTEND_ORDER_REPLICAS",
+            "FRONTEND_CACHE_CAPACITY",
+            "FRONTEND_ORDER_DEADLINE_MS",
+            "FRONTEND_SHUTDOWN_DELAY_MS",
+            "FRONTEND_LOG_FORMAT",
+        ],
+    ),
+];
+
 /// A store whose every setting differs from the binaries' defaults.
 fn tuned() -> ToyStoreSpec {
     ToyStoreSpec {
@@ -48,13 +98,14 @@ fn tuned() -> ToyStoreSpec {
             storage: StorageSpec::default(),
             resources: None,
             raft: RaftSpec {
-                heartbeat_ms: 50,
+                heartbeat_ms: 40,
                 election_timeout_min_ms: 300,
                 election_timeout_max_ms: 600,
                 snapshot_threshold: 20_000,
             },
         },
         catalog: CatalogSpec {
+            replicas: 3,
             restock_interval_seconds: 30,
             restock_quantity: 250,
             ..CatalogSpec::default()
@@ -83,34 +134,23 @@ fn built(store: &ValidStore) -> Objects {
     )
 }
 
-/// Every pod template of a build, with the facts the kubelet gives its pod: name and ordinal.
+/// Every pod template of a build, with the facts the kubelet gives its pod: name and ordinal
+/// (a Deployment's pods have none).
 fn pods(store: &ValidStore, objects: &Objects) -> Vec<(PodTemplateSpec, String, Option<i32>)> {
-    let template = |o: Option<&k8s_openapi::api::apps::v1::StatefulSetSpec>| {
-        o.expect("a StatefulSet has a spec").template.clone()
-    };
-    vec![
-        (
-            template(objects.stateful_sets[0].spec.as_ref()),
-            build::order_pod_name(&store.name, ORDINAL),
-            Some(ORDINAL),
-        ),
-        (
-            template(objects.stateful_sets[1].spec.as_ref()),
-            format!(
-                "{}-0",
-                build::component_name(&store.name, Component::Catalog)
-            ),
-            Some(0),
-        ),
-        (
-            objects.deployment.spec.clone().unwrap().template,
-            format!(
-                "{}-5d9c7-x2x4q",
-                build::component_name(&store.name, Component::Frontend)
-            ),
+    let mut pods = vec![(
+        objects.stateful_set.spec.clone().unwrap().template,
+        build::order_pod_name(&store.name, ORDINAL),
+        Some(ORDINAL),
+    )];
+    for deployment in &objects.deployments {
+        let name = deployment.metadata.name.clone().unwrap();
+        pods.push((
+            deployment.spec.clone().unwrap().template,
+            format!("{name}-5d9c7-x2x4q"),
             None,
-        ),
-    ]
+        ));
+    }
+    pods
 }
 
 /// Where a variable of a container's environment came from.
@@ -340,14 +380,15 @@ fn check_orders(
         args.snapshot_threshold,
         orders.snapshot_threshold,
     );
-    same(
-        &mut p,
-        "ORDER_CATALOG_URL",
-        args.catalog_url,
-        Some(build::catalog_url(&store.name, &store.namespace)),
-    );
     same(&mut p, "ORDER_LOG_FORMAT", args.log_format.as_str(), "json");
     p
+}
+
+/// The seed list of the order replicas: the declared size's client URLs.
+fn seeds(store: &ValidStore) -> Vec<String> {
+    (0..store.orders.replicas)
+        .map(|i| build::order_replica_url(&store.name, &store.namespace, i))
+        .collect()
 }
 
 /// The settings the catalog parsed, against the spec.
@@ -364,8 +405,21 @@ fn check_catalog(
         args.listen,
         listen(Component::Catalog),
     );
-    on_volume(&mut p, "CATALOG_DATA_DIR", container, Some(&args.data_dir));
+    // The same seeds as the frontends'.
+    same(
+        &mut p,
+        "CATALOG_ORDER_REPLICAS",
+        args.order_replicas,
+        seeds(store),
+    );
     same(&mut p, "CATALOG_PRODUCTS", args.products, None::<PathBuf>);
+    same(&mut p, "CATALOG_TOKEN", args.token, None);
+    on_volume(
+        &mut p,
+        "CATALOG_TOKEN_FILE",
+        container,
+        args.token_file.as_deref(),
+    );
     same(
         &mut p,
         "CATALOG_RESTOCK_INTERVAL_SECS",
@@ -394,9 +448,6 @@ fn check_frontend(
     args: frontend::args::Args,
 ) -> Vec<String> {
     let mut p = Vec::new();
-    let seeds: Vec<String> = (0..store.orders.replicas)
-        .map(|i| build::order_replica_url(&store.name, &store.namespace, i))
-        .collect();
     same(
         &mut p,
         "FRONTEND_LISTEN",
@@ -413,20 +464,26 @@ fn check_frontend(
         &mut p,
         "FRONTEND_ORDER_REPLICAS",
         args.order_replicas,
-        seeds,
+        seeds(store),
     );
-    same(&mut p, "FRONTEND_ORDER_TOKEN", args.order_token, None);
-    on_volume(
+    // No token, nothing mounted: the frontend finds the leader through a public endpoint.
+    same(
         &mut p,
-        "FRONTEND_ORDER_TOKEN_FILE",
-        container,
-        args.order_token_file.as_deref(),
+        "FRONTEND volumes",
+        container.volume_mounts.as_ref(),
+        None,
     );
     same(
         &mut p,
         "FRONTEND_CACHE_CAPACITY",
         args.cache_capacity as u64,
         store.frontend.cache_capacity,
+    );
+    same(
+        &mut p,
+        "FRONTEND_ORDER_DEADLINE_MS",
+        args.order_deadline_ms,
+        build::config::FRONTEND_ORDER_DEADLINE_MS,
     );
     // Drains before stopping in a cluster (local mode stops at once, the default).
     same(
@@ -493,11 +550,24 @@ fn contract_problems(store: &ValidStore, objects: &Objects) -> Vec<String> {
             let known = known(component);
             let helpers = helpers(container);
             let mut own = BTreeMap::new();
+            let contract: BTreeSet<&str> = CONTRACT
+                .iter()
+                .find(|(c, _)| *c == component)
+                .map(|(_, names)| names.iter().copied().collect())
+                .expect("every component has a contract");
+            for name in &contract {
+                if !env.contains_key(*name) {
+                    within.push(format!("{name} is not set"));
+                }
+            }
             for (name, (value, source)) in env {
                 if value.contains("$(") {
                     within.push(format!("{name}={value} expands a variable that is not set"));
                 }
                 if known.contains_key(&name) {
+                    if !contract.contains(name.as_str()) {
+                        within.push(format!("{name} is set, and not in the contract"));
+                    }
                     own.insert(name, value);
                 } else if source == Source::ConfigMap && owner(&name) != Some(component) {
                     // Another binary's setting from the shared ConfigMap, checked above.
@@ -547,14 +617,21 @@ fn a_misspelt_or_dropped_variable_fails() {
 
     // A misspelt setting: unknown to the binary, and the real one missing.
     let problems = problems_after(&store, |data| {
-        let url = data.remove("ORDER_CATALOG_URL").unwrap();
-        data.insert("ORDER_CATLOG_URL".into(), url);
+        let threshold = data.remove("ORDER_SNAPSHOT_THRESHOLD").unwrap();
+        data.insert("ORDER_SNAPSHOT_THRESHOLDS".into(), threshold);
     });
     assert!(
-        problems.contains("does not know ORDER_CATLOG_URL"),
+        problems.contains("does not know ORDER_SNAPSHOT_THRESHOLDS"),
         "{problems}"
     );
-    assert!(problems.contains("ORDER_CATALOG_URL is None"), "{problems}");
+    assert!(
+        problems.contains("ORDER_SNAPSHOT_THRESHOLD is not set"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("ORDER_SNAPSHOT_THRESHOLD is 5000, the spec says 20000"),
+        "{problems}"
+    );
 
     // A dropped setting with a default: the binary starts, but not with the spec's value.
     let problems = problems_after(&store, |data| {
@@ -573,4 +650,30 @@ fn a_misspelt_or_dropped_variable_fails() {
         problems.contains("frontend refuses its environment"),
         "{problems}"
     );
+
+    // The catalog without the group's seed list cannot read the inventory.
+    let problems = problems_after(&store, |data| {
+        data.remove("CATALOG_ORDER_REPLICAS");
+    });
+    assert!(
+        problems.contains("catalog: CATALOG_ORDER_REPLICAS is not set"),
+        "{problems}"
+    );
+}
+
+#[test]
+fn a_setting_outside_the_contract_fails() {
+    let store = valid(tuned());
+    // Gone with issue 18: the frontend holds no token, the catalog no data, the replicas
+    // call no catalog.
+    for (key, value) in [
+        ("FRONTEND_ORDER_TOKEN_FILE", "/var/run/toystore/token"),
+        ("CATALOG_DATA_DIR", "/data"),
+        ("ORDER_CATALOG_URL", "http://shop-catalog.toys.svc:7100"),
+    ] {
+        let problems = problems_after(&store, |data| {
+            data.insert(key.into(), value.into());
+        });
+        assert!(problems.contains(key), "{key}: {problems}");
+    }
 }

@@ -39,11 +39,13 @@ fn render(objects: &Objects, store: &ValidStore) -> String {
     for o in &objects.services {
         doc(&mut docs, o);
     }
-    for o in &objects.stateful_sets {
+    doc(&mut docs, &objects.stateful_set);
+    for o in &objects.deployments {
         doc(&mut docs, o);
     }
-    doc(&mut docs, &objects.deployment);
-    doc(&mut docs, &objects.pod_disruption_budget);
+    for o in &objects.pod_disruption_budgets {
+        doc(&mut docs, o);
+    }
     for o in &objects.network_policies {
         doc(&mut docs, o);
     }
@@ -151,10 +153,7 @@ fn large_store_with_every_setting() {
             },
         },
         catalog: CatalogSpec {
-            storage: StorageSpec {
-                size: "5Gi".into(),
-                storage_class_name: Some("gp3".into()),
-            },
+            replicas: 3,
             restock_interval_seconds: 30,
             restock_quantity: 250,
             resources: Some(resources("250m", "256Mi")),
@@ -180,7 +179,7 @@ fn large_store_with_every_setting() {
 #[test]
 fn scale_down_keeps_the_stateful_set_until_members_leave() {
     // Spec says 3, but members 3 and 4 are still in the Raft group: the StatefulSet stays at 5
-    // while the seed list and the PDB already follow the declared 3.
+    // while the seed lists and the PDB already follow the declared 3.
     let store = store("toys", "shop", minimal_spec());
     check(
         "scale_down",

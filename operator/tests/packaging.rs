@@ -579,6 +579,9 @@ fn sample_store_is_a_valid_toystore() {
     let store: ToyStore = strict(&docs[0]);
     operator::validate::validate(&store).expect("the sample passes validation");
     assert_eq!(store.spec.orders.replicas, 3);
+    // Stateless catalogs, two of them, stated for the reader (`strict` above refuses a
+    // leftover `catalog.storage`).
+    assert_eq!(docs[0]["spec"]["catalog"]["replicas"], 2);
     // It is also valid against the CRD's structural schema as far as required fields go.
     let crd = crd_from_crds_dir();
     let required =
@@ -631,12 +634,13 @@ fn image_builds_every_binary_the_pods_run_as_their_user() {
             storage_class: None,
         },
     );
-    let mut pods: Vec<_> = objects
-        .stateful_sets
-        .iter()
-        .map(|s| s.spec.clone().unwrap().template)
-        .collect();
-    pods.push(objects.deployment.spec.clone().unwrap().template);
+    let mut pods = vec![objects.stateful_set.spec.clone().unwrap().template];
+    pods.extend(
+        objects
+            .deployments
+            .iter()
+            .map(|d| d.spec.clone().unwrap().template),
+    );
     let mut commands = BTreeSet::new();
     for pod in pods {
         let spec = pod.spec.unwrap();
@@ -1215,7 +1219,7 @@ fn e2e_existing_mode_fails_when_the_context_does_not_answer() {
         run.output()
     );
     assert!(
-        run.stderr.contains("e2e: FAILED in step \"1/13 "),
+        run.stderr.contains("e2e: FAILED in step \"1/14 "),
         "{}",
         run.output()
     );
@@ -1289,7 +1293,7 @@ fn e2e_existing_mode_works_only_in_its_own_namespaces_and_removes_them_on_failur
     assert_eq!(run.code, Some(1), "{all}");
     assert!(
         run.stderr
-            .contains("e2e: FAILED in step \"3/13 Install the operator with Helm\""),
+            .contains("e2e: FAILED in step \"3/14 Install the operator with Helm\""),
         "{all}"
     );
     assert_no_kind_or_docker(&run);
@@ -1644,10 +1648,13 @@ fn e2e_expect_refused_wants_a_validation_refusal_with_the_named_field() {
                                  value: \"object\": storageClassName cannot be added or removed";
     const INVALID_NAME: &str = "The ToyStore \"my.shop\" is invalid: metadata.name: Invalid \
                                 value: \"string\": a ToyStore name must be a DNS-1035 label";
-    const NIL_PATH: &str = "The ToyStore \"my.shop\" is invalid: <nil>: Invalid value: \
-                            \"object\": metadata.name must be a DNS-1035 label";
+    // The rule's line and, as API servers add when a schema check failed first, a path-less one.
+    const NIL_PATH: &str = "The ToyStore \"my.shop\" is invalid: \\n* metadata.name: Invalid \
+                            value: \"string\": a ToyStore name must be a DNS-1035 label\\n* \
+                            <nil>: Invalid value: \"null\": some validation rules were not \
+                            checked because the object was invalid";
     let patch = "expect_refused adding storageClassName patch toystore shop -n ns -p '{}'";
-    let name = "expect_name_refused my.shop 'a dot'";
+    let name = "expect_name_refused my.shop 'a dot' 'must be a DNS-1035 label'";
     for (body, rules, ok, message) in [
         (
             patch,
@@ -1683,7 +1690,7 @@ fn e2e_expect_refused_wants_a_validation_refusal_with_the_named_field() {
             name,
             vec![("* create --dry-run=server *", 1, NIL_PATH)],
             false,
-            "carries no field path (<nil>)",
+            "carries a line without a field path (<nil>)",
         ),
         (
             name,
@@ -1818,6 +1825,117 @@ fn e2e_lost_volume_recovery_needs_new_pod_new_claim_and_replication_past_the_los
         assert!(run.stdout.contains(observed), "{what}: {observed}\n{all}");
         if what == "the status says so" {
             assert!(run.stdout.contains("seen unhealthy: generation 1"), "{all}");
+        }
+    }
+}
+
+#[test]
+fn e2e_catalog_loss_waits_for_new_ready_catalog_pods() {
+    let pod = |uid: &str, ready: bool, terminating: bool| {
+        json!({"metadata": {"name": format!("shop-catalog-{uid}"), "uid": uid,
+                            "deletionTimestamp": terminating.then_some("2026-01-01T00:00:00Z")},
+               "status": {"phase": "Running",
+                          "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}})
+    };
+    let pods = |items: Vec<Value>| json!({"items": items}).to_string();
+    // u1 and u2 were deleted.
+    for (what, n, items, want) in [
+        (
+            "a new pod Ready",
+            1,
+            vec![pod("u1", true, true), pod("u3", true, false)],
+            "ready",
+        ),
+        (
+            "only the old pods",
+            1,
+            vec![pod("u1", true, false), pod("u2", true, false)],
+            "waiting",
+        ),
+        (
+            "the new pod not Ready yet",
+            1,
+            vec![pod("u3", false, false)],
+            "waiting",
+        ),
+        (
+            "the new pod terminating",
+            1,
+            vec![pod("u3", true, true)],
+            "waiting",
+        ),
+        (
+            "one of two",
+            2,
+            vec![pod("u2", true, false), pod("u3", true, false)],
+            "waiting",
+        ),
+        (
+            "two of two",
+            2,
+            vec![pod("u3", true, false), pod("u4", true, false)],
+            "ready",
+        ),
+    ] {
+        let json = pods(items);
+        let rules = [(
+            "* pods -n ns -l *component=catalog -o json *",
+            0,
+            json.as_str(),
+        )];
+        let body = format!(
+            "if catalog_pods_ready {n} 'u1 u2'; then echo ready; else echo waiting; fi\n\
+             echo \"observed: $OBSERVED\""
+        );
+        let run = run_e2e_snippet(&body, &rules);
+        let all = run.output();
+        assert!(run.stdout.starts_with(want), "{what}\n{all}");
+        assert!(
+            run.stdout.contains("observed: pods shop-catalog-"),
+            "{what}\n{all}"
+        );
+    }
+}
+
+#[test]
+fn e2e_product_queries_wait_out_a_catalog_outage_and_fail_on_anything_else() {
+    let tux = r#"{"data":{"name":"Tux","price":25.5,"quantity":3}}"#;
+    let unavailable = r#"{"error":{"code":503,"message":"no catalog answers"}}"#;
+    for (what, code, body, want, outage) in [
+        ("answered", 200, tux, Some("answered"), ""),
+        ("no catalog yet", 503, unavailable, Some("waiting"), "1"),
+        ("a server error", 500, unavailable, None, ""),
+        (
+            "another toy",
+            200,
+            r#"{"data":{"name":"Whale","price":1,"quantity":1}}"#,
+            None,
+            "",
+        ),
+    ] {
+        // `api` answers as the frontend would; the rest is run.sh's own.
+        let snippet = format!(
+            "api() {{ API_STATUS={code}; API_BODY='{body}'; }}\n\
+             if product_answers Tux; then echo answered; else echo waiting; fi\n\
+             echo \"outage: $SEEN_QUERY_OUTAGE\""
+        );
+        let run = run_e2e_snippet(&snippet, &[]);
+        let all = run.output();
+        match want {
+            Some(want) => {
+                assert!(run.stdout.starts_with(want), "{what}\n{all}");
+                assert!(
+                    run.stdout.contains(&format!("outage: {outage}\n")),
+                    "{what}\n{all}"
+                );
+            }
+            None => {
+                assert_eq!(run.code, Some(1), "{what}\n{all}");
+                assert!(
+                    run.stderr.contains("FAIL: GET /products/Tux"),
+                    "{what}\n{all}"
+                );
+            }
         }
     }
 }

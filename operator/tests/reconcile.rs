@@ -144,22 +144,22 @@ impl Cluster {
             &mut w.services,
             b.iter().flat_map(|b| all_applied(&b.services)).collect(),
         );
-        let mut sets: Vec<StatefulSet> = b
+        let sets: Vec<StatefulSet> = b
             .iter()
-            .flat_map(|b| all_applied(&b.stateful_sets))
+            .map(|b| StatefulSet {
+                status: self.orders_status.clone(),
+                ..applied(&b.stateful_set)
+            })
             .collect();
-        if let Some(orders) = sets.first_mut() {
-            orders.status = self.orders_status.clone();
-        }
         fill(&mut w.stateful_sets, sets);
         fill(
             &mut w.deployments,
-            b.iter().map(|b| applied(&b.deployment)).collect(),
+            b.iter().flat_map(|b| all_applied(&b.deployments)).collect(),
         );
         fill(
             &mut w.pod_disruption_budgets,
             b.iter()
-                .map(|b| applied(&b.pod_disruption_budget))
+                .flat_map(|b| all_applied(&b.pod_disruption_budgets))
                 .collect(),
         );
         fill(
@@ -406,6 +406,7 @@ fn group(voters: &[NodeId], learners: &[NodeId], leader: NodeId) -> Observation 
                 joint: false,
                 recovered_torn_bytes: 0,
                 admitted: true,
+                inventory_defined: true,
                 data_id: None,
             };
             (m.id, Ok(status))
@@ -435,6 +436,7 @@ fn fresh(ids: &[NodeId]) -> Observation {
                 joint: false,
                 recovered_torn_bytes: 0,
                 admitted: true,
+                inventory_defined: false,
                 data_id: None,
             };
             (*id, Ok(s))
@@ -464,19 +466,20 @@ fn objects_in_order(b: &Objects) -> Vec<(String, Value)> {
             .iter()
             .map(|o| entry("api/v1/namespaces/shop/services", o)),
     );
+    v.push(entry(
+        "apis/apps/v1/namespaces/shop/statefulsets",
+        &b.stateful_set,
+    ));
     v.extend(
-        b.stateful_sets
+        b.deployments
             .iter()
-            .map(|o| entry("apis/apps/v1/namespaces/shop/statefulsets", o)),
+            .map(|o| entry("apis/apps/v1/namespaces/shop/deployments", o)),
     );
-    v.push(entry(
-        "apis/apps/v1/namespaces/shop/deployments",
-        &b.deployment,
-    ));
-    v.push(entry(
-        "apis/policy/v1/namespaces/shop/poddisruptionbudgets",
-        &b.pod_disruption_budget,
-    ));
+    v.extend(
+        b.pod_disruption_budgets
+            .iter()
+            .map(|o| entry("apis/policy/v1/namespaces/shop/poddisruptionbudgets", o)),
+    );
     v.extend(b.network_policies.iter().map(|o| {
         entry(
             "apis/networking.k8s.io/v1/namespaces/shop/networkpolicies",
@@ -665,24 +668,61 @@ async fn create_makes_the_token_every_object_and_initializes_the_group_once() {
             token_secret(&s),
         ),
     ];
-    script.extend(apply_script(&built(&s, 3), None));
+    let applies = apply_script(&built(&s, 3), None);
+    // Every object, in dependency order: the order group is the one StatefulSet (the catalog,
+    // stateless, is a Deployment like the frontend, with a PDB of its own).
+    let paths: Vec<&str> = applies.iter().map(|e| e.path.as_str()).collect();
+    let core = "/api/v1/namespaces/shop";
+    let apps = "/apis/apps/v1/namespaces/shop";
+    let policy = "/apis/policy/v1/namespaces/shop";
+    let net = "/apis/networking.k8s.io/v1/namespaces/shop";
+    assert_eq!(
+        paths,
+        [
+            format!("{core}/configmaps/toys-config"),
+            format!("{core}/serviceaccounts/toys-orders"),
+            format!("{core}/serviceaccounts/toys-catalog"),
+            format!("{core}/serviceaccounts/toys-frontend"),
+            format!("{core}/services/toys-orders"),
+            format!("{core}/services/toys-orders-client"),
+            format!("{core}/services/toys-catalog"),
+            format!("{core}/services/toys-frontend"),
+            format!("{apps}/statefulsets/toys-orders"),
+            format!("{apps}/deployments/toys-catalog"),
+            format!("{apps}/deployments/toys-frontend"),
+            format!("{policy}/poddisruptionbudgets/toys-orders"),
+            format!("{policy}/poddisruptionbudgets/toys-catalog"),
+            format!("{net}/networkpolicies/toys-orders"),
+            format!("{net}/networkpolicies/toys-catalog"),
+            format!("{net}/networkpolicies/toys-frontend"),
+        ]
+    );
+    script.extend(applies);
     script.push(event()); // Initialized
     script.push(status_patch(&s));
     let mut h = Harness::new(fresh(&[0, 1, 2]));
     let sent = h.round(&s, &Cluster::default(), script).await;
     assert!(matches!(&h.executed()[..], [Step::Initialize { members, .. }] if members.len() == 3));
 
-    // A new store whose spec names no storage class gets the operator's default on both
-    // StatefulSets (the steady-state test shows an existing store keeps its own).
+    // A new store whose spec names no storage class gets the operator's default on the order
+    // StatefulSet (the steady-state test shows an existing store keeps its own).
     let classes: Vec<&Value> = sent
         .writes
         .iter()
         .filter(|(_, path, _)| path.contains("/statefulsets/"))
         .map(|(_, _, sts)| &sts["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"])
         .collect();
+    assert_eq!(classes, [&json!("operator-default")]);
+    // The catalog as applied: the spec's 2 pods, no volume but the token.
+    let (_, _, catalog) = sent
+        .writes
+        .iter()
+        .find(|(_, path, _)| path == &format!("{apps}/deployments/toys-catalog"))
+        .unwrap();
+    assert_eq!(catalog["spec"]["replicas"], 2);
     assert_eq!(
-        classes,
-        [&json!("operator-default"), &json!("operator-default")]
+        catalog["spec"]["template"]["spec"]["volumes"],
+        json!([{"name": "token", "secret": {"secretName": "toys-raft-token", "defaultMode": 256}}])
     );
     // Before any replica holds the membership, the status says so instead of "healthy".
     let status = sent.status().unwrap();
@@ -826,6 +866,13 @@ async fn deletion_removes_the_volumes_then_the_finalizer() {
     let mut cluster = running(&s, 3);
     // One claim is already on its way out: it gets no second DELETE.
     cluster.claims[2] = terminating(claim(&s, 2));
+    // Only order replicas have volumes the operator deletes: a claim of the store labelled
+    // with another component is none of its business.
+    let mut other = claim(&s, 0);
+    other.metadata.name = Some("data-toys-catalog-0".into());
+    other.metadata.uid = Some("claim-catalog-0".into());
+    other.metadata.labels = Some(build::labels(&s.name_any(), Component::Catalog));
+    cluster.claims.push(other);
     let mut script = vec![];
     for i in 0..2 {
         let path = format!("{PVCS}/{}", build::order_pvc_name(&s.name_any(), i));

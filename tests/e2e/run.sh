@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ToyStore end-to-end suite: operator install, store creation, orders, specs the API must
-# refuse, leader failure, loss of a replica's volume, scaling 3 -> 5 -> 3, rolling upgrade under
-# load, deletion, uninstall. Two modes:
+# refuse, leader failure, loss of catalog pods, loss of a replica's volume, scaling 3 -> 5 -> 3,
+# rolling upgrade under load, deletion, uninstall. Two modes:
 #   bash tests/e2e/run.sh                                      a kind cluster it creates (Docker)
 #   E2E_CLUSTER=existing E2E_IMAGE=registry/toystore:tag \
 #     [E2E_NEXT_IMAGE=registry/toystore:tag2] bash tests/e2e/run.sh
@@ -28,7 +28,10 @@ readonly RELEASE=toystore-operator
 readonly CRD=toystores.toystore.dev
 readonly SHOP_SELECTOR=app.kubernetes.io/instance=shop
 readonly ORDERS_SELECTOR=$SHOP_SELECTOR,app.kubernetes.io/component=orders
+readonly CATALOG_SELECTOR=$SHOP_SELECTOR,app.kubernetes.io/component=catalog
 readonly FAILOVER_LOAD_SECONDS=60
+# Long enough to outlast one catalog pod's replacement and then the loss of all of them.
+readonly CATALOG_LOSS_LOAD_SECONDS=180
 readonly LOST_VOLUME_LOAD_SECONDS=60
 # How far (in log entries) the member that lost its volume may trail the group's highest matched
 # index: while a load Job runs, and once nothing is written any more.
@@ -62,6 +65,7 @@ API_STATUS=""
 API_BODY=""
 LOAD_STARTED_AT=0
 SEEN_UNHEALTHY=""
+SEEN_QUERY_OUTAGE=""
 LAST_REFUSAL=""
 
 # --- logging and waiting -----------------------------------------------------------------
@@ -746,7 +750,7 @@ create_namespace() { # NAME
 # --- the steps -----------------------------------------------------------------------------
 
 step_create_cluster() {
-  step "1/13 Create kind cluster $KIND_CLUSTER_NAME"
+  step "1/14 Create kind cluster $KIND_CLUSTER_NAME"
   local clusters args=(--name "$KIND_CLUSTER_NAME" --config deploy/kind/cluster.yaml
     --kubeconfig "$KUBECONFIG_FILE" --wait 5m)
   if [[ -n $KIND_NODE_IMAGE ]]; then
@@ -825,7 +829,7 @@ check_crd() {
 }
 
 step_check_cluster() {
-  step "1/13 Check the cluster of context $KUBE_CONTEXT and create the run's namespaces"
+  step "1/14 Check the cluster of context $KUBE_CONTEXT and create the run's namespaces"
   local version
   if ! version=$(kc version -o json --request-timeout=20s 2>"$ARTIFACTS/kubectl-version.txt"); then
     fail "cannot reach the cluster of context $KUBE_CONTEXT ($(cluster_server)): $(head -n 3 "$ARTIFACTS/kubectl-version.txt" | tr '\n' ' ')"
@@ -849,7 +853,7 @@ cluster_server() {
 }
 
 step_build_images() {
-  step "2/13 Build $IMAGE and $NEXT_IMAGE and load them into the nodes"
+  step "2/14 Build $IMAGE and $NEXT_IMAGE and load them into the nodes"
   local version revision
   version=$(git describe --always --dirty 2>/dev/null || echo dev)
   revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
@@ -862,17 +866,17 @@ step_build_images() {
 }
 
 step_images_existing() {
-  step "2/13 Images (no build: the nodes pull or already have them)"
+  step "2/14 Images (no build: the nodes pull or already have them)"
   log "operator, store and load Jobs: $IMAGE (imagePullPolicy $E2E_IMAGE_PULL_POLICY)"
   case $NEXT_IMAGE in
-    "") log "upgrade (step 10): to $IMAGE pinned by the digest the nodes report (E2E_NEXT_IMAGE unset)" ;;
-    skip) log "upgrade (step 10): skipped (E2E_NEXT_IMAGE=skip)" ;;
-    *) log "upgrade (step 10): to $NEXT_IMAGE" ;;
+    "") log "upgrade (step 11): to $IMAGE pinned by the digest the nodes report (E2E_NEXT_IMAGE unset)" ;;
+    skip) log "upgrade (step 11): skipped (E2E_NEXT_IMAGE=skip)" ;;
+    *) log "upgrade (step 11): to $NEXT_IMAGE" ;;
   esac
 }
 
 step_install_operator() {
-  step "3/13 Install the operator with Helm"
+  step "3/14 Install the operator with Helm"
   local args=(install "$RELEASE" charts/toystore-operator -n "$OP_NS" --wait
     --timeout "$(scaled 300)s")
   if existing; then
@@ -924,16 +928,14 @@ spec:
       size: 1Gi
 $class_line
   catalog:
-    storage:
-      size: 1Gi
-$class_line
+    replicas: 1
   frontend:
     replicas: 1
 EOF
 }
 
 step_create_store() {
-  step "4/13 Create ToyStore shop in namespace $NS"
+  step "4/14 Create ToyStore shop in namespace $NS"
   local manifest="$ARTIFACTS/toystore.yaml"
   existing || create_namespace "$NS"
   sed -E -e "s|^  image: .*$|  image: $IMAGE|" \
@@ -947,10 +949,12 @@ step_create_store() {
   wait_until 300 "ToyStore shop to be Ready with 3 healthy members" store_settled 3
   log "leader $(store_field .status.leader), term $(store_field .status.term)"
   wait_until 120 "StatefulSet shop-orders to have 3 ready pods" orders_statefulset_at 3
+  wait_until 120 "Deployment shop-catalog to have every pod available" \
+    deployment_rolled_out shop-catalog
 }
 
 step_orders() {
-  step "5/13 Orders through the frontend Service"
+  step "5/14 Orders through the frontend Service"
   : >"$ORDERS_FILE"
   start_port_forward
 
@@ -1009,21 +1013,20 @@ expect_name_refused() { # NAME WHY MESSAGE
 }
 
 step_refused_specs() {
-  step "6/13 Specs the API must refuse: storage classes added, removed or changed; invalid names"
-  local generation manifest="$ARTIFACTS/store-classy.yaml" part
+  step "6/14 Specs the API must refuse: storage classes added, removed or changed; invalid names"
+  local generation manifest="$ARTIFACTS/store-classy.yaml"
   : >"$ARTIFACTS/refused.txt"
   generation=$(store_field .metadata.generation)
 
-  # shop was created without a storage class: adding one must be refused, for both volumes.
-  for part in orders catalog; do
-    expect_refused "adding $part.storage.storageClassName to a store created without one" \
-      'storageClassName' patch toystore shop -n "$NS" --type merge \
-      -p "{\"spec\":{\"$part\":{\"storage\":{\"storageClassName\":\"e2e-added-class\"}}}}"
-  done
+  # shop was created without a storage class: adding one must be refused (the order replicas'
+  # volumes are the store's only ones: the catalog is stateless).
+  expect_refused "adding orders.storage.storageClassName to a store created without one" \
+    'storageClassName' patch toystore shop -n "$NS" --type merge \
+    -p '{"spec":{"orders":{"storage":{"storageClassName":"e2e-added-class"}}}}'
   [[ $(store_field .metadata.generation) == "$generation" ]] ||
     fail "a refused patch changed ToyStore shop's generation ($generation -> $(store_field .metadata.generation))"
-  [[ -z $(store_field .spec.orders.storage.storageClassName)$(store_field .spec.catalog.storage.storageClassName) ]] ||
-    fail "ToyStore shop has a storage class after the refused patches"
+  [[ -z $(store_field .spec.orders.storage.storageClassName) ]] ||
+    fail "ToyStore shop has a storage class after the refused patch"
 
   # A store created with a class, in a namespace no operator of this run watches on an existing
   # cluster (on kind the cluster-wide operator reconciles it briefly; its class does not exist,
@@ -1031,14 +1034,12 @@ step_refused_specs() {
   store_manifest classy e2e-unused-class >"$manifest"
   existing || create_namespace "$API_NS"
   kc create -n "$API_NS" -f "$manifest"
-  for part in orders catalog; do
-    expect_refused "removing $part.storage.storageClassName from a store created with one" \
-      'storageClassName' patch toystore classy -n "$API_NS" --type merge \
-      -p "{\"spec\":{\"$part\":{\"storage\":{\"storageClassName\":null}}}}"
-    expect_refused "changing $part.storage.storageClassName" \
-      'storageClassName' patch toystore classy -n "$API_NS" --type merge \
-      -p "{\"spec\":{\"$part\":{\"storage\":{\"storageClassName\":\"e2e-other-class\"}}}}"
-  done
+  expect_refused "removing orders.storage.storageClassName from a store created with one" \
+    'storageClassName' patch toystore classy -n "$API_NS" --type merge \
+    -p '{"spec":{"orders":{"storage":{"storageClassName":null}}}}'
+  expect_refused "changing orders.storage.storageClassName" \
+    'storageClassName' patch toystore classy -n "$API_NS" --type merge \
+    -p '{"spec":{"orders":{"storage":{"storageClassName":"e2e-other-class"}}}}'
   kc delete toystore classy -n "$API_NS" --timeout="$(scaled 120)s"
   wait_until 120 "ToyStore classy to be gone" absent toystore classy -n "$API_NS"
 
@@ -1073,7 +1074,7 @@ failed_over() { # OLD_LEADER OLD_TERM OLD_UID
 }
 
 step_leader_failure() {
-  step "7/13 Leader failure under load"
+  step "7/14 Leader failure under load"
   local old_leader old_term old_uid
   old_leader=$(store_field .status.leader)
   old_term=$(store_field .status.term)
@@ -1099,6 +1100,85 @@ step_leader_failure() {
   check_recorded_orders
 
   finish_load_job load-failover "$FAILOVER_LOAD_SECONDS"
+}
+
+# At least N catalog pods are Ready and not terminating, none of them one of OLD_UIDS
+# (space-separated): pods the ReplicaSet made after those were deleted.
+catalog_pods_ready() { # N OLD_UIDS
+  local json
+  json=$(kget pods -n "$NS" -l "$CATALOG_SELECTOR" -o json) || return 1
+  OBSERVED="pods $(describe_pods "$NS" "$CATALOG_SELECTOR")"
+  jq -e --argjson n "$1" --arg old "$2" '
+    ($old | split(" ")) as $old
+    | [.items[]
+        | select(.metadata.deletionTimestamp == null)
+        | select(.metadata.uid as $uid | $old | all(. != $uid))
+        | select(.status.conditions // [] | any(.type == "Ready" and .status == "True"))]
+    | length >= $n' <<<"$json" >/dev/null
+}
+
+# Called by wait_until (or once): GET /products/NAME answers 200 with the toy. 503, the
+# frontend's answer while no catalog can, is retried and noted in SEEN_QUERY_OUTAGE; anything
+# else fails the suite.
+product_answers() { # NAME
+  api GET "/products/$1"
+  OBSERVED="HTTP $API_STATUS"
+  case $API_STATUS in
+    200)
+      # shellcheck disable=SC2016 # $name is a jq variable
+      expect_body "GET /products/$1" '.data.name == $name' --arg name "$1"
+      ;;
+    503)
+      SEEN_QUERY_OUTAGE=1
+      return 1
+      ;;
+    *) fail "GET /products/$1: expected HTTP 200 (or 503 while no catalog answers), got $API_STATUS: $API_BODY" ;;
+  esac
+}
+
+# Stock lives in the order group, so purchases never need a catalog: losing one catalog pod,
+# then all of them at once, must fail no purchase; product queries come back once a catalog pod
+# is Ready again.
+step_catalog_loss() {
+  step "8/14 Catalog pods lost under load: one, then all at once"
+  local replicas victim victim_uid old_uids
+  wait_until 120 "Deployment shop-catalog to have every pod available" \
+    deployment_rolled_out shop-catalog
+  replicas=$(kget deployment shop-catalog -n "$NS" -o jsonpath='{.spec.replicas}')
+  if ! [[ $replicas =~ ^[0-9]+$ ]] || ((replicas < 2)); then
+    fail "Deployment shop-catalog runs '$replicas' pods; this step needs at least 2 (deploy/samples/toystore.yaml)"
+  fi
+  victim=$(kget pods -n "$NS" -l "$CATALOG_SELECTOR" -o jsonpath='{.items[0].metadata.name}')
+  victim_uid=$(kget pod "$victim" -n "$NS" -o jsonpath='{.metadata.uid}')
+  log "catalog: $replicas pods; deleting $victim first"
+  # Before the losses, so that the first query after them goes out at once.
+  start_port_forward
+
+  start_load_job load-catalog "$CATALOG_LOSS_LOAD_SECONDS"
+  kc delete pod "$victim" -n "$NS" --timeout="$(scaled 120)s"
+  wait_until 180 "$replicas catalog pods Ready, $victim replaced" \
+    catalog_pods_ready "$replicas" "$victim_uid"
+  fail_if_job_failed load-catalog
+
+  # Every catalog pod at once, without waiting for them to go: purchases go on meanwhile.
+  old_uids=$(kget pods -n "$NS" -l "$CATALOG_SELECTOR" -o jsonpath='{.items[*].metadata.uid}')
+  kc delete pod -n "$NS" -l "$CATALOG_SELECTOR" --wait=false
+  log "deleted every catalog pod (uids $old_uids)"
+  load_still_running load-catalog "$CATALOG_LOSS_LOAD_SECONDS" ||
+    fail "load Job load-catalog ended before every catalog pod was deleted; raise CATALOG_LOSS_LOAD_SECONDS"
+  SEEN_QUERY_OUTAGE=""
+  product_answers Tux || true
+  place_order Bird 1
+  wait_until 180 "a new catalog pod to be Ready" catalog_pods_ready 1 "$old_uids"
+  wait_until 60 "GET /products/Tux to answer 200 again" product_answers Tux
+  if [[ -n $SEEN_QUERY_OUTAGE ]]; then
+    log "product queries answered 503 while no catalog pod was Ready, and 200 again after"
+  else
+    log "note: no query saw the outage (a new catalog pod was Ready first)"
+  fi
+  wait_until 180 "$replicas new catalog pods Ready" catalog_pods_ready "$replicas" "$old_uids"
+  check_recorded_orders
+  finish_load_job load-catalog "$CATALOG_LOSS_LOAD_SECONDS"
 }
 
 # The replica that lost its volume is back: a new pod on a new claim (new UIDs, claim Bound),
@@ -1139,7 +1219,7 @@ member_caught_up() { # ID LAG
 }
 
 step_lost_volume() {
-  step "8/13 Lose one order replica's volume (its pod and PVC) under load"
+  step "9/14 Lose one order replica's volume (its pod and PVC) under load"
   local victim id claim pod_uid claim_uid before
   wait_until 120 "ToyStore shop to be Ready with 3 healthy members" store_settled 3
   # The highest-numbered follower: a replica that is not the leader.
@@ -1194,7 +1274,7 @@ scaled_down() {
 }
 
 step_scale() {
-  step "9/13 Scale the order group 3 -> 5 -> 3"
+  step "10/14 Scale the order group 3 -> 5 -> 3"
   kc patch toystore shop -n "$NS" --type merge -p '{"spec":{"orders":{"replicas":5}}}'
   wait_until 420 "5 healthy voters, 5 ready order pods and their PVCs" scaled_up
   start_port_forward
@@ -1212,6 +1292,7 @@ upgraded() {
   store_settled 3 &&
     shop_pods_on "$NEXT_IMAGE" &&
     orders_statefulset_at 3 &&
+    deployment_rolled_out shop-catalog &&
     deployment_rolled_out shop-frontend
 }
 
@@ -1235,20 +1316,20 @@ step_upgrade() {
   if existing; then
     case $NEXT_IMAGE in
       skip)
-        step "10/13 Rolling upgrade: skipped (E2E_NEXT_IMAGE=skip)"
+        step "11/14 Rolling upgrade: skipped (E2E_NEXT_IMAGE=skip)"
         return
         ;;
       "")
         NEXT_IMAGE=$(image_by_digest 2>"$ARTIFACTS/image-digest.txt")
         if [[ -z $NEXT_IMAGE ]]; then
-          step "10/13 Rolling upgrade: skipped, $(cat "$ARTIFACTS/image-digest.txt"); set E2E_NEXT_IMAGE to run it"
+          step "11/14 Rolling upgrade: skipped, $(cat "$ARTIFACTS/image-digest.txt"); set E2E_NEXT_IMAGE to run it"
           return
         fi
         log "upgrading to $IMAGE by digest: $NEXT_IMAGE"
         ;;
     esac
   fi
-  step "10/13 Rolling upgrade to $NEXT_IMAGE under load"
+  step "11/14 Rolling upgrade to $NEXT_IMAGE under load"
   start_load_job load-upgrade "$E2E_LOAD_SECONDS"
   kc patch toystore shop -n "$NS" --type merge -p "{\"spec\":{\"image\":\"$NEXT_IMAGE\"}}"
   wait_until 900 "every pod of shop on $NEXT_IMAGE and Ready, and the store Ready" upgraded
@@ -1284,14 +1365,14 @@ no_volumes_left() {
 }
 
 step_delete_store() {
-  step "11/13 Delete the ToyStore"
+  step "12/14 Delete the ToyStore"
   stop_port_forward
   kc delete toystore shop -n "$NS" --timeout="$(scaled 180)s"
   wait_until 180 "nothing labelled $SHOP_SELECTOR (and no PVC or PV) left in $NS" shop_gone
 }
 
 step_uninstall_operator() {
-  step "12/13 Uninstall the operator"
+  step "13/14 Uninstall the operator"
   hc uninstall "$RELEASE" -n "$OP_NS" --wait --timeout "$(scaled 180)s"
   OPERATOR_INSTALLED=0
   wait_until 120 "the operator Deployment and its pods to be gone" \
@@ -1350,12 +1431,13 @@ main() {
   step_orders
   step_refused_specs
   step_leader_failure
+  step_catalog_loss
   step_lost_volume
   step_scale
   step_upgrade
   step_delete_store
   step_uninstall_operator
-  step "13/13 Done"
+  step "14/14 Done"
   echo "e2e: all steps passed"
 }
 

@@ -26,13 +26,15 @@ use crate::validate::ValidStore;
 pub const TOKEN_KEY: &str = "token";
 /// Pod template annotation holding the hash of the settings the component reads.
 pub const CONFIG_HASH_ANNOTATION: &str = "toystore.dev/config-hash";
+/// How long a frontend keeps retrying an order (across leader changes, with the same
+/// idempotency key) before it answers 503: the design's 10 s.
+pub const FRONTEND_ORDER_DEADLINE_MS: u64 = 10_000;
 
 /// Every non-secret setting, keyed by the environment variable its binary reads.
 pub(super) fn config_data(store: &ValidStore) -> BTreeMap<String, String> {
     let orders = &store.orders;
-    let catalog_url = names::catalog_url(&store.name, &store.namespace);
-    // A seed list only: the frontend learns the membership from any member, so it is the
-    // declared size, not the StatefulSet's size during a scale-down.
+    // A seed list only: the catalogs and the frontends learn the membership from any member,
+    // so it is the declared size, not the StatefulSet's size during a scale-down.
     let seeds = (0..orders.replicas)
         .map(|ordinal| names::order_replica_url(&store.name, &store.namespace, ordinal))
         .collect::<Vec<_>>()
@@ -51,7 +53,6 @@ pub(super) fn config_data(store: &ValidStore) -> BTreeMap<String, String> {
             "ORDER_SNAPSHOT_THRESHOLD",
             orders.snapshot_threshold.to_string(),
         ),
-        ("ORDER_CATALOG_URL", catalog_url.clone()),
         ("ORDER_LOG_FORMAT", "json".into()),
         (
             "CATALOG_RESTOCK_INTERVAL_SECS",
@@ -61,12 +62,22 @@ pub(super) fn config_data(store: &ValidStore) -> BTreeMap<String, String> {
             "CATALOG_RESTOCK_QUANTITY",
             store.catalog.restock_quantity.to_string(),
         ),
+        ("CATALOG_ORDER_REPLICAS", seeds.clone()),
         ("CATALOG_LOG_FORMAT", "json".into()),
-        ("FRONTEND_CATALOG_URL", catalog_url),
+        (
+            "FRONTEND_CATALOG_URL",
+            names::catalog_url(&store.name, &store.namespace),
+        ),
         ("FRONTEND_ORDER_REPLICAS", seeds),
         (
             "FRONTEND_CACHE_CAPACITY",
             store.frontend.cache_capacity.to_string(),
+        ),
+        // Explicit, so the store's purchase deadline is the operator's to state, not whatever
+        // the binary's default becomes.
+        (
+            "FRONTEND_ORDER_DEADLINE_MS",
+            FRONTEND_ORDER_DEADLINE_MS.to_string(),
         ),
         ("FRONTEND_LOG_FORMAT", "json".into()),
         // Serve (unready) this long after SIGTERM: endpoints and load balancers need a few
@@ -159,17 +170,20 @@ mod tests {
         assert_ne!(cache[2], base[2]);
         assert_eq!(cache[..2], base[..2]);
 
-        // Scaling the group changes the frontend's seed list, and must not roll the replicas.
+        // Scaling the group changes the catalogs' and the frontends' seed list, and must not
+        // roll the replicas.
         let mut spec = default_spec();
         spec.orders.replicas = 5;
         let scaled = hashes(&store(spec));
-        assert_eq!(scaled[..2], base[..2]);
+        assert_eq!(scaled[0], base[0]);
+        assert_ne!(scaled[1], base[1]);
         assert_ne!(scaled[2], base[2]);
 
         // Settings that are not in the ConfigMap do not touch the hash.
         let mut spec = default_spec();
         spec.image = "toystore:next".into();
         spec.frontend.replicas = 4;
+        spec.catalog.replicas = 3;
         assert_eq!(hashes(&store(spec)), base);
     }
 

@@ -2,22 +2,17 @@
 //!
 //! Stateless, so a Deployment that rolls with a surge and never below full capacity. The
 //! Service's type comes from the spec (`ClusterIP`, `NodePort` or `LoadBalancer`) and maps the
-//! usual port 80 to the container's port. Frontends mount the cluster token to read the order
-//! group's membership and leader.
+//! usual port 80 to the container's port. Frontends hold no credential: they find the order
+//! leader through the replicas' public read-only view of the group, so no token is mounted.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
-};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Service, ServiceSpec};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::metadata::{metadata, selector};
 use super::names::{self, Component, FRONTEND_PORT, FRONTEND_SERVICE_PORT};
 use super::pod_template::{
-    Placement, container, env, listen_on, pod_template, spread, token_file, token_mount,
-    token_volume,
+    Placement, container, env, listen_on, pod_template, spread, stateless_deployment,
 };
 use super::service::component_service;
 use crate::validate::ValidStore;
@@ -41,48 +36,26 @@ pub(super) fn service(store: &ValidStore) -> Service {
 pub(super) fn deployment(store: &ValidStore, config: &BTreeMap<String, String>) -> Deployment {
     let frontend = &store.frontend;
     let mut container = container(store, Component::Frontend, frontend.resources.as_ref());
-    container.env = Some(vec![
-        env("FRONTEND_LISTEN", listen_on(Component::Frontend)),
-        env("FRONTEND_ORDER_TOKEN_FILE", token_file()),
-    ]);
-    container.volume_mounts = Some(vec![token_mount()]);
+    container.env = Some(vec![env("FRONTEND_LISTEN", listen_on(Component::Frontend))]);
     let placement = Placement {
         spread: vec![spread(store, Component::Frontend, "kubernetes.io/hostname")],
         affinity: None,
     };
-    Deployment {
-        metadata: metadata(
-            store,
-            &names::component_name(&store.name, Component::Frontend),
-            Component::Frontend,
-        ),
-        spec: Some(DeploymentSpec {
-            replicas: Some(frontend.replicas),
-            selector: selector(store, Component::Frontend),
-            // Full capacity throughout a rollout: a new pod is ready before an old one goes.
-            strategy: Some(DeploymentStrategy {
-                type_: Some("RollingUpdate".into()),
-                rolling_update: Some(RollingUpdateDeployment {
-                    max_surge: Some(IntOrString::Int(1)),
-                    max_unavailable: Some(IntOrString::Int(0)),
-                }),
-            }),
-            template: pod_template(
-                store,
-                Component::Frontend,
-                config,
-                container,
-                vec![token_volume(store)],
-                placement,
-            ),
-            ..DeploymentSpec::default()
-        }),
-        ..Deployment::default()
-    }
+    let template = pod_template(
+        store,
+        Component::Frontend,
+        config,
+        container,
+        Vec::new(),
+        placement,
+    );
+    stateless_deployment(store, Component::Frontend, frontend.replicas, template)
 }
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
     use super::*;
     use crate::build::build;
     use crate::build::tests::{default_spec, inputs, store};
@@ -93,7 +66,7 @@ mod tests {
         spec.frontend.replicas = 4;
         spec.frontend.service_type = "LoadBalancer".into();
         let objects = build(&store(spec), &inputs(3));
-        let deployment = objects.deployment.spec.unwrap();
+        let deployment = objects.deployments[1].spec.clone().unwrap();
         assert_eq!(deployment.replicas, Some(4));
         let rolling = deployment.strategy.unwrap().rolling_update.unwrap();
         assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(0)));
@@ -104,5 +77,29 @@ mod tests {
             (port.port, port.target_port.clone()),
             (FRONTEND_SERVICE_PORT, Some(IntOrString::Int(FRONTEND_PORT)))
         );
+    }
+
+    #[test]
+    fn frontends_get_no_token_and_no_volume() {
+        let objects = build(&store(default_spec()), &inputs(3));
+        let pod = objects.deployments[1]
+            .spec
+            .clone()
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        assert_eq!(pod.volumes, None);
+        let container = &pod.containers[0];
+        assert_eq!(container.volume_mounts, None);
+        let names: Vec<&str> = container
+            .env
+            .iter()
+            .flatten()
+            .map(|v| v.name.as_str())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains("TOKEN")), "{names:?}");
+        let config = objects.config_map.data.unwrap();
+        assert!(config.keys().all(|k| !k.contains("TOKEN")), "{config:?}");
     }
 }

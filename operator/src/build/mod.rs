@@ -15,17 +15,18 @@
 //! - [`config`]: the settings ConfigMap, the per-component config hash, the token Secret;
 //! - [`pod_template`]: what all pods share (container, probes, security, env, placement) and
 //!   their ServiceAccounts;
-//! - [`storage`]: the data volume claims and their storage class;
+//! - [`storage`]: the order replicas' data volume claims and their storage class;
 //! - [`service`]: the shape every Service shares;
 //! - [`orders`], [`catalog`], [`frontend`]: each component's workload and Services;
-//! - [`pdb`]: the order group's PodDisruptionBudget;
+//! - [`pdb`]: the PodDisruptionBudgets of the order group and the catalog;
 //! - [`network_policies`]: who may reach which component.
 //!
 //! For a store named `N` [`build`] produces the ConfigMap `N-config`, the ServiceAccounts,
 //! Services, NetworkPolicies `N-orders`, `N-catalog` and `N-frontend` (plus the Service
-//! `N-orders-client`), the StatefulSets `N-orders` and `N-catalog`, the Deployment
-//! `N-frontend` and the PodDisruptionBudget `N-orders`. The token Secret is built apart, by
-//! [`token_secret`]: its value is generated once, not derived from the spec.
+//! `N-orders-client`), the StatefulSet `N-orders` (the one component with volumes), the
+//! Deployments `N-catalog` and `N-frontend` (stateless) and the PodDisruptionBudgets
+//! `N-orders` and `N-catalog`. The token Secret is built apart, by [`token_secret`]: its value
+//! is generated once, not derived from the spec.
 
 mod catalog;
 pub mod config;
@@ -77,12 +78,12 @@ pub struct Objects {
     pub service_accounts: Vec<ServiceAccount>,
     /// Orders headless, orders client, catalog, frontend.
     pub services: Vec<Service>,
-    /// Orders first, then catalog.
-    pub stateful_sets: Vec<StatefulSet>,
-    /// The frontend.
-    pub deployment: Deployment,
-    /// Keeps a quorum of order replicas.
-    pub pod_disruption_budget: PodDisruptionBudget,
+    /// The order group.
+    pub stateful_set: StatefulSet,
+    /// Catalog, then frontend.
+    pub deployments: Vec<Deployment>,
+    /// Orders (keeps a quorum), then catalog (one pod down at a time).
+    pub pod_disruption_budgets: Vec<PodDisruptionBudget>,
     /// Orders, catalog, frontend.
     pub network_policies: Vec<NetworkPolicy>,
 }
@@ -103,12 +104,12 @@ pub fn build(store: &ValidStore, inputs: &BuildInputs) -> Objects {
             catalog::service(store),
             frontend::service(store),
         ],
-        stateful_sets: vec![
-            orders::stateful_set(store, inputs, &config),
-            catalog::stateful_set(store, inputs, &config),
+        stateful_set: orders::stateful_set(store, inputs, &config),
+        deployments: vec![
+            catalog::deployment(store, &config),
+            frontend::deployment(store, &config),
         ],
-        deployment: frontend::deployment(store, &config),
-        pod_disruption_budget: pdb::orders_pdb(store),
+        pod_disruption_budgets: pdb::pdbs(store),
         network_policies: network_policies::network_policies(store),
     }
 }
@@ -161,14 +162,14 @@ pub(crate) mod tests {
 
     /// The pod templates of a build: orders, catalog, frontend.
     pub(crate) fn templates(objects: &Objects) -> [(Component, PodTemplateSpec); 3] {
-        let set = |i: usize| objects.stateful_sets[i].spec.clone().unwrap().template;
+        let deployment = |i: usize| objects.deployments[i].spec.clone().unwrap().template;
         [
-            (Component::Orders, set(0)),
-            (Component::Catalog, set(1)),
             (
-                Component::Frontend,
-                objects.deployment.spec.clone().unwrap().template,
+                Component::Orders,
+                objects.stateful_set.spec.clone().unwrap().template,
             ),
+            (Component::Catalog, deployment(0)),
+            (Component::Frontend, deployment(1)),
         ]
     }
 
@@ -193,17 +194,19 @@ pub(crate) mod tests {
                 .iter()
                 .map(|o| ("Service", o.metadata.clone())),
         );
+        all.push(("StatefulSet", objects.stateful_set.metadata.clone()));
         all.extend(
             objects
-                .stateful_sets
+                .deployments
                 .iter()
-                .map(|o| ("StatefulSet", o.metadata.clone())),
+                .map(|o| ("Deployment", o.metadata.clone())),
         );
-        all.push(("Deployment", objects.deployment.metadata.clone()));
-        all.push((
-            "PodDisruptionBudget",
-            objects.pod_disruption_budget.metadata.clone(),
-        ));
+        all.extend(
+            objects
+                .pod_disruption_budgets
+                .iter()
+                .map(|o| ("PodDisruptionBudget", o.metadata.clone())),
+        );
         all.extend(
             objects
                 .network_policies
@@ -220,7 +223,7 @@ pub(crate) mod tests {
         let objects = build(&store, &inputs(3));
         let secret = token_secret(&store, "s3cret");
         let all = all_metadata(&objects, &secret);
-        assert_eq!(all.len(), 1 + 3 + 4 + 2 + 1 + 1 + 3 + 1);
+        assert_eq!(all.len(), 1 + 3 + 4 + 1 + 2 + 2 + 3 + 1);
         for (kind, meta) in all {
             let name = meta.name.clone().unwrap();
             assert!(name.starts_with("shop-"), "{kind} {name}");

@@ -74,11 +74,12 @@ pub const FRONTEND_SERVICE_PORT: i32 = 80;
 /// Name of every container and Service port.
 pub const PORT_NAME: &str = "http";
 
-/// Name of the data volume claim template (and of its mount).
+/// Name of the order replicas' data volume claim template (and of its mount).
 pub const DATA_VOLUME: &str = "data";
 
 /// `{store}-{component}`: the component's workload, Service, ServiceAccount and NetworkPolicy
-/// (and, for the orders, the headless Service and the PodDisruptionBudget).
+/// (and, for the orders and the catalog, the PodDisruptionBudget; for the orders, the
+/// headless Service).
 pub fn component_name(store: &str, component: Component) -> String {
     format!("{store}-{}", component.as_str())
 }

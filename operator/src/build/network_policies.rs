@@ -1,12 +1,15 @@
 //! NetworkPolicies: each component's pods admit only the traffic that component needs, on its
 //! port.
 //!
-//! | to                  | from                                                     |
-//! |---------------------|----------------------------------------------------------|
-//! | orders (client port)| order replicas, frontends, the operator (admin API)      |
-//! | orders (peer port)  | order replicas only (Raft RPC)                           |
-//! | catalog             | order replicas (stock takes), frontends                  |
-//! | frontend            | anywhere (the public API)                                |
+//! | to                  | from                                                          |
+//! |---------------------|---------------------------------------------------------------|
+//! | orders (client port)| order replicas, catalogs (change stream, inventory commands), |
+//! |                     | frontends, the operator (admin API)                           |
+//! | orders (peer port)  | order replicas only (Raft RPC)                                |
+//! | catalog             | frontends only (product reads, change feed)                   |
+//! | frontend            | anywhere (the public API)                                     |
+//!
+//! The order replicas never call the catalog: stock is in their own state machine.
 //!
 //! Ingress only: egress is not restricted, because pods need DNS and each other, and a
 //! policy per peer would repeat the table above in reverse.
@@ -42,15 +45,16 @@ pub(super) fn network_policies(store: &ValidStore) -> Vec<NetworkPolicy> {
         ..NetworkPolicyPeer::default()
     };
     let orders = peer(store, Component::Orders);
+    let catalogs = peer(store, Component::Catalog);
     let frontends = peer(store, Component::Frontend);
     let mut orders_policy = network_policy(
         store,
         Component::Orders,
-        Some(vec![orders.clone(), frontends.clone(), operator]),
+        Some(vec![orders.clone(), catalogs, frontends.clone(), operator]),
     );
     if let Some(rules) = orders_policy.spec.as_mut().and_then(|s| s.ingress.as_mut()) {
         rules.push(NetworkPolicyIngressRule {
-            from: Some(vec![orders.clone()]),
+            from: Some(vec![orders]),
             ports: Some(vec![NetworkPolicyPort {
                 port: Some(IntOrString::Int(names::ORDER_RAFT_PORT)),
                 protocol: Some("TCP".into()),
@@ -60,7 +64,7 @@ pub(super) fn network_policies(store: &ValidStore) -> Vec<NetworkPolicy> {
     }
     vec![
         orders_policy,
-        network_policy(store, Component::Catalog, Some(vec![orders, frontends])),
+        network_policy(store, Component::Catalog, Some(vec![frontends])),
         network_policy(store, Component::Frontend, None),
     ]
 }
@@ -132,8 +136,12 @@ mod tests {
         let store = store(default_spec());
         let policies = build(&store, &inputs(3)).network_policies;
         let expected = [
-            (Component::Orders, Some(vec!["orders", "frontend"]), true),
-            (Component::Catalog, Some(vec!["orders", "frontend"]), false),
+            (
+                Component::Orders,
+                Some(vec!["orders", "catalog", "frontend"]),
+                true,
+            ),
+            (Component::Catalog, Some(vec!["frontend"]), false),
             (Component::Frontend, None, false),
         ];
         assert_eq!(policies.len(), expected.len());

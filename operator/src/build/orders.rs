@@ -175,7 +175,8 @@ mod tests {
     fn advertised_url_is_the_replica_url() {
         let store = store(default_spec());
         let objects = build(&store, &inputs(3));
-        let container = &objects.stateful_sets[0]
+        let container = &objects
+            .stateful_set
             .spec
             .as_ref()
             .unwrap()
@@ -212,18 +213,29 @@ mod tests {
         spec.orders.replicas = 3;
         let store = store(spec);
         let objects = build(&store, &inputs(5));
-        let seeds = &objects.config_map.data.as_ref().unwrap()["FRONTEND_ORDER_REPLICAS"];
+        let config = objects.config_map.data.as_ref().unwrap();
         let expected: Vec<_> = (0..3)
             .map(|i| order_replica_url(&store.name, &store.namespace, i))
             .collect();
-        assert_eq!(seeds.split(',').collect::<Vec<_>>(), expected);
+        // The catalogs and the frontends start from the same seeds.
+        for key in ["CATALOG_ORDER_REPLICAS", "FRONTEND_ORDER_REPLICAS"] {
+            assert_eq!(
+                config[key].split(',').collect::<Vec<_>>(),
+                expected,
+                "{key}"
+            );
+        }
         assert_eq!(
-            objects.stateful_sets[0].spec.as_ref().unwrap().replicas,
+            objects.stateful_set.spec.as_ref().unwrap().replicas,
             Some(5)
         );
         // The PDB, too, follows the declared size.
         assert_eq!(
-            objects.pod_disruption_budget.spec.unwrap().min_available,
+            objects.pod_disruption_budgets[0]
+                .spec
+                .clone()
+                .unwrap()
+                .min_available,
             Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(2))
         );
     }

@@ -1,14 +1,18 @@
 //! What every component's pods share: the container shape, probes, a locked-down security
-//! context, environment and volume helpers, placement, the pod template around them, and the
-//! pod's own ServiceAccount.
+//! context, environment and volume helpers, placement, the pod template around them, the
+//! pod's own ServiceAccount, and the Deployment the stateless components run in.
 //!
 //! The component modules ([`super::orders`], [`super::catalog`], [`super::frontend`]) start
 //! from [`container`] and add what is theirs (per-pod `env`, mounts, a startup probe), then
-//! wrap it with [`pod_template`]. Everything here is the same for all three on purpose: one
+//! wrap it with [`pod_template`]; the catalog and the frontend then wrap that with
+//! [`stateless_deployment`]. Everything here is the same for all three on purpose: one
 //! security posture and one probe policy to review.
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMapEnvSource, Container, ContainerPort, EnvFromSource, EnvVar,
     EnvVarSource, HTTPGetAction, LocalObjectReference, ObjectFieldSelector, PodSecurityContext,
@@ -61,7 +65,7 @@ fn http_probe(path: &str, period: i32, timeout: i32, failure_threshold: i32) -> 
 }
 
 /// Out of the Service after ~14 s without an answer or a leader. Probed every 2 s so that a
-/// restarted pod (the single catalog during an upgrade) is back in its Service quickly.
+/// restarted pod is back in its Service quickly.
 fn readiness_probe() -> Probe {
     http_probe("/readyz", 2, 2, 7)
 }
@@ -72,7 +76,7 @@ fn liveness_probe() -> Probe {
     http_probe("/healthz", 10, 5, 6)
 }
 
-/// Up to five minutes to open the store (a large log or snapshot) before liveness applies;
+/// Up to five minutes to load its state (a large log or snapshot) before liveness applies;
 /// probed every second, so readiness checks start as soon as the process answers.
 pub(super) fn startup_probe() -> Probe {
     http_probe("/healthz", 1, 1, 300)
@@ -142,7 +146,7 @@ pub(super) fn token_file() -> String {
 
 /// The container of `component`: image, command (its binary), the settings from the
 /// ConfigMap, the `http` port, probes and a locked-down security context. Callers add `env`,
-/// mounts and, for stateful components, a startup probe.
+/// mounts and, for components that load state at start, a startup probe.
 pub(super) fn container(
     store: &ValidStore,
     component: Component,
@@ -261,6 +265,38 @@ pub(super) fn pod_template(
             volumes: (!volumes.is_empty()).then_some(volumes),
             ..PodSpec::default()
         }),
+    }
+}
+
+/// The Deployment `{store}-{component}` of a stateless component: `replicas` pods of
+/// `template`, rolled with a surge and never below full capacity (a new pod is ready before
+/// an old one goes).
+pub(super) fn stateless_deployment(
+    store: &ValidStore,
+    component: Component,
+    replicas: i32,
+    template: PodTemplateSpec,
+) -> Deployment {
+    Deployment {
+        metadata: metadata(
+            store,
+            &names::component_name(&store.name, component),
+            component,
+        ),
+        spec: Some(DeploymentSpec {
+            replicas: Some(replicas),
+            selector: selector(store, component),
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(IntOrString::Int(1)),
+                    max_unavailable: Some(IntOrString::Int(0)),
+                }),
+            }),
+            template,
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
     }
 }
 

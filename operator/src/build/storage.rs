@@ -1,6 +1,6 @@
-//! The volumes of the stateful components (the order replicas and the catalog): one
-//! ReadWriteOnce claim per pod from a `data` claim template, their retention, and which
-//! storage class a claim gets when the spec names none.
+//! The volumes of the order replicas, the one stateful component (the catalog and the
+//! frontends keep nothing): one ReadWriteOnce claim per pod from a `data` claim template,
+//! their retention, and which storage class a claim gets when the spec names none.
 //!
 //! A claim template cannot change once its StatefulSet exists, so everything here is fixed
 //! at creation: the storage class a store started with stays its class even if the operator's
@@ -126,37 +126,23 @@ mod tests {
 
     #[test]
     fn storage_class_comes_from_the_spec_else_the_fallback() {
-        let claims = |store: &ValidStore, fallback: Option<&str>| -> Vec<Option<String>> {
+        let class = |store: &ValidStore, fallback: Option<&str>| -> Option<String> {
             let inputs = BuildInputs {
                 storage_class: fallback.map(str::to_string),
                 ..inputs(3)
             };
-            build(store, &inputs)
-                .stateful_sets
-                .iter()
-                .map(|set| {
-                    let templates = set.spec.as_ref().unwrap().volume_claim_templates.as_ref();
-                    templates.unwrap()[0]
-                        .spec
-                        .as_ref()
-                        .unwrap()
-                        .storage_class_name
-                        .clone()
-                })
-                .collect()
+            let set = build(store, &inputs).stateful_set;
+            let templates = set.spec.unwrap().volume_claim_templates.unwrap();
+            templates[0].spec.clone().unwrap().storage_class_name
         };
-        let gp3 = || Some("gp3".to_string());
-        assert_eq!(claims(&store(default_spec()), None), vec![None, None]);
+        assert_eq!(class(&store(default_spec()), None), None);
         assert_eq!(
-            claims(&store(default_spec()), Some("gp3")),
-            vec![gp3(), gp3()]
+            class(&store(default_spec()), Some("gp3")),
+            Some("gp3".into())
         );
         let mut spec = default_spec();
         spec.orders.storage.storage_class_name = Some("io2".into());
-        assert_eq!(
-            claims(&store(spec), Some("gp3")),
-            vec![Some("io2".into()), gp3()]
-        );
+        assert_eq!(class(&store(spec), Some("gp3")), Some("io2".into()));
     }
 
     #[test]
@@ -167,7 +153,7 @@ mod tests {
                 storage_class: class.map(str::to_string),
                 ..inputs(3)
             };
-            build(&store, &inputs).stateful_sets.remove(0)
+            build(&store, &inputs).stateful_set
         };
         // New store: the operator's default.
         assert_eq!(
