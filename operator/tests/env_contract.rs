@@ -458,7 +458,7 @@ fn check_frontend(
         &mut p,
         "FRONTEND_CATALOG_URL",
         args.catalog_url,
-        build::catalog_url(&store.name, &store.namespace),
+        vec![build::catalog_url(&store.name, &store.namespace)],
     );
     same(
         &mut p,
