@@ -147,6 +147,20 @@ struct SnapshotPayload {
     orders: Vec<OrderRecord>,
 }
 
+/// Every value of a table of JSON records, in key order.
+fn read_all<T: serde::de::DeserializeOwned>(
+    tx: &redb::ReadTransaction,
+    table: TableDefinition<&str, &[u8]>,
+) -> io::Result<Vec<T>> {
+    let table = tx.open_table(table).map_err(io_err)?;
+    let mut out = Vec::with_capacity(table.len().map_err(io_err)? as usize);
+    for item in table.iter().map_err(io_err)? {
+        let (_, v) = item.map_err(io_err)?;
+        out.push(serde_json::from_slice(v.value()).map_err(json_err)?);
+    }
+    Ok(out)
+}
+
 fn io_err<E: Into<redb::Error>>(e: E) -> io::Error {
     io::Error::other(e.into())
 }
@@ -236,13 +250,10 @@ impl StateMachineStore {
         let since: u64 = Self::read_meta(&meta, "changes_since")?;
         let defined: bool = Self::read_meta(&meta, "defined")?;
         if after < since {
-            let products = tx.open_table(PRODUCTS).map_err(io_err)?;
-            let mut snapshot = Vec::new();
-            for item in products.iter().map_err(io_err)? {
-                let (_, v) = item.map_err(io_err)?;
-                let p: ProductRecord = serde_json::from_slice(v.value()).map_err(json_err)?;
-                snapshot.push(p.product());
-            }
+            let snapshot = read_all::<ProductRecord>(&tx, PRODUCTS)?
+                .iter()
+                .map(ProductRecord::product)
+                .collect();
             return Ok(ChangeBatch {
                 events: Vec::new(),
                 version: applied,
@@ -288,14 +299,7 @@ impl StateMachineStore {
         let applied: Option<LogId> = Self::read_meta(&meta, "last_applied")?;
         let mut ordered: BTreeMap<String, u64> = BTreeMap::new();
         let (mut confirmed, mut refused) = (0, 0);
-        for item in tx
-            .open_table(ORDERS)
-            .map_err(io_err)?
-            .iter()
-            .map_err(io_err)?
-        {
-            let (_, v) = item.map_err(io_err)?;
-            let rec: OrderRecord = serde_json::from_slice(v.value()).map_err(json_err)?;
+        for rec in read_all::<OrderRecord>(&tx, ORDERS)? {
             match rec.status {
                 OrderStatus::Confirmed { .. } => {
                     confirmed += 1;
@@ -304,24 +308,17 @@ impl StateMachineStore {
                 OrderStatus::Rejected(_) => refused += 1,
             }
         }
-        let mut products = Vec::new();
-        for item in tx
-            .open_table(PRODUCTS)
-            .map_err(io_err)?
-            .iter()
-            .map_err(io_err)?
-        {
-            let (_, v) = item.map_err(io_err)?;
-            let p: ProductRecord = serde_json::from_slice(v.value()).map_err(json_err)?;
-            products.push(ProductAudit {
+        let products = read_all::<ProductRecord>(&tx, PRODUCTS)?
+            .into_iter()
+            .map(|p| ProductAudit {
                 ordered: ordered.get(&p.name).copied().unwrap_or(0),
                 name: p.name,
                 initial: p.initial,
                 restocked: p.restocked,
                 sold: p.sold,
                 stock: u64::from(p.stock),
-            });
-        }
+            })
+            .collect();
         Ok(Audit {
             applied_index: applied.map_or(0, |l| l.index),
             products,
@@ -433,22 +430,8 @@ impl StateMachineStore {
     /// Serializes the whole state machine as one read transaction sees it.
     fn snapshot_payload(tx: &redb::ReadTransaction) -> io::Result<SnapshotPayload> {
         let meta = tx.open_table(META).map_err(io_err)?;
-        let orders_table = tx.open_table(ORDERS).map_err(io_err)?;
-        let mut orders = Vec::with_capacity(orders_table.len().map_err(io_err)? as usize);
-        for item in orders_table.iter().map_err(io_err)? {
-            let (_, v) = item.map_err(io_err)?;
-            orders.push(serde_json::from_slice(v.value()).map_err(json_err)?);
-        }
-        let mut products = Vec::new();
-        for item in tx
-            .open_table(PRODUCTS)
-            .map_err(io_err)?
-            .iter()
-            .map_err(io_err)?
-        {
-            let (_, v) = item.map_err(io_err)?;
-            products.push(serde_json::from_slice(v.value()).map_err(json_err)?);
-        }
+        let orders = read_all(tx, ORDERS)?;
+        let products = read_all(tx, PRODUCTS)?;
         Ok(SnapshotPayload {
             format: STORAGE_FORMAT,
             last_applied: Self::read_meta(&meta, "last_applied")?,
