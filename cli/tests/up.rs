@@ -80,6 +80,18 @@ fn alive(pid: u32) -> bool {
     send(pid, None).is_ok()
 }
 
+/// SIGKILLs `toystore up` when a test fails before stopping it (its children follow by their
+/// parent-death signal): a supervising `toystore up` left behind restarts its children forever.
+struct KillOnFailure(u32);
+
+impl Drop for KillOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = send(self.0, Signal::SIGKILL);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn up_serves_survives_a_replica_sigkill_stops_cleanly_and_resumes_with_all_orders() {
     let tmp = tempfile::tempdir().unwrap();
@@ -87,6 +99,7 @@ async fn up_serves_survives_a_replica_sigkill_stops_cleanly_and_resumes_with_all
     let port = free_port().unwrap();
     let http = reqwest::Client::new();
     let mut toystore = up(&dir, port).await;
+    let _first = KillOnFailure(toystore.id());
 
     let cluster = ClusterFile::read(&dir).expect("cluster.json written");
     assert_eq!(cluster.frontend, format!("http://127.0.0.1:{port}"));
@@ -134,6 +147,7 @@ async fn up_serves_survives_a_replica_sigkill_stops_cleanly_and_resumes_with_all
 
     // Again on the same directory: same addresses, all orders, and new orders continue.
     let mut toystore = up(&dir, port).await;
+    let _second = KillOnFailure(toystore.id());
     let again = ClusterFile::read(&dir).unwrap();
     assert_eq!(again.catalog.url, cluster.catalog.url);
     assert_eq!(
@@ -157,6 +171,7 @@ async fn supervise_restarts_a_child_that_dies() {
     let port = free_port().unwrap();
     let http = reqwest::Client::new();
     let mut toystore = up_with(&dir, port, &["--supervise"]).await;
+    let _guard = KillOnFailure(toystore.id());
     let before = ClusterFile::read(&dir).unwrap();
     let victim = before.order[1].pid.unwrap();
     send(victim, Signal::SIGKILL).unwrap();
