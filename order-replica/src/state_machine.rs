@@ -560,7 +560,10 @@ fn apply_command(
             drop(products);
             StateMachineStore::write_meta(tx, "defined", &true)?;
             applied.defined = true;
-            Ok(CommandResult::Defined(defined))
+            Ok(CommandResult::Defined {
+                names: defined,
+                version: index,
+            })
         }
     }
 }

@@ -112,8 +112,13 @@ pub enum CommandResult {
         /// The toy afterwards.
         product: Option<crate::record::ProductRecord>,
     },
-    /// A definition: the toys it defined.
-    Defined(Vec<String>),
+    /// A definition: the toys it defined, and the log index of the command.
+    Defined {
+        /// The toys defined by this command (those already defined are left as they are).
+        names: Vec<String>,
+        /// The command's log index.
+        version: u64,
+    },
     /// Entries that are not commands (blank, membership).
     None,
 }

@@ -228,6 +228,28 @@ async fn bad_inventory_commands_are_refused_and_change_nothing() {
     assert_eq!(resp.status(), StatusCode::TEMPORARY_REDIRECT);
     // Nothing changed.
     assert_eq!(cluster.client(leader).audit().await.unwrap(), before);
+
+    // A good definition names the toys it defined and its version: the change stream holds the
+    // new toy at exactly that version.
+    let req = api::inventory::DefineRequest {
+        products: vec![api::inventory::ProductDef {
+            name: "Robot".into(),
+            price: 3.0,
+            quantity: 4,
+        }],
+    };
+    let defined = cluster.client(leader).define(&req).await.unwrap();
+    assert_eq!(defined.defined, ["Robot"]);
+    let changes = cluster
+        .client(leader)
+        .inventory_changes(defined.version - 1, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(changes.events[0].version, defined.version);
+    assert_eq!(changes.events[0].product.name, "Robot");
+    // Defining it again defines nothing.
+    let again = cluster.client(leader).define(&req).await.unwrap();
+    assert!(again.defined.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -53,13 +53,13 @@ async fn define(
         products: req.products,
     };
     match purchase::commit(&replica, cmd).await {
-        Ok(CommandResult::Defined(defined)) => {
-            if !defined.is_empty() {
-                tracing::info!(?defined, "toys defined");
+        Ok(CommandResult::Defined { names, version }) => {
+            if !names.is_empty() {
+                tracing::info!(defined = ?names, version, "toys defined");
             }
             Ok(Json(DefineResponse {
-                defined,
-                version: replica.status().applied_index.unwrap_or(0),
+                defined: names,
+                version,
             }))
         }
         Ok(other) => Err(HttpError::unavailable(format!("define answered {other:?}"))),
