@@ -2,9 +2,7 @@
 //!
 //! It starts from seed URLs and learns the membership and the leader from every replica's
 //! read-only `/group` view ([`GroupClient::refresh`], no token needed), so a group that grows
-//! needs no restart of its clients. The leader it believes in is the one with the highest term: a deposed
-//! leader cut off by a partition, or a replica whose Raft stopped, still names itself, but with
-//! an older term or a `shutdown` role.
+//! needs no restart of its clients. The leader it believes in is the [`GroupView`]'s.
 //!
 //! A request goes to the leader; a redirect names the new one; a refused connection, a timeout
 //! or a 503 makes it ask every replica at once instead of waiting for the next periodic refresh.
@@ -22,6 +20,7 @@ use crate::client::{ClientError, ReplicaClient, http_client};
 use crate::inventory::{DefineRequest, DefineResponse, RestockRequest, RestockResponse};
 use crate::orders::{Order, OrderNumber, OrderRecord, PlaceOrder, PlacedOrder};
 use crate::raft::{GroupInfo, RaftRole};
+use crate::view::GroupView;
 
 /// Default bound of one attempt: one and a half times the default maximum election timeout
 /// (1 s), so a leader that stopped answering costs about an election, not a deadline.
@@ -116,8 +115,7 @@ impl GroupClient {
     }
 
     /// Asks every known replica for its read-only view at once and adopts the newest: the
-    /// membership of the highest term, and as leader the replica that says it leads in the
-    /// highest term (or, if none answered as leader, the leader a replica of that term names).
+    /// membership and the leader of the [`GroupView`] of their answers.
     /// Returns whether some replica answered. Concurrent calls share one round.
     pub async fn refresh(&self) -> bool {
         let _round = self.refreshing.lock().await;
@@ -125,8 +123,8 @@ impl GroupClient {
             let client = ReplicaClient::new(self.status_http.clone(), url, None);
             async move { client.group_info().await.ok() }
         });
-        let views: Vec<GroupInfo> = join_all(asks).await.into_iter().flatten().collect();
-        let Some(newest) = newest_view(&views) else {
+        let view = GroupView::of_answers(join_all(asks).await.into_iter().flatten());
+        let Some(newest) = view.newest() else {
             return false;
         };
         let mut urls = self.seeds.clone();
@@ -136,15 +134,15 @@ impl GroupClient {
             }
         }
         *self.urls.lock().unwrap() = urls;
-        let leader = elected_leader(&views);
-        let leading = leader
-            .as_ref()
-            .and_then(|l| views.iter().find(|v| v.url == l.url))
-            .unwrap_or(newest);
-        *self.view.lock().unwrap() = Some(leading.clone());
+        let leader = view.leader_url().map(|(url, term)| KnownLeader {
+            url: url.to_string(),
+            term,
+        });
+        *self.view.lock().unwrap() = Some(view.leader().unwrap_or(newest).clone());
+        let newest_term = newest.term;
         let mut known = self.leader.lock().unwrap();
         // A view older than what a successful request already showed changes nothing.
-        if leader.is_some() || known.as_ref().is_none_or(|k| k.term <= newest.term) {
+        if leader.is_some() || known.as_ref().is_none_or(|k| k.term <= newest_term) {
             *known = leader;
         }
         true
@@ -251,106 +249,5 @@ impl GroupClient {
         if known.as_ref().is_some_and(|l| l.url == url) {
             *known = None;
         }
-    }
-}
-
-/// The view of the highest term among live replicas (a stopped replica's view is ignored).
-fn newest_view(statuses: &[GroupInfo]) -> Option<&GroupInfo> {
-    statuses
-        .iter()
-        .filter(|s| s.role != RaftRole::Shutdown)
-        .max_by_key(|s| (s.term, s.role == RaftRole::Leader))
-}
-
-/// The leader of the highest term: a replica that says it leads, else the leader that the
-/// newest follower names.
-fn elected_leader(statuses: &[GroupInfo]) -> Option<KnownLeader> {
-    let newest = newest_view(statuses)?;
-    let leading = statuses
-        .iter()
-        .filter(|s| s.role == RaftRole::Leader)
-        .max_by_key(|s| s.term);
-    match leading {
-        Some(l) if l.term >= newest.term => Some(KnownLeader {
-            url: l.url.clone(),
-            term: l.term,
-        }),
-        _ => newest.leader_url().map(|url| KnownLeader {
-            url: url.to_string(),
-            term: newest.term,
-        }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::raft::GroupMember;
-
-    fn status(id: u64, role: RaftRole, term: u64, leader: Option<u64>) -> GroupInfo {
-        GroupInfo {
-            id,
-            url: format!("http://r{id}"),
-            role,
-            term,
-            leader,
-            applied_index: Some(10),
-            inventory_defined: true,
-            members: (1..=3)
-                .map(|i| GroupMember {
-                    id: i,
-                    url: format!("http://r{i}"),
-                    voter: true,
-                })
-                .collect(),
-        }
-    }
-
-    fn leader_url(statuses: &[GroupInfo]) -> Option<String> {
-        elected_leader(statuses).map(|l| l.url)
-    }
-
-    #[test]
-    fn the_leader_of_the_highest_term_wins() {
-        // Replica 1 was deposed by a partition but still says it leads, in term 3.
-        let statuses = [
-            status(1, RaftRole::Leader, 3, Some(1)),
-            status(2, RaftRole::Leader, 4, Some(2)),
-            status(3, RaftRole::Follower, 4, Some(2)),
-        ];
-        assert_eq!(leader_url(&statuses), Some("http://r2".into()));
-        // Whatever order they answered in.
-        let reversed: Vec<_> = statuses.iter().rev().cloned().collect();
-        assert_eq!(leader_url(&reversed), Some("http://r2".into()));
-    }
-
-    #[test]
-    fn a_stopped_replica_is_never_the_leader() {
-        // Raft stopped on a full disk: role shutdown, still naming itself leader.
-        let statuses = [
-            status(1, RaftRole::Shutdown, 9, Some(1)),
-            status(2, RaftRole::Follower, 5, Some(3)),
-        ];
-        assert_eq!(leader_url(&statuses), Some("http://r3".into()));
-        assert_eq!(
-            leader_url(&[status(1, RaftRole::Shutdown, 9, Some(1))]),
-            None
-        );
-    }
-
-    #[test]
-    fn an_old_leader_is_not_preferred_over_a_newer_followers_view() {
-        // The newest term is 6, whose leader (3) did not answer; 1 still leads term 5.
-        let statuses = [
-            status(1, RaftRole::Leader, 5, Some(1)),
-            status(2, RaftRole::Follower, 6, Some(3)),
-        ];
-        assert_eq!(leader_url(&statuses), Some("http://r3".into()));
-        // An election under way in a newer term: no leader known yet.
-        let statuses = [
-            status(1, RaftRole::Leader, 5, Some(1)),
-            status(2, RaftRole::Candidate, 6, None),
-        ];
-        assert_eq!(leader_url(&statuses), None);
     }
 }

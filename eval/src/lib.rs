@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use api::client::{ReplicaClient, http_client};
-use api::raft::RaftRole;
+use api::view::GroupView;
 use launcher::{ClusterFile, LocalStore, ReplicaInfo, UpOptions};
 use loadgen::plot;
 use loadgen::{LoadError, LoadOptions, LoadReport, Phase, Progress};
@@ -806,26 +806,38 @@ async fn store_roles(cluster: &ClusterFile) -> Vec<(String, Vec<u32>)> {
     ]
 }
 
-/// The replica that reports itself leader (skipping `except`) and its term, asked through each
-/// replica's `/raft/status` with the token named in `cluster.json`.
+/// The leader among the replicas other than `except` (see [`GroupView`]) and its term, asked
+/// through each replica's `/raft/status` with the token named in `cluster.json`.
 async fn find_leader(
     cluster: &ClusterFile,
     except: Option<u64>,
     timeout: Duration,
 ) -> Result<(ReplicaInfo, u64), String> {
     let start = Instant::now();
-    let mut last = String::from("no replica answered");
     loop {
+        let mut view = GroupView::default();
         for r in cluster.order.iter().filter(|r| Some(r.id) != except) {
-            let client = replica_client(cluster, r)?;
-            match client.status().await {
-                Ok(s) if s.role == RaftRole::Leader => return Ok((r.clone(), s.term)),
-                Ok(s) => last = format!("replica {} is {:?}", r.id, s.role),
-                Err(e) => last = format!("replica {}: {e}", r.id),
-            }
+            let status = replica_client(cluster, r)?.status().await;
+            view.statuses.insert(r.id, status.map_err(|e| e.to_string()));
+        }
+        if let Some(l) = view.leader()
+            && let Some(r) = cluster.order.iter().find(|r| r.id == l.id)
+        {
+            return Ok((r.clone(), l.term));
         }
         if start.elapsed() > timeout {
-            return Err(format!("no order leader within {timeout:?} ({last})"));
+            let seen: Vec<String> = view
+                .statuses
+                .iter()
+                .map(|(id, s)| match s {
+                    Ok(s) => format!("replica {id} is {:?} in term {}", s.role, s.term),
+                    Err(e) => format!("replica {id}: {e}"),
+                })
+                .collect();
+            return Err(format!(
+                "no order leader within {timeout:?} ({})",
+                seen.join("; ")
+            ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -16,7 +16,8 @@ use api::GroupClient;
 use api::catalog::CatalogClient;
 use api::client::{ReplicaClient, http_client};
 use api::inventory::{DefineRequest, ProductDef};
-use api::raft::{Member, RaftRole};
+use api::raft::Member;
+use api::view::GroupView;
 use membership::MembershipDriver;
 use nix::sys::signal::Signal;
 
@@ -577,21 +578,17 @@ impl Store {
         )
     }
 
-    /// The replica that leads in the highest term among the running ones, if any.
+    /// The leader among the running replicas, if any (see [`GroupView`]).
     pub async fn leader(&self) -> Option<u64> {
-        let mut best: Option<(u64, u64)> = None;
+        let mut answers = Vec::new();
         for (&id, p) in &self.replicas {
-            if !p.is_running() {
-                continue;
-            }
-            if let Ok(s) = self.replica_client(id).status().await
-                && s.role == RaftRole::Leader
-                && best.is_none_or(|(term, _)| s.term > term)
+            if p.is_running()
+                && let Ok(s) = self.replica_client(id).status().await
             {
-                best = Some((s.term, id));
+                answers.push(s);
             }
         }
-        best.map(|(_, id)| id)
+        GroupView::of_answers(answers).leader().map(|l| l.id)
     }
 
     /// Stops everything: the frontends first (they drain), then the catalogs, then every

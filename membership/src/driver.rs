@@ -9,9 +9,8 @@ use api::raft::{
     RemoveNodesRequest, TransferLeaderRequest,
 };
 
-use crate::observation::DEFAULT_CATCH_UP_LAG;
-use crate::observation::Observation;
 use crate::step::{Step, next_step};
+use api::view::GroupView;
 
 /// Errors of the driver.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +33,6 @@ pub enum DriverError {
 pub struct MembershipDriver {
     http: reqwest::Client,
     token: Option<String>,
-    catch_up_lag: u64,
 }
 
 impl MembershipDriver {
@@ -45,11 +43,7 @@ impl MembershipDriver {
 
     /// A driver reusing `http` (and its connection pool), for callers that drive many groups.
     pub fn with_client(http: reqwest::Client, token: Option<String>) -> Self {
-        Self {
-            http,
-            token,
-            catch_up_lag: DEFAULT_CATCH_UP_LAG,
-        }
+        Self { http, token }
     }
 
     fn client(&self, url: &str) -> ReplicaClient {
@@ -57,10 +51,10 @@ impl MembershipDriver {
     }
 
     /// Reads the status of every desired member and of every member any of them knows.
-    pub async fn observe(&self, desired: &[Member]) -> Observation {
+    pub async fn observe(&self, desired: &[Member]) -> GroupView {
         let mut urls: BTreeMap<NodeId, String> =
             desired.iter().map(|m| (m.id, m.url.clone())).collect();
-        let mut obs = Observation::default();
+        let mut obs = GroupView::default();
         while let Some((id, url)) = urls
             .iter()
             .find(|(id, _)| !obs.statuses.contains_key(id))
@@ -131,7 +125,7 @@ impl MembershipDriver {
     /// One round: observe, decide, act. Returns the step it took.
     pub async fn reconcile_once(&self, desired: &[Member]) -> Result<Step, DriverError> {
         let obs = self.observe(desired).await;
-        let step = next_step(&obs, desired, self.catch_up_lag);
+        let step = next_step(&obs, desired, api::view::CATCH_UP_LAG);
         self.execute(&step).await?;
         Ok(step)
     }

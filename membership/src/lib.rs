@@ -17,13 +17,20 @@
 //! leadership away from a leaving leader, then changing the voters (openraft uses joint
 //! consensus, so quorum holds throughout), then dropping leftover learners.
 //!
-//! [`member_health`] is the one definition of a healthy member, used by the operator's status
-//! and its rolling upgrade.
+//! Who leads, which voter is the most caught up and which member is healthy are the
+//! [`GroupView`](api::view::GroupView)'s judgements, shared with the operator and the clients.
 
 mod driver;
-mod observation;
 mod step;
 
 pub use driver::{DriverError, MembershipDriver};
-pub use observation::{DEFAULT_CATCH_UP_LAG, Observation, Unhealthy, member_health};
 pub use step::{Step, next_step};
+
+// Transitional names for the operator while it moves to `api::view`; removed with its last use.
+pub use api::view::{CATCH_UP_LAG as DEFAULT_CATCH_UP_LAG, GroupView, Unhealthy};
+/// Transitional name of [`GroupView`].
+pub type Observation = GroupView;
+/// Transitional form of [`GroupView::health`].
+pub fn member_health(obs: &GroupView, id: api::raft::NodeId, _lag: u64) -> Result<(), Unhealthy> {
+    obs.health(id)
+}

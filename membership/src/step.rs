@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use api::raft::{Member, NodeId, RaftStatus};
 
-use crate::observation::Observation;
+use api::view::GroupView;
 
 /// The next thing to do to reach the desired membership.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub enum Step {
 }
 
 /// Decides the next step. Pure: the same observation always gives the same step.
-pub fn next_step(obs: &Observation, desired: &[Member], catch_up_lag: u64) -> Step {
+pub fn next_step(obs: &GroupView, desired: &[Member], catch_up_lag: u64) -> Step {
     if desired.is_empty() {
         return Step::Wait("the desired membership is empty".into());
     }
@@ -84,18 +84,7 @@ pub fn next_step(obs: &Observation, desired: &[Member], catch_up_lag: u64) -> St
                 ids: vec![m.id],
             };
         }
-        let rest: Vec<NodeId> = voters.iter().copied().filter(|v| *v != m.id).collect();
-        let healthy = rest.iter().filter(|v| is_healthy(obs, **v)).count();
-        if healthy * 2 > voters.len() {
-            return Step::ChangeVoters {
-                leader: leader_url,
-                voters: rest,
-            };
-        }
-        return Step::Wait(format!(
-            "member {} lost its state but quorum is too thin to remove it",
-            m.id
-        ));
+        return drop_voter(obs, &voters, m.id, leader_url, "lost its state");
     }
 
     // 1. Every desired member must be in the group, at its current address. A voter that
@@ -105,11 +94,12 @@ pub fn next_step(obs: &Observation, desired: &[Member], catch_up_lag: u64) -> St
         let known = leader.members.iter().find(|k| k.id == m.id);
         match known {
             Some(k) if !reached_at(k, m) && k.voter && k.id == leader.id => {
-                let to = voters
-                    .iter()
-                    .copied()
-                    .filter(|v| *v != leader.id && is_healthy(obs, *v))
-                    .max_by_key(|v| matched_index(leader, *v));
+                let to = obs.most_caught_up(
+                    voters
+                        .iter()
+                        .copied()
+                        .filter(|v| *v != leader.id && obs.is_healthy(*v)),
+                );
                 return match to {
                     Some(to) => Step::TransferLeader {
                         leader: leader_url,
@@ -122,18 +112,7 @@ pub fn next_step(obs: &Observation, desired: &[Member], catch_up_lag: u64) -> St
                 };
             }
             Some(k) if !reached_at(k, m) && k.voter => {
-                let rest: Vec<NodeId> = voters.iter().copied().filter(|v| *v != k.id).collect();
-                let healthy = rest.iter().filter(|v| is_healthy(obs, **v)).count();
-                if healthy * 2 > voters.len() {
-                    return Step::ChangeVoters {
-                        leader: leader_url,
-                        voters: rest,
-                    };
-                }
-                return Step::Wait(format!(
-                    "member {} moved but quorum is too thin to take it out of the voters",
-                    k.id
-                ));
+                return drop_voter(obs, &voters, k.id, leader_url, "moved");
             }
             Some(k) if reached_at(k, m) => {}
             _ => {
@@ -161,11 +140,7 @@ pub fn next_step(obs: &Observation, desired: &[Member], catch_up_lag: u64) -> St
     }
     // 3. A leader that is to leave hands leadership to a desired voter first.
     if !desired_ids.contains(&leader.id) {
-        let target = voters
-            .iter()
-            .copied()
-            .filter(|v| desired_ids.contains(v))
-            .max_by_key(|v| matched_index(leader, *v));
+        let target = obs.most_caught_up(voters.iter().copied().filter(|v| desired_ids.contains(v)));
         return match target {
             Some(to) => Step::TransferLeader {
                 leader: leader_url,
@@ -208,7 +183,7 @@ pub fn next_step(obs: &Observation, desired: &[Member], catch_up_lag: u64) -> St
 /// legitimate voter, see the order replica's `identity` module). Forming can be resumed: while
 /// nothing beyond the founding membership entry (index 0) exists anywhere, the founding members
 /// that are still empty are initialized with the membership the others already hold.
-fn without_leader(obs: &Observation, desired: &[Member]) -> Step {
+fn without_leader(obs: &GroupView, desired: &[Member]) -> Step {
     let answered: Vec<&RaftStatus> = obs
         .statuses
         .values()
@@ -268,26 +243,32 @@ fn reached_at(known: &api::raft::MemberInfo, member: &Member) -> bool {
     known.url == member.url && known.raft_url == member.raft_url
 }
 
-fn is_healthy(obs: &Observation, id: NodeId) -> bool {
-    obs.statuses
-        .get(&id)
-        .is_some_and(|s| s.as_ref().is_ok_and(|s| s.initialized && s.admitted))
-}
-
-fn matched_index(leader: &RaftStatus, id: NodeId) -> u64 {
-    leader
-        .members
-        .iter()
-        .find(|m| m.id == id)
-        .and_then(|m| m.matched_index)
-        .unwrap_or(0)
+/// Takes voter `leaving` out of the voters, if the healthy voters left are still a majority of
+/// all of them; else waits, saying why the member should go.
+fn drop_voter(
+    obs: &GroupView,
+    voters: &BTreeSet<NodeId>,
+    leaving: NodeId,
+    leader: String,
+    why: &str,
+) -> Step {
+    let all: Vec<NodeId> = voters.iter().copied().collect();
+    if obs.healthy_majority_without(&all, leaving) {
+        return Step::ChangeVoters {
+            leader,
+            voters: all.into_iter().filter(|v| *v != leaving).collect(),
+        };
+    }
+    Step::Wait(format!(
+        "member {leaving} {why} but quorum is too thin to take it out of the voters"
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observation::DEFAULT_CATCH_UP_LAG;
     use api::raft::{MemberInfo, RaftRole};
+    use api::view::CATCH_UP_LAG as DEFAULT_CATCH_UP_LAG;
 
     fn url(id: NodeId) -> String {
         format!("http://r{id}:7000")
@@ -362,13 +343,13 @@ mod tests {
         s
     }
 
-    fn obs(statuses: Vec<(NodeId, Result<RaftStatus, String>)>) -> Observation {
-        Observation {
+    fn obs(statuses: Vec<(NodeId, Result<RaftStatus, String>)>) -> GroupView {
+        GroupView {
             statuses: statuses.into_iter().collect(),
         }
     }
 
-    fn leader_of(voters: &[(NodeId, u64)], learners: &[(NodeId, u64)]) -> Observation {
+    fn leader_of(voters: &[(NodeId, u64)], learners: &[(NodeId, u64)]) -> GroupView {
         obs(vec![(
             voters[0].0,
             Ok(status(voters[0].0, RaftRole::Leader, voters, learners)),
@@ -380,7 +361,7 @@ mod tests {
     #[test]
     fn decision_table() {
         let three = [(1, UP), (2, UP), (3, UP)];
-        let cases: Vec<(&str, Observation, Vec<Member>, Step)> = vec![
+        let cases: Vec<(&str, GroupView, Vec<Member>, Step)> = vec![
             (
                 "fresh group, all reachable: initialize every founding member",
                 obs(vec![
@@ -505,12 +486,13 @@ mod tests {
                 },
             ),
             (
-                "scale down removing the leader: hand leadership to the most caught-up kept voter",
+                "scale down removing the leader: hand leadership to the most caught-up kept voter \
+                 (3 and 4 tie: the lower id)",
                 leader_of(&[(1, UP), (2, UP - 5), (3, UP), (4, UP), (5, UP)], &[]),
                 desired(&[2, 3, 4]),
                 Step::TransferLeader {
                     leader: url(1),
-                    to: 4,
+                    to: 3,
                 },
             ),
             (

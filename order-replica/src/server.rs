@@ -147,13 +147,9 @@ async fn step_down(replica: &Replica) {
     if status.role != api::raft::RaftRole::Leader {
         return;
     }
-    let Some(to) = status
-        .members
-        .iter()
-        .filter(|m| m.voter && m.id != replica.id)
-        .max_by_key(|m| m.matched_index.unwrap_or(0))
-        .map(|m| m.id)
-    else {
+    let others = status.voters().into_iter().filter(|v| *v != replica.id);
+    let view = api::view::GroupView::of_answers([status.clone()]);
+    let Some(to) = view.most_caught_up(others) else {
         return;
     };
     tracing::info!(to, "handing leadership away before shutting down");
