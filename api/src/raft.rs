@@ -70,13 +70,10 @@ pub struct RaftStatus {
     /// Whether this replica takes part in the group. A replica whose data directory is new
     /// refuses every Raft RPC (no votes, no entries) until it is admitted: by `initialize` as a
     /// founding member, or by a leader adding it as a learner. A wiped voter therefore never
-    /// helps elect a leader; the membership driver removes it and adds it again. Absent in
-    /// answers of older replicas, which admitted everyone.
-    #[serde(default = "admitted_by_default")]
+    /// helps elect a leader; the membership driver removes it and adds it again.
     pub admitted: bool,
     /// Whether the store's inventory (its toys) has been defined in the group; a store is ready
     /// only after that.
-    #[serde(default)]
     pub inventory_defined: bool,
     /// Identity of the data directory, written when the directory was created: a new value
     /// means the replica's volume is not the one it had before.
@@ -88,10 +85,6 @@ pub struct RaftStatus {
     pub joint: bool,
     /// Bytes of a torn tail cut from the log when the store was opened, if any.
     pub recovered_torn_bytes: u64,
-}
-
-fn admitted_by_default() -> bool {
-    true
 }
 
 impl RaftStatus {

@@ -16,9 +16,6 @@
 //! to the group, like a replica that is down. The membership driver sees a member that is not
 //! admitted, removes its old identity from the membership and adds it again as a learner (which
 //! admits it); the leader then replicates to it from scratch.
-//!
-//! Directories written before `data-id` existed are migrated once: one that already holds Raft
-//! log is taken as admitted (it was a member), an empty one is not.
 
 use std::fs::File;
 use std::io;
@@ -43,30 +40,18 @@ pub struct DataIdentity {
 
 impl DataIdentity {
     /// Reads (or, on first start, writes) the identity of `dir` for replica `id`.
-    /// `holds_log` says whether the directory already holds Raft log, for the one-time
-    /// migration of directories older than the identity.
-    pub fn open(dir: &Path, id: NodeId, holds_log: bool) -> Result<Self, OpenError> {
+    pub fn open(dir: &Path, id: NodeId) -> Result<Self, OpenError> {
         let storage = |source| OpenError::Storage {
             path: dir.to_path_buf(),
             source,
         };
-        let had_node_id = dir.join(NODE_ID_FILE).exists();
         check_node_id(dir, id)?;
         let (data_id, new) = match read_trimmed(&dir.join(DATA_ID_FILE)).map_err(storage)? {
             Some(data_id) => (data_id, false),
             None => {
                 let data_id = format!("{:032x}", rand::random::<u128>());
-                let legacy_member = had_node_id && holds_log;
-                if legacy_member {
-                    write_durably(
-                        dir,
-                        ADMITTED_FILE,
-                        "migrated: held raft log before data-id\n",
-                    )
-                    .map_err(storage)?;
-                }
                 write_durably(dir, DATA_ID_FILE, &format!("{data_id}\n")).map_err(storage)?;
-                (data_id, !legacy_member)
+                (data_id, true)
             }
         };
         let admitted = dir.join(ADMITTED_FILE).exists();
@@ -168,7 +153,7 @@ mod tests {
     #[test]
     fn a_new_directory_is_new_and_not_admitted_until_admitted() {
         let dir = tempfile::tempdir().unwrap();
-        let first = DataIdentity::open(dir.path(), 1, false).unwrap();
+        let first = DataIdentity::open(dir.path(), 1).unwrap();
         assert!(first.is_new());
         assert!(!first.is_admitted());
         assert!(first.admit("test").unwrap());
@@ -177,7 +162,7 @@ mod tests {
             "admitting twice changes nothing"
         );
 
-        let again = DataIdentity::open(dir.path(), 1, true).unwrap();
+        let again = DataIdentity::open(dir.path(), 1).unwrap();
         assert!(!again.is_new());
         assert!(again.is_admitted(), "admission survives a restart");
         assert_eq!(again.data_id(), first.data_id());
@@ -186,40 +171,23 @@ mod tests {
     #[test]
     fn a_wiped_directory_gets_a_new_identity_and_no_admission() {
         let dir = tempfile::tempdir().unwrap();
-        let before = DataIdentity::open(dir.path(), 1, false).unwrap();
+        let before = DataIdentity::open(dir.path(), 1).unwrap();
         before.admit("test").unwrap();
         for entry in std::fs::read_dir(dir.path()).unwrap() {
             std::fs::remove_file(entry.unwrap().path()).unwrap();
         }
-        let after = DataIdentity::open(dir.path(), 1, false).unwrap();
+        let after = DataIdentity::open(dir.path(), 1).unwrap();
         assert!(after.is_new());
         assert!(!after.is_admitted());
         assert_ne!(after.data_id(), before.data_id());
     }
 
     #[test]
-    fn directories_older_than_the_identity_are_migrated_once() {
-        let member = tempfile::tempdir().unwrap();
-        std::fs::write(member.path().join(NODE_ID_FILE), "2\n").unwrap();
-        let m = DataIdentity::open(member.path(), 2, true).unwrap();
-        assert!(!m.is_new());
-        assert!(m.is_admitted(), "a directory holding raft log was a member");
-
-        let empty = tempfile::tempdir().unwrap();
-        std::fs::write(empty.path().join(NODE_ID_FILE), "2\n").unwrap();
-        assert!(
-            !DataIdentity::open(empty.path(), 2, false)
-                .unwrap()
-                .is_admitted()
-        );
-    }
-
-    #[test]
     fn a_directory_of_another_replica_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        DataIdentity::open(dir.path(), 1, false).unwrap();
+        DataIdentity::open(dir.path(), 1).unwrap();
         assert!(matches!(
-            DataIdentity::open(dir.path(), 2, false),
+            DataIdentity::open(dir.path(), 2),
             Err(OpenError::WrongId {
                 stored: 1,
                 requested: 2,

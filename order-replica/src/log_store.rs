@@ -168,9 +168,9 @@ impl LogStore {
         let name = path.display().to_string();
         match records.first() {
             Some(Record::Format(found)) => check_format(*found, &name)?,
-            // A whole first record that is not a format header: format 0 had none.
-            Some(_) => check_format(0, &name)?,
-            None if first_record_is_whole(&bytes) => check_format(0, &name)?,
+            // A whole first record that is not a format header: not a log this binary wrote.
+            Some(_) => return Err(no_header(&name)),
+            None if first_record_is_whole(&bytes) => return Err(no_header(&name)),
             None => {}
         }
         let torn_bytes = (bytes.len() - good_len) as u64;
@@ -225,12 +225,6 @@ impl LogStore {
     /// Bytes of a torn tail cut off when the log was opened (0 if the file was clean).
     pub fn torn_bytes(&self) -> u64 {
         self.shared.torn_bytes
-    }
-
-    /// Whether the log holds any entry, or ever did (compacted into a snapshot). A vote alone
-    /// does not count: it says nothing about what the group committed.
-    pub fn holds_log(&self) -> bool {
-        self.shared.mem.lock().unwrap().last_log_id().is_some()
     }
 
     /// Hands `records` to the writer thread; `done` hears when they are written (and flushed,
@@ -439,6 +433,17 @@ fn decode_records(bytes: &[u8]) -> (Vec<Record>, usize) {
         at = start + len;
     }
     (records, at)
+}
+
+/// The refusal of a log whose first record is whole but not the storage format header.
+fn no_header(name: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "{name} does not start with a storage format header, so this order-replica did not \
+             write it: start this store on a new data directory"
+        ),
+    )
 }
 
 /// Whether `bytes` starts with a whole record (length and checksum good), whatever it holds.
@@ -688,7 +693,7 @@ mod tests {
             "nothing cut or rewritten"
         );
 
-        // An earlier format (here 0: no header, entries from the first record on).
+        // No header: entries from the first record on.
         let mut old = Vec::new();
         for i in 1..=3 {
             encode_record(&Record::Entry(entry(1, i)), &mut old).unwrap();
@@ -696,10 +701,10 @@ mod tests {
         std::fs::write(&path, &old).unwrap();
         let err = LogStore::open(dir.path()).err().expect("refused");
         assert!(
-            err.to_string().contains("raft-log is in storage format 0"),
+            err.to_string()
+                .contains("raft-log does not start with a storage format header"),
             "{err}"
         );
-        assert!(err.to_string().contains("no migration"), "{err}");
         assert_eq!(
             std::fs::read(&path).unwrap(),
             old,

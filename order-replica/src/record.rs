@@ -22,8 +22,8 @@ pub fn check_format(found: u32, what: &str) -> std::io::Result<()> {
                                     downgrade is not supported)"
         }
         _ => {
-            "it was written by an earlier ToyStore, before stock moved into the order group; \
-              there is no migration: start this store on a new data directory"
+            "it was written by an earlier ToyStore, and pre-release formats have no \
+              migration: start this store on a new data directory"
         }
     };
     Err(std::io::Error::new(

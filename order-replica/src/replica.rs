@@ -115,7 +115,7 @@ impl Replica {
         };
         std::fs::create_dir_all(data_dir).map_err(storage)?;
         let log = LogStore::open(data_dir).map_err(storage)?;
-        let identity = DataIdentity::open(data_dir, id, log.holds_log())?;
+        let identity = DataIdentity::open(data_dir, id)?;
         let state = StateMachineStore::open(data_dir).map_err(storage)?;
         let config = Config {
             cluster_name: "toystore-orders".into(),
