@@ -34,7 +34,7 @@ pub struct Product {
 pub struct ProductView {
     /// Toy name.
     pub name: String,
-    /// Price.
+    /// Price of one unit, in the store's currency.
     pub price: f64,
     /// Units in stock.
     pub quantity: u32,

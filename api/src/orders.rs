@@ -163,9 +163,9 @@ pub struct OrderRecord {
     pub key: String,
     /// Toy name.
     pub name: String,
-    /// Quantity.
+    /// Units asked for.
     pub quantity: u32,
-    /// Status.
+    /// Confirmed (with its number) or refused (with the reason), as first decided.
     pub status: OrderStatus,
 }
 

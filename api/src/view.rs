@@ -27,9 +27,9 @@ pub const CATCH_UP_LAG: u64 = 64;
 pub trait ReplicaAnswer {
     /// The answering replica's id.
     fn id(&self) -> NodeId;
-    /// Its role.
+    /// Whether it leads, follows, campaigns, learns or has stopped.
     fn role(&self) -> RaftRole;
-    /// Its current term.
+    /// The term it is in (a candidate's is the one it campaigns for).
     fn term(&self) -> u64;
     /// The client URL of the leader it knows of, if that leader is a member.
     fn leader_url(&self) -> Option<&str>;
