@@ -49,6 +49,9 @@ pub enum Step {
 }
 
 /// Decides the next step. Pure: the same observation always gives the same step.
+///
+/// With a leader, the stages below are asked in the safe order of `docs/design.md`; the first
+/// that has something to do decides.
 pub fn next_step(obs: &GroupView, desired: &[Member], catch_up_lag: u64) -> Step {
     if desired.is_empty() {
         return Step::Wait("the desired membership is empty".into());
@@ -56,125 +59,195 @@ pub fn next_step(obs: &GroupView, desired: &[Member], catch_up_lag: u64) -> Step
     let Some(leader) = obs.leader() else {
         return without_leader(obs, desired);
     };
-    let leader_url = leader
-        .members
-        .iter()
-        .find(|m| m.id == leader.id)
-        .map(|m| m.url.clone())
-        .unwrap_or_default();
     if leader.joint {
         return Step::Wait("a membership change is in progress".into());
     }
-    let desired_ids: BTreeSet<NodeId> = desired.iter().map(|m| m.id).collect();
-    let voters: BTreeSet<NodeId> = leader.voters().into_iter().collect();
+    let round = Round::new(obs, leader, desired, catch_up_lag);
+    round
+        .replace_lost_member()
+        .or_else(|| round.add_or_move_members())
+        .or_else(|| round.wait_for_learners())
+        .or_else(|| round.hand_over_leadership())
+        .or_else(|| round.set_voters())
+        .or_else(|| round.drop_leftover_learners())
+        .unwrap_or(Step::Done)
+}
 
-    // A member whose replica answers but takes no part in the group lost its volume (it is not
-    // admitted, or it is a voter without the membership): its old identity leaves, and it comes
-    // back as a learner below. A voter leaves only while the rest keeps a healthy majority.
-    for m in leader.members.iter().filter(|m| m.id != leader.id) {
-        let Some(Ok(s)) = obs.statuses.get(&m.id) else {
-            continue;
-        };
-        if s.admitted && (s.initialized || !m.voter) {
-            continue;
+/// What one decision with a leader looks at.
+struct Round<'a> {
+    obs: &'a GroupView,
+    leader: &'a RaftStatus,
+    leader_url: String,
+    desired: &'a [Member],
+    desired_ids: BTreeSet<NodeId>,
+    voters: BTreeSet<NodeId>,
+    catch_up_lag: u64,
+}
+
+impl<'a> Round<'a> {
+    fn new(
+        obs: &'a GroupView,
+        leader: &'a RaftStatus,
+        desired: &'a [Member],
+        catch_up_lag: u64,
+    ) -> Self {
+        let leader_url = leader
+            .members
+            .iter()
+            .find(|m| m.id == leader.id)
+            .map(|m| m.url.clone())
+            .unwrap_or_default();
+        Self {
+            obs,
+            leader,
+            leader_url,
+            desired,
+            desired_ids: desired.iter().map(|m| m.id).collect(),
+            voters: leader.voters().into_iter().collect(),
+            catch_up_lag,
         }
-        if !m.voter {
-            return Step::RemoveNodes {
-                leader: leader_url,
-                ids: vec![m.id],
-            };
-        }
-        return drop_voter(obs, &voters, m.id, leader_url, "lost its state");
     }
 
-    // 1. Every desired member must be in the group, at its current address. A voter that
-    // moved leaves the voters first (while the rest keeps a healthy majority): a voter's
-    // address is never changed in place.
-    for m in desired {
-        let known = leader.members.iter().find(|k| k.id == m.id);
-        match known {
-            Some(k) if !reached_at(k, m) && k.voter && k.id == leader.id => {
-                let to = obs.most_caught_up(
-                    voters
-                        .iter()
-                        .copied()
-                        .filter(|v| *v != leader.id && obs.is_healthy(*v)),
-                );
-                return match to {
-                    Some(to) => Step::TransferLeader {
-                        leader: leader_url,
-                        to,
-                    },
-                    None => Step::Wait(format!(
-                        "leader {} moved and no healthy voter can take over",
-                        k.id
-                    )),
-                };
+    /// A member whose replica answers but takes no part in the group lost its volume (it is
+    /// not admitted, or it is a voter without the membership): its old identity leaves, and it
+    /// comes back as a learner through the later stages.
+    fn replace_lost_member(&self) -> Option<Step> {
+        let lost = self.leader.members.iter().find(|m| {
+            m.id != self.leader.id
+                && self
+                    .obs
+                    .answer(m.id)
+                    .is_some_and(|s| !s.admitted || (m.voter && !s.initialized))
+        })?;
+        Some(if lost.voter {
+            self.drop_voter(lost.id, "lost its state")
+        } else {
+            Step::RemoveNodes {
+                leader: self.leader_url.clone(),
+                ids: vec![lost.id],
             }
-            Some(k) if !reached_at(k, m) && k.voter => {
-                return drop_voter(obs, &voters, k.id, leader_url, "moved");
-            }
-            Some(k) if reached_at(k, m) => {}
-            _ => {
-                return Step::AddLearner {
-                    leader: leader_url,
+        })
+    }
+
+    /// Every desired member must be in the group, at its current address. A voter that moved
+    /// leaves the voters first (a moving leader hands over first): a voter's address is never
+    /// changed in place.
+    fn add_or_move_members(&self) -> Option<Step> {
+        self.desired.iter().find_map(
+            |m| match self.leader.members.iter().find(|k| k.id == m.id) {
+                Some(k) if reached_at(k, m) => None,
+                Some(k) if k.voter && k.id == self.leader.id => Some(self.hand_over_moved_leader()),
+                Some(k) if k.voter => Some(self.drop_voter(k.id, "moved")),
+                _ => Some(Step::AddLearner {
+                    leader: self.leader_url.clone(),
                     member: m.clone(),
-                };
-            }
-        }
+                }),
+            },
+        )
     }
-    // 2. Desired members that are not voters yet must have caught up before promotion.
-    let last = leader.last_log_index.unwrap_or(0);
-    for m in leader
-        .members
-        .iter()
-        .filter(|m| !m.voter && desired_ids.contains(&m.id))
-    {
-        let matched = m.matched_index.unwrap_or(0);
-        if matched + catch_up_lag < last {
-            return Step::Wait(format!(
-                "learner {} is catching up ({matched} of {last})",
-                m.id
-            ));
-        }
-    }
-    // 3. A leader that is to leave hands leadership to a desired voter first.
-    if !desired_ids.contains(&leader.id) {
-        let target = obs.most_caught_up(voters.iter().copied().filter(|v| desired_ids.contains(v)));
-        return match target {
+
+    /// The leader moved: leadership goes to the most caught-up healthy voter first.
+    fn hand_over_moved_leader(&self) -> Step {
+        let healthy = self
+            .voters
+            .iter()
+            .copied()
+            .filter(|v| *v != self.leader.id && self.obs.is_healthy(*v));
+        match self.obs.most_caught_up(healthy) {
             Some(to) => Step::TransferLeader {
-                leader: leader_url,
+                leader: self.leader_url.clone(),
+                to,
+            },
+            None => Step::Wait(format!(
+                "leader {} moved and no healthy voter can take over",
+                self.leader.id
+            )),
+        }
+    }
+
+    /// Desired members that are not voters yet must have caught up before promotion.
+    fn wait_for_learners(&self) -> Option<Step> {
+        let last = self.leader.last_log_index.unwrap_or(0);
+        self.leader
+            .members
+            .iter()
+            .filter(|m| !m.voter && self.desired_ids.contains(&m.id))
+            .find_map(|m| {
+                let matched = m.matched_index.unwrap_or(0);
+                (matched + self.catch_up_lag < last).then(|| {
+                    Step::Wait(format!(
+                        "learner {} is catching up ({matched} of {last})",
+                        m.id
+                    ))
+                })
+            })
+    }
+
+    /// A leader that is to leave hands leadership to a desired voter first; with no desired
+    /// voter yet, the desired members are promoted while it stays, so it can hand over next.
+    fn hand_over_leadership(&self) -> Option<Step> {
+        if self.desired_ids.contains(&self.leader.id) {
+            return None;
+        }
+        let kept = self
+            .voters
+            .iter()
+            .copied()
+            .filter(|v| self.desired_ids.contains(v));
+        Some(match self.obs.most_caught_up(kept) {
+            Some(to) => Step::TransferLeader {
+                leader: self.leader_url.clone(),
                 to,
             },
             None => Step::ChangeVoters {
-                // No desired voter yet: promote the desired members while keeping the leader,
-                // so it can hand over next round.
-                leader: leader_url,
-                voters: desired_ids.iter().copied().chain([leader.id]).collect(),
+                leader: self.leader_url.clone(),
+                voters: self
+                    .desired_ids
+                    .iter()
+                    .copied()
+                    .chain([self.leader.id])
+                    .collect(),
             },
-        };
+        })
     }
-    // 4. Voters become exactly the desired set.
-    if voters != desired_ids {
-        return Step::ChangeVoters {
-            leader: leader_url,
-            voters: desired_ids.into_iter().collect(),
-        };
+
+    /// The voters become exactly the desired set.
+    fn set_voters(&self) -> Option<Step> {
+        (self.voters != self.desired_ids).then(|| Step::ChangeVoters {
+            leader: self.leader_url.clone(),
+            voters: self.desired_ids.iter().copied().collect(),
+        })
     }
-    // 5. Leftover learners leave.
-    let leftovers: Vec<NodeId> = leader
-        .members
-        .iter()
-        .filter(|m| !m.voter && !desired_ids.contains(&m.id))
-        .map(|m| m.id)
-        .collect();
-    if !leftovers.is_empty() {
-        return Step::RemoveNodes {
-            leader: leader_url,
+
+    /// Learners nobody wants any more leave.
+    fn drop_leftover_learners(&self) -> Option<Step> {
+        let leftovers: Vec<NodeId> = self
+            .leader
+            .members
+            .iter()
+            .filter(|m| !m.voter && !self.desired_ids.contains(&m.id))
+            .map(|m| m.id)
+            .collect();
+        (!leftovers.is_empty()).then(|| Step::RemoveNodes {
+            leader: self.leader_url.clone(),
             ids: leftovers,
-        };
+        })
     }
-    Step::Done
+
+    /// Takes voter `leaving` out of the voters, if the healthy voters left are still a majority
+    /// of all of them; else waits, saying why the member should go.
+    fn drop_voter(&self, leaving: NodeId, why: &str) -> Step {
+        let all: Vec<NodeId> = self.voters.iter().copied().collect();
+        if self.obs.healthy_majority_without(&all, leaving) {
+            return Step::ChangeVoters {
+                leader: self.leader_url.clone(),
+                voters: all.into_iter().filter(|v| *v != leaving).collect(),
+            };
+        }
+        Step::Wait(format!(
+            "member {leaving} {why} but quorum is too thin to take it out of the voters"
+        ))
+    }
 }
 
 /// The step when no reachable replica is the leader: form a new group, or wait.
@@ -241,27 +314,6 @@ fn without_leader(obs: &GroupView, desired: &[Member]) -> Step {
 /// Whether the membership reaches `known` where `member` says (client and Raft URLs).
 fn reached_at(known: &api::raft::MemberInfo, member: &Member) -> bool {
     known.url == member.url && known.raft_url == member.raft_url
-}
-
-/// Takes voter `leaving` out of the voters, if the healthy voters left are still a majority of
-/// all of them; else waits, saying why the member should go.
-fn drop_voter(
-    obs: &GroupView,
-    voters: &BTreeSet<NodeId>,
-    leaving: NodeId,
-    leader: String,
-    why: &str,
-) -> Step {
-    let all: Vec<NodeId> = voters.iter().copied().collect();
-    if obs.healthy_majority_without(&all, leaving) {
-        return Step::ChangeVoters {
-            leader,
-            voters: all.into_iter().filter(|v| *v != leaving).collect(),
-        };
-    }
-    Step::Wait(format!(
-        "member {leaving} {why} but quorum is too thin to take it out of the voters"
-    ))
 }
 
 #[cfg(test)]
