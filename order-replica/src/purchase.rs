@@ -28,7 +28,7 @@ pub enum PurchaseError {
          purchase, so another purchase needs another key"
     )]
     KeyReused {
-        /// The key.
+        /// The idempotency key sent again.
         key: String,
         /// The toy it was first used for.
         first_name: String,

@@ -42,7 +42,7 @@ pub struct OrderRecord {
     pub key: String,
     /// Toy name.
     pub name: String,
-    /// Quantity.
+    /// Units bought (or asked for, when refused).
     pub quantity: u32,
     /// How the purchase ended.
     pub status: OrderStatus,
@@ -78,7 +78,7 @@ pub enum RejectReason {
 pub struct ProductRecord {
     /// Unique name.
     pub name: String,
-    /// Price.
+    /// Price of one unit.
     pub price: f64,
     /// Units in stock.
     pub stock: u32,

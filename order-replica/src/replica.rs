@@ -91,7 +91,7 @@ pub struct Replica {
     pub raft_url: Option<String>,
     /// The cluster token required on Raft RPC and admin calls.
     pub token: String,
-    /// Metrics.
+    /// This replica's Prometheus counters and gauges (`GET /metrics`).
     pub metrics: Metrics,
     /// HTTP client for calls to other replicas (read index).
     pub http: reqwest::Client,

@@ -61,7 +61,7 @@ pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::StateMachineSto
 pub type Entry = openraft::alias::EntryOf<TypeConfig>;
 /// A log id (term, node, index).
 pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
-/// A vote.
+/// A vote: the term and the candidate voted for, and whether it was committed (a leader).
 pub type Vote = openraft::alias::VoteOf<TypeConfig>;
 /// A membership as stored with the log id that introduced it.
 pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
@@ -81,7 +81,7 @@ pub enum Command {
         key: String,
         /// Toy name.
         name: String,
-        /// Quantity.
+        /// Units to buy (1..=`api::orders::MAX_QUANTITY`, checked before it is proposed).
         quantity: u32,
     },
     /// Sets a toy's stock to `to`, only if it is `only_if_at` now.
