@@ -29,7 +29,7 @@ fn violation(property: &'static str, detail: String) -> Violation {
     Violation { property, detail }
 }
 
-/// Runs every checker.
+/// Runs every checker; the history passes when none finds a violation.
 pub fn check_all(events: &[Event], state: &FinalState) -> Vec<Violation> {
     let mut out = acknowledged_orders_kept(events, state);
     out.extend(one_outcome_per_key(events, state));
@@ -242,7 +242,7 @@ impl Model for OrderSlot {
     }
 }
 
-/// Order reads are linearizable: checked per order number against [`OrderSlot`], with the
+/// Order reads are linearizable: checked per order number against `OrderSlot`, with the
 /// purchase that got the number (known from the final state) as its only write. A purchase
 /// whose answer was lost may take effect any time after it was sent.
 pub fn order_reads_linearizable(events: &[Event], state: &FinalState) -> Vec<Violation> {

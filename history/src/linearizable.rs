@@ -16,7 +16,8 @@ use std::hash::Hash;
 
 /// A sequential specification.
 pub trait Model {
-    /// The model's state.
+    /// What the model remembers between operations; hashed, so the search can skip a state
+    /// it has already explored.
     type State: Clone + Eq + Hash;
     /// What an operation asks.
     type Input;

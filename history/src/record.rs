@@ -11,21 +11,22 @@ use serde::{Deserialize, Serialize};
 pub enum Op {
     /// `POST /orders` with this idempotency key.
     Purchase {
-        /// Idempotency key.
+        /// Sent as `Idempotency-Key`; the final state holds the purchase under it
+        /// ([`ReplicaOrders::by_key`](crate::ReplicaOrders::by_key)).
         key: String,
-        /// Toy name.
+        /// The toy to buy; one the store does not sell is refused (404), not an error.
         name: String,
-        /// Quantity.
+        /// Units to buy.
         quantity: u32,
     },
     /// `GET /orders/{number}`.
     ReadOrder {
-        /// Order number.
+        /// The number read; one no purchase has got (yet) answers 404 ([`Outcome::NoOrder`]).
         number: u64,
     },
     /// `GET /products/{name}`.
     ReadProduct {
-        /// Toy name.
+        /// The toy read, as the catalog names it.
         name: String,
     },
 }
@@ -36,19 +37,19 @@ pub enum Op {
 pub enum Outcome {
     /// The purchase was confirmed under this number.
     Confirmed {
-        /// Order number.
+        /// The dense order number the store gave it (`0, 1, 2, ...` across the store).
         number: u64,
     },
     /// A definite refusal (4xx): the operation changed nothing.
     Refused {
-        /// HTTP status.
+        /// The 4xx status, e.g. 409 sold out, 404 unknown toy, 422 key reused for another purchase.
         status: u16,
     },
     /// An order read found the order.
     Order {
-        /// Toy name.
+        /// The toy the order holds, compared with the purchase that got the number.
         name: String,
-        /// Quantity.
+        /// The units the order holds, compared likewise.
         quantity: u32,
     },
     /// An order read answered 404.

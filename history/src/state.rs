@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 pub enum StoredStatus {
     /// Confirmed under this number.
     Confirmed {
-        /// Order number.
+        /// The number `GET /orders/{number}` serves it under.
         number: u64,
     },
     /// Refused (unknown toy, too little stock), recorded under the key.
@@ -21,11 +21,11 @@ pub enum StoredStatus {
 /// One order as a replica holds it, by idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredOrder {
-    /// Toy name.
+    /// The toy the purchase asked for.
     pub name: String,
-    /// Quantity.
+    /// The units it asked for (taken from stock only if confirmed).
     pub quantity: u32,
-    /// Status.
+    /// Confirmed with its number, or refused: a key has exactly one outcome.
     pub status: StoredStatus,
 }
 
@@ -45,14 +45,14 @@ pub struct FinalState {
     /// The stock the catalogs restock a sold-out toy to, when known: every restock is then
     /// `Restock{to: it, only_if_at: 0}`, which [`crate::check::restocks_only_when_sold_out`]
     /// holds the books and the reads to.
-    #[serde(default)]
     pub restock_quantity: Option<u64>,
 }
 
 /// One replica's orders.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaOrders {
-    /// By idempotency key.
+    /// Its order under each key the history used (`GET /orders/by-key/{key}`); a key it does
+    /// not know is absent.
     pub by_key: BTreeMap<String, StoredOrder>,
     /// Confirmed orders by number: `(name, quantity)`, from `GET /orders/{n}` for n = 0, 1, ...
     /// until the first 404.

@@ -88,7 +88,7 @@ pub enum LoadError {
     /// The toy list could not be fetched.
     #[error("listing the toys at {url}: {source}")]
     Toys {
-        /// The frontend URL.
+        /// The frontend asked (`GET /products`).
         url: String,
         /// Why.
         source: ClientError,
@@ -102,7 +102,7 @@ pub enum LoadError {
     /// Writing results failed.
     #[error("writing {path}: {source}")]
     Write {
-        /// The file.
+        /// The file that could not be written.
         path: PathBuf,
         /// Why.
         source: std::io::Error,

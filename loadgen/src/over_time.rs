@@ -161,13 +161,13 @@ impl Recorder {
 /// One request type in one slice.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SliceFigures {
-    /// Successful answers.
+    /// Successful answers, whose latencies `p50_ms` and `p99_ms` describe.
     pub ok: u64,
     /// Answered 409, not enough stock (orders only).
     pub sold_out: u64,
     /// Answered 404, unknown toy.
     pub unknown_toy: u64,
-    /// Failed requests.
+    /// Failed requests: any answer but a success, sold out or unknown toy.
     pub errors: u64,
     /// Median latency of the successful answers (none without any).
     pub p50_ms: Option<f64>,
@@ -186,7 +186,6 @@ pub struct Slice {
     pub order: SliceFigures,
     /// Sessions that set out to buy but whose query (sent in the slice) showed the toy sold
     /// out, so they placed no order.
-    #[serde(default)]
     pub found_sold_out: u64,
 }
 

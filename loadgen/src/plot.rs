@@ -67,11 +67,11 @@ pub struct Chart {
     pub x_label: String,
     /// Label beside the y axis, with its unit.
     pub y_label: String,
-    /// The lines.
+    /// The lines, each named in the legend.
     pub series: Vec<Series>,
     /// Vertical marker lines.
     pub markers: Vec<Marker>,
-    /// The x axis's scale.
+    /// Linear, or log₂ for values that double (client counts).
     pub x_axis: XAxis,
     /// Draw a dot at every point (sensible for few points).
     pub dots: bool,

@@ -15,7 +15,7 @@ pub enum Phase {
 /// each answer counts once, and sold out and unknown toy are not errors.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
-    /// What is going on.
+    /// Load or read-back; `elapsed` and the request counts are this phase's.
     pub phase: Phase,
     /// Time since the phase started.
     pub elapsed: Duration,

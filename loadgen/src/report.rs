@@ -25,7 +25,7 @@ use crate::verify::{PlacedOrder, Verification};
 
 /// The file names a run writes (in the directory given to [`LoadReport::write`]).
 pub const JSON_FILE: &str = "load.json";
-/// See [`JSON_FILE`].
+/// The figures per request type as CSV, one row each, next to [`JSON_FILE`].
 pub const CSV_FILE: &str = "load.csv";
 /// The latency-over-time chart, written as `.svg` and `.png`.
 pub const CHART_FILE: &str = "latency_over_time";
@@ -129,7 +129,7 @@ pub struct TimedSample {
     pub sent: Duration,
     /// How long it took.
     pub latency: Duration,
-    /// Its type.
+    /// Query, order or read-back lookup.
     pub kind: RequestKind,
     /// Whether it succeeded.
     pub ok: bool,
@@ -142,12 +142,9 @@ pub struct KindReport {
     /// Successes, throughput and latency of the successes; `result.errors` counts the failed
     /// requests (sold out and unknown toy are not failures).
     pub result: WorkloadResult,
-    /// Orders answered 409, not enough stock: a correct answer, not an error. (Called
-    /// `rejected` before; files with that name still read.)
-    #[serde(default, alias = "rejected")]
+    /// Orders answered 409, not enough stock: a correct answer, not an error.
     pub sold_out: u64,
     /// Queries and orders answered 404, no such toy: a correct answer, not an error.
-    #[serde(default)]
     pub unknown_toy: u64,
     /// The failed requests by cause (`"503"`, `"timeout"`, `"connect"`, ...); they add up to
     /// `result.errors`.
@@ -200,24 +197,22 @@ pub struct LoadReport {
     /// Sessions run (all clients).
     pub sessions: u64,
     /// Sessions that set out to buy: the coin said "buy" (every session with `orders_only`).
-    #[serde(default)]
     pub wanted: u64,
     /// Sessions that set out to buy but whose query showed the toy sold out, so they placed no
     /// order. (Orders answered sold out are [`KindReport::sold_out`] of `order`.)
-    #[serde(default)]
     pub found_sold_out: u64,
     /// Wall-clock seconds of the load phase (read-back excluded).
     pub elapsed_secs: f64,
-    /// Queries.
+    /// Queries (`GET /products/{name}`), one per session; none with `orders_only`.
     pub query: KindReport,
-    /// Orders.
+    /// Orders (`POST /orders`), one per session that set out to buy a toy its query showed in
+    /// stock (every session with `orders_only`).
     pub order: KindReport,
     /// Read-back of acknowledged orders.
     pub lookup: KindReport,
     /// The read-back check.
     pub verification: Verification,
     /// Queries and orders slice by slice: what the latency-over-time chart shows.
-    #[serde(default)]
     pub over_time: OverTime,
     /// Every acknowledged order (not written to `load.json`: it can be long).
     #[serde(skip)]
@@ -510,12 +505,6 @@ mod tests {
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["order"]["sold_out"], 7);
         assert!(json["order"].get("rejected").is_none());
-        // Files written before the rename still read.
-        let mut old = json["order"].clone();
-        old.as_object_mut().unwrap().remove("sold_out");
-        old["rejected"] = 4.into();
-        let old: KindReport = serde_json::from_value(old).unwrap();
-        assert_eq!(old.sold_out, 4);
     }
 
     #[test]

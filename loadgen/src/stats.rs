@@ -71,15 +71,15 @@ impl FromIterator<Duration> for LatencyHistogram {
 pub struct LatencyStats {
     /// Number of samples.
     pub count: u64,
-    /// Mean.
+    /// Mean of the samples; one slow outlier moves it, unlike the percentiles.
     pub mean_ms: f64,
-    /// Median.
+    /// Median: half of the samples took at most this long.
     pub p50_ms: f64,
-    /// 90th percentile.
+    /// 90 % of the samples took at most this long.
     pub p90_ms: f64,
-    /// 99th percentile.
+    /// 99 % of the samples took at most this long.
     pub p99_ms: f64,
-    /// Largest sample.
+    /// The slowest sample.
     pub max_ms: f64,
 }
 

@@ -16,9 +16,9 @@ pub struct PlacedOrder {
     pub key: String,
     /// The order number the store answered with.
     pub number: OrderNumber,
-    /// Toy asked for.
+    /// The toy asked for; the order read back must name it.
     pub name: String,
-    /// Quantity asked for.
+    /// The units asked for; the order read back must hold them.
     pub quantity: u32,
 }
 
@@ -31,25 +31,25 @@ pub type ReadBack = Vec<(u64, Result<Order, String>)>;
 pub enum Mismatch {
     /// Two acknowledged orders were given the same number.
     DuplicateNumber {
-        /// The number.
+        /// The number the store gave to each of `keys`.
         number: OrderNumber,
         /// The keys of the orders that got it.
         keys: Vec<String>,
     },
     /// No answer was read back for an acknowledged order.
     NotReadBack {
-        /// The order number.
+        /// The number the store acknowledged the order with.
         number: OrderNumber,
-        /// Its key.
+        /// The idempotency key the order was placed with.
         key: String,
     },
     /// Reading the order back failed (404 included: an acknowledged order must exist).
     ReadFailed {
-        /// The order number.
+        /// The number the store acknowledged the order with.
         number: OrderNumber,
-        /// Its key.
+        /// The idempotency key the order was placed with.
         key: String,
-        /// What the read answered.
+        /// Why the read failed, as the client reported it (a 404, a timeout, ...).
         error: String,
     },
     /// The store answered with another order than the one asked for.
@@ -61,24 +61,24 @@ pub enum Mismatch {
     },
     /// The order holds another toy than was ordered.
     WrongName {
-        /// The order number.
+        /// The number the store acknowledged the order with.
         number: OrderNumber,
-        /// Its key.
+        /// The idempotency key the order was placed with.
         key: String,
-        /// Toy ordered.
+        /// The toy ordered.
         expected: String,
-        /// Toy read back.
+        /// The toy the store's order holds.
         got: String,
     },
     /// The order holds another quantity than was ordered.
     WrongQuantity {
-        /// The order number.
+        /// The number the store acknowledged the order with.
         number: OrderNumber,
-        /// Its key.
+        /// The idempotency key the order was placed with.
         key: String,
-        /// Quantity ordered.
+        /// The units ordered.
         expected: u32,
-        /// Quantity read back.
+        /// The units the store's order holds.
         got: u32,
     },
 }
