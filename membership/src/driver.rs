@@ -125,7 +125,7 @@ impl MembershipDriver {
     /// One round: observe, decide, act. Returns the step it took.
     pub async fn reconcile_once(&self, desired: &[Member]) -> Result<Step, DriverError> {
         let obs = self.observe(desired).await;
-        let step = next_step(&obs, desired, api::view::CATCH_UP_LAG);
+        let step = next_step(&obs, desired);
         self.execute(&step).await?;
         Ok(step)
     }

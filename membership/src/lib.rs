@@ -5,7 +5,7 @@
 //! idempotent and a driver that crashes mid-way simply observes again and carries on:
 //!
 //! - [`observe`](MembershipDriver::observe) asks every known replica for its `/raft/status`
-//!   ([`Observation`]);
+//!   (a [`GroupView`](api::view::GroupView));
 //! - [`next_step`] is a pure function from that observation and the desired members to the one
 //!   safe step to take next (unit-tested as a decision table);
 //! - [`execute`](MembershipDriver::execute) performs that step through the admin API.
@@ -25,12 +25,3 @@ mod step;
 
 pub use driver::{DriverError, MembershipDriver};
 pub use step::{Step, next_step};
-
-// Transitional names for the operator while it moves to `api::view`; removed with its last use.
-pub use api::view::{CATCH_UP_LAG as DEFAULT_CATCH_UP_LAG, GroupView, Unhealthy};
-/// Transitional name of [`GroupView`].
-pub type Observation = GroupView;
-/// Transitional form of [`GroupView::health`].
-pub fn member_health(obs: &GroupView, id: api::raft::NodeId, _lag: u64) -> Result<(), Unhealthy> {
-    obs.health(id)
-}

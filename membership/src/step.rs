@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use api::raft::{Member, NodeId, RaftStatus};
 
-use api::view::GroupView;
+use api::view::{CATCH_UP_LAG, GroupView};
 
 /// The next thing to do to reach the desired membership.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub enum Step {
 ///
 /// With a leader, the stages below are asked in the safe order of `docs/design.md`; the first
 /// that has something to do decides.
-pub fn next_step(obs: &GroupView, desired: &[Member], catch_up_lag: u64) -> Step {
+pub fn next_step(obs: &GroupView, desired: &[Member]) -> Step {
     if desired.is_empty() {
         return Step::Wait("the desired membership is empty".into());
     }
@@ -62,7 +62,7 @@ pub fn next_step(obs: &GroupView, desired: &[Member], catch_up_lag: u64) -> Step
     if leader.joint {
         return Step::Wait("a membership change is in progress".into());
     }
-    let round = Round::new(obs, leader, desired, catch_up_lag);
+    let round = Round::new(obs, leader, desired);
     round
         .replace_lost_member()
         .or_else(|| round.add_or_move_members())
@@ -81,16 +81,10 @@ struct Round<'a> {
     desired: &'a [Member],
     desired_ids: BTreeSet<NodeId>,
     voters: BTreeSet<NodeId>,
-    catch_up_lag: u64,
 }
 
 impl<'a> Round<'a> {
-    fn new(
-        obs: &'a GroupView,
-        leader: &'a RaftStatus,
-        desired: &'a [Member],
-        catch_up_lag: u64,
-    ) -> Self {
+    fn new(obs: &'a GroupView, leader: &'a RaftStatus, desired: &'a [Member]) -> Self {
         let leader_url = leader
             .members
             .iter()
@@ -104,7 +98,6 @@ impl<'a> Round<'a> {
             desired,
             desired_ids: desired.iter().map(|m| m.id).collect(),
             voters: leader.voters().into_iter().collect(),
-            catch_up_lag,
         }
     }
 
@@ -174,7 +167,7 @@ impl<'a> Round<'a> {
             .filter(|m| !m.voter && self.desired_ids.contains(&m.id))
             .find_map(|m| {
                 let matched = m.matched_index.unwrap_or(0);
-                (matched + self.catch_up_lag < last).then(|| {
+                (matched + CATCH_UP_LAG < last).then(|| {
                     Step::Wait(format!(
                         "learner {} is catching up ({matched} of {last})",
                         m.id
@@ -320,7 +313,6 @@ fn reached_at(known: &api::raft::MemberInfo, member: &Member) -> bool {
 mod tests {
     use super::*;
     use api::raft::{MemberInfo, RaftRole};
-    use api::view::CATCH_UP_LAG as DEFAULT_CATCH_UP_LAG;
 
     fn url(id: NodeId) -> String {
         format!("http://r{id}:7000")
@@ -602,11 +594,7 @@ mod tests {
             ),
         ];
         for (name, observation, want, expected) in cases {
-            assert_eq!(
-                next_step(&observation, &want, DEFAULT_CATCH_UP_LAG),
-                expected,
-                "{name}"
-            );
+            assert_eq!(next_step(&observation, &want), expected, "{name}");
         }
     }
 
@@ -628,7 +616,7 @@ mod tests {
             member(3),
         ];
         assert_eq!(
-            next_step(&o, &moved, 64),
+            next_step(&o, &moved),
             Step::TransferLeader {
                 leader: url(1),
                 to: 3
@@ -642,10 +630,7 @@ mod tests {
         if let Some(Ok(s)) = o.statuses.get_mut(&1) {
             s.joint = true;
         }
-        assert!(matches!(
-            next_step(&o, &desired(&[1, 2, 3]), 64),
-            Step::Wait(_)
-        ));
+        assert!(matches!(next_step(&o, &desired(&[1, 2, 3])), Step::Wait(_)));
     }
 
     #[test]
@@ -656,7 +641,7 @@ mod tests {
             .insert(2, Ok(status(2, RaftRole::Follower, &three, &[])));
         o.statuses.insert(3, Ok(fresh(3)));
         assert_eq!(
-            next_step(&o, &desired(&[1, 2, 3]), 64),
+            next_step(&o, &desired(&[1, 2, 3])),
             Step::ChangeVoters {
                 leader: url(1),
                 voters: vec![1, 2]
@@ -664,10 +649,7 @@ mod tests {
         );
         // With another voter down, removing it would leave no healthy majority of the old set.
         o.statuses.insert(2, Err("down".into()));
-        assert!(matches!(
-            next_step(&o, &desired(&[1, 2, 3]), 64),
-            Step::Wait(_)
-        ));
+        assert!(matches!(next_step(&o, &desired(&[1, 2, 3])), Step::Wait(_)));
     }
 
     #[test]
@@ -682,7 +664,7 @@ mod tests {
         refilled.admitted = false;
         o.statuses.insert(3, Ok(refilled));
         assert_eq!(
-            next_step(&o, &desired(&[1, 2, 3]), 64),
+            next_step(&o, &desired(&[1, 2, 3])),
             Step::ChangeVoters {
                 leader: url(1),
                 voters: vec![1, 2]
@@ -696,7 +678,7 @@ mod tests {
         let mut o = leader_of(&[(1, UP), (2, UP)], &[]);
         o.statuses.insert(3, Ok(fresh(3)));
         assert_eq!(
-            next_step(&o, &desired(&[1, 2, 3]), 64),
+            next_step(&o, &desired(&[1, 2, 3])),
             Step::AddLearner {
                 leader: url(1),
                 member: member(3)
@@ -704,14 +686,11 @@ mod tests {
         );
         // Added, still catching up: wait.
         let o = leader_of(&[(1, UP), (2, UP)], &[(3, 5)]);
-        assert!(matches!(
-            next_step(&o, &desired(&[1, 2, 3]), 64),
-            Step::Wait(_)
-        ));
+        assert!(matches!(next_step(&o, &desired(&[1, 2, 3])), Step::Wait(_)));
         // Caught up: a voter again.
         let o = leader_of(&[(1, UP), (2, UP)], &[(3, UP)]);
         assert_eq!(
-            next_step(&o, &desired(&[1, 2, 3]), 64),
+            next_step(&o, &desired(&[1, 2, 3])),
             Step::ChangeVoters {
                 leader: url(1),
                 voters: vec![1, 2, 3]
@@ -724,7 +703,7 @@ mod tests {
         let mut o = leader_of(&[(1, UP), (2, UP), (3, UP)], &[(4, 700)]);
         o.statuses.insert(4, Ok(fresh(4)));
         assert_eq!(
-            next_step(&o, &desired(&[1, 2, 3, 4, 5]), 64),
+            next_step(&o, &desired(&[1, 2, 3, 4, 5])),
             Step::RemoveNodes {
                 leader: url(1),
                 ids: vec![4]

@@ -5,10 +5,12 @@
 //! labelled `app.kubernetes.io/managed-by=toystore-operator`; a round reads them here. A cache
 //! may lag the API server by a watch event: apply then re-applies an object whose new hash has
 //! not arrived yet (server-side apply is idempotent), and deletions are remembered by UID so a
-//! lagging cache never causes a second DELETE (see [`crate::reconcile`]).
+//! lagging cache never causes a second DELETE (see [`crate::reconcile`]). [`Readiness`] tells
+//! whether the caches have synced, for `/readyz`.
 
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service, ServiceAccount};
@@ -17,22 +19,17 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Resource;
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 
-/// Readers of every cache.
+use crate::crd::ToyStore;
+
+/// Readers of every cache, one per managed kind, each named after its kind.
 #[derive(Clone)]
 pub struct Caches {
-    /// ConfigMaps.
     pub config_maps: Store<ConfigMap>,
-    /// ServiceAccounts.
     pub service_accounts: Store<ServiceAccount>,
-    /// Services.
     pub services: Store<Service>,
-    /// StatefulSets.
     pub stateful_sets: Store<StatefulSet>,
-    /// Deployments.
     pub deployments: Store<Deployment>,
-    /// PodDisruptionBudgets.
     pub pod_disruption_budgets: Store<PodDisruptionBudget>,
-    /// NetworkPolicies.
     pub network_policies: Store<NetworkPolicy>,
     /// Pods (of the StatefulSets, labelled through their templates).
     pub pods: Store<Pod>,
@@ -40,25 +37,17 @@ pub struct Caches {
     pub persistent_volume_claims: Store<PersistentVolumeClaim>,
 }
 
-/// The writing ends of [`Caches`], fed by the controller's watches (or by tests).
+/// The writing ends of [`Caches`], field for field, fed by the controller's watches (or by
+/// tests).
 pub struct CacheWriters {
-    /// ConfigMaps.
     pub config_maps: Writer<ConfigMap>,
-    /// ServiceAccounts.
     pub service_accounts: Writer<ServiceAccount>,
-    /// Services.
     pub services: Writer<Service>,
-    /// StatefulSets.
     pub stateful_sets: Writer<StatefulSet>,
-    /// Deployments.
     pub deployments: Writer<Deployment>,
-    /// PodDisruptionBudgets.
     pub pod_disruption_budgets: Writer<PodDisruptionBudget>,
-    /// NetworkPolicies.
     pub network_policies: Writer<NetworkPolicy>,
-    /// Pods.
     pub pods: Writer<Pod>,
-    /// PersistentVolumeClaims.
     pub persistent_volume_claims: Writer<PersistentVolumeClaim>,
 }
 
@@ -127,6 +116,54 @@ impl Caches {
             .await
             .unwrap_or(false)
     }
+
+    /// Whether every cache holds its first complete list now (without waiting).
+    pub fn synced(&self) -> bool {
+        synced(&self.config_maps)
+            && synced(&self.service_accounts)
+            && synced(&self.services)
+            && synced(&self.stateful_sets)
+            && synced(&self.deployments)
+            && synced(&self.pod_disruption_budgets)
+            && synced(&self.network_policies)
+            && synced(&self.pods)
+            && synced(&self.persistent_volume_claims)
+    }
+}
+
+/// Whether the controllers' watch caches have synced: every controller's cache of ToyStores
+/// and of each managed kind holds its first complete list. `/readyz` answers with it; an
+/// operator that has not synced would take existing objects for missing ones.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    controllers: Vec<(Store<ToyStore>, Caches)>,
+}
+
+impl Readiness {
+    /// Adds one controller's caches: its ToyStores and the objects it manages.
+    pub fn add(&mut self, stores: Store<ToyStore>, caches: Caches) {
+        self.controllers.push((stores, caches));
+    }
+
+    /// Whether there are controllers and all their caches have synced.
+    pub fn is_ready(&self) -> bool {
+        !self.controllers.is_empty()
+            && self
+                .controllers
+                .iter()
+                .all(|(stores, caches)| synced(stores) && caches.synced())
+    }
+}
+
+/// Whether `store` holds its first complete list: its readiness future is already complete.
+fn synced<K>(store: &Store<K>) -> bool
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    store
+        .wait_until_ready()
+        .now_or_never()
+        .is_some_and(|r| r.is_ok())
 }
 
 /// The cached object `name` in `ns`.

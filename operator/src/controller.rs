@@ -1,5 +1,6 @@
 //! The controllers: one per watched namespace (or one for all), each watching ToyStores and
-//! the objects they manage, running [`reconcile`] until shutdown.
+//! the objects they manage, running [`reconcile`] until shutdown. [`Controllers`] builds them
+//! first, so the server can tell from their [`Readiness`] whether their caches have synced.
 //!
 //! Every managed kind is watched through a reflector that fills the round's [`Caches`], and
 //! its changes trigger a reconcile of the owning store: owned kinds by owner reference, pods
@@ -9,17 +10,18 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
 
+use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::ListParams;
-use kube::runtime::controller::{self, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::build;
-use crate::cache::Caches;
+use crate::cache::{Caches, Readiness};
 use crate::crd::ToyStore;
 use crate::reconcile::{Context, error_policy, reconcile};
 
@@ -71,61 +73,118 @@ pub async fn check_crd(client: &Client, namespaces: &[Option<String>]) -> Result
     Ok(())
 }
 
-/// Runs the controllers of `namespaces` (see [`watched`]) until `shutdown` completes. Each gets
-/// a copy of `base` with its own watch caches. A namespaced watch needs only namespaced
-/// permissions, so a list of namespaces runs with Roles in those namespaces and no ClusterRole.
+/// Runs the controllers of `namespaces` (see [`watched`]) until `shutdown` completes.
 pub async fn run(
     client: Client,
     namespaces: &[Option<String>],
     base: Arc<Context>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop.send(true);
-    });
-    let controllers = namespaces.iter().map(|ns| {
-        let ns = ns.as_deref();
-        let mut stopped = stopped.clone();
-        let stopped = async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        };
-        let (cache, w) = Caches::new();
-        let ctx = Arc::new(Context {
-            cache,
-            ..(*base).clone()
-        });
-        Controller::new(scoped::<ToyStore>(&client, ns), watcher::Config::default())
-            .owns_stream(cached(&client, ns, w.config_maps))
-            .owns_stream(cached(&client, ns, w.service_accounts))
-            .owns_stream(cached(&client, ns, w.services))
-            .owns_stream(cached(&client, ns, w.stateful_sets))
-            .owns_stream(cached(&client, ns, w.deployments))
-            .owns_stream(cached(&client, ns, w.pod_disruption_budgets))
-            .owns_stream(cached(&client, ns, w.network_policies))
-            .watches_stream(cached(&client, ns, w.pods), store_of)
-            .watches_stream(cached(&client, ns, w.persistent_volume_claims), store_of)
-            .graceful_shutdown_on(stopped)
-            .run(reconcile, error_policy, ctx)
-            .boxed()
-    });
-    futures_util::stream::select_all(controllers)
-        .for_each(|result| async move {
-            match result {
-                Ok(_) => {}
-                // Logged by `error_policy` (and shown in the store's status when it can be).
-                Err(controller::Error::ReconcilerFailed(..)) => {}
-                // A store deleted between its event and its round: expected.
-                Err(e @ controller::Error::ObjectNotFound(_)) => {
-                    tracing::debug!(error = %e, "controller event");
-                }
-                // A watch failing (403, missing CRD, API server unreachable) stops the
-                // operator from seeing changes: say so.
-                Err(e) => tracing::warn!(error = %e, "controller stream error"),
-            }
-        })
+    Controllers::new(&client, namespaces, &base)
+        .run(shutdown)
         .await;
+}
+
+/// What a controller's stream yields: each round's store and next action, or why none ran.
+type Rounds = BoxStream<
+    'static,
+    Result<
+        (ObjectRef<ToyStore>, Action),
+        controller::Error<crate::reconcile::Error, watcher::Error>,
+    >,
+>;
+
+/// The controllers of some namespaces, built but not yet running, with the [`Readiness`] of
+/// their caches.
+pub struct Controllers {
+    rounds: Vec<Rounds>,
+    readiness: Readiness,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Controllers {
+    /// One controller per entry of `namespaces` (see [`watched`]), each with a copy of `base`
+    /// with its own watch caches. A namespaced watch needs only namespaced permissions, so a
+    /// list of namespaces runs with Roles in those namespaces and no ClusterRole.
+    pub fn new(client: &Client, namespaces: &[Option<String>], base: &Arc<Context>) -> Self {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut readiness = Readiness::default();
+        let rounds = namespaces
+            .iter()
+            .map(|ns| {
+                let mut stopped = stopped.clone();
+                let stopped = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                let (controller, ctx) = controller(client, ns.as_deref(), base);
+                readiness.add(controller.store(), ctx.cache.clone());
+                controller
+                    .graceful_shutdown_on(stopped)
+                    .run(reconcile, error_policy, ctx)
+                    .boxed()
+            })
+            .collect();
+        Self {
+            rounds,
+            readiness,
+            stop,
+        }
+    }
+
+    /// Whether every controller's caches have synced (for `/readyz`).
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
+    /// Runs the controllers until `shutdown` completes, then lets their rounds finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let stop = self.stop;
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        futures_util::stream::select_all(self.rounds)
+            .for_each(|result| async move {
+                match result {
+                    Ok(_) => {}
+                    // Logged by `error_policy` (and shown in the store's status when it can be).
+                    Err(controller::Error::ReconcilerFailed(..)) => {}
+                    // A store deleted between its event and its round: expected.
+                    Err(e @ controller::Error::ObjectNotFound(_)) => {
+                        tracing::debug!(error = %e, "controller event");
+                    }
+                    // A watch failing (403, missing CRD, API server unreachable) stops the
+                    // operator from seeing changes: say so.
+                    Err(e) => tracing::warn!(error = %e, "controller stream error"),
+                }
+            })
+            .await;
+    }
+}
+
+/// The controller of `ns` (all namespaces: `None`), watching ToyStores and every kind they
+/// manage, and its context: `base` with the watch caches its reflectors fill.
+fn controller(
+    client: &Client,
+    ns: Option<&str>,
+    base: &Context,
+) -> (Controller<ToyStore>, Arc<Context>) {
+    let (cache, w) = Caches::new();
+    let ctx = Arc::new(Context {
+        cache,
+        ..base.clone()
+    });
+    let controller = Controller::new(scoped::<ToyStore>(client, ns), watcher::Config::default())
+        .owns_stream(cached(client, ns, w.config_maps))
+        .owns_stream(cached(client, ns, w.service_accounts))
+        .owns_stream(cached(client, ns, w.services))
+        .owns_stream(cached(client, ns, w.stateful_sets))
+        .owns_stream(cached(client, ns, w.deployments))
+        .owns_stream(cached(client, ns, w.pod_disruption_budgets))
+        .owns_stream(cached(client, ns, w.network_policies))
+        .watches_stream(cached(client, ns, w.pods), store_of)
+        .watches_stream(cached(client, ns, w.persistent_volume_claims), store_of);
+    (controller, ctx)
 }
 
 /// The managed objects of kind `K` in `ns`: watched, cached through `writer`, and passed on

@@ -1,9 +1,11 @@
 //! The ToyStore operator.
 //!
 //! Reconcile is a pipeline (see [`reconcile`]): [`validate`] (a [`validate::ValidStore`]) →
-//! [`build`] (pure, one module per kind of object) → server-side apply → [`membership`] (the
-//! shared Raft membership driver, rolling upgrades) → [`status`]. The CRD is in [`crd`];
-//! rounds read the watch caches of [`cache`] and publish through [`events`].
+//! [`build`] (pure, one module per kind of object) → server-side apply → one step of the
+//! shared Raft membership driver on the [`order_group`] → rolling upgrade and volume clean-up
+//! → [`status`]. The CRD is in [`crd`]; rounds read the watch caches of [`cache`] and publish
+//! through [`events`]. [`server::run`] runs the [`controller`]s and the health and metrics
+//! server on a listener the caller bound.
 
 pub mod build;
 pub mod cache;
@@ -11,10 +13,11 @@ pub mod controller;
 pub mod crd;
 pub mod events;
 pub mod hash;
-pub mod membership;
 pub mod metrics;
+pub mod order_group;
 pub mod rbac;
 pub mod reconcile;
+pub mod server;
 pub mod status;
 pub mod validate;
 

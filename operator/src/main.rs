@@ -1,4 +1,5 @@
-//! `toystore-operator`: wires the controller, the metrics/health server and logging.
+//! `toystore-operator`: parses its arguments, connects, binds its listener and runs
+//! [`operator::server::run`].
 //!
 //! High availability: run one replica (the chart's Deployment uses the `Recreate` strategy).
 //! Reconciles are idempotent and every membership step resumes after a restart, so a crashed
@@ -9,19 +10,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use axum::Router;
-use axum::extract::State;
-use axum::routing::get;
 use clap::Parser;
 use kube::Client;
 use kube::runtime::events::Reporter;
 
 use operator::cache::Caches;
-use operator::controller;
 use operator::events::Events;
-use operator::membership::HttpOrderGroup;
 use operator::metrics::Metrics;
+use operator::order_group::HttpOrderGroup;
 use operator::reconcile::{Context, Memory};
+use operator::{controller, server};
 
 /// The ToyStore operator.
 #[derive(Debug, Parser)]
@@ -51,39 +49,20 @@ async fn main() -> anyhow::Result<()> {
     let client = Client::try_default()
         .await
         .context("connecting to the Kubernetes API")?;
-    let metrics = Arc::new(Metrics::default());
     let ctx = Arc::new(Context {
         client: client.clone(),
         events: Events::new(client.clone(), Reporter::from("toystore-operator")),
         group: Arc::new(HttpOrderGroup::default()),
-        metrics: metrics.clone(),
+        metrics: Arc::new(Metrics::default()),
         // An empty value means "unset", not the empty class (which disables provisioning).
         default_storage_class: args.default_storage_class.clone().filter(|c| !c.is_empty()),
-        // Each controller gets its own caches (see `controller::run`).
+        // Each controller gets its own caches (see `controller::Controllers`).
         cache: Caches::new().0,
         memory: Arc::new(Memory::default()),
     });
-
     let listener = servicekit::bind(args.listen).await?;
-    let app = Router::new()
-        .route(
-            "/metrics",
-            get(|State(m): State<Arc<Metrics>>| async move { m.render() }),
-        )
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ok" }))
-        .with_state(metrics);
-    tokio::spawn(servicekit::serve(
-        listener,
-        app,
-        servicekit::Limits::PUBLIC,
-        std::future::pending(),
-    ));
-
     let namespaces = controller::watched(&args.watch_namespaces);
-    controller::check_crd(&client, &namespaces).await?;
-    tracing::info!(?namespaces, "toystore operator running");
-    controller::run(client, &namespaces, ctx, shutdown).await;
+    server::run(listener, client, &namespaces, ctx, shutdown).await?;
     tracing::info!("toystore operator stopped");
     Ok(())
 }

@@ -8,8 +8,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
-use api::raft::{NodeId, RaftRole};
-use membership::{DEFAULT_CATCH_UP_LAG, Observation, Step, Unhealthy, member_health};
+use api::raft::{RaftRole, RaftStatus};
+use api::view::{GroupView, Unhealthy};
+use membership::Step;
 
 use crate::build::order_pod_name;
 use crate::crd::{MemberStatus, ToyStore, ToyStoreStatus};
@@ -18,7 +19,7 @@ use crate::crd::{MemberStatus, ToyStore, ToyStoreStatus};
 #[derive(Debug, Clone)]
 pub struct StatusInput<'a> {
     /// The observed order group.
-    pub obs: &'a Observation,
+    pub obs: &'a GroupView,
     /// The membership step decided this round.
     pub step: &'a Step,
     /// Whether a rolling upgrade is under way.
@@ -42,134 +43,170 @@ pub struct StatusInput<'a> {
 /// The catalog pods play no part: the order group alone takes purchases, so a catalog outage
 /// leaves a store with a healthy group `Ready` (product queries answer 503 meanwhile).
 pub fn build_status(store: &ToyStore, input: &StatusInput, now: Timestamp) -> ToyStoreStatus {
-    let previous = store.status.clone().unwrap_or_default();
     let leader = input.obs.leader();
-    let (members, unhealthy) = member_statuses(store, input.obs);
-    let desired = store.spec.orders.replicas as usize;
-    let ready_voters = leader.map_or(0, |l| {
-        l.voters()
-            .iter()
-            .filter(|v| members.iter().any(|m| m.id == **v as i64 && m.healthy))
-            .count()
-    });
-    let settled = matches!(input.step, Step::Done) && !input.rolling;
-
-    // A voter that is unhealthy degrades the group; a learner still catching up (scale-up)
-    // only keeps it from being ready.
-    let unhealthy_voters: Vec<&str> = unhealthy
-        .iter()
-        .filter(|(voter, _)| *voter)
-        .map(|(_, why)| why.as_str())
-        .collect();
-    let (degraded, reason, message) = if let Some((reason, message)) = &input.problem {
-        ("True", reason.to_string(), message.clone())
-    } else if members.is_empty() {
-        not_observed(store, input.obs, input.initialized)
-    } else if !unhealthy_voters.is_empty() {
-        (
-            "True",
-            "MembersUnhealthy".into(),
-            unhealthy_voters.join("; "),
-        )
-    } else if leader.is_none() {
-        (
-            "True",
-            "NoLeader".into(),
-            "no order replica is leader".into(),
-        )
-    } else {
-        (
-            "False",
-            "AsExpected".into(),
-            "every member is healthy".into(),
-        )
-    };
-    // The group is whole and settled: ready once the leader reports the toys defined.
-    let whole = degraded == "False" && settled && ready_voters >= desired;
-    let (ready, ready_reason, ready_message) = match leader {
-        Some(l) if whole && l.inventory_defined => (
-            true,
-            "AllMembersHealthy".to_string(),
-            format!(
-                "{desired} order replicas, leader {}",
-                order_pod_name(&store.name_any(), l.id as i32)
-            ),
-        ),
-        Some(_) if degraded == "False" && !unhealthy.is_empty() => (
-            false,
-            "MembersUnhealthy".into(),
-            unhealthy
-                .iter()
-                .map(|(_, why)| why.as_str())
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
-        Some(_) if degraded == "False" && !settled => (
-            false,
-            "Reconciling".into(),
-            step_message(input.step, input.rolling),
-        ),
-        Some(_) if whole => (
-            false,
-            "InventoryNotDefined".into(),
-            "the order group holds no toys yet: the catalog defines them at its first start".into(),
-        ),
-        Some(_) if degraded == "False" => (
-            false,
-            "MembersUnhealthy".into(),
-            format!("{ready_voters} of {desired} order replicas are healthy voters"),
-        ),
-        _ => (false, reason.clone(), message.clone()),
-    };
+    let members = member_statuses(store, input.obs);
+    let healthy_voters = healthy_voters(leader, &members.list);
+    let degraded = degraded(store, input, &members);
+    let ready = ready(store, input, leader, &members, &degraded, healthy_voters);
+    let progressing = progressing(input);
+    let previous = store.status.clone().unwrap_or_default();
     let generation = store.metadata.generation;
-    let conditions = vec![
-        condition(
-            &previous,
-            "Ready",
-            if ready { "True" } else { "False" },
-            &ready_reason,
-            &ready_message,
-            generation,
-            now,
-        ),
-        condition(
-            &previous,
-            "Progressing",
-            if settled { "False" } else { "True" },
-            if settled { "Stable" } else { "Reconciling" },
-            &if settled {
-                "nothing to do".to_string()
-            } else {
-                step_message(input.step, input.rolling)
-            },
-            generation,
-            now,
-        ),
-        condition(
-            &previous, "Degraded", degraded, &reason, &message, generation, now,
-        ),
-    ];
+    let conditions = [
+        ("Ready", ready),
+        ("Progressing", progressing),
+        ("Degraded", degraded),
+    ]
+    .into_iter()
+    .map(|(type_, verdict)| condition(&previous, type_, verdict, generation, now))
+    .collect();
     ToyStoreStatus {
         observed_generation: generation,
         conditions,
         leader: leader.map(|l| order_pod_name(&store.name_any(), l.id as i32)),
         term: leader.map(|l| l.term as i64),
         initialized: input.initialized,
-        ready_order_replicas: ready_voters as i32,
-        members,
+        ready_order_replicas: healthy_voters as i32,
+        members: members.list,
+    }
+}
+
+/// One condition's value, reason and message.
+#[derive(Debug, Clone, PartialEq)]
+struct Verdict {
+    status: &'static str,
+    reason: String,
+    message: String,
+}
+
+impl Verdict {
+    fn new(status: &'static str, reason: &str, message: impl Into<String>) -> Self {
+        Verdict {
+            status,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The members as the status lists them, and the unhealthy ones.
+struct Members {
+    list: Vec<MemberStatus>,
+    /// For each unhealthy member: whether it votes, and a sentence naming its pod and why.
+    unhealthy: Vec<(bool, String)>,
+}
+
+impl Members {
+    /// The sentences of the unhealthy members, voters only or all of them.
+    fn unhealthy(&self, voters_only: bool) -> Vec<&str> {
+        self.unhealthy
+            .iter()
+            .filter(|(voter, _)| *voter || !voters_only)
+            .map(|(_, why)| why.as_str())
+            .collect()
+    }
+}
+
+/// The leader's voters that are healthy members.
+fn healthy_voters(leader: Option<&RaftStatus>, members: &[MemberStatus]) -> usize {
+    leader.map_or(0, |l| {
+        l.voters()
+            .iter()
+            .filter(|v| members.iter().any(|m| m.id == **v as i64 && m.healthy))
+            .count()
+    })
+}
+
+/// Whether nothing is under way: the membership is as desired and no upgrade runs.
+fn settled(input: &StatusInput) -> bool {
+    matches!(input.step, Step::Done) && !input.rolling
+}
+
+/// `Degraded`: a reported problem, nothing observed, unhealthy voters or no leader. A learner
+/// still catching up (scale-up) does not degrade the group; it only keeps it from being ready.
+fn degraded(store: &ToyStore, input: &StatusInput, members: &Members) -> Verdict {
+    let unhealthy_voters = members.unhealthy(true);
+    if let Some((reason, message)) = &input.problem {
+        Verdict::new("True", reason, message.clone())
+    } else if members.list.is_empty() {
+        not_observed(store, input.obs, input.initialized)
+    } else if !unhealthy_voters.is_empty() {
+        Verdict::new("True", "MembersUnhealthy", unhealthy_voters.join("; "))
+    } else if input.obs.leader().is_none() {
+        Verdict::new("True", "NoLeader", "no order replica is leader")
+    } else {
+        Verdict::new("False", "AsExpected", "every member is healthy")
+    }
+}
+
+/// `Ready`: the group is whole (not degraded, settled, every desired voter healthy) and the
+/// leader reports the toys defined; otherwise the first reason it is not.
+fn ready(
+    store: &ToyStore,
+    input: &StatusInput,
+    leader: Option<&RaftStatus>,
+    members: &Members,
+    degraded: &Verdict,
+    healthy_voters: usize,
+) -> Verdict {
+    let desired = store.spec.orders.replicas as usize;
+    let sound = degraded.status == "False";
+    let settled = settled(input);
+    let whole = sound && settled && healthy_voters >= desired;
+    match leader {
+        Some(l) if whole && l.inventory_defined => Verdict::new(
+            "True",
+            "AllMembersHealthy",
+            format!(
+                "{desired} order replicas, leader {}",
+                order_pod_name(&store.name_any(), l.id as i32)
+            ),
+        ),
+        Some(_) if sound && !members.unhealthy.is_empty() => Verdict::new(
+            "False",
+            "MembersUnhealthy",
+            members.unhealthy(false).join("; "),
+        ),
+        Some(_) if sound && !settled => Verdict::new(
+            "False",
+            "Reconciling",
+            step_message(input.step, input.rolling),
+        ),
+        Some(_) if whole => Verdict::new(
+            "False",
+            "InventoryNotDefined",
+            "the order group holds no toys yet: the catalog defines them at its first start",
+        ),
+        Some(_) if sound => Verdict::new(
+            "False",
+            "MembersUnhealthy",
+            format!("{healthy_voters} of {desired} order replicas are healthy voters"),
+        ),
+        _ => Verdict {
+            status: "False",
+            ..degraded.clone()
+        },
+    }
+}
+
+/// `Progressing`: a membership step or an upgrade under way.
+fn progressing(input: &StatusInput) -> Verdict {
+    if settled(input) {
+        Verdict::new("False", "Stable", "nothing to do")
+    } else {
+        Verdict::new(
+            "True",
+            "Reconciling",
+            step_message(input.step, input.rolling),
+        )
     }
 }
 
 /// The verdict when no replica reports a membership: nothing is known to be healthy.
-fn not_observed(
-    store: &ToyStore,
-    obs: &Observation,
-    initialized: bool,
-) -> (&'static str, String, String) {
-    let answered = obs.statuses.values().any(Result::is_ok);
+fn not_observed(store: &ToyStore, obs: &GroupView, initialized: bool) -> Verdict {
+    let answered = obs.answers().next().is_some();
     if answered {
         let message = "the order group is not observed yet: no order replica holds its membership";
-        return ("Unknown", "NotObserved".into(), message.into());
+        return Verdict::new("Unknown", "NotObserved", message);
     }
     let unreachable: Vec<String> = obs
         .statuses
@@ -189,14 +226,15 @@ fn not_observed(
     };
     if initialized {
         let message = format!("no order replica answers{detail}");
-        ("True", "Unreachable".into(), message)
+        Verdict::new("True", "Unreachable", message)
     } else {
         let message =
             format!("the order group is not observed yet: no order replica has answered{detail}");
-        ("Unknown", "NotObserved".into(), message)
+        Verdict::new("Unknown", "NotObserved", message)
     }
 }
 
+/// What is under way, for `Progressing` and a `Reconciling` `Ready`.
 fn step_message(step: &Step, rolling: bool) -> String {
     match step {
         Step::Done if rolling => "rolling upgrade of the order replicas".into(),
@@ -206,63 +244,51 @@ fn step_message(step: &Step, rolling: bool) -> String {
     }
 }
 
+/// The condition `type_` with `verdict`, keeping the previous transition time while its value
+/// does not change.
 fn condition(
     previous: &ToyStoreStatus,
     type_: &str,
-    status: &str,
-    reason: &str,
-    message: &str,
+    verdict: Verdict,
     generation: Option<i64>,
     now: Timestamp,
 ) -> Condition {
     let last_transition_time = previous
         .conditions
         .iter()
-        .find(|c| c.type_ == type_ && c.status == status)
+        .find(|c| c.type_ == type_ && c.status == verdict.status)
         .map(|c| c.last_transition_time.clone())
         .unwrap_or(Time(now));
     Condition {
         type_: type_.into(),
-        status: status.into(),
-        reason: reason.into(),
-        message: message.into(),
+        status: verdict.status.into(),
+        reason: verdict.reason,
+        message: verdict.message,
         observed_generation: generation,
         last_transition_time,
     }
 }
 
-/// Members as the leader's membership lists them (or any replica's, without a leader), and
-/// for each unhealthy one whether it votes and a sentence naming its pod and why.
-fn member_statuses(
-    store: &ToyStore,
-    obs: &Observation,
-) -> (Vec<MemberStatus>, Vec<(bool, String)>) {
-    let view = obs.leader().or_else(|| {
-        obs.statuses
-            .values()
-            .filter_map(|s| s.as_ref().ok())
-            .max_by_key(|s| s.term)
-    });
-    let Some(view) = view else {
-        return (Vec::new(), Vec::new());
+/// Members as the leader's membership lists them (or, without a leader, the membership of the
+/// answer in the newest term), each with its health as the view judges it.
+fn member_statuses(store: &ToyStore, obs: &GroupView) -> Members {
+    let Some(view) = obs.membership_view() else {
+        return Members {
+            list: Vec::new(),
+            unhealthy: Vec::new(),
+        };
     };
     let mut unhealthy = Vec::new();
-    let members = view
+    let list = view
         .members
         .iter()
         .map(|m| {
-            let own = obs.statuses.get(&m.id).and_then(|s| s.as_ref().ok());
+            let own = obs.answer(m.id);
             let pod = order_pod_name(&store.name_any(), m.id as i32);
-            let health = member_health(obs, m.id, DEFAULT_CATCH_UP_LAG);
-            let why = match &health {
-                Ok(()) => None,
-                Err(Unhealthy::Unreachable) => Some(format!("{pod} is unreachable")),
-                Err(Unhealthy::LostData) => Some(format!("{pod} lost its data")),
-                Err(Unhealthy::Lagging(n)) => {
-                    Some(format!("{pod} is {n} entries behind the leader"))
-                }
-            };
-            unhealthy.extend(why.map(|why| (m.voter, why)));
+            let health = obs.health(m.id);
+            if let Err(why) = &health {
+                unhealthy.push((m.voter, unhealthy_sentence(&pod, why)));
+            }
             MemberStatus {
                 id: m.id as i64,
                 pod,
@@ -272,9 +298,20 @@ fn member_statuses(
             }
         })
         .collect();
-    (members, unhealthy)
+    Members { list, unhealthy }
 }
 
+/// Why `pod` is unhealthy, as a sentence.
+fn unhealthy_sentence(pod: &str, why: &Unhealthy) -> String {
+    match why {
+        Unhealthy::Unreachable => format!("{pod} is unreachable"),
+        Unhealthy::LostData => format!("{pod} lost its data"),
+        Unhealthy::Campaigning => format!("{pod} is campaigning: it cannot hear the leader"),
+        Unhealthy::Lagging(n) => format!("{pod} is {n} entries behind the leader"),
+    }
+}
+
+/// The role the status shows: a follower that does not vote is a learner.
 fn role_name(role: RaftRole, voter: bool) -> String {
     match role {
         RaftRole::Leader => "leader",
@@ -286,15 +323,11 @@ fn role_name(role: RaftRole, voter: bool) -> String {
     .into()
 }
 
-/// The leader's node id, if one is observed.
-pub fn leader_id(obs: &Observation) -> Option<NodeId> {
-    obs.leader().map(|l| l.id)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use api::raft::{MemberInfo, RaftStatus};
+    use api::raft::{MemberInfo, NodeId};
+    use api::view::CATCH_UP_LAG;
 
     const LAST: u64 = 500;
 
@@ -307,7 +340,7 @@ mod tests {
     }
 
     /// Voters 0, 1, 2 with leader 0; `matched` is the leader's matched index per member.
-    fn group(matched: [u64; 3]) -> Observation {
+    fn group(matched: [u64; 3]) -> GroupView {
         let members: Vec<MemberInfo> = (0..3)
             .map(|id| MemberInfo {
                 id,
@@ -346,17 +379,17 @@ mod tests {
                 (id, Ok(s))
             })
             .collect();
-        Observation { statuses }
+        GroupView { statuses }
     }
 
-    fn with(mut obs: Observation, id: NodeId, change: impl FnOnce(&mut RaftStatus)) -> Observation {
+    fn with(mut obs: GroupView, id: NodeId, change: impl FnOnce(&mut RaftStatus)) -> GroupView {
         if let Some(Ok(s)) = obs.statuses.get_mut(&id) {
             change(s);
         }
         obs
     }
 
-    fn status_of(obs: &Observation, initialized: bool) -> ToyStoreStatus {
+    fn status_of(obs: &GroupView, initialized: bool) -> ToyStoreStatus {
         let input = StatusInput {
             obs,
             step: &Step::Done,
@@ -382,12 +415,12 @@ mod tests {
             ),
             (
                 "exactly at the catch-up lag is healthy",
-                group([LAST, LAST - DEFAULT_CATCH_UP_LAG, LAST]),
+                group([LAST, LAST - CATCH_UP_LAG, LAST]),
                 vec![Ok(()), Ok(()), Ok(())],
             ),
             (
                 "one entry past the lag is lagging",
-                group([LAST, LAST - DEFAULT_CATCH_UP_LAG - 1, LAST]),
+                group([LAST, LAST - CATCH_UP_LAG - 1, LAST]),
                 vec![Ok(()), Err(Unhealthy::Lagging(65)), Ok(())],
             ),
             (
@@ -416,9 +449,7 @@ mod tests {
             ),
         ];
         for (name, obs, want) in cases {
-            let got: Vec<_> = (0..3)
-                .map(|id| member_health(&obs, id, DEFAULT_CATCH_UP_LAG))
-                .collect();
+            let got: Vec<_> = (0..3).map(|id| obs.health(id)).collect();
             assert_eq!(got, want, "{name}");
         }
     }
@@ -503,7 +534,7 @@ mod tests {
 
     #[test]
     fn nothing_observed_is_never_called_healthy() {
-        let refused = Observation {
+        let refused = GroupView {
             statuses: [(0, Err("connection refused".to_string()))].into(),
         };
         let mut fresh = group([LAST, LAST, LAST]);
@@ -515,7 +546,7 @@ mod tests {
         for (name, obs, initialized, degraded, reason) in [
             (
                 "no answer yet",
-                Observation::default(),
+                GroupView::default(),
                 false,
                 "Unknown",
                 "NotObserved",

@@ -35,11 +35,11 @@ pub struct ValidStore {
     pub image_pull_policy: Option<String>,
     /// Secrets for pulling the image.
     pub image_pull_secrets: Vec<String>,
-    /// The order group.
+    /// Replicas, volume, resources and Raft timing of the order group.
     pub orders: OrderSettings,
-    /// The catalog.
+    /// Replicas, restocking and resources of the catalog.
     pub catalog: CatalogSettings,
-    /// The frontend.
+    /// Replicas, product cache, Service type and resources of the frontend.
     pub frontend: FrontendSettings,
 }
 

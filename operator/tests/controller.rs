@@ -14,8 +14,8 @@ use kube::runtime::events::Reporter;
 use operator::cache::Caches;
 use operator::controller::{self, StartError};
 use operator::events::Events;
-use operator::membership::HttpOrderGroup;
 use operator::metrics::Metrics;
+use operator::order_group::HttpOrderGroup;
 use operator::rbac::{self, Access};
 use operator::reconcile::{Context, Memory};
 

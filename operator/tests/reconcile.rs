@@ -23,14 +23,15 @@ use serde_json::{Value, json};
 use tower_test::mock::Handle;
 
 use api::raft::{Member, MemberInfo, NodeId, RaftRole, RaftStatus};
-use membership::{Observation, Step};
+use api::view::GroupView;
+use membership::Step;
 use operator::build::{self, BuildInputs, Component, Objects};
 use operator::cache::{CacheWriters, Caches};
 use operator::crd::{ToyStore, ToyStoreSpec, ToyStoreStatus};
 use operator::events::Events;
 use operator::hash::fnv1a;
-use operator::membership::{BoxFuture, OrderGroup};
 use operator::metrics::Metrics;
+use operator::order_group::{BoxFuture, OrderGroup};
 use operator::rbac::{self, Access};
 use operator::reconcile::{APPLIED_HASH, Context, Error, FINALIZER, Memory, reconcile};
 use operator::status::{StatusInput, build_status};
@@ -42,18 +43,14 @@ const NS: &str = "shop";
 /// are recorded.
 #[derive(Default)]
 struct FakeGroup {
-    obs: Mutex<Observation>,
+    obs: Mutex<GroupView>,
     executed: Mutex<Vec<Step>>,
     /// Steps answer "nothing changed" (they had already taken effect).
     unchanged: std::sync::atomic::AtomicBool,
 }
 
 impl OrderGroup for FakeGroup {
-    fn observe<'a>(
-        &'a self,
-        _token: &'a str,
-        _desired: &'a [Member],
-    ) -> BoxFuture<'a, Observation> {
+    fn observe<'a>(&'a self, _token: &'a str, _desired: &'a [Member]) -> BoxFuture<'a, GroupView> {
         let obs = self.obs.lock().unwrap().clone();
         Box::pin(async move { obs })
     }
@@ -215,7 +212,7 @@ impl Sent {
 }
 
 impl Harness {
-    fn new(obs: Observation) -> Self {
+    fn new(obs: GroupView) -> Self {
         let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let client = Client::new(service, NS);
         let group = Arc::new(FakeGroup {
@@ -240,7 +237,7 @@ impl Harness {
         }
     }
 
-    fn observe(&self, obs: Observation) {
+    fn observe(&self, obs: GroupView) {
         *self.group.obs.lock().unwrap() = obs;
     }
 
@@ -368,7 +365,7 @@ fn raft_url(id: NodeId) -> Option<String> {
 }
 
 /// A healthy group: `voters` (and `learners`), leader `leader`, everyone caught up.
-fn group(voters: &[NodeId], learners: &[NodeId], leader: NodeId) -> Observation {
+fn group(voters: &[NodeId], learners: &[NodeId], leader: NodeId) -> GroupView {
     let members: Vec<MemberInfo> = voters
         .iter()
         .map(|v| (*v, true))
@@ -412,10 +409,10 @@ fn group(voters: &[NodeId], learners: &[NodeId], leader: NodeId) -> Observation 
             (m.id, Ok(status))
         })
         .collect();
-    Observation { statuses }
+    GroupView { statuses }
 }
 
-fn fresh(ids: &[NodeId]) -> Observation {
+fn fresh(ids: &[NodeId]) -> GroupView {
     let statuses = ids
         .iter()
         .map(|id| {
@@ -442,7 +439,7 @@ fn fresh(ids: &[NodeId]) -> Observation {
             (*id, Ok(s))
         })
         .collect();
-    Observation { statuses }
+    GroupView { statuses }
 }
 
 fn token_secret(s: &ToyStore) -> Value {
@@ -624,7 +621,7 @@ fn status_patch(s: &ToyStore) -> Expect {
 }
 
 /// The status a previous round wrote for this observation.
-fn with_status(mut s: ToyStore, obs: &Observation) -> ToyStore {
+fn with_status(mut s: ToyStore, obs: &GroupView) -> ToyStore {
     let input = StatusInput {
         obs,
         step: &Step::Done,
@@ -1057,7 +1054,7 @@ async fn each_membership_change_is_its_own_event_and_a_repeat_that_changed_nothi
 async fn leader_changed_is_published_only_when_the_leader_changes() {
     let leader0 = group(&[0, 1, 2], &[], 0);
     // A previous round saw no leader (an election, or no replica answered in time).
-    let s = with_status(store(3), &Observation::default());
+    let s = with_status(store(3), &GroupView::default());
     let cluster = running(&s, 3);
     let mut h = Harness::new(leader0.clone());
     let sent = h
@@ -1072,7 +1069,7 @@ async fn leader_changed_is_published_only_when_the_leader_changes() {
     // The next round still gets the old status (the cache has not caught up), or the leader
     // went missing for a round and came back: the same leader is not announced again.
     h.round(&s, &cluster, vec![status_patch(&s)]).await;
-    h.observe(Observation::default());
+    h.observe(GroupView::default());
     let seen = with_status(store(3), &leader0);
     h.round(&seen, &cluster, vec![status_patch(&s)]).await;
     h.observe(leader0);
