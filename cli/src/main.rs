@@ -1,10 +1,10 @@
 //! `toystore`: run the store locally, load it, evaluate it.
 //!
 //! Only argument parsing and wiring: `up` is [`launcher`], `load` is [`loadgen`], `eval` is
-//! [`eval`].
+//! [`eval`]. `main` sets up logging and hands each subcommand to its `run_*` function.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 
 use eval::EvalOptions;
 use launcher::{LocalStore, UpOptions};
-use loadgen::{LoadOptions, Progress};
+use loadgen::{LoadOptions, LoadReport, Progress};
 
 /// ToyStore on one machine.
 #[derive(Debug, Parser)]
@@ -22,81 +22,95 @@ struct Args {
     command: Cmd,
 }
 
+/// The subcommands; each variant's doc comment is its `--help`.
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Start the whole store (catalog, order replicas, frontend) as local processes and keep
     /// it running until Ctrl-C.
-    Up {
-        /// Where all data, logs and `cluster.json` live. Reusing it resumes with all data.
-        #[arg(long, default_value = "toystore-data")]
-        data_dir: PathBuf,
-        /// The frontend's (storefront's) port; the other services take free ports.
-        #[arg(long, default_value_t = 8080)]
-        port: u16,
-        /// Catalog restock interval, seconds (more than 0, at most 86400).
-        #[arg(long, default_value_t = 10.0, value_parser = restock_interval)]
-        restock_interval: f64,
-        /// Frontend cache capacity; 0 turns the cache off.
-        #[arg(long, default_value_t = 1000)]
-        cache_capacity: usize,
-        /// Number of order replicas (odd, 1-9).
-        #[arg(long, default_value_t = 3, value_parser = odd_replicas)]
-        replicas: u64,
-        /// Restart children that die unexpectedly.
-        #[arg(long)]
-        supervise: bool,
-    },
+    Up(UpArgs),
     /// The lab client: concurrent sessions query a random toy and, if it is in stock, order it
     /// with probability p; then every acknowledged order is read back and checked. Exits
     /// non-zero when the check fails or, with --max-errors, too many requests failed.
-    Load {
-        /// The frontend (public API) URL; `http://` is assumed when no scheme is given.
-        #[arg(long, default_value = "http://127.0.0.1:8080", value_parser = base_url)]
-        url: String,
-        /// Concurrent sessions.
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=10_000))]
-        clients: u64,
-        /// Run for this many seconds (default 10 when --iterations is not given).
-        #[arg(long, conflicts_with = "iterations")]
-        duration: Option<f64>,
-        /// Run this many sessions per client instead of a fixed time.
-        #[arg(long)]
-        iterations: Option<u64>,
-        /// Probability of ordering a toy that is in stock.
-        #[arg(long, default_value_t = 0.5)]
-        p: f64,
-        /// Seed of the sessions' random choices (random when absent).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Skip the query: every session just orders a random toy.
-        #[arg(long)]
-        orders_only: bool,
-        /// Write load.json (full report), load.csv (one row per request type) and the
-        /// latency-over-time chart (latency_over_time.svg and .png) here.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Exit non-zero when more than this many requests failed (sold-out and unknown-toy
-        /// answers are not failures). Unlimited when absent.
-        #[arg(long)]
-        max_errors: Option<u64>,
-    },
+    Load(LoadArgs),
     /// The evaluation, end to end on local stores: query and order latency against p with the
     /// cache on and off, order throughput at 1, 8 and 64 clients, fail-over after a SIGKILL of
     /// the leader, and the etcd baseline. Writes report.md, results.json and the figures (SVG and PNG).
-    Eval {
-        /// Where the report, results and plots go (store data under DIR/data).
-        #[arg(long, default_value = "eval-results")]
-        out: PathBuf,
-        /// Seconds of load per measured point.
-        #[arg(long, default_value_t = eval::DEFAULT_SECONDS)]
-        seconds: f64,
-        /// Keep the stores' data directories (by default only their logs are kept).
-        #[arg(long)]
-        keep_data: bool,
-        /// Orders a paused replica misses before the catch-up measurement (0: skip it).
-        #[arg(long, default_value_t = eval::DEFAULT_CATCH_UP_ORDERS)]
-        catch_up_orders: u64,
-    },
+    Eval(EvalArgs),
+}
+
+/// The flags of `toystore up`, a struct of their own so that [`run_up`] takes them whole.
+/// (The subcommand's help is the doc comment of its `Cmd` variant, which wins over this one.)
+#[derive(Debug, clap::Args)]
+struct UpArgs {
+    /// Where all data, logs and `cluster.json` live. Reusing it resumes with all data.
+    #[arg(long, default_value = "toystore-data")]
+    data_dir: PathBuf,
+    /// The frontend's (storefront's) port; the other services take free ports.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Catalog restock interval, seconds (more than 0, at most 86400).
+    #[arg(long, default_value_t = 10.0, value_parser = restock_interval)]
+    restock_interval: f64,
+    /// Frontend cache capacity; 0 turns the cache off.
+    #[arg(long, default_value_t = 1000)]
+    cache_capacity: usize,
+    /// Number of order replicas (odd, 1-9).
+    #[arg(long, default_value_t = 3, value_parser = odd_replicas)]
+    replicas: u64,
+    /// Restart children that die unexpectedly.
+    #[arg(long)]
+    supervise: bool,
+}
+
+/// The flags of `toystore load`, taken whole by [`run_load`].
+#[derive(Debug, clap::Args)]
+struct LoadArgs {
+    /// The frontend (public API) URL; `http://` is assumed when no scheme is given.
+    #[arg(long, default_value = "http://127.0.0.1:8080", value_parser = base_url)]
+    url: String,
+    /// Concurrent sessions.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    clients: u64,
+    /// Run for this many seconds (default 10 when --iterations is not given).
+    #[arg(long, conflicts_with = "iterations")]
+    duration: Option<f64>,
+    /// Run this many sessions per client instead of a fixed time.
+    #[arg(long)]
+    iterations: Option<u64>,
+    /// Probability of ordering a toy that is in stock.
+    #[arg(long, default_value_t = 0.5)]
+    p: f64,
+    /// Seed of the sessions' random choices (random when absent).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Skip the query: every session just orders a random toy.
+    #[arg(long)]
+    orders_only: bool,
+    /// Write load.json (full report), load.csv (one row per request type) and the
+    /// latency-over-time chart (latency_over_time.svg and .png) here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Exit non-zero when more than this many requests failed (sold-out and unknown-toy
+    /// answers are not failures). Unlimited when absent.
+    #[arg(long)]
+    max_errors: Option<u64>,
+}
+
+/// The flags of `toystore eval`, taken whole by [`run_eval`].
+#[derive(Debug, clap::Args)]
+struct EvalArgs {
+    /// Where the report, results and plots go (store data under DIR/data).
+    #[arg(long, default_value = "eval-results")]
+    out: PathBuf,
+    /// Seconds of load per measured point.
+    #[arg(long, default_value_t = eval::DEFAULT_SECONDS)]
+    seconds: f64,
+    /// Keep the stores' data directories (by default only their logs are kept).
+    #[arg(long)]
+    keep_data: bool,
+    /// Orders a paused replica misses before the catch-up measurement (0: skip it).
+    #[arg(long, default_value_t = eval::DEFAULT_CATCH_UP_ORDERS)]
+    catch_up_orders: u64,
 }
 
 /// A one-line progress bar on stderr, redrawn in place; nothing when stderr is not a terminal.
@@ -117,6 +131,7 @@ fn clear_progress() {
     }
 }
 
+/// Where the service binaries are: beside `toystore`, as `cargo build` and the image put them.
 fn bin_dir() -> anyhow::Result<PathBuf> {
     Ok(std::env::current_exe()?
         .parent()
@@ -162,139 +177,159 @@ fn base_url(s: &str) -> Result<String, String> {
     Ok(url.trim_end_matches('/').to_string())
 }
 
+/// Wiring only: the stop signal first, then logging, then the subcommand's `run_*`.
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // Installed first: Ctrl-C while the store is still starting must stop it cleanly too.
     let shutdown = servicekit::shutdown_signal();
-    // `up` narrates what it starts; `load` and `eval` print their own results, so only warnings.
-    let default_filter = match args.command {
-        Cmd::Up { .. } => "info",
-        Cmd::Load { .. } | Cmd::Eval { .. } => "warn",
-    };
-    // The services' own set-up: stderr, colours only on a terminal, rate-limited.
-    servicekit::init_tracing("text", default_filter).map_err(anyhow::Error::msg)?;
+    init_logging(&args.command)?;
     match args.command {
-        Cmd::Up {
-            data_dir,
-            port,
-            restock_interval,
-            cache_capacity,
-            replicas,
-            supervise,
-        } => {
-            let bin_dir = bin_dir()?;
-            let store = LocalStore::up(UpOptions {
-                data_dir: data_dir.clone(),
-                port,
-                replicas,
-                restock_interval_secs: restock_interval,
-                cache_capacity,
-                bin_dir,
-            })
-            .await
-            .context("starting the local store")?;
-            let cluster = store.cluster();
-            println!("catalog at {}", cluster.catalog.url);
-            for r in &cluster.order {
-                println!("order replica {} at {}", r.id, r.url);
-            }
-            println!("storefront: {}/", cluster.frontend);
-            println!(
-                "store ready; described in {}; Ctrl-C stops it",
-                data_dir.join("cluster.json").display()
-            );
-            store.run_until(shutdown, supervise).await
-        }
-        Cmd::Load {
-            url,
-            clients,
-            duration,
-            iterations,
-            p,
-            seed,
-            orders_only,
-            out,
-            max_errors,
-        } => {
-            let duration = duration
-                .map(|d| {
-                    Duration::try_from_secs_f64(d)
-                        .map_err(|_| anyhow::anyhow!("--duration must be a number of seconds ≥ 0"))
-                })
-                .transpose()?;
-            let opts = LoadOptions {
-                url,
-                clients: clients as usize,
-                duration,
-                iterations,
-                p,
-                seed,
-                orders_only,
-                timeline: false,
-            };
-            let report = loadgen::run(&opts, show_progress).await;
-            clear_progress();
-            let report = report.context("running the load")?;
-            print!("{}", report.table());
-            if let Some(dir) = out {
-                let written = report
-                    .write(&dir)
-                    .with_context(|| format!("writing results to {}", dir.display()))?;
-                println!("results: {written}");
-            }
-            if !report.verification.passed() {
-                anyhow::bail!(
-                    "verification failed: {} of {} acknowledged orders did not read back as placed",
-                    report.verification.checked - report.verification.matched,
-                    report.verification.checked
-                );
-            }
-            if let Some(max) = max_errors
-                && report.errors() > max
-            {
-                anyhow::bail!(
-                    "{} requests failed, more than --max-errors {max}",
-                    report.errors()
-                );
-            }
-            Ok(())
-        }
-        Cmd::Eval {
-            out,
-            seconds,
-            keep_data,
-            catch_up_orders,
-        } => {
-            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-            let out = out
-                .canonicalize()
-                .with_context(|| format!("resolving {}", out.display()))?;
-            let opts = EvalOptions {
-                out,
-                seconds,
-                bin_dir: bin_dir()?,
-                keep_data,
-                catch_up_orders,
-            };
-            let say = |line: &str| {
-                clear_progress();
-                println!("{line}");
-            };
-            let outcome = eval::run(&opts, &say, &show_progress).await;
-            clear_progress();
-            let outcome = outcome.context("running the evaluation")?;
-            println!("report: {}", outcome.report.display());
-            let (checked, failed) = outcome.results.verification_totals();
-            if failed > 0 {
-                anyhow::bail!(
-                    "{failed} load runs failed verification ({checked} orders checked); see {}",
-                    outcome.report.display()
-                );
-            }
-            Ok(())
-        }
+        Cmd::Up(up) => run_up(up, shutdown).await,
+        Cmd::Load(load) => run_load(load).await,
+        Cmd::Eval(eval) => run_eval(eval).await,
     }
+}
+
+/// The services' own log set-up (stderr, colours only on a terminal, rate-limited), at a level
+/// that suits the command: `up` narrates what it starts; `load` and `eval` print their own
+/// results, so only their warnings.
+fn init_logging(command: &Cmd) -> anyhow::Result<()> {
+    let default_filter = match command {
+        Cmd::Up(_) => "info",
+        Cmd::Load(_) | Cmd::Eval(_) => "warn",
+    };
+    servicekit::init_tracing("text", default_filter).map_err(anyhow::Error::msg)
+}
+
+/// `toystore up`: starts the store, says where everything runs, and keeps it running until
+/// `shutdown`.
+async fn run_up(up: UpArgs, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    let store = LocalStore::up(UpOptions {
+        data_dir: up.data_dir.clone(),
+        port: up.port,
+        replicas: up.replicas,
+        restock_interval_secs: up.restock_interval,
+        cache_capacity: up.cache_capacity,
+        bin_dir: bin_dir()?,
+    })
+    .await
+    .context("starting the local store")?;
+    print_addresses(&store, &up.data_dir);
+    store.run_until(shutdown, up.supervise).await
+}
+
+/// Prints the URL of every service and where `cluster.json` is, so the user can reach them.
+fn print_addresses(store: &LocalStore, data_dir: &Path) {
+    let cluster = store.cluster();
+    println!("catalog at {}", cluster.catalog.url);
+    for r in &cluster.order {
+        println!("order replica {} at {}", r.id, r.url);
+    }
+    println!("storefront: {}/", cluster.frontend);
+    println!(
+        "store ready; described in {}; Ctrl-C stops it",
+        data_dir.join("cluster.json").display()
+    );
+}
+
+/// `toystore load`: runs the load, prints (and writes) its report, and fails as the flags ask.
+async fn run_load(load: LoadArgs) -> anyhow::Result<()> {
+    let (out, max_errors) = (load.out.clone(), load.max_errors);
+    let opts = load_options(load)?;
+    let report = loadgen::run(&opts, show_progress).await;
+    clear_progress();
+    let report = report.context("running the load")?;
+    print!("{}", report.table());
+    if let Some(dir) = out {
+        let written = report
+            .write(&dir)
+            .with_context(|| format!("writing results to {}", dir.display()))?;
+        println!("results: {written}");
+    }
+    check_load(&report, max_errors)
+}
+
+/// The load generator's options from the flags; a duration that is no time is refused here,
+/// before anything is sent.
+fn load_options(load: LoadArgs) -> anyhow::Result<LoadOptions> {
+    let duration = load
+        .duration
+        .map(|d| {
+            Duration::try_from_secs_f64(d)
+                .map_err(|_| anyhow::anyhow!("--duration must be a number of seconds ≥ 0"))
+        })
+        .transpose()?;
+    Ok(LoadOptions {
+        url: load.url,
+        clients: load.clients as usize,
+        duration,
+        iterations: load.iterations,
+        p: load.p,
+        seed: load.seed,
+        orders_only: load.orders_only,
+        timeline: false,
+    })
+}
+
+/// The exit status of a load run: an order that did not read back as placed always fails it,
+/// failed requests only beyond `--max-errors`.
+fn check_load(report: &LoadReport, max_errors: Option<u64>) -> anyhow::Result<()> {
+    if !report.verification.passed() {
+        anyhow::bail!(
+            "verification failed: {} of {} acknowledged orders did not read back as placed",
+            report.verification.checked - report.verification.matched,
+            report.verification.checked
+        );
+    }
+    if let Some(max) = max_errors
+        && report.errors() > max
+    {
+        anyhow::bail!(
+            "{} requests failed, more than --max-errors {max}",
+            report.errors()
+        );
+    }
+    Ok(())
+}
+
+/// `toystore eval`: runs the evaluation with its progress on the terminal, and fails when any
+/// load run's read-back did.
+async fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
+    let opts = eval_options(args)?;
+    let say = |line: &str| {
+        clear_progress();
+        println!("{line}");
+    };
+    let outcome = eval::run(&opts, &say, &show_progress).await;
+    clear_progress();
+    let outcome = outcome.context("running the evaluation")?;
+    println!("report: {}", outcome.report.display());
+    let (checked, failed) = outcome.results.verification_totals();
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} load runs failed verification ({checked} orders checked); see {}",
+            outcome.report.display()
+        );
+    }
+    Ok(())
+}
+
+/// The evaluation's options from the flags; the output directory is made and made absolute
+/// first, so that one that cannot be written fails before any store starts.
+fn eval_options(args: EvalArgs) -> anyhow::Result<EvalOptions> {
+    let out = &args.out;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let out = out
+        .canonicalize()
+        .with_context(|| format!("resolving {}", out.display()))?;
+    Ok(EvalOptions {
+        out,
+        seconds: args.seconds,
+        bin_dir: bin_dir()?,
+        keep_data: args.keep_data,
+        catch_up_orders: args.catch_up_orders,
+    })
 }
 
 #[cfg(test)]

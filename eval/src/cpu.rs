@@ -8,7 +8,8 @@
 
 use std::time::Instant;
 
-use nix::unistd::{SysconfVar, sysconf};
+use procfs::CurrentSI;
+use procfs::process::Process;
 use serde::{Deserialize, Serialize};
 
 /// CPU a process (or a group of processes, summed) spent during one run.
@@ -160,66 +161,39 @@ pub fn own_pid() -> u32 {
     std::process::id()
 }
 
-/// Clock ticks per second of the `/proc` counters.
+/// Clock ticks per second of the `/proc` counters, to turn them into seconds.
 fn ticks_per_second() -> f64 {
-    match sysconf(SysconfVar::CLK_TCK) {
-        Ok(Some(hz)) if hz > 0 => hz as f64,
+    match procfs::ticks_per_second() {
         // The value Linux has always exported to user space.
-        _ => 100.0,
+        0 => 100.0,
+        hz => hz as f64,
     }
 }
 
-/// User + system ticks of `pid`, all its threads, from `/proc/PID/stat`.
+/// User + system ticks of `pid`, all its threads (`/proc/PID/stat`); `None` once it has gone.
 fn process_ticks(pid: u32) -> Option<u64> {
-    parse_stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    let stat = Process::new(i32::try_from(pid).ok()?).ok()?.stat().ok()?;
+    Some(stat.utime + stat.stime)
 }
 
-/// `utime + stime` of a `/proc/PID/stat` line. The command name in parentheses may hold spaces
-/// and parentheses itself, so fields are counted from the last `)`.
-fn parse_stat_ticks(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    // After the name: state (field 3), ..., utime (field 14), stime (field 15).
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
-}
-
-/// Busy ticks of the whole machine (every core, every process) from `/proc/stat`.
+/// Busy ticks of the whole machine, every core and every process (`/proc/stat`): everything
+/// but idle and iowait, so that a load that waits on the disk does not count as CPU used.
 fn machine_busy_ticks() -> Option<u64> {
-    parse_machine_busy(&std::fs::read_to_string("/proc/stat").ok()?)
-}
-
-/// The first (`cpu`) line of `/proc/stat` minus its idle and iowait columns.
-fn parse_machine_busy(stat: &str) -> Option<u64> {
-    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let values: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .map(|v| v.parse().ok())
-        .collect::<Option<_>>()?;
-    // user nice system idle iowait irq softirq steal [guest guest_nice, already in user/nice]
-    let idle = values.get(3)? + values.get(4).copied().unwrap_or(0);
-    let total: u64 = values.iter().take(8).sum();
-    Some(total.saturating_sub(idle))
+    let t = procfs::KernelStats::current().ok()?.total;
+    // guest and guest_nice are already counted in user and nice.
+    Some(
+        t.user
+            + t.nice
+            + t.system
+            + t.irq.unwrap_or(0)
+            + t.softirq.unwrap_or(0)
+            + t.steal.unwrap_or(0),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_ticks_are_counted_after_a_name_with_spaces_and_parentheses() {
-        let line = "4242 (tokio (rt) x) S 1 4242 4242 0 -1 4194560 1 0 0 0 731 169 0 0 20 0 3 0";
-        assert_eq!(parse_stat_ticks(line), Some(900));
-        assert_eq!(parse_stat_ticks("garbage"), None);
-    }
-
-    #[test]
-    fn machine_busy_leaves_out_idle_and_iowait() {
-        let stat = "cpu  100 5 50 1000 40 3 2 0 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
-        assert_eq!(parse_machine_busy(stat), Some(160));
-    }
 
     /// Waits (with a deadline) until `pid` has used more than `ticks`.
     fn wait_past(pid: u32, ticks: u64) -> u64 {

@@ -62,24 +62,25 @@ pub enum EtcdError {
     /// The installed etcd is unusable for the baseline.
     #[error("unsupported etcd at {path}: {reason}")]
     Unsupported {
-        /// The binary.
+        /// The `etcd` found, so that the user knows which installation to replace.
         path: PathBuf,
-        /// Why.
+        /// What is wrong with it (too old, no version printed).
         reason: String,
     },
     /// A filesystem or process operation failed.
     #[error("{context}: {source}")]
     Io {
-        /// What was being done.
+        /// What was being done ("creating the data directory ..."), since an OS error alone
+        /// names no file.
         context: String,
-        /// The error.
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
     /// A member exited while the cluster was starting.
     #[error("etcd member {name} exited during startup ({status}); end of {log}:\n{tail}")]
     MemberExited {
-        /// The member's name.
+        /// Which member (`etcd-1` ...), as its data directory and log are named.
         name: String,
         /// Its exit status.
         status: String,
@@ -101,18 +102,18 @@ pub enum EtcdError {
     /// An HTTP request to etcd failed.
     #[error("request to etcd at {url}: {source}")]
     Http {
-        /// The URL.
+        /// The request's URL, naming the member and the gateway endpoint.
         url: String,
-        /// The error.
+        /// The transport's error (refused, timed out, ...).
         #[source]
         source: reqwest::Error,
     },
     /// etcd answered with an error status or an unexpected body.
     #[error("etcd at {url} answered {status}: {body}")]
     Response {
-        /// The URL.
+        /// The request's URL, naming the member and the gateway endpoint.
         url: String,
-        /// The HTTP status.
+        /// The HTTP status code (a success when only the body was wrong).
         status: u16,
         /// The body, or what was wrong with it.
         body: String,
@@ -614,42 +615,6 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// RFC 4648, section 10.
-    const VECTORS: [(&str, &str); 7] = [
-        ("", ""),
-        ("f", "Zg=="),
-        ("fo", "Zm8="),
-        ("foo", "Zm9v"),
-        ("foob", "Zm9vYg=="),
-        ("fooba", "Zm9vYmE="),
-        ("foobar", "Zm9vYmFy"),
-    ];
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (plain, encoded) in VECTORS {
-            assert_eq!(base64_encode(plain.as_bytes()), encoded, "{plain:?}");
-            assert_eq!(
-                base64_decode(encoded).as_deref(),
-                Some(plain.as_bytes()),
-                "{encoded:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn base64_round_trips_all_bytes_and_rejects_garbage() {
-        let all: Vec<u8> = (0..=255).collect();
-        for len in 0..all.len() {
-            let encoded = base64_encode(&all[..len]);
-            assert_eq!(base64_decode(&encoded).as_deref(), Some(&all[..len]));
-        }
-        assert_eq!(base64_encode(&[0xfb, 0xff]), "+/8=");
-        for bad in ["Zm9", "Zm9v!A==", "Zg==Zm9v", "Z===", "Zm 9"] {
-            assert_eq!(base64_decode(bad), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn three_members_command_lines() {

@@ -51,7 +51,8 @@ pub const SCALING_CLIENTS: [usize; 3] = [1, 8, 64];
 pub const RESTOCK_INTERVAL_SECS: f64 = 0.05;
 /// Frontend cache capacity when the cache is on.
 pub const CACHE_CAPACITY: usize = 1000;
-/// Order replicas.
+/// Order replicas of every store the evaluation starts: the smallest group that outlives the
+/// fail-over run's SIGKILL.
 pub const REPLICAS: u64 = 3;
 /// Connections of the query-only runs, cache on and off.
 pub const QUERY_CLIENTS: usize = 64;
@@ -86,25 +87,26 @@ pub enum EvalError {
     /// A file operation failed.
     #[error("{what}: {source}")]
     Io {
-        /// What was being done.
+        /// What was being done ("writing DIR/report.md"), since an OS error alone names no
+        /// file.
         what: String,
-        /// Why it failed.
+        /// The operating system's error.
         source: std::io::Error,
     },
     /// A local store did not start.
     #[error("starting the local store ({name}): {source:#}")]
     Store {
-        /// Which store.
+        /// The store's name (its directory under `DIR/data`), or the restart that failed.
         name: String,
-        /// Why.
+        /// The launcher's error, with its causes.
         source: anyhow::Error,
     },
     /// A load run failed (not a verification failure: those are in the results).
     #[error("load run ({what}): {source}")]
     Load {
-        /// Which run.
+        /// The run's name as the progress lines print it ("warm-up", "fail-over", ...).
         what: String,
-        /// Why.
+        /// The load generator's error.
         source: LoadError,
     },
     /// Encoding the results failed.
@@ -818,7 +820,8 @@ async fn find_leader(
         let mut view = GroupView::default();
         for r in cluster.order.iter().filter(|r| Some(r.id) != except) {
             let status = replica_client(cluster, r)?.status().await;
-            view.statuses.insert(r.id, status.map_err(|e| e.to_string()));
+            view.statuses
+                .insert(r.id, status.map_err(|e| e.to_string()));
         }
         if let Some(l) = view.leader()
             && let Some(r) = cluster.order.iter().find(|r| r.id == l.id)

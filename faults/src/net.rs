@@ -14,7 +14,7 @@ use std::process::Command;
 use anyhow::Context;
 use launcher::Host;
 
-/// One host of the network.
+/// One host of the network: a namespace and its address on the bridge.
 #[derive(Debug, Clone)]
 struct Member {
     ns: String,
@@ -114,7 +114,7 @@ impl Net {
         Ok(net)
     }
 
-    /// Where `name` runs.
+    /// Where the process `name` runs (its namespace and address), as the launcher takes it.
     pub fn host(&self, name: &str) -> Host {
         let m = &self.members[name];
         Host {

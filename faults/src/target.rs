@@ -36,14 +36,14 @@ fn next_subnet() -> u8 {
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct TargetOptions {
-    /// Order replicas (odd).
+    /// Order replicas (odd, so that a majority is well defined).
     pub replicas: u64,
     /// Catalog replicas (stateless, side by side; the frontends use them in turn).
     pub catalogs: usize,
-    /// Frontends.
+    /// Frontends; with more than one, clients' requests cross frontends (and their caches).
     pub frontends: usize,
     /// Give each replica's data directory a small filesystem of its own, so that one can be
-    /// filled (needs root; without it the disk-full fault is skipped).
+    /// filled (needs root; without it [`Target::fill_disk`] says why it cannot).
     pub small_disks: bool,
     /// Run every catalog and every replica in a network namespace of its own, so the network
     /// between them can be cut (needs root, `ip` and `iptables`; see [`Net::available`]).
@@ -100,13 +100,16 @@ impl Default for TargetOptions {
 
 /// A running store and the faults done to it.
 pub struct Target {
-    /// The store.
+    /// The launcher's handle on the processes, for what the fault methods do not cover
+    /// (clients, logs, membership).
     pub store: Store,
     /// The network between its processes, when they run in namespaces (dropped after the
     /// store, so the processes stop first).
     pub net: Option<Net>,
     paused: BTreeSet<String>,
     disks: BTreeMap<u64, Tmpfs>,
+    /// Why the small disks asked for could not be mounted.
+    no_small_disks: Option<String>,
     fillers: Vec<PathBuf>,
     dir: tempfile::TempDir,
 }
@@ -124,10 +127,15 @@ impl Target {
         let dir = tempfile::tempdir()?;
         let root = dir.path().join("store");
         let mut disks = BTreeMap::new();
+        let mut no_small_disks = None;
         if options.small_disks {
             for id in 1..=options.replicas {
-                let Some(disk) = Tmpfs::mount("24m") else {
-                    break;
+                let disk = match Tmpfs::try_mount("24m") {
+                    Ok(disk) => disk,
+                    Err(why) => {
+                        no_small_disks = Some(why);
+                        break;
+                    }
                 };
                 std::fs::create_dir_all(&root)?;
                 let link = root.join(format!("replica-{id}"));
@@ -180,17 +188,18 @@ impl Target {
             net,
             paused: BTreeSet::new(),
             disks,
+            no_small_disks,
             fillers: Vec::new(),
             dir,
         })
     }
 
-    /// Frontend URLs.
+    /// The frontends' URLs, where clients send their requests.
     pub fn frontends(&self) -> Vec<String> {
         self.store.frontend_urls()
     }
 
-    /// Replica ids.
+    /// The order replicas' ids, as the fault methods take them.
     pub fn replicas(&self) -> Vec<u64> {
         self.store.replica_ids()
     }
@@ -213,7 +222,7 @@ impl Target {
         Ok(())
     }
 
-    /// SIGSTOPs replica `id` (`name` is the process name, for healing).
+    /// SIGSTOPs replica `id`; [`heal`](Self::heal) resumes it if nothing else does.
     pub fn pause_replica(&mut self, id: u64) {
         self.store.replica(id).signal(Signal::SIGSTOP);
         self.paused.insert(format!("replica-{id}"));
@@ -293,15 +302,17 @@ impl Target {
         Ok(())
     }
 
-    /// Fills replica `id`'s disk, if it has one of its own; returns whether it did.
-    pub fn fill_disk(&mut self, id: u64) -> bool {
-        match self.disks.get(&id) {
-            Some(disk) => {
-                self.fillers.push(disk.fill());
-                true
-            }
-            None => false,
-        }
+    /// Fills replica `id`'s disk; an error says why it has no disk of its own to fill.
+    pub fn fill_disk(&mut self, id: u64) -> Result<(), String> {
+        let Some(disk) = self.disks.get(&id) else {
+            let why = self
+                .no_small_disks
+                .as_deref()
+                .unwrap_or("the store was started without small disks");
+            return Err(format!("replica {id} has no small disk of its own: {why}"));
+        };
+        self.fillers.push(disk.fill());
+        Ok(())
     }
 
     /// Undoes every fault: heals the network, frees disks, resumes paused processes, restarts

@@ -21,7 +21,7 @@ pub const UNKNOWN_TOY: &str = "Unicorn";
 /// How the clients behave.
 #[derive(Debug, Clone)]
 pub struct Workload {
-    /// Concurrent clients.
+    /// Concurrent clients, each one request at a time.
     pub clients: usize,
     /// Frontend URLs; client `i` uses frontend `i % len`.
     pub frontends: Vec<String>,

@@ -1,6 +1,6 @@
 //! The storefront page in a real headless browser (Debian's Chromium driven by playwright-core,
 //! see `tests/browser/`). `.ci/run` installs both; where they are missing the test says
-//! "skipped" and passes.
+//! "skipped" and passes, except under CI (`CI` set), where it fails.
 //!
 //! `tests/browser/storefront.mjs` does what a shopper does and checks what the page shows: the
 //! grid with prices and stock, a sold-out answer, an unknown toy, a purchase of 2, another
@@ -73,7 +73,7 @@ async fn run_page(url: &str, shot: &Path, mode: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn storefront_sells_shows_live_stock_and_explains_every_refusal_in_a_real_browser() {
     if let Some(why) = missing_tools() {
-        eprintln!("skipped: storefront browser test: {why}");
+        testkit::skip_or_fail(format!("storefront browser test: {why}"));
         return;
     }
     let mut store = Store::start(StoreOptions {

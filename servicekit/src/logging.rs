@@ -22,7 +22,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 /// Lines one call site may log per [`WINDOW`] before the rest are suppressed.
 pub const BURST: u32 = 5;
-/// The rate-limiting window.
+/// How long a call site's [`BURST`] lasts; its suppressed lines are summarised once per window.
 pub const WINDOW: Duration = Duration::from_secs(10);
 
 /// Sets up `tracing` logs on stderr, `text` or `json`, filtered by `RUST_LOG` (default

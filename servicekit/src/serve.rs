@@ -51,9 +51,9 @@ impl Limits {
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on {addr}: {source}")]
 pub struct BindError {
-    /// The address.
+    /// The address asked for, so the message says which listener failed.
     pub addr: std::net::SocketAddr,
-    /// Why.
+    /// The operating system's reason (in use, not a local address, no permission, ...).
     #[source]
     pub source: std::io::Error,
 }
@@ -134,23 +134,13 @@ pub async fn serve(
 /// limits, not the file-descriptor limit, decide how many clients are served. Returns the new
 /// soft limit.
 pub fn raise_fd_limit() -> std::io::Result<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            limit.rlim_cur = limit.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-        }
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
     }
-    Ok(limit.rlim_cur)
+    // The soft limit never exceeds the hard one, so it is now the hard limit.
+    Ok(hard)
 }
 
 #[cfg(test)]
@@ -243,5 +233,13 @@ mod tests {
             .await
             .expect("served once a slot is free");
         assert_eq!(served.text().await.unwrap(), "ok");
+    }
+
+    #[test]
+    fn the_open_file_limit_is_raised_to_the_hard_limit() {
+        use nix::sys::resource::{Resource, getrlimit};
+        let raised = raise_fd_limit().expect("the limit can be raised to the hard limit");
+        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        assert_eq!((soft, hard), (raised, raised));
     }
 }

@@ -3,6 +3,8 @@
 //! Tests run the real binaries, started through the `launcher` crate (the one way to run a
 //! store from code); [`binary`] and [`bin_dir`] find (and if needed build) them. Waits are
 //! conditions with deadlines ([`wait_for`]), never sleeps. [`Tmpfs`] gives a small disk to fill.
+//! A test whose prerequisite (root, a tool) is missing ends through [`skip_or_fail`]: skipped
+//! on a developer's machine, failed under CI.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,19 @@ where
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Ends a test that cannot run here for the reason `why` (no root, a tool not installed): on a
+/// developer's machine it prints `skipped: why` and returns, so the caller returns too; under CI
+/// (`CI` set) it panics with `why`, because there every prerequisite is installed and a test
+/// that silently ran nothing would hide a broken install.
+#[track_caller]
+pub fn skip_or_fail(why: impl std::fmt::Display) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "cannot run under CI (CI is set): {why}"
+    );
+    eprintln!("skipped: {why}");
 }
 
 /// Binaries already built by this test process.
@@ -79,24 +94,39 @@ pub struct Tmpfs {
 }
 
 impl Tmpfs {
-    /// Mounts a tmpfs of `size` (e.g. `"16m"`); `None` where that is not possible (not root),
-    /// after printing why the caller's test is skipped.
+    /// For a test that needs the disk: mounts a tmpfs of `size` (e.g. `"16m"`), or else ends
+    /// the test through [`skip_or_fail`] and returns `None`, on which the test returns.
+    #[track_caller]
     pub fn mount(size: &str) -> Option<Self> {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !mounted {
-            eprintln!("skipped: cannot mount a small tmpfs here (needs root) to fill a disk");
-            return None;
+        match Self::try_mount(size) {
+            Ok(disk) => Some(disk),
+            Err(why) => {
+                skip_or_fail(why);
+                None
+            }
         }
-        Some(Self { dir })
     }
 
-    /// Where it is mounted.
+    /// Mounts a tmpfs of `size`; where that is not possible (not root), says why, for a caller
+    /// that is not a test of its own (a fault scenario reports it).
+    pub fn try_mount(size: &str) -> Result<Self, String> {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let why = match Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .output()
+        {
+            Ok(out) if out.status.success() => return Ok(Self { dir }),
+            Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            Err(e) => format!("running mount: {e}"),
+        };
+        Err(format!(
+            "cannot mount a small tmpfs to fill a disk (needs root): {why}"
+        ))
+    }
+
+    /// The mount point, where a test puts the data directory it wants to run out of space.
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
