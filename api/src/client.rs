@@ -37,7 +37,6 @@ pub enum ClientError {
     /// The replica answered with an error status and a JSON error body.
     #[error("{status}: {}", error.message)]
     Api {
-        /// HTTP status.
         status: StatusCode,
         /// The decoded error body.
         error: ApiError,
@@ -142,11 +141,6 @@ impl ReplicaClient {
             base: base.into().trim_end_matches('/').to_string(),
             token,
         }
-    }
-
-    /// The replica's base URL.
-    pub fn base(&self) -> &str {
-        &self.base
     }
 
     /// `POST /orders` with an idempotency key.
@@ -273,16 +267,6 @@ impl ReplicaClient {
         req: &TransferLeaderRequest,
     ) -> Result<AdminResponse, ClientError> {
         self.admin_post("/admin/transfer-leader", req).await
-    }
-
-    /// `POST /admin/elect`: makes this replica start an election now.
-    pub async fn trigger_election(&self) -> Result<AdminResponse, ClientError> {
-        self.admin_post("/admin/elect", &()).await
-    }
-
-    /// `POST /admin/snapshot`: builds a snapshot now (and compacts the log).
-    pub async fn trigger_snapshot(&self) -> Result<AdminResponse, ClientError> {
-        self.admin_post("/admin/snapshot", &()).await
     }
 
     async fn admin_get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {

@@ -11,6 +11,7 @@ pub mod group;
 pub mod inventory;
 pub mod orders;
 pub mod raft;
+pub mod settings;
 pub mod view;
 
 pub use client::{ClientError, ReplicaClient};

@@ -7,7 +7,7 @@
 //! the group with conditional commands. It keeps no data of its own: any number of catalog
 //! replicas run side by side, and losing any of them never stops a purchase.
 //!
-//! - [`args`]: the command line and `CATALOG_*` environment, the operator's contract;
+//! - [`args`]: the command line ([`api::settings::Catalog`]) resolved into settings;
 //! - [`seed`]: the toys a store starts with (file or built-in);
 //! - [`view`]: the view of the inventory and its relay window;
 //! - [`follow`]: keeping the view current from the group's change stream;
@@ -16,7 +16,7 @@
 //! - [`state`]: what the handlers and tasks share;
 //! - [`http`]: the HTTP API;
 //! - [`metrics`]: Prometheus metrics;
-//! - [`server`]: starting the catalog and serving it until shutdown.
+//! - [`server`]: starting the catalog and serving it on the listener it is given until shutdown.
 
 pub mod args;
 pub mod feed;

@@ -1,23 +1,22 @@
-//! Starting the catalog and serving it until shutdown.
+//! Starting the catalog and serving it on the listener it is given until shutdown.
 //!
 //! Start-up order: validate the seed (a broken products file stops the service before anything
-//! starts), bind the listen address, start following the order group's change stream, define
-//! the toys if the store has none yet, start the restock task, serve. On shutdown, waiting
-//! long-polls are answered at once so the graceful shutdown does not hang for their full wait.
+//! starts), start following the order group's change stream, define the toys if the store has
+//! none yet, start the restock task, serve. On shutdown, waiting long-polls are answered at
+//! once so the graceful shutdown does not hang for their full wait.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use tokio::net::TcpListener;
 
 use crate::seed::{self, SeedError};
 use crate::state::Catalog;
 
-/// Everything needed to run the catalog.
+/// Everything needed to run the catalog, from its command line (see [`crate::args`]).
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Address to listen on.
-    pub listen: SocketAddr,
     /// Seed list of the order replicas' client URLs (the rest is learned).
     pub order_replicas: Vec<String>,
     /// Products file defining the toys at a store's first start (default: the built-in toys).
@@ -36,24 +35,25 @@ pub enum ServeError {
     /// The products file is unusable.
     #[error(transparent)]
     Seed(#[from] SeedError),
-    /// The listen address could not be bound.
-    #[error(transparent)]
-    Bind(#[from] servicekit::BindError),
+    /// The listener's address could not be read.
+    #[error("listener address: {0}")]
+    Listener(#[source] std::io::Error),
 }
 
-/// Runs the catalog until `shutdown` completes, then stops its tasks.
+/// Runs the catalog on `listener` until `shutdown` completes, then stops its tasks.
 pub async fn run(
     settings: Settings,
+    listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let products = match &settings.products_file {
         Some(path) => seed::load(path)?,
         None => seed::default_products(),
     };
-    let listener = servicekit::bind(settings.listen).await?;
+    let listen = listener.local_addr().map_err(ServeError::Listener)?;
     let catalog = Catalog::new(settings.order_replicas.clone(), settings.token.clone());
     tracing::info!(
-        listen = %settings.listen,
+        %listen,
         order_replicas = ?settings.order_replicas,
         restock_interval = ?settings.restock_interval,
         restock_quantity = settings.restock_quantity,

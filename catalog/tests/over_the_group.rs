@@ -1,6 +1,6 @@
-//! The catalog as a stateless service over the order group, with real processes: the toys
-//! defined once at first start, reads that name a version, the relayed feed, a restock that
-//! two catalogs make once, a restart that defines nothing again, and bad input.
+//! The catalog as a stateless service over the order group: the toys defined once at first
+//! start, reads that name a version, the relayed feed, a restock that two catalogs make once, a
+//! restart that defines nothing again (real processes), and bad input.
 
 mod support;
 
@@ -9,7 +9,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use reqwest::StatusCode;
 
-use support::{assert_error, audit, buy, catalog, send, shows, store, wait_for};
+use support::{Store, assert_error, audit, buy, catalog, send, shows, wait_for};
 
 const TOYS: &str = r#"[
     {"name": "Tux", "price": 15.99, "quantity": 50},
@@ -20,7 +20,7 @@ const TOYS: &str = r#"[
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_catalogs_define_the_toys_once_read_by_version_and_restock_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut store = store(tmp.path(), 2, TOYS).await;
+    let mut store = Store::in_process(tmp.path(), 2, TOYS).await;
     let (first, second) = (catalog(&mut store, 0), catalog(&mut store, 1));
 
     // Defined once, through the group, from the products file.
@@ -80,11 +80,11 @@ async fn two_catalogs_define_the_toys_once_read_by_version_and_restock_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_catalog_defines_nothing_again_and_purchases_never_wait_for_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut store = store(tmp.path(), 1, TOYS).await;
+    let mut store = Store::processes(tmp.path(), 1, TOYS).await;
     buy(&store, "before", "Fox", 1).await;
 
     // Every catalog down: purchases go on.
-    store.catalog().kill();
+    store.processes_mut().catalog().kill();
     let version = buy(&store, "while-down", "Fox", 1).await;
 
     // Back with another products file: it reads the group's toys and defines nothing.
@@ -93,7 +93,11 @@ async fn a_restarted_catalog_defines_nothing_again_and_purchases_never_wait_for_
         r#"[{"name": "Robot", "price": 1.0, "quantity": 5}]"#,
     )
     .unwrap();
-    store.start_catalog().await.expect("the catalog restarts");
+    store
+        .processes_mut()
+        .start_catalog()
+        .await
+        .expect("the catalog restarts");
     let client = catalog(&mut store, 0);
     let fox = client.product("Fox", version).await.unwrap();
     assert_eq!(fox.quantity, 7);
@@ -135,6 +139,7 @@ async fn a_restarted_catalog_defines_nothing_again_and_purchases_never_wait_for_
     .await;
     let started = std::time::Instant::now();
     let status = store
+        .processes_mut()
         .catalog()
         .stop(Signal::SIGTERM, Duration::from_secs(20))
         .await
@@ -152,8 +157,8 @@ async fn a_restarted_catalog_defines_nothing_again_and_purchases_never_wait_for_
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_input_gets_json_errors_and_a_read_too_new_waits_then_503() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut store = store(tmp.path(), 1, TOYS).await;
-    let url = store.catalog().url();
+    let mut store = Store::in_process(tmp.path(), 1, TOYS).await;
+    let url = store.catalog_url(0);
     let http = reqwest::Client::new();
     for (what, req, expected) in [
         (

@@ -1,14 +1,11 @@
-//! The frontend's command line and environment: every setting it starts with.
-//!
-//! Each flag can also come from a `FRONTEND_*` environment variable, which is how the operator
-//! configures frontends in Kubernetes (a ConfigMap and the container's `env`). This struct is
-//! that contract's one definition: the operator's tests parse every variable it writes through
-//! [`Args`], so a misspelt or dropped variable fails a test instead of a pod.
+//! The frontend's command line: [`api::settings::Frontend`], every flag and `FRONTEND_*`
+//! variable (written once, there, for the operator and the launcher too), and how it resolves
+//! into the [`Settings`] a frontend runs with.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::bail;
+use api::settings::Frontend;
 use clap::Parser;
 
 use crate::Settings;
@@ -17,62 +14,37 @@ use crate::Settings;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "frontend", version = api::VERSION, about)]
 pub struct Args {
-    /// Address to listen on.
-    #[arg(long, env = "FRONTEND_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// The catalog's base URL (in Kubernetes its Service), or several replicas' URLs,
-    /// comma-separated, read in turn.
-    #[arg(
-        long,
-        env = "FRONTEND_CATALOG_URL",
-        value_delimiter = ',',
-        required = true
-    )]
-    pub catalog_url: Vec<String>,
-    /// Seed list of order replica URLs, comma-separated; the rest is learned.
-    #[arg(
-        long,
-        env = "FRONTEND_ORDER_REPLICAS",
-        value_delimiter = ',',
-        required = true
-    )]
-    pub order_replicas: Vec<String>,
-    /// Product cache capacity (entries); 0 turns the cache off.
-    #[arg(long, env = "FRONTEND_CACHE_CAPACITY", default_value_t = 1000)]
-    pub cache_capacity: usize,
-    /// Deadline for placing an order, retries included, in milliseconds.
-    #[arg(long, env = "FRONTEND_ORDER_DEADLINE_MS", default_value_t = 10_000)]
-    pub order_deadline_ms: u64,
-    /// On SIGTERM, keep serving this long (milliseconds) with /readyz failing before shutting
-    /// down, so a load balancer or Service stops sending clients first. The operator sets it;
-    /// 0 (local mode) stops at once.
-    #[arg(long, env = "FRONTEND_SHUTDOWN_DELAY_MS", default_value_t = 0)]
-    pub shutdown_delay_ms: u64,
-    /// Log format: `text` or `json`.
-    #[arg(long, env = "FRONTEND_LOG_FORMAT", default_value = "text")]
-    pub log_format: String,
+    /// Every setting (see [`Frontend`]).
+    #[command(flatten)]
+    pub settings: Frontend,
 }
 
-impl Args {
-    /// The frontend's settings.
-    pub fn settings(&self) -> anyhow::Result<Settings> {
-        if self.order_replicas.iter().any(|u| u.trim().is_empty()) {
-            bail!("--order-replicas must not contain empty URLs");
-        }
-        if self.catalog_url.iter().any(|u| u.trim().is_empty()) {
-            bail!("--catalog-url must not contain empty URLs");
-        }
-        Ok(Settings {
-            catalog_urls: self.catalog_url.clone(),
-            order_replicas: self.order_replicas.clone(),
-            cache_capacity: self.cache_capacity,
-            order_deadline: Duration::from_millis(self.order_deadline_ms),
-        })
-    }
+impl TryFrom<&Frontend> for Settings {
+    type Error = anyhow::Error;
 
-    /// How long to keep serving, unready, after the shutdown signal.
-    pub fn shutdown_delay(&self) -> Duration {
-        Duration::from_millis(self.shutdown_delay_ms)
+    /// The frontend's settings, with the defaults of the settings not given.
+    fn try_from(given: &Frontend) -> anyhow::Result<Self> {
+        for (flag, urls) in [
+            ("--order-replicas", &given.order_replicas),
+            ("--catalog-url", &given.catalog_url),
+        ] {
+            if urls.is_empty() {
+                bail!("{flag} is required");
+            }
+            if urls.iter().any(|u| u.trim().is_empty()) {
+                bail!("{flag} must not contain empty URLs");
+            }
+        }
+        let ms = |value: Option<u64>, default| Duration::from_millis(value.unwrap_or(default));
+        Ok(Settings {
+            catalog_urls: given.catalog_url.clone(),
+            order_replicas: given.order_replicas.clone(),
+            cache_capacity: given
+                .cache_capacity
+                .unwrap_or(Frontend::DEFAULT_CACHE_CAPACITY),
+            order_deadline: ms(given.order_deadline_ms, Frontend::DEFAULT_ORDER_DEADLINE_MS),
+            shutdown_delay: ms(given.shutdown_delay_ms, Frontend::DEFAULT_SHUTDOWN_DELAY_MS),
+        })
     }
 }
 
@@ -88,6 +60,6 @@ mod tests {
             "--order-replicas=http://a,,http://b",
         ])
         .unwrap();
-        assert!(args.settings().is_err());
+        assert!(Settings::try_from(&args.settings).is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! ToyStore frontend: the public REST API and storefront page.
 //!
-//! - [`args`]: the command line and `FRONTEND_*` environment, the operator's contract;
+//! - [`args`]: the command line ([`api::settings::Frontend`]) resolved into settings;
 //! - [`cache`]: the LRU product cache and its correctness rules;
 //! - [`catalogs`]: the catalog replicas, read in turn;
 //! - [`feed`]: the change-feed subscriber that keeps the cache correct;
@@ -34,7 +34,7 @@ use crate::catalogs::Catalogs;
 use crate::live::Live;
 use crate::metrics::Metrics;
 
-/// Settings of a frontend.
+/// Everything needed to run a frontend, from its command line (see [`args`]).
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The catalog replicas' base URLs (one Service URL in Kubernetes).
@@ -45,17 +45,17 @@ pub struct Settings {
     pub cache_capacity: usize,
     /// How long a purchase may take, retries included, before answering 503.
     pub order_deadline: Duration,
+    /// How long to keep serving, unready, after the shutdown signal (the `drain` of [`serve`]).
+    pub shutdown_delay: Duration,
 }
 
 /// State shared by the handlers.
 pub struct Frontend {
-    /// The catalog replicas.
+    /// The catalog replicas, read in turn.
     pub catalogs: Arc<Catalogs>,
-    /// Order group client.
+    /// Purchases and order look-ups, sent to the order leader it finds by itself.
     pub orders: GroupClient,
-    /// Product cache.
     pub cache: Arc<ProductCache>,
-    /// Metrics.
     pub metrics: Metrics,
     /// The storefront's live streams, fed by the change feed.
     pub live: Arc<Live>,

@@ -33,7 +33,7 @@ async fn the_public_api_conforms_to_its_openapi_document() {
         eprintln!("skipped: schemathesis cannot be installed here: {why}");
         return;
     }
-    let store = Store::start(StoreOptions::default()).await;
+    let store = Store::start_in_process(StoreOptions::default()).await;
     let schema = format!("{}/openapi.json", store.frontend(0));
     let bin = repo().join("target/tools/schemathesis-venv/bin/schemathesis");
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis.toml");

@@ -1,5 +1,6 @@
-//! The store through its public API, on real processes: shapes and codes, cache correctness,
-//! exactly-once purchases across crashes, stock rules, bad input.
+//! The store through its public API: shapes and codes, cache correctness, exactly-once
+//! purchases across crashes, stock rules, bad input. Real processes where a test kills, signals
+//! or restarts one; in this process otherwise.
 
 mod support;
 
@@ -13,7 +14,7 @@ use support::{Buyer, Store, StoreOptions, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn query_buy_and_look_up_with_the_lab_shapes_and_codes() {
-    let store = Store::start(StoreOptions::default()).await;
+    let store = Store::start_in_process(StoreOptions::default()).await;
 
     let (status, body) = store.get(0, "/products/Tux").await;
     assert_eq!(status, StatusCode::OK);
@@ -71,7 +72,7 @@ async fn query_buy_and_look_up_with_the_lab_shapes_and_codes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_key_reused_for_another_purchase_is_refused_and_changes_nothing() {
-    let store = Store::start(StoreOptions::default()).await;
+    let store = Store::start_in_process(StoreOptions::default()).await;
     let (status, first) = store.buy(0, "Tux", 2, Some("my-key")).await;
     assert_eq!(status, StatusCode::OK, "{first}");
     let tux = store.stock(0, "Tux").await;
@@ -95,7 +96,7 @@ async fn a_key_reused_for_another_purchase_is_refused_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cache_hits_and_purchases_are_visible_here_at_once_and_elsewhere_within_a_second() {
-    let store = Store::start(StoreOptions {
+    let store = Store::start_in_process(StoreOptions {
         frontends: 2,
         ..Default::default()
     })
@@ -174,7 +175,7 @@ async fn feed_disconnect_bypasses_the_cache() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn out_of_stock_is_409_with_stock_unchanged_and_restock_brings_it_back() {
-    let store = Store::start(StoreOptions {
+    let store = Store::start_in_process(StoreOptions {
         restock_interval_secs: 0.3,
         restock_quantity: 7,
         products: Some(vec![
@@ -213,7 +214,7 @@ async fn out_of_stock_is_409_with_stock_unchanged_and_restock_brings_it_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_input_on_every_public_endpoint_is_a_clear_4xx_and_changes_nothing() {
-    let store = Store::start(StoreOptions::default()).await;
+    let store = Store::start_in_process(StoreOptions::default()).await;
     let before = store.get(0, "/products").await.1;
     let url = store.frontend(0);
     let post = |body: &'static str| {

@@ -30,7 +30,7 @@ use crate::store::{CatalogSpec, FrontendSpec, Ports, Store, StoreSpec};
 pub struct ReplicaInfo {
     /// Raft node id.
     pub id: u64,
-    /// Base URL.
+    /// Base URL of its client listener.
     pub url: String,
     /// Base URL of its peer listener (Raft RPC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,7 +42,6 @@ pub struct ReplicaInfo {
 /// A single service as `cluster.json` records it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceInfo {
-    /// Base URL.
     pub url: String,
     /// Process id while running.
     pub pid: Option<u32>,
@@ -55,7 +54,6 @@ pub struct ClusterFile {
     pub frontend: String,
     /// The frontend's process id while running.
     pub frontend_pid: Option<u32>,
-    /// The catalog.
     pub catalog: ServiceInfo,
     /// The order replicas.
     pub order: Vec<ReplicaInfo>,
@@ -84,7 +82,7 @@ pub const RESTOCK_QUANTITY: u32 = 1000;
 /// Options of `toystore up`.
 #[derive(Debug, Clone)]
 pub struct UpOptions {
-    /// Data directory.
+    /// Where the store keeps its data, logs, token and `cluster.json`.
     pub data_dir: PathBuf,
     /// The frontend's port (0: any free port).
     pub port: u16,
@@ -232,7 +230,6 @@ impl LocalStore {
         &self.cluster
     }
 
-    /// The store.
     pub fn store(&mut self) -> &mut Store {
         &mut self.store
     }

@@ -31,7 +31,6 @@ pub enum LaunchError {
     Spawn {
         /// The process's name.
         name: String,
-        /// The program.
         program: PathBuf,
         /// Why.
         source: std::io::Error,
@@ -41,7 +40,6 @@ pub enum LaunchError {
     PortTaken {
         /// The process's name.
         name: String,
-        /// The port.
         port: u16,
     },
     /// It exited before it was ready.
@@ -170,7 +168,6 @@ impl Process {
         format!("{}:{}", self.host.ip, self.port)
     }
 
-    /// Its port.
     pub fn port(&self) -> u16 {
         self.port
     }

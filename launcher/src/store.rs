@@ -17,6 +17,7 @@ use api::catalog::CatalogClient;
 use api::client::{ReplicaClient, http_client};
 use api::inventory::{DefineRequest, ProductDef};
 use api::raft::Member;
+use api::settings::{self, CommandLine};
 use api::view::GroupView;
 use membership::MembershipDriver;
 use nix::sys::signal::Signal;
@@ -48,9 +49,22 @@ impl Default for CatalogSpec {
     fn default() -> Self {
         Self {
             replicas: 1,
-            restock_interval_secs: 10.0,
-            restock_quantity: 100,
+            restock_interval_secs: settings::Catalog::DEFAULT_RESTOCK_INTERVAL_SECS,
+            restock_quantity: settings::Catalog::DEFAULT_RESTOCK_QUANTITY,
             products: None,
+        }
+    }
+}
+
+impl CatalogSpec {
+    /// The settings every catalog of the store gets (its address and the order group's are
+    /// added per process).
+    pub fn settings(&self) -> settings::Catalog {
+        settings::Catalog {
+            products: self.products.clone(),
+            restock_interval_secs: Some(self.restock_interval_secs),
+            restock_quantity: Some(self.restock_quantity),
+            ..settings::Catalog::default()
         }
     }
 }
@@ -81,19 +95,17 @@ impl RaftSpec {
         }
     }
 
-    fn args(&self) -> Vec<String> {
-        let flags = [
-            ("--heartbeat-ms", self.heartbeat_ms),
-            ("--election-timeout-min-ms", self.election_min_ms),
-            ("--election-timeout-max-ms", self.election_max_ms),
-            ("--snapshot-threshold", self.snapshot_threshold),
-            ("--logs-to-keep", self.logs_to_keep),
-        ];
-        flags
-            .into_iter()
-            .filter_map(|(flag, v)| v.map(|v| [flag.to_string(), v.to_string()]))
-            .flatten()
-            .collect()
+    /// The settings every replica of the store gets (its id, addresses, data directory and
+    /// token are added per process).
+    pub fn settings(&self) -> settings::OrderReplica {
+        settings::OrderReplica {
+            heartbeat_ms: self.heartbeat_ms,
+            election_timeout_min_ms: self.election_min_ms,
+            election_timeout_max_ms: self.election_max_ms,
+            snapshot_threshold: self.snapshot_threshold,
+            logs_to_keep: self.logs_to_keep,
+            ..settings::OrderReplica::default()
+        }
     }
 }
 
@@ -111,9 +123,22 @@ pub struct FrontendSpec {
 impl Default for FrontendSpec {
     fn default() -> Self {
         Self {
-            cache_capacity: 1000,
+            cache_capacity: settings::Frontend::DEFAULT_CACHE_CAPACITY,
             order_deadline_ms: None,
             shutdown_delay_ms: Some(0),
+        }
+    }
+}
+
+impl FrontendSpec {
+    /// The settings every frontend of the store gets (its address, the catalogs' and the order
+    /// group's are added per process).
+    pub fn settings(&self) -> settings::Frontend {
+        settings::Frontend {
+            cache_capacity: Some(self.cache_capacity),
+            order_deadline_ms: self.order_deadline_ms,
+            shutdown_delay_ms: self.shutdown_delay_ms,
+            ..settings::Frontend::default()
         }
     }
 }
@@ -246,7 +271,6 @@ impl Store {
         &self.spec
     }
 
-    /// The cluster token.
     pub fn token(&self) -> &str {
         &self.token
     }
@@ -344,35 +368,25 @@ impl Store {
     }
 
     fn catalog_process(&self, i: usize, port: u16) -> Process {
-        let spec = self.spec.catalog.clone().unwrap_or_default();
         let name = if i == 0 {
             "catalog".to_string()
         } else {
             format!("catalog-{i}")
         };
         let host = self.host(&name);
-        let mut args = vec![
-            "--listen".to_string(),
-            format!("{}:{port}", host.ip),
-            "--order-replicas".into(),
-            self.replica_seeds(),
-            "--restock-interval-secs".into(),
-            spec.restock_interval_secs.to_string(),
-            "--restock-quantity".into(),
-            spec.restock_quantity.to_string(),
-            "--token-file".into(),
-            path_arg(&self.token_file()),
-        ];
-        if let Some(products) = &spec.products {
-            args.extend(["--products".into(), path_arg(products)]);
-        }
+        let settings = settings::Catalog {
+            listen: Some((host.ip, port).into()),
+            order_replicas: self.replica_seeds(),
+            token_file: Some(self.token_file()),
+            ..self.spec.catalog.clone().unwrap_or_default().settings()
+        };
         let p = Process::new(
             &name,
             self.spec.bin_dir.join("catalog"),
             port,
             self.log_path(&name),
         )
-        .args(args)
+        .args(settings.to_args())
         .on(host)
         .ready_at("/readyz");
         self.with_log_filter(p)
@@ -385,26 +399,21 @@ impl Store {
     fn replica_process(&self, id: u64, port: u16, raft_port: u16) -> Process {
         let name = format!("replica-{id}");
         let host = self.host(&name);
-        let mut args = vec![
-            "--id".to_string(),
-            id.to_string(),
-            "--listen".into(),
-            format!("{}:{port}", host.ip),
-            "--raft-listen".into(),
-            format!("{}:{raft_port}", host.ip),
-            "--data-dir".into(),
-            path_arg(&self.replica_data_dir(id)),
-            "--token-file".into(),
-            path_arg(&self.token_file()),
-        ];
-        args.extend(self.spec.raft.args());
+        let settings = settings::OrderReplica {
+            id: Some(id),
+            listen: Some((host.ip, port).into()),
+            raft_listen: Some((host.ip, raft_port).into()),
+            data_dir: Some(self.replica_data_dir(id)),
+            token_file: Some(self.token_file()),
+            ..self.spec.raft.settings()
+        };
         let p = Process::new(
             &name,
             self.spec.bin_dir.join("order-replica"),
             port,
             self.log_path(&name),
         )
-        .args(args)
+        .args(settings.to_args())
         .on(host);
         self.with_log_filter(p)
     }
@@ -415,38 +424,20 @@ impl Store {
         } else {
             format!("frontend-{i}")
         };
-        let catalogs = self
-            .catalogs
-            .iter()
-            .map(Process::url)
-            .collect::<Vec<_>>()
-            .join(",");
-        let seeds = self.replica_seeds();
-        let f = &self.spec.frontend;
         let host = self.host(&name);
-        let mut args = vec![
-            "--listen".to_string(),
-            format!("{}:{port}", host.ip),
-            "--catalog-url".into(),
-            catalogs,
-            "--order-replicas".into(),
-            seeds,
-            "--cache-capacity".into(),
-            f.cache_capacity.to_string(),
-        ];
-        if let Some(ms) = f.order_deadline_ms {
-            args.extend(["--order-deadline-ms".into(), ms.to_string()]);
-        }
-        if let Some(ms) = f.shutdown_delay_ms {
-            args.extend(["--shutdown-delay-ms".into(), ms.to_string()]);
-        }
+        let settings = settings::Frontend {
+            listen: Some((host.ip, port).into()),
+            catalog_url: self.catalogs.iter().map(Process::url).collect(),
+            order_replicas: self.replica_seeds(),
+            ..self.spec.frontend.settings()
+        };
         let p = Process::new(
             &name,
             self.spec.bin_dir.join("frontend"),
             port,
             self.log_path(&name),
         )
-        .args(args)
+        .args(settings.to_args())
         .on(host)
         .ready_at("/readyz");
         self.with_log_filter(p)
@@ -457,13 +448,9 @@ impl Store {
         self.spec.dir.join(format!("replica-{id}"))
     }
 
-    /// The replicas' URLs, comma-separated: the seed list the catalogs and frontends get.
-    fn replica_seeds(&self) -> String {
-        self.replicas
-            .values()
-            .map(Process::url)
-            .collect::<Vec<_>>()
-            .join(",")
+    /// The replicas' URLs: the seed list the catalogs and frontends get.
+    fn replica_seeds(&self) -> Vec<String> {
+        self.replicas.values().map(Process::url).collect()
     }
 
     /// The first catalog's process (panics if the store has none).
@@ -526,7 +513,6 @@ impl Store {
         self.frontends[i].url()
     }
 
-    /// URLs of every frontend.
     pub fn frontend_urls(&self) -> Vec<String> {
         self.frontends.iter().map(Process::url).collect()
     }
@@ -666,8 +652,4 @@ fn load_or_create_token(dir: &Path, given: Option<&str>) -> std::io::Result<Stri
     std::fs::write(&path, &token)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     Ok(token)
-}
-
-fn path_arg(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
 }

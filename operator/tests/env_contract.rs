@@ -3,7 +3,7 @@
 //! The operator configures every container through environment variables: the shared
 //! ConfigMap (`envFrom`) and the container's own `env`. Each service reads them through the
 //! clap `Args` of its `args` module (`order_replica::args`, `catalog::args`,
-//! `frontend::args`). This test takes every container the build step produces, resolves its
+//! `frontend::args`), which flattens the binary's settings from `api::settings`. This test takes every container the build step produces, resolves its
 //! environment as the kubelet would (the ConfigMap first, then `env`, with downward-API values
 //! and `$(VAR)` expansion), and holds it against that binary's `Args`:
 //! - every variable the operator writes is one the binary knows (a misspelt name fails), or a
@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use api::settings::{self, CommandLine};
 use clap::{CommandFactory, FromArgMatches};
 use k8s_openapi::api::core::v1::{Container, PodTemplateSpec};
 use operator::build::{self, BuildInputs, Component, Objects};
@@ -282,11 +283,25 @@ fn known(component: Component) -> BTreeMap<String, String> {
     }
 }
 
+/// What the names of `component`'s variables start with.
+fn env_prefix(component: Component) -> String {
+    match component {
+        Component::Orders => settings::OrderReplica::env_prefix(),
+        Component::Catalog => settings::Catalog::env_prefix(),
+        Component::Frontend => settings::Frontend::env_prefix(),
+    }
+}
+
 /// The component whose prefix `name` carries.
 fn owner(name: &str) -> Option<Component> {
     Component::ALL
         .into_iter()
-        .find(|c| name.starts_with(c.env_prefix()))
+        .find(|c| name.starts_with(&env_prefix(*c)))
+}
+
+/// A setting the binary's parser always fills in (required, or with a default).
+fn parsed<T>(value: Option<T>) -> T {
+    value.expect("the parser fills in every required or defaulted setting")
 }
 
 /// Whether `path` lies on a volume `container` mounts.
@@ -329,13 +344,14 @@ fn check_orders(
     container: &Container,
     args: order_replica::args::Args,
 ) -> Vec<String> {
+    let args = args.settings;
     let mut p = Vec::new();
     let orders = &store.orders;
-    same(&mut p, "ORDER_ID", args.id, ORDINAL as u64);
+    same(&mut p, "ORDER_ID", parsed(args.id), ORDINAL as u64);
     same(
         &mut p,
         "ORDER_LISTEN",
-        args.listen,
+        parsed(args.listen),
         listen(Component::Orders),
     );
     same(
@@ -348,7 +364,12 @@ fn check_orders(
             ORDINAL,
         )),
     );
-    on_volume(&mut p, "ORDER_DATA_DIR", container, Some(&args.data_dir));
+    on_volume(
+        &mut p,
+        "ORDER_DATA_DIR",
+        container,
+        args.data_dir.as_deref(),
+    );
     same(&mut p, "ORDER_TOKEN", args.token, None);
     on_volume(
         &mut p,
@@ -359,28 +380,33 @@ fn check_orders(
     same(
         &mut p,
         "ORDER_HEARTBEAT_MS",
-        args.heartbeat_ms,
+        parsed(args.heartbeat_ms),
         orders.heartbeat_ms,
     );
     same(
         &mut p,
         "ORDER_ELECTION_TIMEOUT_MIN_MS",
-        args.election_timeout_min_ms,
+        parsed(args.election_timeout_min_ms),
         orders.election_timeout_min_ms,
     );
     same(
         &mut p,
         "ORDER_ELECTION_TIMEOUT_MAX_MS",
-        args.election_timeout_max_ms,
+        parsed(args.election_timeout_max_ms),
         orders.election_timeout_max_ms,
     );
     same(
         &mut p,
         "ORDER_SNAPSHOT_THRESHOLD",
-        args.snapshot_threshold,
+        parsed(args.snapshot_threshold),
         orders.snapshot_threshold,
     );
-    same(&mut p, "ORDER_LOG_FORMAT", args.log_format.as_str(), "json");
+    same(
+        &mut p,
+        "ORDER_LOG_FORMAT",
+        parsed(args.log_format).as_str(),
+        "json",
+    );
     p
 }
 
@@ -397,12 +423,13 @@ fn check_catalog(
     container: &Container,
     args: catalog::args::Args,
 ) -> Vec<String> {
+    let args = args.settings;
     let mut p = Vec::new();
     let catalog = &store.catalog;
     same(
         &mut p,
         "CATALOG_LISTEN",
-        args.listen,
+        parsed(args.listen),
         listen(Component::Catalog),
     );
     // The same seeds as the frontends'.
@@ -423,19 +450,19 @@ fn check_catalog(
     same(
         &mut p,
         "CATALOG_RESTOCK_INTERVAL_SECS",
-        args.restock_interval_secs,
+        parsed(args.restock_interval_secs),
         f64::from(catalog.restock_interval_seconds),
     );
     same(
         &mut p,
         "CATALOG_RESTOCK_QUANTITY",
-        args.restock_quantity,
+        parsed(args.restock_quantity),
         catalog.restock_quantity,
     );
     same(
         &mut p,
         "CATALOG_LOG_FORMAT",
-        args.log_format.as_str(),
+        parsed(args.log_format).as_str(),
         "json",
     );
     p
@@ -447,11 +474,12 @@ fn check_frontend(
     container: &Container,
     args: frontend::args::Args,
 ) -> Vec<String> {
+    let args = args.settings;
     let mut p = Vec::new();
     same(
         &mut p,
         "FRONTEND_LISTEN",
-        args.listen,
+        parsed(args.listen),
         listen(Component::Frontend),
     );
     same(
@@ -476,26 +504,26 @@ fn check_frontend(
     same(
         &mut p,
         "FRONTEND_CACHE_CAPACITY",
-        args.cache_capacity as u64,
+        parsed(args.cache_capacity) as u64,
         store.frontend.cache_capacity,
     );
     same(
         &mut p,
         "FRONTEND_ORDER_DEADLINE_MS",
-        args.order_deadline_ms,
+        parsed(args.order_deadline_ms),
         build::config::FRONTEND_ORDER_DEADLINE_MS,
     );
     // Drains before stopping in a cluster (local mode stops at once, the default).
     same(
         &mut p,
         "FRONTEND_SHUTDOWN_DELAY_MS",
-        args.shutdown_delay_ms > 0,
+        parsed(args.shutdown_delay_ms) > 0,
         true,
     );
     same(
         &mut p,
         "FRONTEND_LOG_FORMAT",
-        args.log_format.as_str(),
+        parsed(args.log_format).as_str(),
         "json",
     );
     p

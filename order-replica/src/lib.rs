@@ -1,6 +1,6 @@
 //! ToyStore order replica: one member of the Raft-replicated order group.
 //!
-//! - [`args`]: the command line and `ORDER_*` environment, the operator's contract;
+//! - [`args`]: the command line ([`api::settings::OrderReplica`]) resolved into settings;
 //! - [`types`]: the Raft type configuration and the state machine's commands;
 //! - [`record`]: the orders and toys the log and the state machine keep (storage, not wire, types);
 //! - [`identity`]: the data directory's identity, and admission to the group;
@@ -12,7 +12,7 @@
 //! - [`purchase`]: committing a purchase, or an inventory command, through Raft;
 //! - [`http`]: client API, inventory commands and change stream, Raft RPC, admin API, health
 //!   and metrics;
-//! - [`server`]: opening a replica and serving it until shutdown.
+//! - [`server`]: opening a replica and serving it on the listeners it is given until shutdown.
 
 pub mod args;
 pub mod http;

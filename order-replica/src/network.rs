@@ -364,9 +364,12 @@ mod tests {
         assert!(matches!(err, StreamingError::Unreachable(_)), "{err}");
         assert_eq!(sent.load(Ordering::SeqCst), 0);
 
-        // Nothing listening: unreachable too.
-        let port = launcher::ports::free_port().unwrap();
-        let mut peer = peer_at(&mut network, 3, format!("http://127.0.0.1:{port}")).await;
+        // Nothing listening (a port held, so nobody else takes it, but not listening): unreachable
+        // too.
+        let held = tokio::net::TcpSocket::new_v4().unwrap();
+        held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let closed = held.local_addr().unwrap();
+        let mut peer = peer_at(&mut network, 3, format!("http://{closed}")).await;
         let err = send_snapshot(&mut peer).await.unwrap_err();
         assert!(matches!(err, StreamingError::Unreachable(_)), "{err}");
 

@@ -32,18 +32,6 @@ pub struct RaftTiming {
     pub logs_to_keep: u64,
 }
 
-impl Default for RaftTiming {
-    fn default() -> Self {
-        Self {
-            heartbeat: Duration::from_millis(50),
-            election_min: Duration::from_millis(150),
-            election_max: Duration::from_millis(300),
-            snapshot_threshold: 5000,
-            logs_to_keep: 1000,
-        }
-    }
-}
-
 /// Errors while opening a replica.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -77,7 +65,6 @@ pub enum OpenError {
 pub struct Replica {
     /// This replica's Raft id.
     pub id: NodeId,
-    /// The Raft handle.
     pub raft: Raft,
     /// The state machine, for reads.
     pub state: StateMachineStore,

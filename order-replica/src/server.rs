@@ -1,42 +1,52 @@
-//! Opening a replica and serving it until shutdown.
+//! Opening a replica and serving it on the listeners it is given until shutdown.
+//!
+//! The caller binds the listeners (the binary from `--listen` and `--raft-listen`, a test on
+//! port 0), so nobody picks a port that another process may take before it is bound.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use openraft::async_runtime::WatchReceiver;
 use servicekit::Stop;
+use tokio::net::TcpListener;
 
 use crate::replica::{OpenError, RaftTiming, Replica};
 use crate::types::NodeId;
 
-/// Everything needed to run one replica.
+/// Everything needed to run one replica, from its command line (see [`crate::args`]).
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Raft node id, stable for the replica's life.
     pub id: NodeId,
-    /// Address to listen on.
-    pub listen: SocketAddr,
-    /// URL other replicas and clients reach this one at.
-    pub advertise_url: String,
-    /// Address of the peer listener for Raft RPC (`None`: Raft RPC shares `listen`).
-    pub raft_listen: Option<SocketAddr>,
-    /// URL peers reach the peer listener at.
+    /// URL other replicas and clients reach this one at (`None`: `http://` and the client
+    /// listener's address).
+    pub advertise_url: Option<String>,
+    /// URL peers reach the peer listener at (`None`: `http://` and its address).
     pub raft_advertise_url: Option<String>,
     /// Where the log, state and snapshots live.
     pub data_dir: PathBuf,
-    /// The cluster token.
+    /// The cluster token, required on Raft RPC and admin calls.
     pub token: String,
     /// Raft timing and compaction.
     pub timing: RaftTiming,
 }
 
+/// The bound listeners a replica serves.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Clients, admin calls, and Raft RPC when there is no peer listener.
+    pub client: TcpListener,
+    /// Raft RPC from the other replicas, on a listener of its own so client connections cannot
+    /// crowd it out (`None`: on the client listener).
+    pub peers: Option<TcpListener>,
+}
+
 /// Errors that stop a replica.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// The listen address could not be bound.
-    #[error(transparent)]
-    Bind(#[from] servicekit::BindError),
+    /// A listener's address could not be read.
+    #[error("listener address: {0}")]
+    Listener(#[source] std::io::Error),
     /// The replica could not be opened.
     #[error(transparent)]
     Open(#[from] OpenError),
@@ -47,22 +57,35 @@ pub enum ServeError {
     RaftStopped(String),
 }
 
-/// Opens the replica, serves it until `shutdown` completes, then stops Raft cleanly. On
-/// [`Stop::Terminate`] (this replica alone stops) a leader first hands leadership to the most
-/// caught-up voter; on [`Stop::Interrupt`] (the whole store stops) it does not.
+/// Opens the replica, serves it on `listeners` until `shutdown` completes, then stops Raft
+/// cleanly. On [`Stop::Terminate`] (this replica alone stops) a leader first hands leadership
+/// to the most caught-up voter; on [`Stop::Interrupt`] (the whole store stops) it does not.
 pub async fn run(
     settings: Settings,
+    listeners: Listeners,
     shutdown: impl Future<Output = Stop> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let listener = servicekit::bind(settings.listen).await?;
-    let peer_listener = match settings.raft_listen {
-        Some(addr) => Some(servicekit::bind(addr).await?),
+    let Listeners {
+        client: listener,
+        peers: peer_listener,
+    } = listeners;
+    let address = |l: &TcpListener| l.local_addr().map_err(ServeError::Listener);
+    let listen = address(&listener)?;
+    let advertise_url = settings
+        .advertise_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{listen}"));
+    let raft_advertise_url = match &peer_listener {
+        Some(peers) => Some(match &settings.raft_advertise_url {
+            Some(url) => url.clone(),
+            None => format!("http://{}", address(peers)?),
+        }),
         None => None,
     };
     let replica = Replica::open(
         settings.id,
-        settings.advertise_url.clone(),
-        settings.raft_advertise_url.clone(),
+        advertise_url.clone(),
+        raft_advertise_url,
         &settings.data_dir,
         settings.token.clone(),
         &settings.timing,
@@ -70,8 +93,8 @@ pub async fn run(
     .await?;
     tracing::info!(
         id = settings.id,
-        listen = %settings.listen,
-        url = %settings.advertise_url,
+        %listen,
+        url = %advertise_url,
         data_dir = %settings.data_dir.display(),
         "order replica serving"
     );

@@ -28,7 +28,7 @@ fn assert_error(status: StatusCode, body: &Value, expected: StatusCode) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_client_input_is_refused_with_json_errors_and_changes_nothing() {
-    let cluster = Cluster::three(Options::default()).await;
+    let cluster = Cluster::three_in_process(Options::default()).await;
     let leader = cluster.leader().await;
     let url = cluster.url(leader);
     let http = reqwest::Client::new();
@@ -100,7 +100,7 @@ async fn bad_client_input_is_refused_with_json_errors_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn raft_and_admin_endpoints_need_the_cluster_token() {
-    let cluster = Cluster::three(Options::default()).await;
+    let cluster = Cluster::three_in_process(Options::default()).await;
     let url = cluster.url(1);
     let http = reqwest::Client::new();
     let endpoints = [
@@ -164,7 +164,7 @@ async fn raft_and_admin_endpoints_need_the_cluster_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_inventory_commands_are_refused_and_change_nothing() {
-    let cluster = Cluster::three(Options::default()).await;
+    let cluster = Cluster::three_in_process(Options::default()).await;
     let leader = cluster.leader().await;
     let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
     let http = reqwest::Client::new();
@@ -254,7 +254,7 @@ async fn bad_inventory_commands_are_refused_and_change_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_admin_api_never_re_addresses_a_voter() {
-    let cluster = Cluster::three(Options::default()).await;
+    let cluster = Cluster::three_in_process(Options::default()).await;
     let leader = cluster.leader().await;
     let voter = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
     let http = reqwest::Client::new();
@@ -328,7 +328,7 @@ async fn a_key_reused_for_another_purchase_is_refused_by_a_new_leader_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_follower_redirects_writes_to_the_leader() {
-    let cluster = Cluster::three(Options::default()).await;
+    let cluster = Cluster::three_in_process(Options::default()).await;
     let leader = cluster.leader().await;
     let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
     let http = reqwest::Client::builder()

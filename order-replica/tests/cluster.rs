@@ -1,4 +1,5 @@
-//! Distributed behaviour of the order group, on real `order-replica` processes.
+//! Distributed behaviour of the order group: on real `order-replica` processes where a test
+//! kills, signals or restarts one, in this process otherwise.
 
 mod support;
 
@@ -10,7 +11,7 @@ use support::{Cluster, Options, assert_dense, assert_orders_on, order, place_ord
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_replicas_elect_one_leader_and_every_replica_serves_orders() {
-    let cluster = Cluster::three(Options::default()).await;
+    let cluster = Cluster::three_in_process(Options::default()).await;
     let leader = cluster.leader().await;
     let mut leaders = 0;
     for id in [1, 2, 3] {
@@ -195,7 +196,7 @@ async fn same_idempotency_key_gives_one_order_even_across_leader_change() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scale_three_to_five_to_three_while_orders_flow() {
-    let mut cluster = Cluster::start(&[1, 2, 3], Options::default()).await;
+    let mut cluster = Cluster::start_in_process(&[1, 2, 3], Options::default()).await;
     cluster.converge(&[1, 2, 3]).await;
     cluster.add_node(4).await;
     cluster.add_node(5).await;
@@ -368,7 +369,10 @@ async fn a_follower_back_from_a_pause_does_not_depose_the_leader() {
     let before = cluster.status(leader).await.unwrap();
     let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
 
-    cluster.store.replica(follower).signal(Signal::SIGSTOP);
+    cluster
+        .processes()
+        .replica(follower)
+        .signal(Signal::SIGSTOP);
     // Orders go on without it until its election timeout has certainly run out (the fast
     // timing's maximum, plus the leader lease it honours, twice over).
     let paused = Instant::now();
@@ -378,7 +382,10 @@ async fn a_follower_back_from_a_pause_does_not_depose_the_leader() {
         acked.extend(place_orders(group.clone(), &format!("paused-{round}"), 20, 2).await);
         round += 1;
     }
-    cluster.store.replica(follower).signal(Signal::SIGCONT);
+    cluster
+        .processes()
+        .replica(follower)
+        .signal(Signal::SIGCONT);
 
     // Back, it catches up with the same leader in the same term.
     let target = cluster.status(leader).await.unwrap().commit_index.unwrap();

@@ -38,13 +38,7 @@ async fn idle_client_connections_cannot_stop_a_new_leader_being_elected() {
     // Asked on the peer ports, which the idle sockets do not touch.
     let peers: Vec<ReplicaClient> = survivors
         .iter()
-        .map(|id| {
-            ReplicaClient::new(
-                http.clone(),
-                cluster.store.replica_raft_url(*id),
-                Some(TOKEN.into()),
-            )
-        })
+        .map(|id| ReplicaClient::new(http.clone(), cluster.raft_url(*id), Some(TOKEN.into())))
         .collect();
     let new = wait_for(
         "a new leader while the client ports are full (before idle sockets time out)",

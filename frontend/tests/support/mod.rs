@@ -1,9 +1,15 @@
-//! The whole store as real processes (through the launcher's `Store`): a catalog, three order
-//! replicas wired to it, and frontends. Any of them can be SIGKILLed and restarted on the same
-//! data.
+//! The whole store: three order replicas forming a group, a catalog over it, and frontends,
+//! run one of two ways:
+//!
+//! - as real processes (through the launcher's `Store`), for the tests that SIGKILL, signal or
+//!   restart one on the same data ([`Store::start`]);
+//! - in this test process ([`Store::start_in_process`]), every listener bound on port 0 and
+//!   handed to the service's `run`/`serve`, for the tests that stop nothing.
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,10 +17,16 @@ use api::GroupClient;
 use api::catalog::CatalogClient;
 use api::client::{ReplicaClient, http_client};
 use api::inventory::Audit;
+use api::raft::Member;
+use api::settings;
+use api::view::GroupView;
 use launcher::{CatalogSpec, FrontendSpec, Process, RaftSpec, StoreSpec};
+use membership::MembershipDriver;
 use reqwest::StatusCode;
 use serde_json::Value;
 pub use testkit::wait_for;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 pub const TOKEN: &str = "store-test-token";
 
@@ -50,9 +62,57 @@ impl Default for StoreOptions {
 /// failure, it prints its logs' tails before anything is removed; the directory itself is kept
 /// then, for a look at the data.
 pub struct Store {
-    pub store: launcher::Store,
+    pub store: Run,
     pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
+}
+
+/// How a store runs.
+pub enum Run {
+    /// Real processes.
+    Processes(Box<launcher::Store>),
+    /// Tasks of this test process.
+    InProcess(InProcess),
+}
+
+impl Run {
+    /// Ids of the order replicas.
+    pub fn replica_ids(&self) -> Vec<u64> {
+        match self {
+            Run::Processes(store) => store.replica_ids(),
+            Run::InProcess(store) => store.replicas.keys().copied().collect(),
+        }
+    }
+
+    fn replica_url(&self, id: u64) -> String {
+        match self {
+            Run::Processes(store) => store.replica_url(id),
+            Run::InProcess(store) => store.replicas[&id].url.clone(),
+        }
+    }
+
+    fn catalog_url(&self) -> String {
+        match self {
+            Run::Processes(store) => store.catalog_url().expect("a catalog"),
+            Run::InProcess(store) => store.catalog.url.clone(),
+        }
+    }
+
+    fn frontend_urls(&self) -> Vec<String> {
+        match self {
+            Run::Processes(store) => store.frontend_urls(),
+            Run::InProcess(store) => store.frontends.iter().map(|f| f.url.clone()).collect(),
+        }
+    }
+
+    fn processes(&mut self) -> &mut launcher::Store {
+        match self {
+            Run::Processes(store) => store.as_mut(),
+            Run::InProcess(_) => {
+                panic!("this test runs the store in-process; start it with Store::start")
+            }
+        }
+    }
 }
 
 impl Drop for Store {
@@ -63,54 +123,78 @@ impl Drop for Store {
     }
 }
 
-impl Store {
-    pub async fn start(options: StoreOptions) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_path_buf();
-        let products = options.products.as_ref().map(|products| {
+impl StoreOptions {
+    /// The catalog, its products written to `dir`.
+    fn catalog(&self, dir: &Path) -> CatalogSpec {
+        let products = self.products.as_ref().map(|products| {
             let list: Vec<Value> = products
                 .iter()
                 .map(|(n, p, q)| serde_json::json!({"name": n, "price": p, "quantity": q}))
                 .collect();
-            let path = root.join("products.json");
+            let path = dir.join("products.json");
             std::fs::write(&path, serde_json::to_vec(&list).unwrap()).unwrap();
             path
         });
+        CatalogSpec {
+            replicas: 1,
+            restock_interval_secs: self.restock_interval_secs,
+            restock_quantity: self.restock_quantity,
+            products,
+        }
+    }
+
+    fn frontend(&self) -> FrontendSpec {
+        FrontendSpec {
+            cache_capacity: self.cache_capacity,
+            order_deadline_ms: Some(self.order_deadline_ms),
+            shutdown_delay_ms: Some(self.shutdown_delay_ms),
+        }
+    }
+}
+
+impl Store {
+    /// The store as real processes.
+    pub async fn start(options: StoreOptions) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
         let bin_dir = testkit::bin_dir(&["catalog", "order-replica", "frontend"]);
         let mut spec = StoreSpec::new(&root.join("store"), &bin_dir);
         spec.token = Some(TOKEN.into());
-        spec.catalog = Some(CatalogSpec {
-            replicas: 1,
-            restock_interval_secs: options.restock_interval_secs,
-            restock_quantity: options.restock_quantity,
-            products,
-        });
+        spec.catalog = Some(options.catalog(&root));
         spec.frontends = options.frontends;
         spec.raft = RaftSpec::fast();
-        spec.frontend = FrontendSpec {
-            cache_capacity: options.cache_capacity,
-            order_deadline_ms: Some(options.order_deadline_ms),
-            shutdown_delay_ms: Some(options.shutdown_delay_ms),
-        };
+        spec.frontend = options.frontend();
         spec.rust_log = Some("info,openraft=warn".into());
         let store = launcher::Store::start(spec)
             .await
             .expect("the store starts");
         Self {
             dir,
-            store,
+            store: Run::Processes(Box::new(store)),
+            http: http_client(Duration::from_secs(30)),
+        }
+    }
+
+    /// The store in this process.
+    pub async fn start_in_process(options: StoreOptions) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = InProcess::start(dir.path(), &options).await;
+        Self {
+            dir,
+            store: Run::InProcess(store),
             http: http_client(Duration::from_secs(30)),
         }
     }
 
     /// The catalog process.
     pub fn catalog(&mut self) -> &mut Process {
-        self.store.catalog()
+        self.store.processes().catalog()
     }
 
     /// Restarts the catalog on its port.
     pub async fn restart_catalog(&mut self) {
         self.store
+            .processes()
             .start_catalog()
             .await
             .expect("the catalog restarts");
@@ -118,12 +202,13 @@ impl Store {
 
     /// Replica `id`'s process.
     pub fn replica(&mut self, id: u64) -> &mut Process {
-        self.store.replica(id)
+        self.store.processes().replica(id)
     }
 
     /// Restarts replica `id` on its port and data directory.
     pub async fn restart_replica(&mut self, id: u64) {
         self.store
+            .processes()
             .start_replica(id)
             .await
             .expect("the replica restarts");
@@ -131,7 +216,7 @@ impl Store {
 
     /// Frontend `i`'s process.
     pub fn frontend_process(&mut self, i: usize) -> &mut Process {
-        self.store.frontend(i)
+        self.store.processes().frontend(i)
     }
 
     /// Number of frontends.
@@ -154,25 +239,45 @@ impl Store {
     }
 
     pub fn frontend(&self, i: usize) -> String {
-        self.store.frontend_url(i)
+        self.store.frontend_urls()[i].clone()
     }
 
     pub fn catalog_client(&self) -> CatalogClient {
-        self.store.catalog_client()
+        CatalogClient::new(self.http.clone(), self.store.catalog_url())
     }
 
     pub fn replica_client(&self, id: u64) -> ReplicaClient {
-        self.store.replica_client(id)
+        ReplicaClient::new(
+            self.http.clone(),
+            self.store.replica_url(id),
+            Some(TOKEN.into()),
+        )
     }
 
     pub fn group(&self) -> Arc<GroupClient> {
-        Arc::new(self.store.group(Duration::from_secs(30)))
+        let urls = (self.store.replica_ids().into_iter())
+            .map(|id| self.store.replica_url(id))
+            .collect();
+        Arc::new(GroupClient::new(
+            urls,
+            Some(TOKEN.into()),
+            Duration::from_secs(30),
+        ))
     }
 
     /// The current order leader among running replicas.
     pub async fn leader(&self) -> u64 {
-        wait_for("an order leader", Duration::from_secs(30), || {
-            self.store.leader()
+        wait_for("an order leader", Duration::from_secs(30), || async {
+            match &self.store {
+                Run::Processes(store) => store.leader().await,
+                Run::InProcess(_) => {
+                    let mut answers = Vec::new();
+                    for id in self.store.replica_ids() {
+                        answers.extend(self.replica_client(id).status().await.ok());
+                    }
+                    GroupView::of_answers(answers).leader().map(|l| l.id)
+                }
+            }
         })
         .await
     }
@@ -274,4 +379,146 @@ impl Buyer {
         let status = resp.status();
         (status, resp.json().await.expect("JSON body"))
     }
+}
+
+/// Three order replicas forming a group, a catalog over it and frontends, served by tasks of
+/// this test process on listeners bound on port 0.
+pub struct InProcess {
+    replicas: BTreeMap<u64, Served>,
+    catalog: Served,
+    frontends: Vec<Served>,
+}
+
+/// A service served in this process.
+struct Served {
+    url: String,
+    task: JoinHandle<()>,
+}
+
+impl Served {
+    /// Waits until its `/readyz` answers 2xx.
+    async fn wait_ready(&self) {
+        let url = format!("{}/readyz", self.url);
+        let http = reqwest::Client::new();
+        wait_for(&format!("{url} ready"), Duration::from_secs(30), || async {
+            let r = http.get(&url).send().await.ok()?;
+            r.status().is_success().then_some(())
+        })
+        .await;
+    }
+}
+
+impl InProcess {
+    async fn start(dir: &Path, options: &StoreOptions) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info,openraft=warn"))
+            .with_test_writer()
+            .try_init();
+        let mut replicas = BTreeMap::new();
+        let mut members = Vec::new();
+        for id in 1..=3 {
+            let (served, raft_url) = replica(id, dir).await;
+            members.push(Member {
+                id,
+                url: served.url.clone(),
+                raft_url: Some(raft_url),
+            });
+            replicas.insert(id, served);
+        }
+        MembershipDriver::new(Some(TOKEN.into()))
+            .converge(&members, launcher::store::FORM_DEADLINE)
+            .await
+            .expect("the order group forms");
+        let seeds: Vec<String> = members.into_iter().map(|m| m.url).collect();
+        // In the launcher's order: the frontends once the catalog is ready, so their change feed
+        // connects at once.
+        let catalog = catalog_served(&settings::Catalog {
+            order_replicas: seeds.clone(),
+            token: Some(TOKEN.into()),
+            ..options.catalog(dir).settings()
+        })
+        .await;
+        catalog.wait_ready().await;
+        let mut frontends = Vec::new();
+        for _ in 0..options.frontends {
+            let given = settings::Frontend {
+                catalog_url: vec![catalog.url.clone()],
+                order_replicas: seeds.clone(),
+                ..options.frontend().settings()
+            };
+            let frontend = frontend_served(&given).await;
+            frontend.wait_ready().await;
+            frontends.push(frontend);
+        }
+        Self {
+            replicas,
+            catalog,
+            frontends,
+        }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        let all = self.frontends.iter().chain([&self.catalog]);
+        for served in all.chain(self.replicas.values()) {
+            served.task.abort();
+        }
+    }
+}
+
+/// Order replica `id` with its data under `dir`, serving; and its peer URL.
+async fn replica(id: u64, dir: &Path) -> (Served, String) {
+    use order_replica::server::{self, Listeners, Settings};
+    let client = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let peers = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", client.local_addr().unwrap());
+    let raft_url = format!("http://{}", peers.local_addr().unwrap());
+    let given = settings::OrderReplica {
+        id: Some(id),
+        data_dir: Some(dir.join(format!("replica-{id}"))),
+        token: Some(TOKEN.into()),
+        ..RaftSpec::fast().settings()
+    };
+    let settings = Settings::try_from(&given).expect("valid settings");
+    let listeners = Listeners {
+        client,
+        peers: Some(peers),
+    };
+    let task = tokio::spawn(async move {
+        let stop = std::future::pending::<servicekit::Stop>();
+        if let Err(e) = server::run(settings, listeners, stop).await {
+            tracing::error!(id, error = %e, "replica stopped");
+        }
+    });
+    (Served { url, task }, raft_url)
+}
+
+/// A catalog with `given` settings, serving.
+async fn catalog_served(given: &settings::Catalog) -> Served {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let settings = catalog::server::Settings::try_from(given).expect("valid settings");
+    let task = tokio::spawn(async move {
+        if let Err(e) = catalog::server::run(settings, listener, std::future::pending()).await {
+            tracing::error!(error = %e, "catalog stopped");
+        }
+    });
+    Served { url, task }
+}
+
+/// A frontend with `given` settings, serving.
+async fn frontend_served(given: &settings::Frontend) -> Served {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let settings = frontend::Settings::try_from(given).expect("valid settings");
+    let drain = settings.shutdown_delay;
+    let frontend = frontend::Frontend::start(settings);
+    let task = tokio::spawn(frontend::serve(
+        frontend,
+        listener,
+        drain,
+        std::future::pending(),
+    ));
+    Served { url, task }
 }

@@ -9,11 +9,11 @@
 //! order replicas (seed list `CATALOG_ORDER_REPLICAS`) and mounts the cluster token, which the
 //! change stream and the inventory commands require; only the frontends reach it.
 
-use std::collections::BTreeMap;
-
+use api::settings;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 
+use super::config::Config;
 use super::names::{self, CATALOG_PORT, Component};
 use super::pod_template::{
     Placement, container, env, listen_on, pod_template, spread, startup_probe,
@@ -35,15 +35,16 @@ pub(super) fn service(store: &ValidStore) -> Service {
 }
 
 /// The catalog's Deployment, `spec.catalog.replicas` pods.
-pub(super) fn deployment(store: &ValidStore, config: &BTreeMap<String, String>) -> Deployment {
+pub(super) fn deployment(store: &ValidStore, config: &Config) -> Deployment {
     let catalog = &store.catalog;
     let mut container = container(store, Component::Catalog, catalog.resources.as_ref());
-    container.env = Some(vec![
-        env("CATALOG_LISTEN", listen_on(Component::Catalog)),
+    container.env = Some(env(&settings::Catalog {
+        listen: Some(listen_on(CATALOG_PORT)),
         // Reading the group's change stream and sending restock and define commands need the
         // cluster token.
-        env("CATALOG_TOKEN_FILE", token_file()),
-    ]);
+        token_file: Some(token_file()),
+        ..settings::Catalog::default()
+    }));
     container.volume_mounts = Some(vec![token_mount()]);
     // A new pod first loads the inventory from the group: liveness waits until it answers.
     container.startup_probe = Some(startup_probe());

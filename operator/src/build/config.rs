@@ -2,18 +2,20 @@
 //! component's pods when its settings change, and the cluster token Secret.
 //!
 //! The ConfigMap `{store}-config` holds every non-secret setting under the environment
-//! variable its binary reads (`ORDER_*`, `CATALOG_*`, `FRONTEND_*`; each service's `args`
-//! module is the other side of this contract, and `tests/env_contract.rs` checks the two
-//! agree). Every container takes the whole ConfigMap with `envFrom`; a binary ignores the
-//! other components' variables. Settings that differ per pod (the Raft id, the advertised
-//! URL) or name paths inside the pod are set in the container's own `env` by the component's
-//! module.
+//! variable its binary reads (`ORDER_*`, `CATALOG_*`, `FRONTEND_*`): each is a field of the
+//! binary's settings in [`api::settings`], which names the variable and is what the binary
+//! parses, so the two sides cannot drift (`tests/env_contract.rs` checks the result against
+//! the binaries' parsers). Every container takes the whole ConfigMap with `envFrom`; a binary
+//! ignores the other components' variables. Settings that differ per pod (the Raft id, the
+//! advertised URL) or name paths inside the pod are set in the container's own `env` by the
+//! component's module.
 //!
 //! The token Secret is apart from the build: its value is generated once by the reconciler
 //! (randomness is not pure) and never rebuilt from the spec.
 
 use std::collections::BTreeMap;
 
+use api::settings::{self, CommandLine};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
@@ -30,88 +32,97 @@ pub const CONFIG_HASH_ANNOTATION: &str = "toystore.dev/config-hash";
 /// idempotency key) before it answers 503: the design's 10 s.
 pub const FRONTEND_ORDER_DEADLINE_MS: u64 = 10_000;
 
-/// Every non-secret setting, keyed by the environment variable its binary reads.
-pub(super) fn config_data(store: &ValidStore) -> BTreeMap<String, String> {
+/// The log format of every pod: one JSON object a line, for the cluster's log collector.
+const LOG_FORMAT: &str = "json";
+
+/// How long a frontend serves on, unready, after SIGTERM: endpoints and load balancers need a
+/// few seconds to stop sending clients to a terminating pod.
+const FRONTEND_SHUTDOWN_DELAY_MS: u64 = 5000;
+
+/// Every non-secret setting, by the component whose binary reads it, each keyed by its
+/// environment variable.
+#[derive(Debug)]
+pub(super) struct Config(BTreeMap<Component, BTreeMap<String, String>>);
+
+impl Config {
+    /// The settings `component` reads.
+    pub(super) fn of(&self, component: Component) -> &BTreeMap<String, String> {
+        &self.0[&component]
+    }
+
+    /// Every component's settings: the ConfigMap's data.
+    fn all(&self) -> BTreeMap<String, String> {
+        self.0
+            .values()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+/// The settings every pod of a component shares.
+pub(super) fn config(store: &ValidStore) -> Config {
     let orders = &store.orders;
     // A seed list only: the catalogs and the frontends learn the membership from any member,
     // so it is the declared size, not the StatefulSet's size during a scale-down.
-    let seeds = (0..orders.replicas)
+    let seeds: Vec<String> = (0..orders.replicas)
         .map(|ordinal| names::order_replica_url(&store.name, &store.namespace, ordinal))
-        .collect::<Vec<_>>()
-        .join(",");
-    [
-        ("ORDER_HEARTBEAT_MS", orders.heartbeat_ms.to_string()),
-        (
-            "ORDER_ELECTION_TIMEOUT_MIN_MS",
-            orders.election_timeout_min_ms.to_string(),
-        ),
-        (
-            "ORDER_ELECTION_TIMEOUT_MAX_MS",
-            orders.election_timeout_max_ms.to_string(),
-        ),
-        (
-            "ORDER_SNAPSHOT_THRESHOLD",
-            orders.snapshot_threshold.to_string(),
-        ),
-        ("ORDER_LOG_FORMAT", "json".into()),
-        (
-            "CATALOG_RESTOCK_INTERVAL_SECS",
-            store.catalog.restock_interval_seconds.to_string(),
-        ),
-        (
-            "CATALOG_RESTOCK_QUANTITY",
-            store.catalog.restock_quantity.to_string(),
-        ),
-        ("CATALOG_ORDER_REPLICAS", seeds.clone()),
-        ("CATALOG_LOG_FORMAT", "json".into()),
-        (
-            "FRONTEND_CATALOG_URL",
-            names::catalog_url(&store.name, &store.namespace),
-        ),
-        ("FRONTEND_ORDER_REPLICAS", seeds),
-        (
-            "FRONTEND_CACHE_CAPACITY",
-            store.frontend.cache_capacity.to_string(),
-        ),
+        .collect();
+    let replica = settings::OrderReplica {
+        heartbeat_ms: Some(orders.heartbeat_ms),
+        election_timeout_min_ms: Some(orders.election_timeout_min_ms),
+        election_timeout_max_ms: Some(orders.election_timeout_max_ms),
+        snapshot_threshold: Some(orders.snapshot_threshold),
+        log_format: Some(LOG_FORMAT.into()),
+        ..settings::OrderReplica::default()
+    };
+    let catalog = settings::Catalog {
+        order_replicas: seeds.clone(),
+        restock_interval_secs: Some(f64::from(store.catalog.restock_interval_seconds)),
+        restock_quantity: Some(store.catalog.restock_quantity),
+        log_format: Some(LOG_FORMAT.into()),
+        ..settings::Catalog::default()
+    };
+    let frontend = settings::Frontend {
+        catalog_url: vec![names::catalog_url(&store.name, &store.namespace)],
+        order_replicas: seeds,
+        // Validated: at most 1,000,000.
+        cache_capacity: Some(store.frontend.cache_capacity as usize),
         // Explicit, so the store's purchase deadline is the operator's to state, not whatever
         // the binary's default becomes.
-        (
-            "FRONTEND_ORDER_DEADLINE_MS",
-            FRONTEND_ORDER_DEADLINE_MS.to_string(),
-        ),
-        ("FRONTEND_LOG_FORMAT", "json".into()),
-        // Serve (unready) this long after SIGTERM: endpoints and load balancers need a few
-        // seconds to stop sending clients to a terminating pod.
-        ("FRONTEND_SHUTDOWN_DELAY_MS", "5000".into()),
-    ]
-    .into_iter()
-    .map(|(key, value)| (key.to_string(), value))
-    .collect()
+        order_deadline_ms: Some(FRONTEND_ORDER_DEADLINE_MS),
+        shutdown_delay_ms: Some(FRONTEND_SHUTDOWN_DELAY_MS),
+        log_format: Some(LOG_FORMAT.into()),
+        ..settings::Frontend::default()
+    };
+    Config(BTreeMap::from([
+        (Component::Orders, replica.to_env().into_iter().collect()),
+        (Component::Catalog, catalog.to_env().into_iter().collect()),
+        (Component::Frontend, frontend.to_env().into_iter().collect()),
+    ]))
 }
 
-/// The ConfigMap `{store}-config` holding `config`.
-pub(super) fn config_map(store: &ValidStore, config: &BTreeMap<String, String>) -> ConfigMap {
+/// The ConfigMap `{store}-config` holding every component's `config`.
+pub(super) fn config_map(store: &ValidStore, config: &Config) -> ConfigMap {
     ConfigMap {
         metadata: metadata(
             store,
             &names::config_map_name(&store.name),
             Component::Orders,
         ),
-        data: Some(config.clone()),
+        data: Some(config.all()),
         ..ConfigMap::default()
     }
 }
 
-/// FNV-1a over the sorted `key=value` pairs `component` reads, as 16 hex digits.
+/// FNV-1a over the sorted `key=value` pairs of the settings one component reads, as 16 hex
+/// digits.
 ///
-/// Only that component's keys count: scaling the order group changes the frontend's seed list
-/// but must not restart every order replica.
-pub(super) fn config_hash(config: &BTreeMap<String, String>, component: Component) -> String {
+/// Only that component's settings count: scaling the order group changes the frontend's seed
+/// list but must not restart every order replica.
+pub(super) fn config_hash(config: &BTreeMap<String, String>) -> String {
     let mut bytes = Vec::new();
-    for (key, value) in config
-        .iter()
-        .filter(|(key, _)| key.starts_with(component.env_prefix()))
-    {
+    for (key, value) in config {
         // NUL separators: no key or value contains one, so the encoding is unambiguous.
         for part in [key, value] {
             bytes.extend_from_slice(part.as_bytes());

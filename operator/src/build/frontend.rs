@@ -5,11 +5,11 @@
 //! usual port 80 to the container's port. Frontends hold no credential: they find the order
 //! leader through the replicas' public read-only view of the group, so no token is mounted.
 
-use std::collections::BTreeMap;
-
+use api::settings;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 
+use super::config::Config;
 use super::names::{self, Component, FRONTEND_PORT, FRONTEND_SERVICE_PORT};
 use super::pod_template::{
     Placement, container, env, listen_on, pod_template, spread, stateless_deployment,
@@ -33,10 +33,13 @@ pub(super) fn service(store: &ValidStore) -> Service {
 }
 
 /// The frontend's Deployment.
-pub(super) fn deployment(store: &ValidStore, config: &BTreeMap<String, String>) -> Deployment {
+pub(super) fn deployment(store: &ValidStore, config: &Config) -> Deployment {
     let frontend = &store.frontend;
     let mut container = container(store, Component::Frontend, frontend.resources.as_ref());
-    container.env = Some(vec![env("FRONTEND_LISTEN", listen_on(Component::Frontend))]);
+    container.env = Some(env(&settings::Frontend {
+        listen: Some(listen_on(FRONTEND_PORT)),
+        ..settings::Frontend::default()
+    }));
     let placement = Placement {
         spread: vec![spread(store, Component::Frontend, "kubernetes.io/hostname")],
         affinity: None,

@@ -90,7 +90,7 @@ pub struct Objects {
 
 /// Builds every object of `store` except the token Secret. Pure and deterministic.
 pub fn build(store: &ValidStore, inputs: &BuildInputs) -> Objects {
-    let config = config::config_data(store);
+    let config = config::config(store);
     let [orders_headless, orders_client] = orders::services(store);
     Objects {
         config_map: config::config_map(store, &config),

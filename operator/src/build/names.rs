@@ -5,8 +5,7 @@
 //! alone, never from its spec: the clean-up on deletion and the status find a store's objects
 //! even when its spec no longer validates, and the names never change for the life of a store.
 
-/// One of a store's three components: a label value, a name suffix, a binary and the prefix
-/// of the environment variables that binary reads.
+/// One of a store's three components: a label value, a name suffix and a binary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Component {
     /// The Raft-replicated order group (`order-replica`).
@@ -39,15 +38,6 @@ impl Component {
         }
     }
 
-    /// The prefix of every environment variable its binary reads (see each service's `args`).
-    pub fn env_prefix(self) -> &'static str {
-        match self {
-            Component::Orders => "ORDER_",
-            Component::Catalog => "CATALOG_",
-            Component::Frontend => "FRONTEND_",
-        }
-    }
-
     /// The port its container listens on.
     pub fn port(self) -> i32 {
         match self {
@@ -65,7 +55,7 @@ pub const ORDER_PORT: i32 = 7000;
 pub const ORDER_RAFT_PORT: i32 = 7001;
 /// Name of the peer port on containers and the headless Service.
 pub const RAFT_PORT_NAME: &str = "raft";
-/// Port of the catalog.
+/// Port of the catalog (its Service and its container).
 pub const CATALOG_PORT: i32 = 7100;
 /// Port the frontend container listens on.
 pub const FRONTEND_PORT: i32 = 8080;
@@ -162,16 +152,5 @@ mod tests {
             catalog_url("shop", "toys"),
             "http://shop-catalog.toys.svc:7100"
         );
-    }
-
-    #[test]
-    fn each_component_has_its_own_env_prefix() {
-        for a in Component::ALL {
-            for b in Component::ALL {
-                if a != b {
-                    assert!(!a.env_prefix().starts_with(b.env_prefix()), "{a:?} {b:?}");
-                }
-            }
-        }
     }
 }

@@ -9,8 +9,7 @@
 //! after a hand-over (see [`crate::membership`]). Its size comes from [`BuildInputs`], not the
 //! spec: during a scale-down it shrinks only after the removed members left the membership.
 
-use std::collections::BTreeMap;
-
+use api::settings::{self, CommandLine};
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
     Affinity, ContainerPort, PodAffinityTerm, PodAntiAffinity, Service, ServicePort, ServiceSpec,
@@ -19,6 +18,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::BuildInputs;
+use super::config::Config;
 use super::metadata::selector;
 use super::names::{self, Component, ORDER_PORT, ORDER_RAFT_PORT, RAFT_PORT_NAME};
 use super::pod_template::{
@@ -72,36 +72,38 @@ pub(super) fn services(store: &ValidStore) -> [Service; 2] {
 pub(super) fn stateful_set(
     store: &ValidStore,
     inputs: &BuildInputs,
-    config: &BTreeMap<String, String>,
+    config: &Config,
 ) -> StatefulSet {
     let name = names::orders_name(&store.name);
     let orders = &store.orders;
     let mut container = container(store, Component::Orders, orders.resources.as_ref());
-    container.env = Some(vec![
+    let mut vars = vec![
         env_from_field("POD_NAME", "metadata.name"),
         env_from_field("POD_NAMESPACE", "metadata.namespace"),
         // The Raft node id is the pod ordinal (label set by Kubernetes >= 1.28), so a pod keeps
         // its identity across restarts and rescheduling.
         env_from_field(
-            "ORDER_ID",
+            &settings::OrderReplica::env_var("id"),
             "metadata.labels['apps.kubernetes.io/pod-index']",
         ),
-        env("ORDER_LISTEN", listen_on(Component::Orders)),
+    ];
+    vars.extend(env(&settings::OrderReplica {
+        listen: Some(listen_on(ORDER_PORT)),
         // Must equal `order_replica_url` for this ordinal; POD_NAME and POD_NAMESPACE are
         // defined above, as `$(VAR)` expansion requires.
-        env(
-            "ORDER_ADVERTISE_URL",
-            format!("http://$(POD_NAME).{name}.$(POD_NAMESPACE).svc:{ORDER_PORT}"),
-        ),
-        env("ORDER_RAFT_LISTEN", format!("0.0.0.0:{ORDER_RAFT_PORT}")),
+        advertise_url: Some(format!(
+            "http://$(POD_NAME).{name}.$(POD_NAMESPACE).svc:{ORDER_PORT}"
+        )),
+        raft_listen: Some(listen_on(ORDER_RAFT_PORT)),
         // Must equal `order_replica_raft_url` for this ordinal.
-        env(
-            "ORDER_RAFT_ADVERTISE_URL",
-            format!("http://$(POD_NAME).{name}.$(POD_NAMESPACE).svc:{ORDER_RAFT_PORT}"),
-        ),
-        env("ORDER_DATA_DIR", DATA_DIR),
-        env("ORDER_TOKEN_FILE", token_file()),
-    ]);
+        raft_advertise_url: Some(format!(
+            "http://$(POD_NAME).{name}.$(POD_NAMESPACE).svc:{ORDER_RAFT_PORT}"
+        )),
+        data_dir: Some(DATA_DIR.into()),
+        token_file: Some(token_file()),
+        ..settings::OrderReplica::default()
+    }));
+    container.env = Some(vars);
     if let Some(ports) = container.ports.as_mut() {
         ports.push(ContainerPort {
             name: Some(RAFT_PORT_NAME.into()),

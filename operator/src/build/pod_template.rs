@@ -9,7 +9,10 @@
 //! security posture and one probe policy to review.
 
 use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 
+use api::settings::CommandLine;
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
@@ -22,7 +25,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::config::{CONFIG_HASH_ANNOTATION, TOKEN_KEY, config_hash};
+use super::config::{CONFIG_HASH_ANNOTATION, Config, TOKEN_KEY, config_hash};
 use super::metadata::{labels, metadata, selector};
 use super::names::{self, Component, PORT_NAME};
 use crate::validate::ValidStore;
@@ -82,13 +85,18 @@ pub(super) fn startup_probe() -> Probe {
     http_probe("/healthz", 1, 1, 300)
 }
 
-/// An environment variable with a literal value.
-pub(super) fn env(name: &str, value: impl Into<String>) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: Some(value.into()),
-        ..EnvVar::default()
-    }
+/// The given `settings` of a binary as literal environment variables, in the order its
+/// settings declare them.
+pub(super) fn env(settings: &impl CommandLine) -> Vec<EnvVar> {
+    settings
+        .to_env()
+        .into_iter()
+        .map(|(name, value)| EnvVar {
+            name,
+            value: Some(value),
+            ..EnvVar::default()
+        })
+        .collect()
 }
 
 /// An environment variable set from a field of the pod (the downward API).
@@ -106,9 +114,10 @@ pub(super) fn env_from_field(name: &str, field_path: &str) -> EnvVar {
     }
 }
 
-/// `0.0.0.0:{port}`: the listen address of a component.
-pub(super) fn listen_on(component: Component) -> String {
-    format!("0.0.0.0:{}", component.port())
+/// `0.0.0.0:{port}`: a listen address on every interface of the pod.
+pub(super) fn listen_on(port: i32) -> SocketAddr {
+    let port = u16::try_from(port).expect("ports are constants below 65536");
+    (Ipv4Addr::UNSPECIFIED, port).into()
 }
 
 /// A mount of volume `name` at `path`.
@@ -140,8 +149,8 @@ pub(super) fn token_mount() -> VolumeMount {
 }
 
 /// The path of the token inside the pod.
-pub(super) fn token_file() -> String {
-    format!("{TOKEN_DIR}/{TOKEN_KEY}")
+pub(super) fn token_file() -> PathBuf {
+    Path::new(TOKEN_DIR).join(TOKEN_KEY)
 }
 
 /// The container of `component`: image, command (its binary), the settings from the
@@ -226,12 +235,12 @@ pub(super) fn spread(
     }
 }
 
-/// The pod template of `component`: labels, the config-hash annotation and a pod spec with the
-/// shared security settings around `container`.
+/// The pod template of `component`: labels, the hash of the settings it reads from `config`
+/// and a pod spec with the shared security settings around `container`.
 pub(super) fn pod_template(
     store: &ValidStore,
     component: Component,
-    config: &BTreeMap<String, String>,
+    config: &Config,
     container: Container,
     volumes: Vec<Volume>,
     placement: Placement,
@@ -248,7 +257,7 @@ pub(super) fn pod_template(
             labels: Some(labels(&store.name, component)),
             annotations: Some(BTreeMap::from([(
                 CONFIG_HASH_ANNOTATION.to_string(),
-                config_hash(config, component),
+                config_hash(config.of(component)),
             )])),
             ..ObjectMeta::default()
         }),

@@ -1,21 +1,33 @@
-//! A group of real `order-replica` processes (through the launcher's [`Store`], without a
-//! catalog or frontends): SIGKILL and restart on the same data directory, the membership driver.
-//! Every wait has a deadline; none is a fixed sleep.
+//! A group of order replicas, without a catalog or frontends, run one of two ways:
+//!
+//! - as real `order-replica` processes (through the launcher's [`Store`]), for the tests that
+//!   SIGKILL, signal or restart one on the same data directory;
+//! - in this test process ([`Cluster::three_in_process`]), every listener bound on port 0 and
+//!   handed to `server::run`, for the tests that stop nothing: nothing to build or spawn, and no
+//!   port chosen before it is bound.
+//!
+//! Either way the membership driver forms the group. Every wait has a deadline; none is a fixed
+//! sleep.
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
+use api::settings;
 use launcher::{RaftSpec, Store, StoreSpec};
+use order_replica::server::{self, Listeners, Settings};
 pub use testkit::wait_for;
+use tokio::net::TcpListener;
 
 use api::GroupClient;
 use api::PlaceOrder;
-use api::client::{ClientError, ReplicaClient};
-use api::raft::RaftStatus;
+use api::client::{ClientError, ReplicaClient, http_client};
+use api::raft::{Member, RaftStatus};
+use api::view::GroupView;
 use membership::MembershipDriver;
 
 pub const TOKEN: &str = "test-cluster-token";
@@ -39,14 +51,36 @@ impl Default for Options {
     }
 }
 
-/// A group of replica processes sharing a temporary directory.
+impl Options {
+    /// The settings every replica gets: these, and the launcher's fast test timing.
+    fn raft(&self) -> RaftSpec {
+        let fast = RaftSpec::fast();
+        RaftSpec {
+            snapshot_threshold: Some(self.snapshot_threshold),
+            logs_to_keep: Some(self.logs_to_keep),
+            election_min_ms: self.election_ms.map(|e| e.0).or(fast.election_min_ms),
+            election_max_ms: self.election_ms.map(|e| e.1).or(fast.election_max_ms),
+            ..fast
+        }
+    }
+}
+
+/// A group of replicas sharing a temporary directory.
 pub struct Cluster {
-    pub store: Store,
+    replicas: Replicas,
     _dir: Option<tempfile::TempDir>,
 }
 
+/// How a cluster's replicas run.
+enum Replicas {
+    /// Real processes.
+    Processes(Box<Store>),
+    /// Tasks of this test process.
+    InProcess(InProcess),
+}
+
 impl Cluster {
-    /// Starts replicas `ids` (not yet members of anything) in a temporary directory.
+    /// Starts replica processes `ids` (not yet members of anything) in a temporary directory.
     pub async fn start(ids: &[u64], options: Options) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut cluster = Self::start_in(dir.path(), ids, options).await;
@@ -54,7 +88,7 @@ impl Cluster {
         cluster
     }
 
-    /// Starts replicas `ids` with their data and logs under `root`.
+    /// Starts replica processes `ids` with their data and logs under `root`.
     pub async fn start_in(root: &Path, ids: &[u64], options: Options) -> Self {
         let mut spec = StoreSpec::new(root, &testkit::bin_dir(&["order-replica"]));
         spec.token = Some(TOKEN.into());
@@ -62,45 +96,80 @@ impl Cluster {
         spec.replicas = ids.to_vec();
         spec.form_group = false;
         spec.frontends = 0;
-        let fast = RaftSpec::fast();
-        spec.raft = RaftSpec {
-            snapshot_threshold: Some(options.snapshot_threshold),
-            logs_to_keep: Some(options.logs_to_keep),
-            election_min_ms: options.election_ms.map(|e| e.0).or(fast.election_min_ms),
-            election_max_ms: options.election_ms.map(|e| e.1).or(fast.election_max_ms),
-            ..fast
-        };
+        spec.raft = options.raft();
         spec.rust_log = Some("info,openraft=warn".into());
         let store = Store::start(spec).await.expect("replicas start");
-        Self { store, _dir: None }
+        Self {
+            replicas: Replicas::Processes(Box::new(store)),
+            _dir: None,
+        }
     }
 
-    /// Starts three replicas and initializes them as one group.
+    /// Starts three replica processes and initializes them as one group.
     pub async fn three(options: Options) -> Self {
         let cluster = Self::start(&[1, 2, 3], options).await;
         cluster.converge(&[1, 2, 3]).await;
         cluster
     }
 
-    /// Starts one more replica process.
-    pub async fn add_node(&mut self, id: u64) {
-        self.restart(id).await;
+    /// Starts replicas `ids` in this process (not yet members of anything).
+    pub async fn start_in_process(ids: &[u64], options: Options) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut replicas = InProcess::new(dir.path(), &options);
+        for &id in ids {
+            replicas.start(id).await;
+        }
+        Self {
+            replicas: Replicas::InProcess(replicas),
+            _dir: Some(dir),
+        }
     }
 
-    /// (Re)starts replica `id` on its port and data directory and waits until it serves.
+    /// Starts three replicas in this process and initializes them as one group.
+    pub async fn three_in_process(options: Options) -> Self {
+        let cluster = Self::start_in_process(&[1, 2, 3], options).await;
+        cluster.converge(&[1, 2, 3]).await;
+        cluster
+    }
+
+    /// The replica processes (for signals the methods here do not send).
+    ///
+    /// # Panics
+    /// When the replicas run in this process.
+    pub fn processes(&mut self) -> &mut Store {
+        match &mut self.replicas {
+            Replicas::Processes(store) => store.as_mut(),
+            Replicas::InProcess(_) => {
+                panic!("this test runs its replicas in-process; start them with Cluster::start")
+            }
+        }
+    }
+
+    /// Starts one more replica.
+    pub async fn add_node(&mut self, id: u64) {
+        match &mut self.replicas {
+            Replicas::Processes(store) => store.start_replica(id).await.expect("replica starts"),
+            Replicas::InProcess(replicas) => replicas.start(id).await,
+        }
+    }
+
+    /// (Re)starts replica process `id` on its port and data directory and waits until it serves.
     pub async fn restart(&mut self, id: u64) {
-        self.store.start_replica(id).await.expect("replica starts");
+        self.processes()
+            .start_replica(id)
+            .await
+            .expect("replica starts");
     }
 
     /// SIGKILLs replica `id`.
     pub fn kill(&mut self, id: u64) {
-        self.store.replica(id).kill();
+        self.processes().replica(id).kill();
     }
 
     /// SIGTERMs replica `id` and waits for it to exit; returns whether it exited cleanly.
     pub async fn terminate(&mut self, id: u64) -> bool {
         let stopped = self
-            .store
+            .processes()
             .replica(id)
             .stop(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(15))
             .await;
@@ -109,60 +178,104 @@ impl Cluster {
 
     /// How replica `id` exited, once it has exited by itself.
     pub fn exited(&mut self, id: u64) -> Option<ExitStatus> {
-        self.store.replica(id).exited()
+        self.processes().replica(id).exited()
     }
 
     pub fn is_running(&self, id: u64) -> bool {
-        self.store.is_running(id)
+        match &self.replicas {
+            Replicas::Processes(store) => store.is_running(id),
+            Replicas::InProcess(replicas) => replicas.served.contains_key(&id),
+        }
     }
 
-    /// Replica `id`'s URL.
+    /// Replica `id`'s client URL.
     pub fn url(&self, id: u64) -> String {
-        self.store.replica_url(id)
+        match &self.replicas {
+            Replicas::Processes(store) => store.replica_url(id),
+            Replicas::InProcess(replicas) => replicas.served[&id].url.clone(),
+        }
+    }
+
+    /// Replica `id`'s peer (Raft RPC) URL.
+    pub fn raft_url(&self, id: u64) -> String {
+        match &self.replicas {
+            Replicas::Processes(store) => store.replica_raft_url(id),
+            Replicas::InProcess(replicas) => replicas.served[&id].raft_url.clone(),
+        }
+    }
+
+    /// Ids of every replica started so far.
+    pub fn ids(&self) -> Vec<u64> {
+        match &self.replicas {
+            Replicas::Processes(store) => store.replica_ids(),
+            Replicas::InProcess(replicas) => replicas.served.keys().copied().collect(),
+        }
     }
 
     /// Replica `id`'s data directory.
     pub fn data_dir(&self, id: u64) -> PathBuf {
-        self.store.replica_data_dir(id)
+        self.dir().join(format!("replica-{id}"))
     }
 
     /// Where data and logs live.
     pub fn dir(&self) -> &Path {
-        &self.store.spec().dir
+        match &self.replicas {
+            Replicas::Processes(store) => &store.spec().dir,
+            Replicas::InProcess(replicas) => &replicas.dir,
+        }
     }
 
-    pub fn members(&self, ids: &[u64]) -> Vec<api::raft::Member> {
-        self.store.members(ids)
+    /// `ids` as members of the group, at their replicas' URLs.
+    pub fn members(&self, ids: &[u64]) -> Vec<Member> {
+        ids.iter()
+            .map(|&id| Member {
+                id,
+                url: self.url(id),
+                raft_url: Some(self.raft_url(id)),
+            })
+            .collect()
     }
 
     pub fn driver(&self) -> MembershipDriver {
-        self.store.driver()
+        MembershipDriver::new(Some(TOKEN.into()))
     }
 
     /// Drives the membership to exactly `ids` as voters, and defines the toy the tests buy
     /// (a million Tux; a repeat defines nothing).
     pub async fn converge(&self, ids: &[u64]) {
-        self.store
-            .converge(ids)
+        self.driver()
+            .converge(&self.members(ids), launcher::store::FORM_DEADLINE)
             .await
             .expect("membership converges");
-        self.store
-            .define(vec![api::inventory::ProductDef {
+        let tux = api::inventory::DefineRequest {
+            products: vec![api::inventory::ProductDef {
                 name: "Tux".into(),
                 price: 1.0,
                 quantity: api::inventory::MAX_STOCK,
-            }])
+            }],
+        };
+        self.group()
+            .define(&tux)
             .await
             .expect("the toys are defined");
     }
 
     pub fn client(&self, id: u64) -> ReplicaClient {
-        self.store.replica_client(id)
+        ReplicaClient::new(
+            http_client(Duration::from_secs(30)),
+            self.url(id),
+            Some(TOKEN.into()),
+        )
     }
 
     /// A group client over every replica.
     pub fn group(&self) -> Arc<GroupClient> {
-        Arc::new(self.store.group(Duration::from_secs(20)))
+        let urls = self.ids().into_iter().map(|id| self.url(id)).collect();
+        Arc::new(GroupClient::new(
+            urls,
+            Some(TOKEN.into()),
+            Duration::from_secs(20),
+        ))
     }
 
     pub async fn status(&self, id: u64) -> Result<RaftStatus, ClientError> {
@@ -171,7 +284,18 @@ impl Cluster {
 
     /// Waits until a running replica is leader (the one with the highest term); returns its id.
     pub async fn leader(&self) -> u64 {
-        wait_for("a leader", Duration::from_secs(30), || self.store.leader()).await
+        wait_for("a leader", Duration::from_secs(30), || async {
+            let mut answers = Vec::new();
+            for id in self.ids() {
+                if self.is_running(id)
+                    && let Ok(status) = self.status(id).await
+                {
+                    answers.push(status);
+                }
+            }
+            GroupView::of_answers(answers).leader().map(|l| l.id)
+        })
+        .await
     }
 
     /// Waits until replica `id` has applied at least `index`.
@@ -186,6 +310,81 @@ impl Cluster {
         )
         .await
     }
+}
+
+/// Replicas served by tasks of this test process.
+struct InProcess {
+    dir: PathBuf,
+    /// The Raft settings every replica gets.
+    raft: RaftSpec,
+    served: BTreeMap<u64, Served>,
+}
+
+/// A replica served in this process.
+struct Served {
+    url: String,
+    raft_url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl InProcess {
+    fn new(dir: &Path, options: &Options) -> Self {
+        log_to_test_output();
+        Self {
+            dir: dir.to_path_buf(),
+            raft: options.raft(),
+            served: BTreeMap::new(),
+        }
+    }
+
+    /// Binds replica `id`'s listeners on port 0 and serves it on them.
+    async fn start(&mut self, id: u64) {
+        let client = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peers = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", client.local_addr().unwrap());
+        let raft_url = format!("http://{}", peers.local_addr().unwrap());
+        let given = settings::OrderReplica {
+            id: Some(id),
+            data_dir: Some(self.dir.join(format!("replica-{id}"))),
+            token: Some(TOKEN.into()),
+            ..self.raft.settings()
+        };
+        let settings = Settings::try_from(&given).expect("valid settings");
+        let listeners = Listeners {
+            client,
+            peers: Some(peers),
+        };
+        let task = tokio::spawn(async move {
+            let stop = std::future::pending::<servicekit::Stop>();
+            if let Err(e) = server::run(settings, listeners, stop).await {
+                tracing::error!(id, error = %e, "replica stopped");
+            }
+        });
+        self.served.insert(
+            id,
+            Served {
+                url,
+                raft_url,
+                task,
+            },
+        );
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        for served in self.served.values() {
+            served.task.abort();
+        }
+    }
+}
+
+/// Sends the replicas' logs to the test's output, shown when it fails.
+fn log_to_test_output() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info,openraft=warn"))
+        .with_test_writer()
+        .try_init();
 }
 
 /// An acknowledged order: the key it was placed with and the number it got.
