@@ -26,11 +26,7 @@ async fn the_public_api_conforms_to_its_openapi_document() {
         .expect("running bash");
     if !install.status.success() {
         let why = String::from_utf8_lossy(&install.stderr);
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "cannot install schemathesis under CI: {why}"
-        );
-        eprintln!("skipped: schemathesis cannot be installed here: {why}");
+        testkit::skip_or_fail(format!("schemathesis cannot be installed here: {why}"));
         return;
     }
     let store = Store::start_in_process(StoreOptions::default()).await;

@@ -193,13 +193,10 @@ fn tools() -> Option<&'static Tools> {
                     python: tools.join("helm-venv/bin/python"),
                 });
             }
-            let why = String::from_utf8_lossy(&out.stderr).into_owned();
-            if std::env::var_os("CI").is_some() {
-                panic!("tests/tools/install.sh failed under CI:\n{why}");
-            }
-            eprintln!(
-                "skipped: Helm tools could not be installed (tests/tools/install.sh):\n{why}"
-            );
+            let why = String::from_utf8_lossy(&out.stderr);
+            testkit::skip_or_fail(format!(
+                "Helm tools could not be installed (tests/tools/install.sh):\n{why}"
+            ));
             None
         })
         .as_ref()
