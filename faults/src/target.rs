@@ -11,8 +11,9 @@ use anyhow::Context;
 use api::client::ClientError;
 use api::inventory::ProductDef;
 use api::orders::OrderStatus;
+use api::settings;
 use history::{FinalState, ReplicaOrders, StoredOrder, StoredStatus};
-use launcher::{CatalogSpec, FrontendSpec, RaftSpec, Store, StoreSpec};
+use launcher::{CatalogSpec, FrontendSpec, Store, StoreSpec};
 use nix::sys::signal::Signal;
 use testkit::Tmpfs;
 
@@ -159,17 +160,23 @@ impl Target {
         let mut spec = StoreSpec::new(&root, &bin_dir);
         spec.catalog = Some(CatalogSpec {
             replicas: options.catalogs,
-            restock_interval_secs: 1.0,
-            restock_quantity: RESTOCK_QUANTITY,
-            products,
+            settings: settings::Catalog {
+                restock_interval_secs: Some(1.0),
+                restock_quantity: Some(RESTOCK_QUANTITY),
+                products,
+                ..settings::Catalog::default()
+            },
         });
         spec.replicas = (1..=options.replicas).collect();
         spec.frontends = options.frontends;
-        spec.raft = RaftSpec::fast();
+        spec.raft = launcher::fast_raft();
         spec.frontend = FrontendSpec {
-            cache_capacity: 1000,
-            order_deadline_ms: Some(10_000),
-            shutdown_delay_ms: Some(0),
+            settings: settings::Frontend {
+                cache_capacity: Some(1000),
+                order_deadline_ms: Some(10_000),
+                shutdown_delay_ms: Some(0),
+                ..settings::Frontend::default()
+            },
         };
         spec.rust_log = Some("info,openraft=warn".into());
         let net = if options.network {

@@ -19,4 +19,4 @@ pub mod store;
 
 pub use local::{ClusterFile, LocalStore, RESTOCK_QUANTITY, ReplicaInfo, ServiceInfo, UpOptions};
 pub use process::{Host, LaunchError, Process};
-pub use store::{CatalogSpec, FrontendSpec, Ports, RaftSpec, Store, StoreSpec};
+pub use store::{CatalogSpec, FrontendSpec, Ports, Store, StoreSpec, fast_raft};

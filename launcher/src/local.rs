@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use api::settings;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
@@ -155,14 +156,19 @@ impl LocalStore {
         }
         let mut spec = StoreSpec::new(&options.data_dir, &options.bin_dir);
         spec.catalog = Some(CatalogSpec {
-            restock_interval_secs: options.restock_interval_secs,
-            restock_quantity: RESTOCK_QUANTITY,
+            settings: settings::Catalog {
+                restock_interval_secs: Some(options.restock_interval_secs),
+                restock_quantity: Some(RESTOCK_QUANTITY),
+                ..CatalogSpec::default().settings
+            },
             ..CatalogSpec::default()
         });
         spec.replicas = (1..=options.replicas).collect();
         spec.frontend = FrontendSpec {
-            cache_capacity: options.cache_capacity,
-            ..FrontendSpec::default()
+            settings: settings::Frontend {
+                cache_capacity: Some(options.cache_capacity),
+                ..FrontendSpec::default().settings
+            },
         };
         spec.ports = fixed;
         spec.frontends = 0;

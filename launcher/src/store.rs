@@ -32,113 +32,58 @@ pub const FORM_DEADLINE: Duration = Duration::from_secs(60);
 /// How long a process may take to stop before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// The catalogs' settings.
+/// The catalogs: how many, and the settings each of them gets.
 #[derive(Debug, Clone)]
 pub struct CatalogSpec {
     /// How many catalog processes (stateless, side by side; the frontends use them in turn).
     pub replicas: usize,
-    /// Seconds between restocks.
-    pub restock_interval_secs: f64,
-    /// Units a sold-out toy is restocked to.
-    pub restock_quantity: u32,
-    /// A JSON product file defining the toys at first start (`None`: the built-in toys).
-    pub products: Option<PathBuf>,
+    /// The settings every catalog of the store gets (`None`: the binary's default). Its
+    /// address, the order group's and the token are the launcher's, added per process.
+    pub settings: settings::Catalog,
 }
 
 impl Default for CatalogSpec {
+    /// One catalog restocking as the binary does by default, with its built-in toys.
     fn default() -> Self {
         Self {
             replicas: 1,
-            restock_interval_secs: settings::Catalog::DEFAULT_RESTOCK_INTERVAL_SECS,
-            restock_quantity: settings::Catalog::DEFAULT_RESTOCK_QUANTITY,
-            products: None,
+            settings: settings::Catalog {
+                restock_interval_secs: Some(settings::Catalog::DEFAULT_RESTOCK_INTERVAL_SECS),
+                restock_quantity: Some(settings::Catalog::DEFAULT_RESTOCK_QUANTITY),
+                ..settings::Catalog::default()
+            },
         }
     }
 }
 
-impl CatalogSpec {
-    /// The settings every catalog of the store gets (its address and the order group's are
-    /// added per process).
-    pub fn settings(&self) -> settings::Catalog {
-        settings::Catalog {
-            products: self.products.clone(),
-            restock_interval_secs: Some(self.restock_interval_secs),
-            restock_quantity: Some(self.restock_quantity),
-            ..settings::Catalog::default()
-        }
-    }
-}
-
-/// Raft settings passed to every replica; `None` keeps the binary's default.
-#[derive(Debug, Clone, Default)]
-pub struct RaftSpec {
-    /// `--heartbeat-ms`.
-    pub heartbeat_ms: Option<u64>,
-    /// `--election-timeout-min-ms`.
-    pub election_min_ms: Option<u64>,
-    /// `--election-timeout-max-ms`.
-    pub election_max_ms: Option<u64>,
-    /// `--snapshot-threshold`.
-    pub snapshot_threshold: Option<u64>,
-    /// `--logs-to-keep`.
-    pub logs_to_keep: Option<u64>,
-}
-
-impl RaftSpec {
-    /// Fast elections for tests: 50 ms heartbeats, 400–800 ms election timeouts.
-    pub fn fast() -> Self {
-        Self {
-            heartbeat_ms: Some(50),
-            election_min_ms: Some(400),
-            election_max_ms: Some(800),
-            ..Self::default()
-        }
-    }
-
-    /// The settings every replica of the store gets (its id, addresses, data directory and
-    /// token are added per process).
-    pub fn settings(&self) -> settings::OrderReplica {
-        settings::OrderReplica {
-            heartbeat_ms: self.heartbeat_ms,
-            election_timeout_min_ms: self.election_min_ms,
-            election_timeout_max_ms: self.election_max_ms,
-            snapshot_threshold: self.snapshot_threshold,
-            logs_to_keep: self.logs_to_keep,
-            ..settings::OrderReplica::default()
-        }
+/// Fast elections, for tests: 50 ms heartbeats, 400–800 ms election timeouts; every other
+/// setting of a replica is the binary's default. Put it in [`StoreSpec::raft`].
+pub fn fast_raft() -> settings::OrderReplica {
+    settings::OrderReplica {
+        heartbeat_ms: Some(50),
+        election_timeout_min_ms: Some(400),
+        election_timeout_max_ms: Some(800),
+        ..settings::OrderReplica::default()
     }
 }
 
 /// The frontends' settings.
 #[derive(Debug, Clone)]
 pub struct FrontendSpec {
-    /// Product cache entries (0: no cache).
-    pub cache_capacity: usize,
-    /// `--order-deadline-ms` (`None`: the binary's default).
-    pub order_deadline_ms: Option<u64>,
-    /// `--shutdown-delay-ms` (`None`: the binary's default).
-    pub shutdown_delay_ms: Option<u64>,
+    /// The settings every frontend of the store gets (`None`: the binary's default). Its
+    /// address, the catalogs' and the order group's are the launcher's, added per process.
+    pub settings: settings::Frontend,
 }
 
 impl Default for FrontendSpec {
+    /// The binary's cache, and a frontend that stops at once when told to (local mode).
     fn default() -> Self {
         Self {
-            cache_capacity: settings::Frontend::DEFAULT_CACHE_CAPACITY,
-            order_deadline_ms: None,
-            shutdown_delay_ms: Some(0),
-        }
-    }
-}
-
-impl FrontendSpec {
-    /// The settings every frontend of the store gets (its address, the catalogs' and the order
-    /// group's are added per process).
-    pub fn settings(&self) -> settings::Frontend {
-        settings::Frontend {
-            cache_capacity: Some(self.cache_capacity),
-            order_deadline_ms: self.order_deadline_ms,
-            shutdown_delay_ms: self.shutdown_delay_ms,
-            ..settings::Frontend::default()
+            settings: settings::Frontend {
+                cache_capacity: Some(settings::Frontend::DEFAULT_CACHE_CAPACITY),
+                shutdown_delay_ms: Some(0),
+                ..settings::Frontend::default()
+            },
         }
     }
 }
@@ -176,8 +121,10 @@ pub struct StoreSpec {
     pub form_group: bool,
     /// Frontends started by [`Store::start`].
     pub frontends: usize,
-    /// Raft settings of every replica.
-    pub raft: RaftSpec,
+    /// The settings every replica gets (`None`: the binary's default; [`fast_raft`] for
+    /// tests). Its id, addresses, data directory and token are the launcher's, added per
+    /// process.
+    pub raft: settings::OrderReplica,
     /// Settings of every frontend.
     pub frontend: FrontendSpec,
     /// Fixed ports.
@@ -201,7 +148,7 @@ impl StoreSpec {
             replicas: vec![1, 2, 3],
             form_group: true,
             frontends: 1,
-            raft: RaftSpec::default(),
+            raft: settings::OrderReplica::default(),
             frontend: FrontendSpec::default(),
             ports: Ports::default(),
             rust_log: None,
@@ -377,8 +324,9 @@ impl Store {
         let settings = settings::Catalog {
             listen: Some((host.ip, port).into()),
             order_replicas: self.replica_seeds(),
+            token: None,
             token_file: Some(self.token_file()),
-            ..self.spec.catalog.clone().unwrap_or_default().settings()
+            ..self.spec.catalog.clone().unwrap_or_default().settings
         };
         let p = Process::new(
             &name,
@@ -402,10 +350,13 @@ impl Store {
         let settings = settings::OrderReplica {
             id: Some(id),
             listen: Some((host.ip, port).into()),
+            advertise_url: None,
             raft_listen: Some((host.ip, raft_port).into()),
+            raft_advertise_url: None,
             data_dir: Some(self.replica_data_dir(id)),
+            token: None,
             token_file: Some(self.token_file()),
-            ..self.spec.raft.settings()
+            ..self.spec.raft.clone()
         };
         let p = Process::new(
             &name,
@@ -429,7 +380,7 @@ impl Store {
             listen: Some((host.ip, port).into()),
             catalog_url: self.catalogs.iter().map(Process::url).collect(),
             order_replicas: self.replica_seeds(),
-            ..self.spec.frontend.settings()
+            ..self.spec.frontend.settings.clone()
         };
         let p = Process::new(
             &name,

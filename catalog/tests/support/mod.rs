@@ -21,7 +21,7 @@ use api::raft::Member;
 use api::settings;
 use api::view::GroupView;
 use api::{GroupClient, PlaceOrder};
-use launcher::{CatalogSpec, RaftSpec, StoreSpec};
+use launcher::{CatalogSpec, StoreSpec};
 use membership::MembershipDriver;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -48,9 +48,12 @@ fn catalog_spec(dir: &Path, catalogs: usize, products: &str) -> CatalogSpec {
     std::fs::write(&file, products).unwrap();
     CatalogSpec {
         replicas: catalogs,
-        restock_interval_secs: 0.2,
-        restock_quantity: 7,
-        products: Some(file),
+        settings: settings::Catalog {
+            restock_interval_secs: Some(0.2),
+            restock_quantity: Some(7),
+            products: Some(file),
+            ..settings::Catalog::default()
+        },
     }
 }
 
@@ -63,7 +66,7 @@ impl Store {
         );
         spec.catalog = Some(catalog_spec(dir, catalogs, products));
         spec.frontends = 0;
-        spec.raft = RaftSpec::fast();
+        spec.raft = launcher::fast_raft();
         spec.rust_log = Some("info,openraft=warn".into());
         let store = launcher::Store::start(spec)
             .await
@@ -237,7 +240,7 @@ impl InProcess {
             let given = settings::Catalog {
                 order_replicas: seeds.clone(),
                 token: Some(TOKEN.into()),
-                ..catalogs.settings()
+                ..catalogs.settings.clone()
             };
             store.catalogs.push(catalog_served(&given).await);
         }
@@ -271,7 +274,7 @@ async fn replica(id: u64, data_dir: &Path) -> (Served, String) {
         id: Some(id),
         data_dir: Some(PathBuf::from(data_dir)),
         token: Some(TOKEN.into()),
-        ..RaftSpec::fast().settings()
+        ..launcher::fast_raft()
     };
     let settings = Settings::try_from(&given).expect("valid settings");
     let listeners = Listeners {

@@ -20,7 +20,7 @@ use api::inventory::Audit;
 use api::raft::Member;
 use api::settings;
 use api::view::GroupView;
-use launcher::{CatalogSpec, FrontendSpec, Process, RaftSpec, StoreSpec};
+use launcher::{CatalogSpec, FrontendSpec, Process, StoreSpec};
 use membership::MembershipDriver;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -137,17 +137,23 @@ impl StoreOptions {
         });
         CatalogSpec {
             replicas: 1,
-            restock_interval_secs: self.restock_interval_secs,
-            restock_quantity: self.restock_quantity,
-            products,
+            settings: settings::Catalog {
+                restock_interval_secs: Some(self.restock_interval_secs),
+                restock_quantity: Some(self.restock_quantity),
+                products,
+                ..settings::Catalog::default()
+            },
         }
     }
 
     fn frontend(&self) -> FrontendSpec {
         FrontendSpec {
-            cache_capacity: self.cache_capacity,
-            order_deadline_ms: Some(self.order_deadline_ms),
-            shutdown_delay_ms: Some(self.shutdown_delay_ms),
+            settings: settings::Frontend {
+                cache_capacity: Some(self.cache_capacity),
+                order_deadline_ms: Some(self.order_deadline_ms),
+                shutdown_delay_ms: Some(self.shutdown_delay_ms),
+                ..settings::Frontend::default()
+            },
         }
     }
 }
@@ -162,7 +168,7 @@ impl Store {
         spec.token = Some(TOKEN.into());
         spec.catalog = Some(options.catalog(&root));
         spec.frontends = options.frontends;
-        spec.raft = RaftSpec::fast();
+        spec.raft = launcher::fast_raft();
         spec.frontend = options.frontend();
         spec.rust_log = Some("info,openraft=warn".into());
         let store = launcher::Store::start(spec)
@@ -435,7 +441,7 @@ impl InProcess {
         let catalog = catalog_served(&settings::Catalog {
             order_replicas: seeds.clone(),
             token: Some(TOKEN.into()),
-            ..options.catalog(dir).settings()
+            ..options.catalog(dir).settings
         })
         .await;
         catalog.wait_ready().await;
@@ -444,7 +450,7 @@ impl InProcess {
             let given = settings::Frontend {
                 catalog_url: vec![catalog.url.clone()],
                 order_replicas: seeds.clone(),
-                ..options.frontend().settings()
+                ..options.frontend().settings
             };
             let frontend = frontend_served(&given).await;
             frontend.wait_ready().await;
@@ -478,7 +484,7 @@ async fn replica(id: u64, dir: &Path) -> (Served, String) {
         id: Some(id),
         data_dir: Some(dir.join(format!("replica-{id}"))),
         token: Some(TOKEN.into()),
-        ..RaftSpec::fast().settings()
+        ..launcher::fast_raft()
     };
     let settings = Settings::try_from(&given).expect("valid settings");
     let listeners = Listeners {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::settings;
-use launcher::{RaftSpec, Store, StoreSpec};
+use launcher::{Store, StoreSpec};
 use order_replica::server::{self, Listeners, Settings};
 pub use testkit::wait_for;
 use tokio::net::TcpListener;
@@ -53,13 +53,19 @@ impl Default for Options {
 
 impl Options {
     /// The settings every replica gets: these, and the launcher's fast test timing.
-    fn raft(&self) -> RaftSpec {
-        let fast = RaftSpec::fast();
-        RaftSpec {
+    fn raft(&self) -> settings::OrderReplica {
+        let fast = launcher::fast_raft();
+        settings::OrderReplica {
             snapshot_threshold: Some(self.snapshot_threshold),
             logs_to_keep: Some(self.logs_to_keep),
-            election_min_ms: self.election_ms.map(|e| e.0).or(fast.election_min_ms),
-            election_max_ms: self.election_ms.map(|e| e.1).or(fast.election_max_ms),
+            election_timeout_min_ms: self
+                .election_ms
+                .map(|e| e.0)
+                .or(fast.election_timeout_min_ms),
+            election_timeout_max_ms: self
+                .election_ms
+                .map(|e| e.1)
+                .or(fast.election_timeout_max_ms),
             ..fast
         }
     }
@@ -315,8 +321,8 @@ impl Cluster {
 /// Replicas served by tasks of this test process.
 struct InProcess {
     dir: PathBuf,
-    /// The Raft settings every replica gets.
-    raft: RaftSpec,
+    /// What every replica's Raft settings come from.
+    options: Options,
     served: BTreeMap<u64, Served>,
 }
 
@@ -332,7 +338,7 @@ impl InProcess {
         log_to_test_output();
         Self {
             dir: dir.to_path_buf(),
-            raft: options.raft(),
+            options: options.clone(),
             served: BTreeMap::new(),
         }
     }
@@ -347,7 +353,7 @@ impl InProcess {
             id: Some(id),
             data_dir: Some(self.dir.join(format!("replica-{id}"))),
             token: Some(TOKEN.into()),
-            ..self.raft.settings()
+            ..self.options.raft()
         };
         let settings = Settings::try_from(&given).expect("valid settings");
         let listeners = Listeners {
