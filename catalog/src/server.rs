@@ -40,6 +40,19 @@ pub enum ServeError {
     Listener(#[source] std::io::Error),
 }
 
+/// Serves a catalog with `settings` in a task of this process, on a listener bound to loopback
+/// port 0, until the task is aborted (see [`servicekit::Spawned`]). A catalog that fails to
+/// start logs why.
+pub async fn spawn_on_loopback(settings: Settings) -> std::io::Result<servicekit::Spawned> {
+    let (listener, url) = servicekit::bind_loopback().await?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = run(settings, listener, std::future::pending()).await {
+            tracing::error!(error = %e, "catalog stopped");
+        }
+    });
+    Ok(servicekit::Spawned { url, task })
+}
+
 /// Runs the catalog on `listener` until `shutdown` completes, then stops its tasks.
 pub async fn run(
     settings: Settings,

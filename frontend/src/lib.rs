@@ -86,6 +86,16 @@ impl Frontend {
     }
 }
 
+/// Starts a frontend with `settings` and serves it in a task of this process, on a listener
+/// bound to loopback port 0, until the task is aborted (see [`servicekit::Spawned`]).
+pub async fn spawn_on_loopback(settings: Settings) -> std::io::Result<servicekit::Spawned> {
+    let (listener, url) = servicekit::bind_loopback().await?;
+    let drain = settings.shutdown_delay;
+    let frontend = Frontend::start(settings);
+    let task = tokio::spawn(serve(frontend, listener, drain, std::future::pending()));
+    Ok(servicekit::Spawned { url, task })
+}
+
 /// Serves `frontend` on `listener` until `shutdown` completes. With a `drain` delay it then
 /// keeps serving that long with `/readyz` failing (see [`Frontend::draining`]), so load
 /// balancers and Service endpoints stop sending clients before it stops. Live streams end as

@@ -57,6 +57,27 @@ pub enum ServeError {
     RaftStopped(String),
 }
 
+/// Serves a replica with `settings` in a task of this process, on a client and a peer
+/// listener bound to loopback port 0, until the task is aborted (see [`servicekit::Spawned`]);
+/// returns it with its peer URL. A replica that fails to open or stops logs why.
+pub async fn spawn_on_loopback(
+    settings: Settings,
+) -> std::io::Result<(servicekit::Spawned, String)> {
+    let (client, url) = servicekit::bind_loopback().await?;
+    let (peers, raft_url) = servicekit::bind_loopback().await?;
+    let id = settings.id;
+    let listeners = Listeners {
+        client,
+        peers: Some(peers),
+    };
+    let task = tokio::spawn(async move {
+        if let Err(e) = run(settings, listeners, std::future::pending()).await {
+            tracing::error!(id, error = %e, "replica stopped");
+        }
+    });
+    Ok((servicekit::Spawned { url, task }, raft_url))
+}
+
 /// Opens the replica, serves it on `listeners` until `shutdown` completes, then stops Raft
 /// cleanly. On [`Stop::Terminate`] (this replica alone stops) a leader first hands leadership
 /// to the most caught-up voter; on [`Stop::Interrupt`] (the whole store stops) it does not.

@@ -25,8 +25,6 @@ use launcher::{CatalogSpec, StoreSpec};
 use membership::MembershipDriver;
 use reqwest::StatusCode;
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 pub use testkit::wait_for;
 
@@ -118,10 +116,10 @@ impl Store {
                 Self::InProcess(store) => {
                     let mut answers = Vec::new();
                     for replica in store.replicas.values() {
-                        answers.extend(replica.client().status().await.ok());
+                        answers.extend(replica_client(replica).status().await.ok());
                     }
                     let leader = GroupView::of_answers(answers).leader()?.id;
-                    Some(store.replicas[&leader].client())
+                    Some(replica_client(&store.replicas[&leader]))
                 }
             }
         })
@@ -196,19 +194,15 @@ pub struct InProcess {
 }
 
 /// A service served in this process.
-struct Served {
-    url: String,
-    task: JoinHandle<()>,
-}
+type Served = servicekit::Spawned;
 
-impl Served {
-    fn client(&self) -> ReplicaClient {
-        ReplicaClient::new(
-            http_client(Duration::from_secs(30)),
-            &self.url,
-            Some(TOKEN.into()),
-        )
-    }
+/// A client of the replica `served`, with the token.
+fn replica_client(served: &Served) -> ReplicaClient {
+    ReplicaClient::new(
+        http_client(Duration::from_secs(30)),
+        &served.url,
+        Some(TOKEN.into()),
+    )
 }
 
 impl InProcess {
@@ -265,40 +259,23 @@ impl Drop for InProcess {
 
 /// Order replica `id` with its data in `data_dir`, serving; and its peer URL.
 async fn replica(id: u64, data_dir: &Path) -> (Served, String) {
-    use order_replica::server::{self, Listeners, Settings};
-    let client = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let peers = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", client.local_addr().unwrap());
-    let raft_url = format!("http://{}", peers.local_addr().unwrap());
     let given = settings::OrderReplica {
         id: Some(id),
         data_dir: Some(PathBuf::from(data_dir)),
         token: Some(TOKEN.into()),
         ..launcher::fast_raft()
     };
-    let settings = Settings::try_from(&given).expect("valid settings");
-    let listeners = Listeners {
-        client,
-        peers: Some(peers),
-    };
-    let task = tokio::spawn(async move {
-        let stop = std::future::pending::<servicekit::Stop>();
-        if let Err(e) = server::run(settings, listeners, stop).await {
-            tracing::error!(id, error = %e, "replica stopped");
-        }
-    });
-    (Served { url, task }, raft_url)
+    let settings = order_replica::server::Settings::try_from(&given).expect("valid settings");
+    let (served, raft_url) = order_replica::server::spawn_on_loopback(settings)
+        .await
+        .expect("bind loopback");
+    (served, raft_url)
 }
 
 /// A catalog with `given` settings, serving.
 async fn catalog_served(given: &settings::Catalog) -> Served {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let settings = catalog::server::Settings::try_from(given).expect("valid settings");
-    let task = tokio::spawn(async move {
-        if let Err(e) = catalog::server::run(settings, listener, std::future::pending()).await {
-            tracing::error!(error = %e, "catalog stopped");
-        }
-    });
-    Served { url, task }
+    catalog::server::spawn_on_loopback(settings)
+        .await
+        .expect("bind loopback")
 }

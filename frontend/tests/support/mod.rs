@@ -25,8 +25,6 @@ use membership::MembershipDriver;
 use reqwest::StatusCode;
 use serde_json::Value;
 pub use testkit::wait_for;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 pub const TOKEN: &str = "store-test-token";
 
@@ -396,22 +394,17 @@ pub struct InProcess {
 }
 
 /// A service served in this process.
-struct Served {
-    url: String,
-    task: JoinHandle<()>,
-}
+type Served = servicekit::Spawned;
 
-impl Served {
-    /// Waits until its `/readyz` answers 2xx.
-    async fn wait_ready(&self) {
-        let url = format!("{}/readyz", self.url);
-        let http = reqwest::Client::new();
-        wait_for(&format!("{url} ready"), Duration::from_secs(30), || async {
-            let r = http.get(&url).send().await.ok()?;
-            r.status().is_success().then_some(())
-        })
-        .await;
-    }
+/// Waits until `served`'s `/readyz` answers 2xx.
+async fn wait_ready(served: &Served) {
+    let url = format!("{}/readyz", served.url);
+    let http = reqwest::Client::new();
+    wait_for(&format!("{url} ready"), Duration::from_secs(30), || async {
+        let r = http.get(&url).send().await.ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
 }
 
 impl InProcess {
@@ -444,7 +437,7 @@ impl InProcess {
             ..options.catalog(dir).settings
         })
         .await;
-        catalog.wait_ready().await;
+        wait_ready(&catalog).await;
         let mut frontends = Vec::new();
         for _ in 0..options.frontends {
             let given = settings::Frontend {
@@ -453,7 +446,7 @@ impl InProcess {
                 ..options.frontend().settings
             };
             let frontend = frontend_served(&given).await;
-            frontend.wait_ready().await;
+            wait_ready(&frontend).await;
             frontends.push(frontend);
         }
         Self {
@@ -475,56 +468,30 @@ impl Drop for InProcess {
 
 /// Order replica `id` with its data under `dir`, serving; and its peer URL.
 async fn replica(id: u64, dir: &Path) -> (Served, String) {
-    use order_replica::server::{self, Listeners, Settings};
-    let client = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let peers = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", client.local_addr().unwrap());
-    let raft_url = format!("http://{}", peers.local_addr().unwrap());
     let given = settings::OrderReplica {
         id: Some(id),
         data_dir: Some(dir.join(format!("replica-{id}"))),
         token: Some(TOKEN.into()),
         ..launcher::fast_raft()
     };
-    let settings = Settings::try_from(&given).expect("valid settings");
-    let listeners = Listeners {
-        client,
-        peers: Some(peers),
-    };
-    let task = tokio::spawn(async move {
-        let stop = std::future::pending::<servicekit::Stop>();
-        if let Err(e) = server::run(settings, listeners, stop).await {
-            tracing::error!(id, error = %e, "replica stopped");
-        }
-    });
-    (Served { url, task }, raft_url)
+    let settings = order_replica::server::Settings::try_from(&given).expect("valid settings");
+    order_replica::server::spawn_on_loopback(settings)
+        .await
+        .expect("bind loopback")
 }
 
 /// A catalog with `given` settings, serving.
 async fn catalog_served(given: &settings::Catalog) -> Served {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let settings = catalog::server::Settings::try_from(given).expect("valid settings");
-    let task = tokio::spawn(async move {
-        if let Err(e) = catalog::server::run(settings, listener, std::future::pending()).await {
-            tracing::error!(error = %e, "catalog stopped");
-        }
-    });
-    Served { url, task }
+    catalog::server::spawn_on_loopback(settings)
+        .await
+        .expect("bind loopback")
 }
 
 /// A frontend with `given` settings, serving.
 async fn frontend_served(given: &settings::Frontend) -> Served {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let settings = frontend::Settings::try_from(given).expect("valid settings");
-    let drain = settings.shutdown_delay;
-    let frontend = frontend::Frontend::start(settings);
-    let task = tokio::spawn(frontend::serve(
-        frontend,
-        listener,
-        drain,
-        std::future::pending(),
-    ));
-    Served { url, task }
+    frontend::spawn_on_loopback(settings)
+        .await
+        .expect("bind loopback")
 }

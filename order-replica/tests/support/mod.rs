@@ -19,9 +19,8 @@ use std::time::Duration;
 
 use api::settings;
 use launcher::{Store, StoreSpec};
-use order_replica::server::{self, Listeners, Settings};
+use order_replica::server::{self, Settings};
 pub use testkit::wait_for;
-use tokio::net::TcpListener;
 
 use api::GroupClient;
 use api::PlaceOrder;
@@ -198,7 +197,7 @@ impl Cluster {
     pub fn url(&self, id: u64) -> String {
         match &self.replicas {
             Replicas::Processes(store) => store.replica_url(id),
-            Replicas::InProcess(replicas) => replicas.served[&id].url.clone(),
+            Replicas::InProcess(replicas) => replicas.served[&id].replica.url.clone(),
         }
     }
 
@@ -326,11 +325,10 @@ struct InProcess {
     served: BTreeMap<u64, Served>,
 }
 
-/// A replica served in this process.
+/// A replica served in this process, and its peer URL.
 struct Served {
-    url: String,
+    replica: servicekit::Spawned,
     raft_url: String,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl InProcess {
@@ -343,12 +341,8 @@ impl InProcess {
         }
     }
 
-    /// Binds replica `id`'s listeners on port 0 and serves it on them.
+    /// Serves replica `id` in this process on loopback listeners bound to port 0.
     async fn start(&mut self, id: u64) {
-        let client = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let peers = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", client.local_addr().unwrap());
-        let raft_url = format!("http://{}", peers.local_addr().unwrap());
         let given = settings::OrderReplica {
             id: Some(id),
             data_dir: Some(self.dir.join(format!("replica-{id}"))),
@@ -356,31 +350,17 @@ impl InProcess {
             ..self.options.raft()
         };
         let settings = Settings::try_from(&given).expect("valid settings");
-        let listeners = Listeners {
-            client,
-            peers: Some(peers),
-        };
-        let task = tokio::spawn(async move {
-            let stop = std::future::pending::<servicekit::Stop>();
-            if let Err(e) = server::run(settings, listeners, stop).await {
-                tracing::error!(id, error = %e, "replica stopped");
-            }
-        });
-        self.served.insert(
-            id,
-            Served {
-                url,
-                raft_url,
-                task,
-            },
-        );
+        let (replica, raft_url) = server::spawn_on_loopback(settings)
+            .await
+            .expect("bind loopback");
+        self.served.insert(id, Served { replica, raft_url });
     }
 }
 
 impl Drop for InProcess {
     fn drop(&mut self) {
         for served in self.served.values() {
-            served.task.abort();
+            served.replica.task.abort();
         }
     }
 }
