@@ -21,7 +21,7 @@ pub struct Catalog {
     pub group: GroupClient,
     /// The cluster token.
     pub token: String,
-    /// Metrics.
+    /// Its Prometheus counters and gauges (`GET /metrics`).
     pub metrics: Metrics,
     shutting_down: watch::Sender<bool>,
 }

@@ -10,7 +10,7 @@
 pub enum Component {
     /// The Raft-replicated order group (`order-replica`).
     Orders,
-    /// The catalog (`catalog`).
+    /// The stateless catalog over the order group (`catalog`).
     Catalog,
     /// The public frontend (`frontend`).
     Frontend,
