@@ -53,16 +53,8 @@ pub(super) async fn step(
         step = Step::Wait("refused to re-initialize".into());
     }
     if !matches!(step, Step::Done | Step::Wait(_)) {
-        let changed = ctx
-            .group
-            .execute(token, &step)
-            .await
-            .map_err(Error::Membership)?;
-        // A repeat of a step that had already taken effect is no news.
-        if changed {
-            let (reason, note) = describe(&step);
-            announce(ctx, store, reason, "Membership", &note).await;
-        }
+        let (reason, note) = describe(&step);
+        execute(ctx, store, token, &step, (reason, "Membership"), &note).await?;
     }
     if matches!(step, Step::Done | Step::Initialize { .. }) {
         initialized = true;
@@ -97,4 +89,25 @@ fn describe(step: &Step) -> (&'static str, String) {
         ),
         Step::Done | Step::Wait(_) => ("Observed", String::new()),
     }
+}
+
+/// Carries out `step` on the order group and announces it, as `(reason, action)` with `note`,
+/// only when it changed the group: a repeat of a step that had already taken effect is no news.
+pub(super) async fn execute(
+    ctx: &Context,
+    store: &ToyStore,
+    token: &str,
+    step: &Step,
+    (reason, action): (&str, &str),
+    note: &str,
+) -> Result<(), Error> {
+    let changed = ctx
+        .group
+        .execute(token, step)
+        .await
+        .map_err(Error::Membership)?;
+    if changed {
+        announce(ctx, store, reason, action, note).await;
+    }
+    Ok(())
 }

@@ -87,15 +87,9 @@ pub(super) async fn step(
         }
         RollStep::TransferLeader { leader, to } => {
             let step = Step::TransferLeader { leader, to };
-            let changed = ctx
-                .group
-                .execute(token, &step)
-                .await
-                .map_err(Error::Membership)?;
-            if changed {
-                let note = format!("leadership handed to replica {to} before upgrading the leader");
-                announce(ctx, store, "LeaderTransferred", "RollingUpgrade", &note).await;
-            }
+            let note = format!("leadership handed to replica {to} before upgrading the leader");
+            let event = ("LeaderTransferred", "RollingUpgrade");
+            super::group::execute(ctx, store, token, &step, event, &note).await?;
             Ok(true)
         }
     }
