@@ -322,6 +322,27 @@ impl Ctx<'_> {
         Ok(store)
     }
 
+    /// When a kill run kills (a third of a point, at least 2 s in) and how long it runs (a
+    /// point, at least 8 s, after the kill).
+    fn kill_timing(&self) -> (Duration, Duration) {
+        let kill_after = Duration::from_secs_f64((self.point.as_secs_f64() / 3.0).max(2.0));
+        (
+            kill_after,
+            kill_after + self.point.max(Duration::from_secs(8)),
+        )
+    }
+
+    /// Orders only for `run_for`, with every answer's time kept, for a run around a kill.
+    fn timed_orders(&self, store: &LocalStore, run_for: Duration) -> LoadOptions {
+        LoadOptions {
+            p: 1.0,
+            orders_only: true,
+            timeline: true,
+            duration: Some(run_for),
+            ..self.options(store)
+        }
+    }
+
     fn options(&self, store: &LocalStore) -> LoadOptions {
         LoadOptions {
             url: store.cluster().frontend.clone(),
@@ -608,21 +629,14 @@ impl Ctx<'_> {
         let Some(pid) = victim.pid() else {
             return Ok(Part::Skipped(format!("{killed} is not running")));
         };
-        let kill_after = Duration::from_secs_f64((self.point.as_secs_f64() / 3.0).max(2.0));
-        let run_for = kill_after + self.point.max(Duration::from_secs(8));
+        let (kill_after, run_for) = self.kill_timing();
         (self.say)(&format!(
             "catalog kill: {SWEEP_CLIENTS} clients ordering for {:.1} s with {catalogs} catalog \
              replicas; SIGKILL of {killed} (pid {pid}) after {:.1} s",
             run_for.as_secs_f64(),
             kill_after.as_secs_f64()
         ));
-        let opts = LoadOptions {
-            p: 1.0,
-            orders_only: true,
-            timeline: true,
-            duration: Some(run_for),
-            ..self.options(store)
-        };
+        let opts = self.timed_orders(store, run_for);
         let processes = store.store();
         let killer = async {
             tokio::time::sleep(kill_after).await;
@@ -681,8 +695,7 @@ impl Ctx<'_> {
                 leader.id
             )));
         };
-        let kill_after = Duration::from_secs_f64((self.point.as_secs_f64() / 3.0).max(2.0));
-        let run_for = kill_after + self.point.max(Duration::from_secs(8));
+        let (kill_after, run_for) = self.kill_timing();
         (self.say)(&format!(
             "fail-over: {SWEEP_CLIENTS} clients ordering for {:.1} s; SIGKILL of the leader \
              (replica {}, pid {pid}) after {:.1} s",
@@ -690,13 +703,7 @@ impl Ctx<'_> {
             leader.id,
             kill_after.as_secs_f64()
         ));
-        let opts = LoadOptions {
-            p: 1.0,
-            orders_only: true,
-            timeline: true,
-            duration: Some(run_for),
-            ..self.options(store)
-        };
+        let opts = self.timed_orders(store, run_for);
         let killer = async {
             tokio::time::sleep(kill_after).await;
             let killed = Instant::now();

@@ -216,6 +216,18 @@ impl Target {
         self.store.leader().await
     }
 
+    /// The stock of `toy` in the leader's books (waits up to 10 s for a leader).
+    pub async fn stock_on_leader(&self, toy: &str) -> anyhow::Result<u64> {
+        let leader = testkit::wait_for("a leader", Duration::from_secs(10), || self.leader()).await;
+        let audit = self.store.replica_client(leader).audit().await?;
+        audit
+            .products
+            .iter()
+            .find(|p| p.name == toy)
+            .map(|p| p.stock)
+            .with_context(|| format!("{toy} is not defined on leader {leader}"))
+    }
+
     /// SIGKILLs replica `id`.
     pub fn kill_replica(&mut self, id: u64) {
         self.store.replica(id).kill();

@@ -110,19 +110,10 @@ async fn purchases_go_on_while_every_catalog_is_cut_off() {
         }
     }
 
-    let leader = testkit::wait_for("a leader", Duration::from_secs(10), || target.leader()).await;
-    let audit = target
-        .store
-        .replica_client(leader)
-        .audit()
+    let stock = target
+        .stock_on_leader(toy)
         .await
-        .expect("the leader's audit");
-    let stock = audit
-        .products
-        .iter()
-        .find(|p| p.name == toy)
-        .expect("Tux is defined")
-        .stock;
+        .expect("the leader's stock");
     net.heal().unwrap();
     for (f, frontend) in target.frontends().iter().enumerate() {
         let url = format!("{frontend}/products/{toy}");

@@ -140,19 +140,10 @@ async fn purchases_go_on_with_every_catalog_down() {
     );
 
     // The books after the purchases, from the leader.
-    let leader = testkit::wait_for("a leader", Duration::from_secs(10), || target.leader()).await;
-    let audit = target
-        .store
-        .replica_client(leader)
-        .audit()
+    let stock = target
+        .stock_on_leader(toy)
         .await
-        .expect("the leader's audit");
-    let stock = audit
-        .products
-        .iter()
-        .find(|p| p.name == toy)
-        .expect("Tux is defined")
-        .stock;
+        .expect("the leader's stock");
     target
         .restart_catalogs()
         .await

@@ -97,37 +97,32 @@ impl Caches {
     /// cache: it would take existing objects for missing ones (and, for a StatefulSet, pick a
     /// storage class for a store that already has one).
     pub async fn ready(&self) -> bool {
-        let all = async {
-            self.config_maps.wait_until_ready().await.is_ok()
-                && self.service_accounts.wait_until_ready().await.is_ok()
-                && self.services.wait_until_ready().await.is_ok()
-                && self.stateful_sets.wait_until_ready().await.is_ok()
-                && self.deployments.wait_until_ready().await.is_ok()
-                && self.pod_disruption_budgets.wait_until_ready().await.is_ok()
-                && self.network_policies.wait_until_ready().await.is_ok()
-                && self.pods.wait_until_ready().await.is_ok()
-                && self
-                    .persistent_volume_claims
-                    .wait_until_ready()
-                    .await
-                    .is_ok()
-        };
-        tokio::time::timeout(READY_TIMEOUT, all)
+        tokio::time::timeout(READY_TIMEOUT, self.first_lists())
             .await
             .unwrap_or(false)
     }
 
-    /// Whether every cache holds its first complete list now (without waiting).
+    /// Whether every cache holds its first complete list now (without waiting), for `/readyz`.
     pub fn synced(&self) -> bool {
-        synced(&self.config_maps)
-            && synced(&self.service_accounts)
-            && synced(&self.services)
-            && synced(&self.stateful_sets)
-            && synced(&self.deployments)
-            && synced(&self.pod_disruption_budgets)
-            && synced(&self.network_policies)
-            && synced(&self.pods)
-            && synced(&self.persistent_volume_claims)
+        self.first_lists().now_or_never() == Some(true)
+    }
+
+    /// Completes, true, once every cache holds its first complete list (false: a reflector
+    /// was dropped).
+    async fn first_lists(&self) -> bool {
+        self.config_maps.wait_until_ready().await.is_ok()
+            && self.service_accounts.wait_until_ready().await.is_ok()
+            && self.services.wait_until_ready().await.is_ok()
+            && self.stateful_sets.wait_until_ready().await.is_ok()
+            && self.deployments.wait_until_ready().await.is_ok()
+            && self.pod_disruption_budgets.wait_until_ready().await.is_ok()
+            && self.network_policies.wait_until_ready().await.is_ok()
+            && self.pods.wait_until_ready().await.is_ok()
+            && self
+                .persistent_volume_claims
+                .wait_until_ready()
+                .await
+                .is_ok()
     }
 }
 
