@@ -27,7 +27,14 @@ pub async fn run(catalog: Arc<Catalog>) {
         let url = urls[at % urls.len()].clone();
         let replica = ReplicaClient::new(http.clone(), &url, Some(catalog.token.clone()));
         let after = catalog.view.version();
-        match replica.inventory_changes(after, POLL_WAIT).await {
+        // Until the view holds a first answer, ask without waiting: a group with no toys yet
+        // has no change to wait for, and the toys are defined only once the view is synced.
+        let wait = if catalog.view.is_synced() {
+            POLL_WAIT
+        } else {
+            Duration::ZERO
+        };
+        match replica.inventory_changes(after, wait).await {
             Ok(batch) => {
                 if failing {
                     tracing::info!(%url, "reading the change stream again");
