@@ -124,6 +124,9 @@ pub(crate) fn error_body(status: StatusCode, bytes: &[u8]) -> ApiError {
         })
 }
 
+/// How long reading a whole state for a backup may take.
+const BACKUP_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// A typed client for one order replica.
 #[derive(Debug, Clone)]
 pub struct ReplicaClient {
@@ -227,6 +230,31 @@ impl ReplicaClient {
             .authorized(self.http.get(&url))
             .timeout(Duration::from_secs(30));
         self.send(&url, req).await
+    }
+
+    /// `GET /admin/backup` (leader only): the group's state as of a committed index, as the
+    /// bytes of a backup's state object. Reading a large state takes a while: the timeout is
+    /// generous.
+    pub async fn backup_state(&self) -> Result<Vec<u8>, ClientError> {
+        let url = format!("{}/admin/backup", self.base);
+        let transport = |source| ClientError::Transport {
+            url: url.clone(),
+            source,
+        };
+        let req = self.authorized(self.http.get(&url)).timeout(BACKUP_TIMEOUT);
+        let resp = req.send().await.map_err(transport)?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(transport)?;
+        if status.is_success() {
+            return Ok(bytes.to_vec());
+        }
+        let error = error_body(status, &bytes);
+        if status == StatusCode::TEMPORARY_REDIRECT || status == StatusCode::MISDIRECTED_REQUEST {
+            return Err(ClientError::NotLeader {
+                leader: error.leader,
+            });
+        }
+        Err(ClientError::Api { status, error })
     }
 
     /// `POST /admin/initialize`.

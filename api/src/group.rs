@@ -174,6 +174,13 @@ impl GroupClient {
             .await
     }
 
+    /// The group's state for a backup, from the leader (needs the token): as of a committed
+    /// index at or after the call, so every purchase acknowledged before it is in it.
+    pub async fn backup_state(&self) -> Result<Vec<u8>, ClientError> {
+        self.with_leader(true, |c| async move { c.backup_state().await })
+            .await
+    }
+
     /// Reads an order (linearizable) from whichever replica answers.
     pub async fn get_order(&self, number: OrderNumber) -> Result<Order, ClientError> {
         self.with_leader(false, |c| async move { c.get_order(number).await })

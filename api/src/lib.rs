@@ -4,6 +4,7 @@
 //! order replicas, the frontend, the operator and the `toystore` command cannot drift apart.
 //! The server side of HTTP lives in `servicekit`, the membership driver in `membership`.
 
+pub mod backup;
 pub mod catalog;
 pub mod client;
 pub mod error;

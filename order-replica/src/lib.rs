@@ -12,6 +12,7 @@
 //! - [`purchase`]: committing a purchase, or an inventory command, through Raft;
 //! - [`http`]: client API, inventory commands and change stream, Raft RPC, admin API, health
 //!   and metrics;
+//! - [`restore`]: seeding a new data directory from a backed-up state;
 //! - [`server`]: opening a replica and serving it on the listeners it is given until shutdown.
 
 pub mod args;
@@ -23,6 +24,7 @@ pub mod network;
 pub mod purchase;
 pub mod record;
 pub mod replica;
+pub mod restore;
 pub mod server;
 pub mod state_machine;
 pub mod types;

@@ -49,6 +49,7 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
+use api::backup::StateSummary;
 use api::catalog::{ChangeBatch, ChangeEvent};
 use api::inventory::{Audit, ProductAudit};
 
@@ -145,6 +146,51 @@ struct SnapshotPayload {
     defined: bool,
     products: Vec<ProductRecord>,
     orders: Vec<OrderRecord>,
+}
+
+impl SnapshotPayload {
+    /// What the state holds, after checking that it is one this release can restore.
+    fn summary(&self, what: &str) -> io::Result<StateSummary> {
+        check_format(self.format, what)?;
+        let invalid =
+            |why: String| io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {why}"));
+        let last = self
+            .last_applied
+            .ok_or_else(|| invalid("it holds no applied index (an empty group)".into()))?;
+        let (mut orders, mut refused) = (0, 0);
+        for rec in &self.orders {
+            match rec.status {
+                OrderStatus::Confirmed { number } if number >= self.next_number => {
+                    return Err(invalid(format!(
+                        "order {number} is not below the next order number {}",
+                        self.next_number
+                    )));
+                }
+                OrderStatus::Confirmed { .. } => orders += 1,
+                OrderStatus::Rejected(_) => refused += 1,
+            }
+        }
+        Ok(StateSummary {
+            storage_format: self.format,
+            index: last.index,
+            term: last.committed_leader_id().term,
+            orders,
+            refused,
+            products: self.products.len() as u64,
+        })
+    }
+}
+
+/// Reads an exported state (a backup's payload) and says what it holds; one in another
+/// storage format, or not a state at all, is refused with what is wrong.
+pub fn inspect(bytes: &[u8]) -> io::Result<StateSummary> {
+    let payload: SnapshotPayload = serde_json::from_slice(bytes).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the state is not an order group state: {e}"),
+        )
+    })?;
+    payload.summary("the state")
 }
 
 /// Every value of a table of JSON records, in key order.
@@ -441,6 +487,19 @@ impl StateMachineStore {
             products,
             orders,
         })
+    }
+
+    /// The whole state as one read transaction sees it, serialized as a snapshot carries it
+    /// (the payload of a backup), with what it holds. Reads every order: call it off the async
+    /// runtime. Every entry the state includes is committed (only committed entries are
+    /// applied), so it is the group's state as of one committed index.
+    pub fn export(&self) -> io::Result<(Vec<u8>, StateSummary)> {
+        let tx = self.db.begin_read().map_err(io_err)?;
+        let payload = Self::snapshot_payload(&tx)?;
+        drop(tx);
+        let summary = payload.summary("the exported state")?;
+        let bytes = serde_json::to_vec(&payload).map_err(json_err)?;
+        Ok((bytes, summary))
     }
 
     /// Records `meta` as the last snapshot.

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use openraft::error::{ClientWriteError, InitializeError, LinearizableReadError, RaftError};
@@ -37,6 +38,7 @@ pub fn routes() -> Router<Arc<Replica>> {
         .route("/admin/transfer-leader", post(transfer_leader))
         .route("/admin/elect", post(elect))
         .route("/admin/snapshot", post(snapshot))
+        .route("/admin/backup", get(backup))
 }
 
 type AdminResult = Result<Json<AdminResponse>, HttpError>;
@@ -76,6 +78,49 @@ async fn read_index(State(replica): State<Arc<Replica>>) -> Result<Json<ReadInde
         }
         Err(e) => Err(HttpError::unavailable(e.to_string())),
     }
+}
+
+/// Leader only: the group's whole state as of a committed index at or after this request
+/// arrived (a read index first, as a linearizable read), serialized as a snapshot carries it.
+/// Every purchase acknowledged before the request is in it. Sales go on meanwhile: the state is
+/// read from one read transaction while applies commit beside it. `toystore backup` stores
+/// this body as an artifact's state.
+async fn backup(State(replica): State<Arc<Replica>>) -> Result<Response, HttpError> {
+    let started = std::time::Instant::now();
+    match replica
+        .raft
+        .ensure_linearizable(ReadPolicy::ReadIndex)
+        .await
+    {
+        Ok(_) => {}
+        Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
+            return Err(HttpError::not_leader(leader_hint(&f), "/admin/backup"));
+        }
+        Err(e) => return Err(HttpError::unavailable(e.to_string())),
+    }
+    let state = replica.state.clone();
+    let (bytes, summary) = tokio::task::spawn_blocking(move || state.export())
+        .await
+        .map_err(|e| HttpError::unavailable(format!("export failed: {e}")))?
+        .map_err(|e| HttpError::unavailable(format!("cannot read the state: {e}")))?;
+    tracing::info!(
+        index = summary.index,
+        orders = summary.orders,
+        bytes = bytes.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "state exported for a backup"
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (
+                header::HeaderName::from_static(api::backup::INDEX_HEADER),
+                summary.index.to_string(),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 async fn initialize(
