@@ -10,6 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod backup;
+
 use eval::EvalOptions;
 use launcher::{LocalStore, UpOptions};
 use loadgen::{LoadOptions, LoadReport, Progress};
@@ -36,6 +38,13 @@ enum Cmd {
     /// cache on and off, order throughput at 1, 8 and 64 clients, fail-over after a SIGKILL of
     /// the leader, and the etcd baseline. Writes report.md, results.json and the figures (SVG and PNG).
     Eval(EvalArgs),
+    /// Back up a store: its order group's state as of one committed index, taken through the
+    /// leader while sales go on, written with a manifest (store, time, index, sizes, SHA-256)
+    /// to an object store or a directory. `toystore backup verify URL` checks an artifact.
+    Backup(backup::BackupArgs),
+    /// Seed one new order-replica data directory from a backup (what the operator's restore
+    /// Job runs; locally, use `toystore up --restore-from URL`).
+    Restore(backup::RestoreArgs),
 }
 
 /// The flags of `toystore up`, a struct of their own so that [`run_up`] takes them whole.
@@ -60,6 +69,10 @@ struct UpArgs {
     /// Restart children that die unexpectedly.
     #[arg(long)]
     supervise: bool,
+    /// Create the store from this backup (URL as `toystore backup` printed it); --data-dir must
+    /// be new. The store starts with the backup's orders and stock.
+    #[arg(long, value_name = "URL")]
+    restore_from: Option<String>,
 }
 
 /// The flags of `toystore load`, taken whole by [`run_load`].
@@ -188,6 +201,8 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Up(up) => run_up(up, shutdown).await,
         Cmd::Load(load) => run_load(load).await,
         Cmd::Eval(eval) => run_eval(eval).await,
+        Cmd::Backup(args) => backup::run_backup(args).await,
+        Cmd::Restore(args) => backup::run_restore(args).await,
     }
 }
 
@@ -196,7 +211,7 @@ async fn main() -> anyhow::Result<()> {
 /// results, so only their warnings.
 fn init_logging(command: &Cmd) -> anyhow::Result<()> {
     let default_filter = match command {
-        Cmd::Up(_) => "info",
+        Cmd::Up(_) | Cmd::Backup(_) | Cmd::Restore(_) => "info",
         Cmd::Load(_) | Cmd::Eval(_) => "warn",
     };
     servicekit::init_tracing("text", default_filter).map_err(anyhow::Error::msg)
@@ -212,6 +227,7 @@ async fn run_up(up: UpArgs, shutdown: impl std::future::Future<Output = ()>) -> 
         restock_interval_secs: up.restock_interval,
         cache_capacity: up.cache_capacity,
         bin_dir: bin_dir()?,
+        restore_from: up.restore_from.clone(),
     })
     .await
     .context("starting the local store")?;

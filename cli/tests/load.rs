@@ -40,6 +40,7 @@ async fn start_store(dir: &Path) -> (LocalStore, KillOnDrop) {
         restock_interval_secs: 1.0,
         cache_capacity: 1000,
         bin_dir,
+        restore_from: None,
     })
     .await
     .expect("local store starts");

@@ -3,9 +3,9 @@
 //!
 //! One command, on one machine, so the figures in the report are reproducible by anyone with the
 //! repository: it starts local stores ([`LocalStore`] from [`launcher`], as `toystore up` does),
-//! drives them with the load client ([`loadgen`]), kills a catalog replica and then the order
-//! leader under load, runs the same order workload against a three-member etcd cluster
-//! ([`etcd`]) in the same run, and
+//! drives them with the load client ([`loadgen`]), measures what backups running next to it
+//! cost ([`backup_cost`]), kills a catalog replica and then the order leader under load, runs
+//! the same order workload against a three-member etcd cluster ([`etcd`]) in the same run, and
 //! writes `report.md`, `results.json` and the figures ([`figures`], drawn by
 //! [`loadgen::plot`] as SVG and PNG). Every load run also verifies its orders, so the evaluation
 //! doubles as a correctness check under load and across a fail-over.
@@ -29,6 +29,7 @@ use crate::report::{
     SweepPoint, failover_figures, markdown, order_windows,
 };
 
+pub mod backup_cost;
 pub mod breakdown;
 pub mod cpu;
 pub mod etcd;
@@ -49,6 +50,8 @@ pub const SCALING_CLIENTS: [usize; 3] = [1, 8, 64];
 /// average, so stock barely limits even the 64-client order run (a round that finds nothing sold
 /// out writes nothing).
 pub const RESTOCK_INTERVAL_SECS: f64 = 0.05;
+/// The store with the cache on (its directory under `DIR/data`).
+const CACHE_ON: &str = "cache-on";
 /// Frontend cache capacity when the cache is on.
 pub const CACHE_CAPACITY: usize = 1000;
 /// Order replicas of every store the evaluation starts: the smallest group that outlives the
@@ -159,24 +162,27 @@ pub async fn run(
     };
 
     // Store 1: cache on. The p sweep, queries at many connections, the order scaling runs
-    // (with the breakdown of one purchase), the catch-up of a paused replica, a catalog replica
+    // (with the breakdown of one purchase), the catch-up of a paused replica, orders with and
+    // without backups (after the catch-up: the store then holds its orders), a catalog replica
     // killed under order load, then the fail-over (last: it kills a replica of this store).
     let mut sweep = Vec::new();
     let mut queries = Vec::new();
-    let mut store = ctx.up("cache-on", CACHE_CAPACITY).await?;
+    let mut store = ctx.up(CACHE_ON, CACHE_CAPACITY).await?;
     let on = async {
         sweep.extend(ctx.sweep(&store, true).await?);
         queries.push(ctx.queries(&store, true).await?);
         let (scaling, breakdown) = ctx.scaling(&store).await?;
         let catch_up = ctx.catch_up(&store).await?;
+        let backup_cost = ctx.backup_cost(&store, &data.join(CACHE_ON)).await?;
         let catalog_kill = ctx.catalog_kill(&mut store).await?;
         let failover = ctx.failover(&store).await?;
-        Ok::<_, EvalError>((scaling, breakdown, catch_up, catalog_kill, failover))
+        let parts = (catch_up, backup_cost, catalog_kill, failover);
+        Ok::<_, EvalError>((scaling, breakdown, parts))
     }
     .await;
     say("stopping the cache-on store");
     store.stop().await;
-    let (scaling, breakdown, catch_up, catalog_kill, failover) = on?;
+    let (scaling, breakdown, (catch_up, backup_cost, catalog_kill, failover)) = on?;
 
     // Store 2: cache off, the same sweep and query runs.
     let mut store = ctx.up("cache-off", 0).await?;
@@ -223,6 +229,7 @@ pub async fn run(
         scaling,
         breakdown,
         catch_up,
+        backup_cost,
         failover,
         catalog_kill,
         etcd,
@@ -302,6 +309,7 @@ impl Ctx<'_> {
             restock_interval_secs: RESTOCK_INTERVAL_SECS,
             cache_capacity,
             bin_dir: self.opts.bin_dir.clone(),
+            restore_from: None,
         })
         .await
         .map_err(|source| EvalError::Store {

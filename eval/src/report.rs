@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use loadgen::stats::{LatencyHistogram, WorkloadResult};
 
+use crate::backup_cost::BackupCost;
 use crate::breakdown::Breakdown;
 use crate::cpu::CpuUse;
 use loadgen::{KindReport, RequestKind, TimedSample, Verification};
@@ -234,6 +235,9 @@ pub struct EvalResults {
     pub breakdown: Part<Breakdown>,
     /// A paused replica catching up.
     pub catch_up: Part<CatchUp>,
+    /// Orders with and without backups running.
+    #[serde(default = "not_measured")]
+    pub backup_cost: Part<BackupCost>,
     /// SIGKILL of the leader.
     pub failover: Part<Failover>,
     /// SIGKILL of a catalog replica under order load.
@@ -256,6 +260,9 @@ impl EvalResults {
         v.extend(self.scaling.iter().map(|s| &s.verification));
         if let Part::Measured(c) = &self.catch_up {
             v.push(&c.verification);
+        }
+        if let Part::Measured(b) = &self.backup_cost {
+            v.extend(b.verifications());
         }
         if let Part::Measured(f) = &self.failover {
             v.push(&f.verification);
@@ -452,6 +459,7 @@ pub fn markdown(r: &EvalResults) -> String {
         scaling_section(r),
         breakdown_section(&r.breakdown),
         catch_up_section(&r.catch_up),
+        backup_cost_section(&r.backup_cost, r.setup.seconds_per_point),
         failover_section(r),
         catalog_kill_section(r),
         etcd_section(r),
@@ -697,6 +705,73 @@ fn catch_up_section(catch_up: &Part<CatchUp>) -> String {
         out,
         "| orders read back | {} of {} match |\n",
         c.verification.matched, c.verification.checked
+    );
+    out
+}
+
+/// "Backup cost under load": what a backup running next to the store takes from purchases,
+/// and what a backup of a sizable state takes.
+fn backup_cost_section(part: &Part<BackupCost>, seconds: f64) -> String {
+    let mut out = String::from("## Backup cost under load\n\n");
+    let c = match part {
+        Part::Skipped(reason) => {
+            let _ = writeln!(out, "backup cost: not measured: {reason}\n");
+            return out;
+        }
+        Part::Measured(c) => c,
+    };
+    let (b, w, with) = (&c.backups, &c.without, &c.with);
+    let _ = writeln!(
+        out,
+        "{} clients ordering (orders only) on the cache-on store after the catch-up run ({} \
+         orders in the last backup); three runs of {seconds:.0} s in this order: without \
+         backups, with `toystore backup` run back to back (each to a `file://` directory on \
+         the same disk, started as soon as the previous one exited), without again. \
+         \"Without\" is the mean of the two runs without ({:.0} and {:.0} purchases/s, p99 \
+         {:.2} and {:.2} ms).\n",
+        c.clients,
+        b.orders,
+        c.before.order.result.throughput,
+        c.after.order.result.throughput,
+        c.before.order.result.latency.p99_ms,
+        c.after.order.result.latency.p99_ms
+    );
+    out.push_str("| | without backups | with backups | with / without |\n|---|---|---|---|\n");
+    let _ = writeln!(
+        out,
+        "| purchases/s | {:.0} | {:.0} | {} |",
+        w.per_sec,
+        with.per_sec,
+        ratio(with.per_sec, w.per_sec)
+    );
+    for (name, a, bk) in [
+        ("p50", w.p50_ms, with.p50_ms),
+        ("p99", w.p99_ms, with.p99_ms),
+    ] {
+        let _ = writeln!(out, "| {name} ms | {a:.2} | {bk:.2} | {} |", ratio(bk, a));
+    }
+    let _ = writeln!(
+        out,
+        "| failed purchases | {} | {} | |\n",
+        c.before.order.result.errors + c.after.order.result.errors,
+        c.with_backups.order.result.errors
+    );
+    out.push_str("| backups | value |\n|---|---|\n");
+    let _ = writeln!(
+        out,
+        "| completed during the run (the last may end just after it) | {} |",
+        b.completed
+    );
+    let _ = writeln!(
+        out,
+        "| duration, mean / max | {:.0} / {} ms |",
+        b.mean_ms, b.max_ms
+    );
+    let _ = writeln!(out, "| state size (last backup) | {} bytes |", b.bytes);
+    let _ = writeln!(
+        out,
+        "| orders in the last backup | {} (as of index {}) |\n",
+        b.orders, b.index
     );
     out
 }
@@ -1063,6 +1138,7 @@ pub(crate) mod tests {
                 cpu: None,
             }],
             breakdown: Part::Skipped("no metrics".into()),
+            backup_cost: Part::Skipped("no toystore binary".into()),
             catch_up: Part::Measured(CatchUp {
                 replica: 2,
                 orders: 1000,
@@ -1321,6 +1397,51 @@ pub(crate) mod tests {
             md.contains("**Purchases failed: 2** (2× 503) — a purchase depended on the catalog"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn report_shows_the_backup_cost() {
+        let mut r = results();
+        assert!(
+            markdown(&r).contains("backup cost: not measured: no toystore binary"),
+            "{}",
+            markdown(&r)
+        );
+        r.backup_cost = Part::Measured(crate::backup_cost::tests::backup_cost());
+        let md = markdown(&r);
+        assert!(md.contains("## Backup cost under load"), "{md}");
+        assert!(md.contains("(50000 orders in the last backup)"), "{md}");
+        assert!(
+            md.contains("(1000 and 1200 purchases/s, p99 10.00 and 12.00 ms)"),
+            "{md}"
+        );
+        assert!(md.contains("| purchases/s | 1100 | 800 | 0.73 |"), "{md}");
+        assert!(md.contains("| p50 ms | 4.00 | 5.00 | 1.25 |"), "{md}");
+        assert!(md.contains("| p99 ms | 11.00 | 22.00 | 2.00 |"), "{md}");
+        assert!(md.contains("| failed purchases | 0 | 0 | |"), "{md}");
+        assert!(md.contains("the last may end just after it) | 3 |"), "{md}");
+        assert!(
+            md.contains("| duration, mean / max | 700 / 900 ms |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| state size (last backup) | 4000000 bytes |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| orders in the last backup | 50000 (as of index 50010) |"),
+            "{md}"
+        );
+        // Its three read-backs count with the others (100 from the sweep).
+        assert!(md.contains("3100 orders checked, all matched"), "{md}");
+    }
+
+    #[test]
+    fn results_without_a_backup_cost_still_read() {
+        let mut json = serde_json::to_value(results()).unwrap();
+        json.as_object_mut().unwrap().remove("backup_cost");
+        let r: EvalResults = serde_json::from_value(json).unwrap();
+        assert!(matches!(r.backup_cost, Part::Skipped(_)));
     }
 
     #[test]

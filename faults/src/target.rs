@@ -8,10 +8,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use api::ReplicaClient;
 use api::client::ClientError;
 use api::inventory::ProductDef;
 use api::orders::OrderStatus;
 use api::settings;
+use futures_util::StreamExt;
 use history::{FinalState, ReplicaOrders, StoredOrder, StoredStatus};
 use launcher::{CatalogSpec, FrontendSpec, Store, StoreSpec};
 use nix::sys::signal::Signal;
@@ -402,74 +404,93 @@ impl Target {
         }
     }
 
-    /// Every replica's audit, as one cut: read again (the catalogs may restock in between)
-    /// until every replica answers at the same applied index.
-    async fn audits(&self) -> anyhow::Result<BTreeMap<u64, api::inventory::Audit>> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let mut audits = BTreeMap::new();
-            for id in self.replicas() {
-                let audit = self
-                    .store
-                    .replica_client(id)
-                    .audit()
-                    .await
-                    .with_context(|| format!("replica {id}: audit"))?;
-                audits.insert(id, audit);
-            }
-            let indexes: BTreeSet<u64> = audits.values().map(|a| a.applied_index).collect();
-            if indexes.len() <= 1 || std::time::Instant::now() > deadline {
-                // Past the deadline the books are compared as they are: the checker then says
-                // which replica differs.
-                return Ok(audits);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Reads what every replica holds (after [`heal`](Self::heal)): its orders by key (every
-    /// key in `keys`) and by number, and its audit.
+    /// Reads what every replica holds (after [`heal`](Self::heal)): see [`final_state`].
     pub async fn final_state(&self, keys: &[String]) -> anyhow::Result<FinalState> {
-        let mut state = FinalState {
-            audits: self.audits().await?,
-            restock_quantity: Some(RESTOCK_QUANTITY.into()),
-            ..FinalState::default()
-        };
-        for id in self.replicas() {
-            let client = self.store.replica_client(id);
-            let mut orders = ReplicaOrders::default();
-            for key in keys {
-                match client.order_by_key(key).await {
-                    Ok(r) => {
-                        let status = match r.status {
-                            OrderStatus::Confirmed { number } => StoredStatus::Confirmed { number },
-                            OrderStatus::Rejected { .. } => StoredStatus::Rejected,
-                        };
-                        orders.by_key.insert(
-                            key.clone(),
-                            StoredOrder {
-                                name: r.name,
-                                quantity: r.quantity,
-                                status,
-                            },
-                        );
-                    }
-                    Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {}
-                    Err(e) => return Err(e).context(format!("replica {id}: order {key}")),
+        let replicas = self
+            .replicas()
+            .into_iter()
+            .map(|id| (id, self.store.replica_client(id)))
+            .collect();
+        final_state(&replicas, keys).await
+    }
+}
+
+/// Reads what every replica holds: its orders by key (every key in `keys`) and by number, and
+/// its audit. Any store's replicas, given clients with its token (a restored store's too).
+pub async fn final_state(
+    replicas: &BTreeMap<u64, ReplicaClient>,
+    keys: &[String],
+) -> anyhow::Result<FinalState> {
+    let mut state = FinalState {
+        audits: audits(replicas).await?,
+        restock_quantity: Some(RESTOCK_QUANTITY.into()),
+        ..FinalState::default()
+    };
+    for (&id, client) in replicas {
+        let mut orders = ReplicaOrders::default();
+        // Many keys: read concurrently, a few at a time (each is a linearizable read).
+        let mut reads = futures_util::stream::iter(keys)
+            .map(|key| async move { (key, client.order_by_key(key).await) })
+            .buffer_unordered(CONCURRENT_READS);
+        while let Some((key, read)) = reads.next().await {
+            match read {
+                Ok(r) => {
+                    let status = match r.status {
+                        OrderStatus::Confirmed { number } => StoredStatus::Confirmed { number },
+                        OrderStatus::Rejected { .. } => StoredStatus::Rejected,
+                    };
+                    orders.by_key.insert(
+                        key.clone(),
+                        StoredOrder {
+                            name: r.name,
+                            quantity: r.quantity,
+                            status,
+                        },
+                    );
                 }
+                Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {}
+                Err(e) => return Err(e).context(format!("replica {id}: order {key}")),
             }
-            for n in 0.. {
-                match client.get_order(n).await {
-                    Ok(o) => {
-                        orders.by_number.insert(n, (o.name, o.quantity));
-                    }
-                    Err(ClientError::Api { status, .. }) if status.as_u16() == 404 => break,
-                    Err(e) => return Err(e).context(format!("replica {id}: order {n}")),
-                }
-            }
-            state.replicas.insert(id, orders);
         }
-        Ok(state)
+        for n in 0.. {
+            match client.get_order(n).await {
+                Ok(o) => {
+                    orders.by_number.insert(n, (o.name, o.quantity));
+                }
+                Err(ClientError::Api { status, .. }) if status.as_u16() == 404 => break,
+                Err(e) => return Err(e).context(format!("replica {id}: order {n}")),
+            }
+        }
+        state.replicas.insert(id, orders);
+    }
+    Ok(state)
+}
+
+/// How many reads of the final state are in flight at once, per replica.
+const CONCURRENT_READS: usize = 16;
+
+/// Every replica's audit, as one cut: read again (the catalogs may restock in between) until
+/// every replica answers at the same applied index.
+async fn audits(
+    replicas: &BTreeMap<u64, ReplicaClient>,
+) -> anyhow::Result<BTreeMap<u64, api::inventory::Audit>> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut audits = BTreeMap::new();
+        for (&id, client) in replicas {
+            let audit = client
+                .audit()
+                .await
+                .with_context(|| format!("replica {id}: audit"))?;
+            audits.insert(id, audit);
+        }
+        let indexes: BTreeSet<u64> = audits.values().map(|a| a.applied_index).collect();
+        if indexes.len() <= 1 || std::time::Instant::now() > deadline {
+            // Past the deadline the books are compared as they are: the checker then says
+            // which replica differs.
+            return Ok(audits);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -124,7 +124,9 @@ impl Recorder {
         self.events.lock().unwrap().clone()
     }
 
-    fn now(&self) -> u64 {
+    /// Nanoseconds since the recording started, on the clock of [`Event::invoked`] and
+    /// [`Event::completed`] (to place something outside the history, such as a backup, in it).
+    pub fn now(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64
     }
 }

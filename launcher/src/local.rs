@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -95,6 +96,9 @@ pub struct UpOptions {
     pub cache_capacity: usize,
     /// Directory holding the service binaries.
     pub bin_dir: PathBuf,
+    /// An artifact to create the store from (`toystore up --restore-from`): the directory must
+    /// be new, and the store starts with the artifact's orders and stock.
+    pub restore_from: Option<String>,
 }
 
 /// A running local store.
@@ -111,6 +115,10 @@ impl LocalStore {
     /// Takes the directory's lock, starts catalog, replicas and frontend (reusing earlier
     /// addresses), drives the order group's membership, and waits until the frontend is ready.
     pub async fn up(options: UpOptions) -> anyhow::Result<Self> {
+        let seed = match &options.restore_from {
+            Some(url) => Some(Arc::new(fetch_for_restore(url, &options.data_dir).await?)),
+            None => None,
+        };
         std::fs::create_dir_all(&options.data_dir)
             .with_context(|| format!("creating {}", options.data_dir.display()))?;
         let lock = lock_data_dir(&options.data_dir)?;
@@ -172,6 +180,7 @@ impl LocalStore {
         };
         spec.ports = fixed;
         spec.frontends = 0;
+        spec.seed = seed;
         let mut store = Store::start(spec).await?;
         // The frontend last: cluster.json names every process before the store is ready.
         store.add_frontend(0)?.spawn()?;
@@ -315,6 +324,31 @@ impl LocalStore {
 }
 
 /// Takes `dir/lock` for this process, or explains who holds it.
+/// The verified state of the artifact at `url`, for a new store in `dir`: a restore never
+/// writes over a store (it would make a second group under its members' ids).
+async fn fetch_for_restore(url: &str, dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let occupied = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
+    anyhow::ensure!(
+        !occupied,
+        "--restore-from creates a new store, but {} is not empty; choose a new --data-dir",
+        dir.display()
+    );
+    let dest = backup::Destination::parse(url)?;
+    let verified = backup::fetch_verified(&dest)
+        .await
+        .with_context(|| format!("restoring from {url}"))?;
+    let state = &verified.manifest.state;
+    tracing::info!(
+        url,
+        store = verified.manifest.store,
+        taken = verified.manifest.created_at,
+        index = state.index,
+        orders = state.orders,
+        "restoring a backup into a new store"
+    );
+    Ok(verified.state)
+}
+
 fn lock_data_dir(dir: &Path) -> anyhow::Result<Flock<File>> {
     let path = dir.join("lock");
     let file = std::fs::OpenOptions::new()

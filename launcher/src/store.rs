@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use api::GroupClient;
@@ -134,6 +135,9 @@ pub struct StoreSpec {
     /// Where each process runs, by name (`catalog[-I]`, `replica-N`, `frontend[-I]`); the others
     /// run on loopback in the launcher's own network namespace.
     pub hosts: BTreeMap<String, Host>,
+    /// A backed-up state the first replica's new data directory is seeded with before it
+    /// starts (a restore): the group forms around it instead of being initialized empty.
+    pub seed: Option<Arc<Vec<u8>>>,
 }
 
 impl StoreSpec {
@@ -153,6 +157,7 @@ impl StoreSpec {
             ports: Ports::default(),
             rust_log: None,
             hosts: BTreeMap::new(),
+            seed: None,
         }
     }
 }
@@ -194,6 +199,9 @@ impl Store {
     pub async fn start(spec: StoreSpec) -> Result<Self, LaunchError> {
         let mut store = Self::new(spec)?;
         let ids = store.spec.replicas.clone();
+        if let (Some(state), Some(&first)) = (store.spec.seed.clone(), ids.first()) {
+            store.seed_replica(first, state.to_vec()).await?;
+        }
         for &id in &ids {
             store.start_replica(id).await?;
         }
@@ -257,10 +265,29 @@ impl Store {
             .map_err(|e| LaunchError::Other(format!("defining the toys: {e}")))
     }
 
-    /// Starts (or restarts) replica `id` on its data directory; it answers before it is part of
-    /// any group (see [`converge`](Self::converge)). It listens on two ports: one for clients,
-    /// one for its peers' Raft RPC.
-    pub async fn start_replica(&mut self, id: u64) -> Result<(), LaunchError> {
+    /// Seeds replica `id`'s new data directory with a backed-up state, as a group of which it is
+    /// the only voter (see `order_replica::restore`); its addresses are chosen here, since the
+    /// membership it is seeded with records them.
+    pub async fn seed_replica(&mut self, id: u64, state: Vec<u8>) -> Result<(), LaunchError> {
+        self.add_replica(id)?;
+        let node = order_replica::types::ReplicaNode {
+            addr: self.replica_url(id),
+            raft_addr: Some(self.replica_raft_url(id)),
+        };
+        let summary = order_replica::restore::seed(&self.replica_data_dir(id), id, node, state)
+            .await
+            .map_err(|e| LaunchError::Other(format!("seeding replica-{id}: {e}")))?;
+        tracing::info!(
+            id,
+            index = summary.index,
+            orders = summary.orders,
+            "replica seeded from a backup"
+        );
+        Ok(())
+    }
+
+    /// Replica `id`'s process, created (not started, its ports chosen) if it does not exist.
+    fn add_replica(&mut self, id: u64) -> Result<(), LaunchError> {
         if !self.replicas.contains_key(&id) {
             let port = self.port(self.spec.ports.replicas.get(&id).copied())?;
             let raft = self.port(self.spec.ports.replicas_raft.get(&id).copied())?;
@@ -268,6 +295,14 @@ impl Store {
             self.replicas.insert(id, process);
             self.raft_ports.insert(id, raft);
         }
+        Ok(())
+    }
+
+    /// Starts (or restarts) replica `id` on its data directory; it answers before it is part of
+    /// any group (see [`converge`](Self::converge)). It listens on two ports: one for clients,
+    /// one for its peers' Raft RPC.
+    pub async fn start_replica(&mut self, id: u64) -> Result<(), LaunchError> {
+        self.add_replica(id)?;
         let raft = self.raft_ports[&id];
         if self.host(&format!("replica-{id}")).netns.is_none() && !ports::is_free(raft) {
             return Err(LaunchError::PortTaken {

@@ -6,6 +6,8 @@
 //! A test whose prerequisite (root, a tool) is missing ends through [`skip_or_fail`]: skipped
 //! on a developer's machine, failed under CI.
 
+pub mod s3;
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
