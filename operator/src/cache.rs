@@ -2,7 +2,8 @@
 //! calling the API server.
 //!
 //! The controller keeps one reflector per kind (see [`crate::controller`]), restricted to objects
-//! labelled `app.kubernetes.io/managed-by=toystore-operator`; a round reads them here. A cache
+//! labelled `app.kubernetes.io/managed-by=toystore-operator` (except the ToyStoreBackups, which
+//! people create: all of them); a round reads them here. A cache
 //! may lag the API server by a watch event: apply then re-applies an object whose new hash has
 //! not arrived yet (server-side apply is idempotent), and deletions are remembered by UID so a
 //! lagging cache never causes a second DELETE (see [`crate::reconcile`]). [`Readiness`] tells
@@ -13,13 +14,14 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Resource;
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 
-use crate::crd::ToyStore;
+use crate::crd::{ToyStore, ToyStoreBackup};
 
 /// Readers of every cache, one per managed kind, each named after its kind.
 #[derive(Clone)]
@@ -35,6 +37,11 @@ pub struct Caches {
     pub pods: Store<Pod>,
     /// PersistentVolumeClaims (of the claim templates, labelled likewise).
     pub persistent_volume_claims: Store<PersistentVolumeClaim>,
+    /// Jobs: a store's restore Job (and the backup Jobs, labelled likewise).
+    pub jobs: Store<Job>,
+    /// Every ToyStoreBackup, filled by the backup controller's watch: a store's schedule and
+    /// retention read them.
+    pub backups: Store<ToyStoreBackup>,
 }
 
 /// The writing ends of [`Caches`], field for field, fed by the controller's watches (or by
@@ -49,6 +56,8 @@ pub struct CacheWriters {
     pub network_policies: Writer<NetworkPolicy>,
     pub pods: Writer<Pod>,
     pub persistent_volume_claims: Writer<PersistentVolumeClaim>,
+    pub jobs: Writer<Job>,
+    pub backups: Writer<ToyStoreBackup>,
 }
 
 /// How long a round waits for the first list of every watch before giving up (and retrying).
@@ -67,6 +76,8 @@ impl Caches {
         let (network_policies, network_policies_w) = reflector::store();
         let (pods, pods_w) = reflector::store();
         let (persistent_volume_claims, persistent_volume_claims_w) = reflector::store();
+        let (jobs, jobs_w) = reflector::store();
+        let (backups, backups_w) = reflector::store();
         (
             Caches {
                 config_maps,
@@ -78,6 +89,8 @@ impl Caches {
                 network_policies,
                 pods,
                 persistent_volume_claims,
+                jobs,
+                backups,
             },
             CacheWriters {
                 config_maps: config_maps_w,
@@ -89,6 +102,8 @@ impl Caches {
                 network_policies: network_policies_w,
                 pods: pods_w,
                 persistent_volume_claims: persistent_volume_claims_w,
+                jobs: jobs_w,
+                backups: backups_w,
             },
         )
     }
@@ -123,6 +138,8 @@ impl Caches {
                 .wait_until_ready()
                 .await
                 .is_ok()
+            && self.jobs.wait_until_ready().await.is_ok()
+            && self.backups.wait_until_ready().await.is_ok()
     }
 }
 

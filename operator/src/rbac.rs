@@ -23,16 +23,30 @@ pub struct Access {
 /// namespaces, the chart grants these rules per namespace in a Role instead of a ClusterRole.
 pub fn rules() -> Vec<PolicyRule> {
     vec![
-        // The controller watches stores; the finalizer is added and removed by patch.
+        // The controller watches stores; the finalizer is added and removed by patch; a
+        // backup's round reads its store.
         rule(
             "toystore.dev",
             &["toystores"],
             &["get", "list", "watch", "patch"],
         ),
         rule("toystore.dev", &["toystores/status"], &["patch"]),
+        // Backups: watched by their controller (and cached for the stores' schedules), created
+        // by a store's schedule, deleted by its retention.
+        rule(
+            "toystore.dev",
+            &["toystorebackups"],
+            &["list", "watch", "create", "delete"],
+        ),
+        rule("toystore.dev", &["toystorebackups/status"], &["patch"]),
         // Owner references with blockOwnerDeletion need this where the API server enforces
-        // OwnerReferencesPermissionEnforcement (OpenShift, hardened clusters).
-        rule("toystore.dev", &["toystores/finalizers"], &["update"]),
+        // OwnerReferencesPermissionEnforcement (OpenShift, hardened clusters): a store owns its
+        // objects, a backup its Job.
+        rule(
+            "toystore.dev",
+            &["toystores/finalizers", "toystorebackups/finalizers"],
+            &["update"],
+        ),
         // The Raft token: created once, read once per operator process, never listed.
         rule("", &["secrets"], &["get", "create"]),
         // Objects the operator applies: watched (list, watch) into the caches each round reads
@@ -58,12 +72,19 @@ pub fn rules() -> Vec<PolicyRule> {
             &["networkpolicies"],
             &["list", "watch", "create", "patch"],
         ),
-        // Rolling upgrade deletes order pods one by one; scale-down and deletion remove the
-        // volumes of departed replicas. Both are watched for the caches.
+        // Backup and restore Jobs: created once, never changed or deleted (their owners'
+        // deletion removes them); watched (a store's restore Job into its cache); a backup's
+        // round reads its own.
+        rule("batch", &["jobs"], &["get", "list", "watch", "create"]),
+        // Rolling upgrade deletes order pods one by one; watched for the caches; a backup's
+        // round lists its Job's pod to read the result it left.
+        rule("", &["pods"], &["list", "watch", "delete"]),
+        // Scale-down and deletion remove the volumes of departed replicas; a restore creates
+        // replica 0's before the StatefulSet does. Watched for the caches.
         rule(
             "",
-            &["pods", "persistentvolumeclaims"],
-            &["list", "watch", "delete"],
+            &["persistentvolumeclaims"],
+            &["list", "watch", "create", "delete"],
         ),
         rule("events.k8s.io", &["events"], &["create", "patch"]),
     ]
@@ -218,7 +239,23 @@ mod tests {
             &access("patch", "toystore.dev", "toystores/status")
         ));
         assert!(allows(&rules, &access("delete", "", "pods")));
-        // Secrets are never listed or changed, pods never created, nothing deleted en masse.
+        assert!(allows(&rules, &access("create", "batch", "jobs")));
+        assert!(allows(
+            &rules,
+            &access("create", "", "persistentvolumeclaims")
+        ));
+        assert!(allows(
+            &rules,
+            &access("delete", "toystore.dev", "toystorebackups")
+        ));
+        // Secrets are never listed or changed, pods never created, nothing deleted en masse,
+        // Jobs never changed or deleted, a backup's spec never changed.
+        assert!(!allows(&rules, &access("delete", "batch", "jobs")));
+        assert!(!allows(&rules, &access("patch", "batch", "jobs")));
+        assert!(!allows(
+            &rules,
+            &access("patch", "toystore.dev", "toystorebackups")
+        ));
         assert!(!allows(&rules, &access("list", "", "secrets")));
         assert!(!allows(&rules, &access("patch", "", "secrets")));
         assert!(!allows(&rules, &access("create", "", "pods")));

@@ -212,6 +212,8 @@ mod tests {
         w.network_policies
             .apply_watcher_event(&watcher::Event::InitDone);
         w.pods.apply_watcher_event(&watcher::Event::InitDone);
+        w.jobs.apply_watcher_event(&watcher::Event::InitDone);
+        w.backups.apply_watcher_event(&watcher::Event::InitDone);
         assert!(!readiness.is_ready());
         w.persistent_volume_claims
             .apply_watcher_event(&watcher::Event::InitDone);

@@ -13,7 +13,7 @@ use api::view::{GroupView, Unhealthy};
 use membership::Step;
 
 use crate::build::order_pod_name;
-use crate::crd::{MemberStatus, ToyStore, ToyStoreStatus};
+use crate::crd::{MemberStatus, RestoreStatus, ToyStore, ToyStoreStatus};
 
 /// What the reconciler knows when it writes the status.
 #[derive(Debug, Clone)]
@@ -28,6 +28,48 @@ pub struct StatusInput<'a> {
     pub initialized: bool,
     /// A problem to report as `Degraded` (invalid spec, refused step), with its reason.
     pub problem: Option<(&'a str, String)>,
+    /// Where the store's restore from a backup stands.
+    pub restore: Restore,
+    /// The scheduled backup created last, if this round created one (else the recorded one
+    /// stays).
+    pub scheduled: Option<Scheduled>,
+}
+
+/// Where a store's restore from a backup stands (`spec.restore`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Restore {
+    /// The store was not created from a backup.
+    NotRequested,
+    /// Not known this round (an invalid spec stopped it before the restore step).
+    Unknown,
+    /// The restore Job is created or runs; what it waits for.
+    Running(String),
+    /// The restore failed, why; the store gets no order group.
+    Failed(String),
+    /// Done: what it restored (`None`: the order group existed before the restore could be
+    /// recorded).
+    Done(Option<RestoreStatus>),
+}
+
+impl Restore {
+    /// What the status already records about `store`'s restore.
+    pub fn recorded(store: &ToyStore) -> Restore {
+        let recorded = store.status.as_ref().and_then(|s| s.restore.clone());
+        match (&store.spec.restore, recorded) {
+            (None, None) => Restore::NotRequested,
+            (_, Some(done)) => Restore::Done(Some(done)),
+            (Some(_), None) => Restore::Unknown,
+        }
+    }
+}
+
+/// A scheduled backup that was created: its due time and name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scheduled {
+    /// The due time of the schedule it was created for.
+    pub time: Time,
+    /// The ToyStoreBackup's name.
+    pub backup: String,
 }
 
 /// Builds the status for `store` from `input`, keeping transition times from `store.status`.
@@ -42,23 +84,49 @@ pub struct StatusInput<'a> {
 ///
 /// The catalog pods play no part: the order group alone takes purchases, so a catalog outage
 /// leaves a store with a healthy group `Ready` (product queries answer 503 meanwhile).
+///
+/// A store created from a backup (`spec.restore`) has a fourth condition, `Restored`. While its
+/// restore runs, nothing else exists yet: `Ready` is False and `Progressing` True for
+/// `Restoring`; a failed restore is `RestoreFailed` in `Ready`, `Degraded` and `Restored`.
 pub fn build_status(store: &ToyStore, input: &StatusInput, now: Timestamp) -> ToyStoreStatus {
     let leader = input.obs.leader();
     let members = member_statuses(store, input.obs);
     let healthy_voters = healthy_voters(leader, &members.list);
-    let degraded = degraded(store, input, &members);
-    let ready = ready(store, input, leader, &members, &degraded, healthy_voters);
-    let progressing = progressing(input);
+    let mut degraded = degraded(store, input, &members);
+    let mut ready = ready(store, input, leader, &members, &degraded, healthy_voters);
+    let mut progressing = progressing(input);
+    match &input.restore {
+        Restore::Running(message) => {
+            let restoring = |status| Verdict::new(status, "Restoring", message.clone());
+            (ready, progressing, degraded) =
+                (restoring("False"), restoring("True"), restoring("False"));
+        }
+        Restore::Failed(message) => {
+            let failed = |status| Verdict::new(status, "RestoreFailed", message.clone());
+            (ready, progressing, degraded) = (failed("False"), failed("False"), failed("True"));
+        }
+        _ => {}
+    }
     let previous = store.status.clone().unwrap_or_default();
     let generation = store.metadata.generation;
+    let restored = store
+        .spec
+        .restore
+        .as_ref()
+        .map(|_| ("Restored", restored(&input.restore)));
     let conditions = [
         ("Ready", ready),
         ("Progressing", progressing),
         ("Degraded", degraded),
     ]
     .into_iter()
+    .chain(restored)
     .map(|(type_, verdict)| condition(&previous, type_, verdict, generation, now))
     .collect();
+    let (last_schedule_time, last_scheduled_backup) = match &input.scheduled {
+        Some(s) => (Some(s.time.clone()), Some(s.backup.clone())),
+        None => (previous.last_schedule_time, previous.last_scheduled_backup),
+    };
     ToyStoreStatus {
         observed_generation: generation,
         conditions,
@@ -67,6 +135,36 @@ pub fn build_status(store: &ToyStore, input: &StatusInput, now: Timestamp) -> To
         initialized: input.initialized,
         ready_order_replicas: healthy_voters as i32,
         members: members.list,
+        restore: match &input.restore {
+            Restore::Done(Some(done)) => Some(done.clone()),
+            _ => previous.restore,
+        },
+        last_schedule_time,
+        last_scheduled_backup,
+    }
+}
+
+/// `Restored`: whether the store holds the state of the artifact it was created from.
+fn restored(restore: &Restore) -> Verdict {
+    match restore {
+        Restore::Done(Some(r)) => Verdict::new(
+            "True",
+            "Restored",
+            format!(
+                "restored from {}: store {} as of index {}, {} orders",
+                r.from, r.source_store, r.index, r.orders
+            ),
+        ),
+        Restore::Done(None) => Verdict::new(
+            "Unknown",
+            "NotRecorded",
+            "the order group existed before a restore was recorded; it is never restored again",
+        ),
+        Restore::Running(message) => Verdict::new("False", "Restoring", message.clone()),
+        Restore::Failed(message) => Verdict::new("False", "RestoreFailed", message.clone()),
+        Restore::NotRequested | Restore::Unknown => {
+            Verdict::new("Unknown", "NotStarted", "the restore has not started")
+        }
     }
 }
 
@@ -396,6 +494,8 @@ mod tests {
             rolling: false,
             initialized,
             problem: None,
+            restore: Restore::NotRequested,
+            scheduled: None,
         };
         build_status(&store(), &input, Timestamp::UNIX_EPOCH)
     }
@@ -589,5 +689,101 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn a_restored_store_has_a_restored_condition_through_its_restore() {
+        let mut s = store();
+        s.spec.restore = Some(
+            serde_json::from_value(serde_json::json!({"from": "s3://b/old/nightly"})).unwrap(),
+        );
+        let empty = GroupView::default();
+        let at = |s: &ToyStore, restore: Restore| {
+            let input = StatusInput {
+                obs: &empty,
+                step: &Step::Wait("restoring".into()),
+                rolling: false,
+                initialized: false,
+                problem: None,
+                restore,
+                scheduled: None,
+            };
+            build_status(s, &input, Timestamp::UNIX_EPOCH)
+        };
+        let running = at(&s, Restore::Running("restore Job shop-restore runs".into()));
+        for (type_, status) in [
+            ("Ready", "False"),
+            ("Progressing", "True"),
+            ("Degraded", "False"),
+            ("Restored", "False"),
+        ] {
+            let c = cond(&running, type_);
+            assert_eq!(
+                (c.status.as_str(), c.reason.as_str()),
+                (status, "Restoring"),
+                "{type_}"
+            );
+        }
+        let failed = at(&s, Restore::Failed("checksum mismatch".into()));
+        for (type_, status) in [
+            ("Ready", "False"),
+            ("Degraded", "True"),
+            ("Restored", "False"),
+        ] {
+            let c = cond(&failed, type_);
+            assert_eq!(
+                (c.status.as_str(), c.reason.as_str(), c.message.as_str()),
+                (status, "RestoreFailed", "checksum mismatch"),
+                "{type_}"
+            );
+        }
+        let record = RestoreStatus {
+            from: "s3://b/old/nightly".into(),
+            source_store: "old".into(),
+            index: 1234,
+            orders: 1000,
+            completed_at: Time(Timestamp::UNIX_EPOCH),
+        };
+        let done = at(&s, Restore::Done(Some(record.clone())));
+        assert_eq!(done.restore, Some(record.clone()));
+        assert_eq!(cond(&done, "Restored").status, "True");
+        // Recorded once, it stays through rounds that do not look at the restore again.
+        s.status = Some(done);
+        assert_eq!(Restore::recorded(&s), Restore::Done(Some(record.clone())));
+        assert_eq!(at(&s, Restore::Unknown).restore, Some(record));
+        // A store not created from a backup has no such condition.
+        let plain = status_of(&group([LAST, LAST, LAST]), true);
+        assert!(plain.conditions.iter().all(|c| c.type_ != "Restored"));
+    }
+
+    #[test]
+    fn the_last_scheduled_backup_is_kept_until_the_next() {
+        let obs = group([LAST, LAST, LAST]);
+        let mut s = store();
+        let scheduled = Scheduled {
+            time: Time("2025-03-10T03:00:00Z".parse().unwrap()),
+            backup: "toys-202503100300".into(),
+        };
+        let input = StatusInput {
+            obs: &obs,
+            step: &Step::Done,
+            rolling: false,
+            initialized: true,
+            problem: None,
+            restore: Restore::NotRequested,
+            scheduled: Some(scheduled.clone()),
+        };
+        let first = build_status(&s, &input, Timestamp::UNIX_EPOCH);
+        assert_eq!(first.last_schedule_time, Some(scheduled.time.clone()));
+        s.status = Some(first.clone());
+        let next = build_status(
+            &s,
+            &StatusInput {
+                scheduled: None,
+                ..input
+            },
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(next, first);
     }
 }

@@ -11,7 +11,8 @@ use std::ops::RangeInclusive;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::ResourceExt;
 
-use crate::crd::{MAX_NAME_LENGTH, StorageSpec, ToyStore};
+use crate::crd::{BACKUP_MOUNT, BackupSpec, MAX_NAME_LENGTH, RestoreSpec, StorageSpec, ToyStore};
+use crate::cron::Schedule;
 
 /// A ToyStore that passed validation: everything the build step reads about the store.
 ///
@@ -41,6 +42,42 @@ pub struct ValidStore {
     pub catalog: CatalogSettings,
     /// Replicas, product cache, Service type and resources of the frontend.
     pub frontend: FrontendSettings,
+    /// Where backups go, their schedule and retention (`None`: backups of the store fail).
+    pub backup: Option<BackupSettings>,
+    /// The artifact the store is created from, if any.
+    pub restore: Option<RestoreSettings>,
+}
+
+/// Where an object-store URL is and how a Job reaches it.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Location {
+    /// An `s3://`, `gs://`, `az://` or `file:///backups/...` URL, without a trailing `/`.
+    pub url: String,
+    /// Secret whose keys are the Job's environment (object-store credentials).
+    pub credentials_secret: Option<String>,
+    /// Claim mounted at `/backups` (for `file://` URLs).
+    pub persistent_volume_claim: Option<String>,
+}
+
+/// The validated backup settings.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct BackupSettings {
+    /// The base URL of the artifacts and how to reach it.
+    pub destination: Location,
+    /// When scheduled backups are due.
+    pub schedule: Option<Schedule>,
+    /// How many completed scheduled backups to keep, 1 to 1000.
+    pub keep: Option<u32>,
+}
+
+/// The validated restore source.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct RestoreSettings {
+    /// The artifact's URL and how to reach it.
+    pub from: Location,
 }
 
 /// The order group's validated settings.
@@ -151,7 +188,11 @@ pub fn validate(store: &ToyStore) -> Result<ValidStore, Vec<String>> {
             )
         },
     );
+    let backup = spec.backup.as_ref().map(|b| problems.backup(b));
+    let restore = spec.restore.as_ref().map(|r| problems.restore(r));
     let valid = ValidStore {
+        backup,
+        restore,
         namespace: store.namespace().unwrap_or_else(|| "default".into()),
         uid: store.uid(),
         image: spec.image.clone(),
@@ -244,6 +285,88 @@ impl Problems {
         }
     }
 
+    /// The backup settings, each checked.
+    fn backup(&mut self, backup: &BackupSpec) -> BackupSettings {
+        let d = &backup.destination;
+        let destination = self.location(
+            "backup.destination.url",
+            &d.url,
+            &d.credentials_secret,
+            &d.persistent_volume_claim,
+        );
+        let schedule = backup.schedule.as_ref().and_then(|text| {
+            Schedule::parse(text)
+                .map_err(|e| self.0.push(format!("backup.schedule: {e}")))
+                .ok()
+        });
+        let keep = backup
+            .retention
+            .as_ref()
+            .map(|r| self.within("backup.retention.keep", r.keep.into(), 1..=1000));
+        BackupSettings {
+            destination,
+            schedule,
+            keep,
+        }
+    }
+
+    /// The restore source, checked.
+    fn restore(&mut self, restore: &RestoreSpec) -> RestoreSettings {
+        RestoreSettings {
+            from: self.location(
+                "restore.from",
+                &restore.from,
+                &restore.credentials_secret,
+                &restore.persistent_volume_claim,
+            ),
+        }
+    }
+
+    /// An object-store URL with its Secret and claim: a scheme the Jobs can write, and a
+    /// `file://` path on the claim mounted at `/backups`, never outside it.
+    fn location(
+        &mut self,
+        field: &str,
+        url: &str,
+        credentials_secret: &Option<String>,
+        persistent_volume_claim: &Option<String>,
+    ) -> Location {
+        let url = url.trim().trim_end_matches('/').to_string();
+        let remote = ["s3://", "gs://", "az://"].iter().any(|scheme| {
+            url.strip_prefix(scheme)
+                .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+        });
+        let file = url
+            .strip_prefix("file://")
+            .filter(|path| *path == BACKUP_MOUNT || path.starts_with(&format!("{BACKUP_MOUNT}/")));
+        self.check(remote || file.is_some(), || {
+            format!("{field} must be s3://BUCKET[/PREFIX], gs://BUCKET[/PREFIX], az://CONTAINER[/PREFIX] or file://{BACKUP_MOUNT}[/PATH], got {url:?}")
+        });
+        if let Some(path) = file {
+            self.check(!path.split('/').any(|part| part == ".." || part == "."), || {
+                format!("{field} must not leave {BACKUP_MOUNT} (no '.' or '..' in the path), got {url:?}")
+            });
+            self.check(persistent_volume_claim.is_some(), || {
+                format!("{field} is a file:// URL, which needs persistentVolumeClaim (mounted at {BACKUP_MOUNT})")
+            });
+        }
+        for (what, name) in [
+            ("credentialsSecret", credentials_secret),
+            ("persistentVolumeClaim", persistent_volume_claim),
+        ] {
+            if let Some(name) = name {
+                self.check(is_dns1123_subdomain(name), || {
+                    format!("{what} {name:?} is not a valid object name (a DNS-1123 subdomain)")
+                });
+            }
+        }
+        Location {
+            url,
+            credentials_secret: credentials_secret.clone(),
+            persistent_volume_claim: persistent_volume_claim.clone(),
+        }
+    }
+
     fn into_result(self, valid: ValidStore) -> Result<ValidStore, Vec<String>> {
         if self.0.is_empty() {
             Ok(valid)
@@ -261,6 +384,21 @@ fn is_dns1035_label(s: &str) -> bool {
             .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && b.iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+/// A name most objects may have: at most 253 lowercase letters, digits, '-' and '.', each
+/// dot-separated part starting and ending with a letter or digit.
+fn is_dns1123_subdomain(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|part| {
+            let b = part.as_bytes();
+            b.first()
+                .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && b.last()
+                    .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        })
 }
 
 fn is_size(s: &str) -> bool {
@@ -385,6 +523,79 @@ mod tests {
         // A hand-built store without a namespace lands in `default`.
         let bare = validate(&ToyStore::new("shop", spec())).unwrap();
         assert_eq!(bare.namespace, "default");
+    }
+
+    #[test]
+    fn backup_and_restore_locations_are_checked() {
+        let with = |backup: serde_json::Value| {
+            let mut s = spec();
+            s.backup = Some(serde_json::from_value(backup).unwrap());
+            check(&s)
+        };
+        let ok = with(serde_json::json!({
+            "destination": {"url": "s3://bucket/prefix/", "credentialsSecret": "s3-creds"},
+            "schedule": "0 3 * * *",
+            "retention": {"keep": 7}
+        }))
+        .unwrap();
+        let backup = ok.backup.unwrap();
+        assert_eq!(
+            backup.destination.url, "s3://bucket/prefix",
+            "no trailing slash"
+        );
+        assert_eq!(backup.keep, Some(7));
+        assert!(backup.schedule.is_some());
+        for (destination, complaint) in [
+            (serde_json::json!({"url": "http://bucket"}), "must be s3://"),
+            (serde_json::json!({"url": "s3://"}), "must be s3://"),
+            (
+                serde_json::json!({"url": "file:///tmp/x", "persistentVolumeClaim": "b"}),
+                "must be s3://",
+            ),
+            (
+                serde_json::json!({"url": "file:///backups"}),
+                "needs persistentVolumeClaim",
+            ),
+            (
+                serde_json::json!({"url": "file:///backups/../etc", "persistentVolumeClaim": "b"}),
+                "must not leave",
+            ),
+            (
+                serde_json::json!({"url": "gs://b", "credentialsSecret": "Not_A_Name"}),
+                "credentialsSecret",
+            ),
+        ] {
+            let err = with(serde_json::json!({"destination": destination})).unwrap_err();
+            assert!(
+                err.iter().any(|e| e.contains(complaint)),
+                "{destination}: {err:?}"
+            );
+        }
+        let err =
+            with(serde_json::json!({"destination": {"url": "gs://b"}, "schedule": "61 * * * *"}))
+                .unwrap_err();
+        assert!(
+            err[0].starts_with("backup.schedule: minute field"),
+            "{err:?}"
+        );
+        let err =
+            with(serde_json::json!({"destination": {"url": "gs://b"}, "retention": {"keep": 0}}))
+                .unwrap_err();
+        assert!(err[0].starts_with("backup.retention.keep"), "{err:?}");
+
+        let mut s = spec();
+        s.restore = Some(
+            serde_json::from_value(serde_json::json!({
+                "from": "file:///backups/shop/shop-1", "persistentVolumeClaim": "backups"
+            }))
+            .unwrap(),
+        );
+        let restore = check(&s).unwrap().restore.unwrap();
+        assert_eq!(restore.from.url, "file:///backups/shop/shop-1");
+        assert_eq!(
+            restore.from.persistent_volume_claim.as_deref(),
+            Some("backups")
+        );
     }
 
     #[test]

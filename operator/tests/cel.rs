@@ -13,15 +13,26 @@ use std::collections::BTreeMap;
 use cel::{Context, Program, Value};
 use serde_json::{Value as Json, json};
 
-/// The committed CRD's `openAPIV3Schema`, as JSON.
-fn schema() -> Json {
-    let crd: Json = yaml_serde::from_str(&operator::crdgen::yaml()).unwrap();
+/// The committed CRD of `kind`'s `openAPIV3Schema`, as JSON.
+fn schema_of(kind: &str) -> Json {
+    let crds: Vec<Json> = yaml_serde::Deserializer::from_str(&operator::crdgen::yaml())
+        .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+        .collect();
+    let crd = crds
+        .into_iter()
+        .find(|crd| crd["spec"]["names"]["kind"] == kind)
+        .unwrap_or_else(|| panic!("no CRD of {kind}"));
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
 }
 
-/// The schema at a dotted path of property names (`spec.orders.storage`).
+/// The ToyStore schema at a dotted path of property names (`spec.orders.storage`).
 fn at(path: &str) -> Json {
-    let mut s = schema();
+    at_of("ToyStore", path)
+}
+
+/// `kind`'s schema at a dotted path of property names.
+fn at_of(kind: &str, path: &str) -> Json {
+    let mut s = schema_of(kind);
     for part in path.split('.').filter(|p| !p.is_empty()) {
         s = s["properties"][part].clone();
         assert!(!s.is_null(), "no property {part} in {path}");
@@ -29,9 +40,14 @@ fn at(path: &str) -> Json {
     s
 }
 
-/// The rules at `path`, by message: (rule, fieldPath).
+/// The ToyStore rules at `path`, by message: (rule, fieldPath).
 fn rules(path: &str) -> BTreeMap<String, (String, Option<String>)> {
-    at(path)["x-kubernetes-validations"]
+    rules_of("ToyStore", path)
+}
+
+/// `kind`'s rules at `path`, by message: (rule, fieldPath).
+fn rules_of(kind: &str, path: &str) -> BTreeMap<String, (String, Option<String>)> {
+    at_of(kind, path)["x-kubernetes-validations"]
         .as_array()
         .unwrap_or_else(|| panic!("no x-kubernetes-validations at {path:?}"))
         .iter()
@@ -47,9 +63,14 @@ fn rules(path: &str) -> BTreeMap<String, (String, Option<String>)> {
         .collect()
 }
 
-/// The one rule at `path` whose message contains `about`.
+/// The one ToyStore rule at `path` whose message contains `about`.
 fn rule(path: &str, about: &str) -> (String, Option<String>) {
-    let found: Vec<_> = rules(path)
+    rule_of("ToyStore", path, about)
+}
+
+/// The one rule of `kind` at `path` whose message contains `about`.
+fn rule_of(kind: &str, path: &str, about: &str) -> (String, Option<String>) {
+    let found: Vec<_> = rules_of(kind, path)
         .into_iter()
         .filter(|(message, _)| message.contains(about))
         .map(|(_, r)| r)
@@ -184,4 +205,144 @@ fn the_name_field_path_names_a_declared_field() {
     // The length limit is the CEL rule alone: a schema maxLength would fail first, and the API
     // server would add a path-less "<nil>: ... some validation rules were not checked" line.
     assert!(at("metadata.name")["maxLength"].is_null());
+}
+
+#[test]
+fn restore_cannot_be_added_removed_or_changed_after_creation() {
+    let (presence, field_path) = rule("spec", "cannot be added or removed");
+    assert_eq!(field_path.as_deref(), Some(".restore"));
+    let plain = json!({"image": "toystore:1"});
+    let from = |url: &str| json!({"image": "toystore:1", "restore": {"from": url}});
+    let a = from("s3://b/old/nightly");
+    let b = from("s3://b/old/weekly");
+    for (name, old, new, allowed) in [
+        ("added", &plain, &a, false),
+        ("removed", &a, &plain, false),
+        ("kept", &a, &a, true),
+        ("never set", &plain, &plain, true),
+        // Changed: the presence rule passes, the rule on restore refuses.
+        ("changed", &a, &b, true),
+    ] {
+        assert_eq!(eval(&presence, new, Some(old)), allowed, "{name}");
+    }
+    let (immutable, _) = rule("spec.restore", "spec.restore is immutable");
+    assert!(!eval(&immutable, &b["restore"], Some(&a["restore"])));
+    assert!(eval(&immutable, &a["restore"], Some(&a["restore"])));
+    // `spec` is always there (required), so the presence rule always runs on an update.
+    let required = schema_of("ToyStore")["required"].clone();
+    assert!(
+        required.as_array().unwrap().contains(&json!("spec")),
+        "{required}"
+    );
+}
+
+#[test]
+fn backup_and_restore_urls_name_a_store_the_jobs_can_reach() {
+    let (scheme, _) = rule("spec.backup.destination.url", "destination.url must be");
+    for ok in [
+        "s3://bucket",
+        "s3://bucket/prefix/deeper",
+        "gs://bucket/p",
+        "az://container",
+        "file:///backups",
+    ] {
+        assert!(eval(&scheme, &json!(ok), None), "{ok}");
+    }
+    for bad in [
+        "http://bucket",
+        "s3://",
+        "s3:///bucket",
+        "S3://bucket",
+        "bucket",
+        "",
+    ] {
+        assert!(!eval(&scheme, &json!(bad), None), "{bad}");
+    }
+    let (file, field_path) = rule("spec.backup.destination", "a file:// destination");
+    assert_eq!(field_path.as_deref(), Some(".url"));
+    for (destination, allowed) in [
+        (json!({"url": "s3://b"}), true),
+        (
+            json!({"url": "file:///backups/x", "persistentVolumeClaim": "nfs"}),
+            true,
+        ),
+        (
+            json!({"url": "file:///backups", "persistentVolumeClaim": "nfs"}),
+            true,
+        ),
+        (json!({"url": "file:///backups/x"}), false),
+        (
+            json!({"url": "file:///data", "persistentVolumeClaim": "nfs"}),
+            false,
+        ),
+        (
+            json!({"url": "file:///backupsx", "persistentVolumeClaim": "nfs"}),
+            false,
+        ),
+    ] {
+        assert_eq!(eval(&file, &destination, None), allowed, "{destination}");
+    }
+    let (file, _) = rule("spec.restore", "a file:// source");
+    assert!(eval(
+        &file,
+        &json!({"from": "file:///backups/a/b", "persistentVolumeClaim": "nfs"}),
+        None
+    ));
+    assert!(!eval(&file, &json!({"from": "file:///backups/a/b"}), None));
+    assert!(eval(&file, &json!({"from": "gs://b/a/b"}), None));
+    // Every string a rule runs on is bounded, so the API server's cost estimate accepts it.
+    for path in [
+        "spec.backup.destination.url",
+        "spec.restore.from",
+        "spec.backup.schedule",
+    ] {
+        assert!(at(path)["maxLength"].is_number(), "{path}");
+    }
+}
+
+#[test]
+fn a_schedule_is_five_cron_fields_or_a_macro() {
+    let (rule, _) = rule("spec.backup.schedule", "schedule must be");
+    for ok in [
+        "0 3 * * *",
+        "*/15 9-17 * * MON-FRI",
+        "@daily",
+        "@hourly",
+        "0  3 * * *",
+    ] {
+        assert!(eval(&rule, &json!(ok), None), "{ok}");
+    }
+    for bad in ["0 3 * *", "0 3 * * * *", "@often", "every day", ""] {
+        assert!(!eval(&rule, &json!(bad), None), "{bad}");
+    }
+    let keep = at("spec.backup.retention.keep");
+    assert_eq!(
+        (keep["minimum"].as_f64(), keep["maximum"].as_f64()),
+        (Some(1.0), Some(1000.0))
+    );
+}
+
+#[test]
+fn a_backup_names_its_store_for_good_and_has_a_job_sized_name() {
+    let (rule, _) = rule_of("ToyStoreBackup", "spec.store", "spec.store is immutable");
+    assert!(eval(&rule, &json!("shop"), Some(&json!("shop"))));
+    assert!(!eval(&rule, &json!("other"), Some(&json!("shop"))));
+    let root = rules_of("ToyStoreBackup", "");
+    let named = |name: &str| json!({"metadata": {"name": name}, "spec": {"store": "shop"}});
+    let long = "a".repeat(57);
+    for bad in ["my.backup", "Backup", "-b", long.as_str()] {
+        assert!(
+            root.values()
+                .any(|(rule, _)| !eval(rule, &named(bad), None)),
+            "{bad:?} is accepted"
+        );
+    }
+    for good in ["shop-202503100300", "1st", "a".repeat(56).as_str()] {
+        for (message, (rule, field_path)) in &root {
+            assert!(eval(rule, &named(good), None), "{good:?}: {message}");
+            assert_eq!(field_path.as_deref(), Some(".metadata.name"));
+        }
+    }
+    let metadata = at_of("ToyStoreBackup", "metadata");
+    assert_eq!(metadata["properties"].as_object().unwrap().len(), 1);
 }

@@ -19,9 +19,12 @@ use operator::order_group::HttpOrderGroup;
 use operator::rbac::{self, Access};
 use operator::reconcile::{Context, Memory};
 
-/// The kinds every controller lists and watches: stores and every kind it manages (cached).
-const WATCHED: [&str; 10] = [
+/// The kinds the controllers list and watch: stores and every kind they manage (cached), and
+/// backups and their Jobs.
+const WATCHED: [&str; 12] = [
     "toystore.dev/toystores",
+    "toystore.dev/toystorebackups",
+    "batch/jobs",
     "/configmaps",
     "/serviceaccounts",
     "/services",
@@ -143,10 +146,20 @@ async fn listed_namespaces_are_the_only_ones_watched() {
 
 /// Runs the start-up check against an API server answering every request with `status`.
 async fn start_check(status: u16, namespaces: &[Option<String>]) -> Result<(), StartError> {
+    start_check_of(move |_| status, namespaces).await
+}
+
+/// Runs the start-up check against an API server answering each request with the status
+/// `status_of(path)` gives.
+async fn start_check_of(
+    status_of: impl Fn(&str) -> u16 + Send + 'static,
+    namespaces: &[Option<String>],
+) -> Result<(), StartError> {
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let server = tokio::spawn(async move {
         while let Some((req, send)) = handle.next_request().await {
+            let status = status_of(req.uri().path());
             let query = req.uri().query().unwrap_or("").to_string();
             let needed =
                 Access::of_request(req.method().as_str(), req.uri().path(), &query, false).unwrap();
@@ -176,7 +189,7 @@ async fn start_check(status: u16, namespaces: &[Option<String>]) -> Result<(), S
 #[tokio::test]
 async fn a_missing_crd_stops_the_start_with_an_install_hint() {
     let err = start_check(404, &[None]).await.unwrap_err();
-    assert!(matches!(err, StartError::CrdMissing), "{err:?}");
+    assert!(matches!(err, StartError::CrdMissing(_)), "{err:?}");
     assert!(
         err.to_string()
             .contains("kubectl apply -f crds/toystore.yaml"),
@@ -187,4 +200,22 @@ async fn a_missing_crd_stops_the_start_with_an_install_hint() {
     start_check(200, &[Some("shop".into()), Some("toys".into())])
         .await
         .unwrap();
+    // An older install with the ToyStore CRD alone: the missing one is named.
+    let only_stores = |path: &str| {
+        if path.ends_with("/toystorebackups") {
+            404
+        } else {
+            200
+        }
+    };
+    let err = start_check_of(only_stores, &[None]).await.unwrap_err();
+    assert!(
+        matches!(&err, StartError::CrdMissing(crd) if crd == "toystorebackups.toystore.dev"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("kubectl apply -f crds/toystore.yaml"),
+        "{err}"
+    );
 }

@@ -1,5 +1,5 @@
-//! The committed CRD (`crds/toystore.yaml` and its copies in the chart and the manifests) must
-//! be exactly what the Rust types generate.
+//! The committed CRDs (`crds/toystore.yaml`, ToyStore and ToyStoreBackup, and its copies in the
+//! chart and the manifests) must be exactly what the Rust types generate.
 
 use std::path::Path;
 
@@ -35,6 +35,13 @@ fn crd_has_validation_printer_columns_and_short_name() {
         "name: Ready",
         "subresources:\n      status: {}",
         "helm.sh/resource-policy: keep",
+        // The backups' CRD, in the same file.
+        "name: toystorebackups.toystore.dev",
+        "shortNames:\n    - tsb",
+        "name: Phase",
+        "name: Store",
+        "spec.restore is immutable",
+        "spec.restore cannot be added or removed",
     ] {
         assert!(yaml.contains(needle), "CRD lacks {needle:?}:\n{yaml}");
     }

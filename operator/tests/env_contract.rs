@@ -115,6 +115,8 @@ fn tuned() -> ToyStoreSpec {
             cache_capacity: 5000,
             ..FrontendSpec::default()
         },
+        backup: None,
+        restore: None,
     }
 }
 

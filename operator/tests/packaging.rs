@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use operator::build::{self, BuildInputs, OPERATOR_APP_NAME, RUN_AS};
-use operator::crd::ToyStore;
+use operator::crd::{ToyStore, ToyStoreBackup};
 use operator::rbac;
 
 fn root() -> PathBuf {
@@ -112,6 +112,7 @@ fn check_type(doc: &Value) -> String {
             drop(strict::<CustomResourceDefinition>(doc))
         }
         ("toystore.dev/v1alpha1", "ToyStore") => drop(strict::<ToyStore>(doc)),
+        ("toystore.dev/v1alpha1", "ToyStoreBackup") => drop(strict::<ToyStoreBackup>(doc)),
         // Prometheus Operator's type is not in k8s-openapi: check the fields used.
         ("monitoring.coreos.com/v1", "ServiceMonitor") => {
             assert!(doc["spec"]["selector"]["matchLabels"].is_object(), "{doc}");
@@ -163,10 +164,26 @@ fn assert_operator_rules(doc: &Value) {
     );
 }
 
-fn crd_from_crds_dir() -> Value {
-    let crd = docs_of_file(&root().join("crds/toystore.yaml"));
-    assert_eq!(crd.len(), 1);
-    crd.into_iter().next().unwrap()
+/// The CRDs of `crds/toystore.yaml`: ToyStore, then ToyStoreBackup.
+fn crds_from_crds_dir() -> Vec<Value> {
+    let crds = docs_of_file(&root().join("crds/toystore.yaml"));
+    let names: Vec<&str> = crds
+        .iter()
+        .map(|c| c["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["toystores.toystore.dev", "toystorebackups.toystore.dev"]
+    );
+    crds
+}
+
+/// The CRDs among `docs`.
+fn crds_of(docs: &[Value]) -> Vec<Value> {
+    find(docs, "CustomResourceDefinition")
+        .into_iter()
+        .cloned()
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -279,13 +296,15 @@ fn default_install_is_typed_least_privilege_and_hardened() {
         .into()
     );
 
-    // The CRD is crds/toystore.yaml, with the keep policy.
-    let crd = one(&docs, "CustomResourceDefinition");
-    assert_eq!(crd, &crd_from_crds_dir());
-    assert_eq!(
-        crd["metadata"]["annotations"]["helm.sh/resource-policy"],
-        "keep"
-    );
+    // The CRDs are crds/toystore.yaml (ToyStore and ToyStoreBackup), with the keep policy.
+    let crds = crds_of(&docs);
+    assert_eq!(crds, crds_from_crds_dir());
+    for crd in &crds {
+        assert_eq!(
+            crd["metadata"]["annotations"]["helm.sh/resource-policy"],
+            "keep"
+        );
+    }
 
     // RBAC: exactly the operator's rules, bound to its service account.
     assert_operator_rules(one(&docs, "ClusterRole"));
@@ -486,8 +505,15 @@ fn manifests_are_typed_and_grant_exactly_the_operators_rules() {
     let docs = manifest_docs();
     let kinds: Vec<String> = docs.iter().map(check_type).collect();
     // `kubectl apply -f install/` goes in file order: the namespace and CRD first.
-    assert_eq!(kinds[..2], ["Namespace", "CustomResourceDefinition"]);
-    assert_eq!(one(&docs, "CustomResourceDefinition"), &crd_from_crds_dir());
+    assert_eq!(
+        kinds[..3],
+        [
+            "Namespace",
+            "CustomResourceDefinition",
+            "CustomResourceDefinition"
+        ]
+    );
+    assert_eq!(crds_of(&docs), crds_from_crds_dir());
     assert_operator_rules(one(&docs, "ClusterRole"));
     for d in &docs {
         if d["kind"] != "Namespace" && !d["metadata"]["namespace"].is_null() {
@@ -580,7 +606,7 @@ fn sample_store_is_a_valid_toystore() {
     // leftover `catalog.storage`).
     assert_eq!(docs[0]["spec"]["catalog"]["replicas"], 2);
     // It is also valid against the CRD's structural schema as far as required fields go.
-    let crd = crd_from_crds_dir();
+    let crd = crds_from_crds_dir().remove(0);
     let required =
         &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["required"];
     for field in required.as_array().into_iter().flatten() {
@@ -589,6 +615,34 @@ fn sample_store_is_a_valid_toystore() {
             "sample lacks {field}"
         );
     }
+}
+
+#[test]
+fn sample_backup_and_restored_store_are_valid() {
+    let docs = docs_of_file(&root().join("deploy/samples/toystorebackup.yaml"));
+    assert_eq!(docs.len(), 1);
+    let backup: ToyStoreBackup = strict(&docs[0]);
+    let sample = docs_of_file(&root().join("deploy/samples/toystore.yaml"));
+    assert_eq!(
+        backup.spec.store,
+        sample[0]["metadata"]["name"].as_str().unwrap()
+    );
+    let name = backup.metadata.name.as_deref().unwrap();
+    assert!(
+        name.len() <= operator::crd::MAX_BACKUP_NAME_LENGTH,
+        "{name}"
+    );
+
+    let docs = docs_of_file(&root().join("deploy/samples/toystore-restored.yaml"));
+    assert_eq!(docs.len(), 1);
+    let restored: ToyStore = strict(&docs[0]);
+    let valid = operator::validate::validate(&restored).expect("the sample passes validation");
+    // It restores from where the sample backup of `shop` writes.
+    let destination = &valid.backup.as_ref().unwrap().destination.url;
+    assert_eq!(
+        valid.restore.as_ref().unwrap().from.url,
+        format!("{destination}/{}/{name}", backup.spec.store)
+    );
 }
 
 #[test]
@@ -1504,7 +1558,8 @@ fn e2e_existing_mode_works_only_in_its_own_namespaces_and_removes_them_on_failur
         one(&rendered, "Role")["metadata"]["namespace"],
         json!(store_ns)
     );
-    assert_eq!(find(&rendered, "CustomResourceDefinition").len(), 1);
+    // Both CRDs: ToyStore and ToyStoreBackup.
+    assert_eq!(find(&rendered, "CustomResourceDefinition").len(), 2);
 }
 
 #[test]

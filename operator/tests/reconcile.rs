@@ -9,6 +9,7 @@ use std::time::Duration;
 use http::{Method, Request, Response};
 use http_body_util::BodyExt;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetStatus};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodCondition, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -27,14 +28,14 @@ use api::view::GroupView;
 use membership::Step;
 use operator::build::{self, BuildInputs, Component, Objects};
 use operator::cache::{CacheWriters, Caches};
-use operator::crd::{ToyStore, ToyStoreSpec, ToyStoreStatus};
+use operator::crd::{ToyStore, ToyStoreBackup, ToyStoreSpec, ToyStoreStatus};
 use operator::events::Events;
 use operator::hash::fnv1a;
 use operator::metrics::Metrics;
 use operator::order_group::{BoxFuture, OrderGroup};
 use operator::rbac::{self, Access};
 use operator::reconcile::{APPLIED_HASH, Context, Error, FINALIZER, Memory, reconcile};
-use operator::status::{StatusInput, build_status};
+use operator::status::{Restore, StatusInput, build_status};
 use operator::validate::{ValidStore, validate};
 
 const NS: &str = "shop";
@@ -97,6 +98,10 @@ struct Cluster {
     orders_status: Option<StatefulSetStatus>,
     pods: Vec<Pod>,
     claims: Vec<PersistentVolumeClaim>,
+    /// Jobs as the watch shows them (a store's restore Job).
+    jobs: Vec<Job>,
+    /// Every ToyStoreBackup.
+    backups: Vec<ToyStoreBackup>,
 }
 
 /// Replaces a cache's content with `objects` (a watch's initial list).
@@ -167,6 +172,8 @@ impl Cluster {
         );
         fill(&mut w.pods, self.pods.clone());
         fill(&mut w.persistent_volume_claims, self.claims.clone());
+        fill(&mut w.jobs, self.jobs.clone());
+        fill(&mut w.backups, self.backups.clone());
     }
 }
 
@@ -539,6 +546,7 @@ fn running(s: &ToyStore, replicas: i32) -> Cluster {
             .map(|i| order_pod(s, i, "rev-1", true))
             .collect(),
         claims: (0..replicas).map(|i| claim(s, i)).collect(),
+        ..Cluster::default()
     }
 }
 
@@ -628,6 +636,8 @@ fn with_status(mut s: ToyStore, obs: &GroupView) -> ToyStore {
         rolling: false,
         initialized: true,
         problem: None,
+        restore: Restore::recorded(&s),
+        scheduled: None,
     };
     s.status = Some(build_status(&s, &input, Timestamp::UNIX_EPOCH));
     s
@@ -1123,4 +1133,482 @@ async fn a_rolling_upgrade_replaces_the_next_pod_only_when_the_last_is_back_and_
         vec![expect(Method::DELETE, &pod2, 200, deleted()), event()],
     )
     .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Restore at creation, scheduled backups and their retention
+
+const JOBS: &str = "/apis/batch/v1/namespaces/shop/jobs";
+const BACKUPS: &str = "/apis/toystore.dev/v1alpha1/namespaces/shop/toystorebackups";
+const FROM: &str = "s3://backups/old-shop/nightly";
+
+/// `store(3)` created from the artifact [`FROM`].
+fn restoring_store() -> ToyStore {
+    let mut s = store(3);
+    s.spec.restore =
+        Some(serde_json::from_value(json!({"from": FROM, "credentialsSecret": "s3"})).unwrap());
+    s
+}
+
+/// The restore Job as the operator creates it, as the watch shows it with `condition`
+/// (`("Complete" | "Failed", reason)`, or running).
+fn restore_job(s: &ToyStore, condition: Option<(&str, &str)>) -> Job {
+    let mut job = build::restore_job(&valid(s)).unwrap();
+    job.metadata.uid = Some("restore-job-uid".into());
+    job.status = Some(k8s_openapi::api::batch::v1::JobStatus {
+        active: Some(i32::from(condition.is_none())),
+        conditions: condition.map(|(type_, reason)| {
+            vec![k8s_openapi::api::batch::v1::JobCondition {
+                type_: type_.into(),
+                status: "True".into(),
+                reason: Some(reason.into()),
+                ..Default::default()
+            }]
+        }),
+        ..Default::default()
+    });
+    job
+}
+
+/// The restore Job's pod, running (`None`) or ended with `message` as its termination message.
+fn restore_pod(s: &ToyStore, ended: Option<(i32, &str)>) -> Pod {
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus,
+    };
+    let state = match ended {
+        None => ContainerState {
+            running: Some(ContainerStateRunning::default()),
+            ..Default::default()
+        },
+        Some((exit_code, message)) => ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code,
+                message: Some(message.into()),
+                finished_at: Some(Time("2025-03-10T03:10:00Z".parse().unwrap())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    };
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(format!("{}-x7k2p", build::restore_job_name(&s.name_any()))),
+            namespace: Some(NS.into()),
+            labels: Some(build::jobs::restore_labels(&s.name_any())),
+            owner_references: Some(vec![
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                    api_version: "batch/v1".into(),
+                    kind: "Job".into(),
+                    name: build::restore_job_name(&s.name_any()),
+                    uid: "restore-job-uid".into(),
+                    controller: Some(true),
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        },
+        status: Some(PodStatus {
+            container_statuses: Some(vec![ContainerStatus {
+                name: "restore".into(),
+                state: Some(state),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// What `toystore restore` writes on success.
+fn restore_report() -> String {
+    json!({
+        "url": FROM,
+        "manifest": {
+            "artifactFormat": 1, "store": "old-shop", "createdAt": "2025-03-10T03:00:05Z",
+            "toystoreVersion": "0.1.0",
+            "state": {"storageFormat": 1, "index": 1234, "term": 3, "orders": 1000,
+                      "refused": 7, "products": 12},
+            "data": {"object": "state.json", "size": 52000, "sha256": "ab12"}
+        }
+    })
+    .to_string()
+}
+
+fn condition<'a>(
+    status: &'a ToyStoreStatus,
+    type_: &str,
+) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition"))
+}
+
+#[tokio::test]
+async fn a_restore_runs_before_the_statefulset_which_waits_until_it_succeeded() {
+    let s = restoring_store();
+    let mut h = Harness::new(GroupView::default());
+    // First round: the token, replica 0's claim, the restore Job; nothing else.
+    let script = vec![
+        not_found(Method::GET, SECRET),
+        expect(
+            Method::POST,
+            "/api/v1/namespaces/shop/secrets",
+            201,
+            token_secret(&s),
+        ),
+        expect(Method::POST, PVCS, 201, json!({})),
+        expect(Method::POST, JOBS, 201, json!({})),
+        status_patch(&s),
+    ];
+    let sent = h.round(&s, &Cluster::default(), script).await;
+    let (_, _, claim) = &sent.writes[1];
+    assert_eq!(claim["metadata"]["name"], "data-toys-orders-0");
+    assert_eq!(
+        claim["metadata"]["labels"],
+        serde_json::to_value(build::labels("toys", Component::Orders)).unwrap()
+    );
+    assert_eq!(claim["spec"]["storageClassName"], "operator-default");
+    let (_, _, job) = &sent.writes[2];
+    assert_eq!(job["metadata"]["name"], "toys-restore");
+    let container = &job["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["command"], json!(["toystore"]));
+    assert_eq!(
+        container["args"],
+        json!([
+            "restore",
+            "--from",
+            FROM,
+            "--data-dir",
+            "/data",
+            "--node-id",
+            "0",
+            "--url",
+            url(0),
+            "--raft-url",
+            raft_url(0).unwrap(),
+            "--result-file",
+            "/dev/termination-log"
+        ])
+    );
+    assert_eq!(
+        container["envFrom"],
+        json!([{"secretRef": {"name": "s3", "optional": false}}])
+    );
+    let status = sent.status().unwrap();
+    assert_eq!(condition(&status, "Restored").reason, "Restoring");
+    assert_eq!(condition(&status, "Ready").reason, "Restoring");
+    assert!(h.executed().is_empty());
+
+    // While the Job runs: no StatefulSet, nothing applied, only the status.
+    let s = ToyStore {
+        status: sent.status(),
+        ..s
+    };
+    let mut cluster = Cluster {
+        claims: vec![claim_of_restore(&s)],
+        jobs: vec![restore_job(&s, None)],
+        pods: vec![restore_pod(&s, None)],
+        ..Cluster::default()
+    };
+    let sent = h.round(&s, &cluster, vec![status_patch(&s)]).await;
+    let status = sent.status().unwrap();
+    assert!(
+        condition(&status, "Restored")
+            .message
+            .contains("restores from"),
+        "{status:?}"
+    );
+    let s = ToyStore {
+        status: sent.status(),
+        ..s
+    };
+    h.round(&s, &cluster, vec![]).await;
+
+    // Done: recorded, announced, then the store's objects, the StatefulSet among them.
+    cluster.jobs = vec![restore_job(&s, Some(("Complete", "CompletionsReached")))];
+    cluster.pods = vec![restore_pod(&s, Some((0, &restore_report())))];
+    let mut script = vec![event()];
+    script.extend(apply_script(&built(&s, 3), None));
+    assert!(script.iter().any(|e| e.path == ORDERS_STS));
+    script.push(status_patch(&s));
+    let sent = h.round(&s, &cluster, script).await;
+    assert_eq!(
+        sent.event_notes(),
+        [
+            "restored from s3://backups/old-shop/nightly: store old-shop as of index 1234, 1000 orders"
+        ]
+    );
+    let status = sent.status().unwrap();
+    let restore = status.restore.clone().unwrap();
+    assert_eq!(
+        (restore.from.as_str(), restore.source_store.as_str()),
+        (FROM, "old-shop")
+    );
+    assert_eq!((restore.index, restore.orders), (1234, 1000));
+    assert_eq!(
+        restore.completed_at,
+        Time("2025-03-10T03:10:00Z".parse().unwrap())
+    );
+    assert_eq!(condition(&status, "Restored").status, "True");
+    // The restored group counts as initialized: it is never initialized anew, empty.
+    assert!(status.initialized);
+    // The membership driver waits for pod 0 to elect itself: no Initialize.
+    assert!(h.executed().is_empty());
+}
+
+/// Replica 0's claim as the restore step created it (as the watch shows it).
+fn claim_of_restore(s: &ToyStore) -> PersistentVolumeClaim {
+    let mut c = claim(s, 0);
+    c.metadata.uid = Some("claim-restored".into());
+    c
+}
+
+#[tokio::test]
+async fn a_failed_restore_is_a_condition_and_a_warning_and_the_store_gets_no_statefulset() {
+    let s = restoring_store();
+    let mut h = Harness::new(GroupView::default());
+    let failure =
+        json!({"error": "artifact s3://backups/old-shop/nightly: state.json checksum mismatch"})
+            .to_string();
+    let cluster = Cluster {
+        claims: vec![claim_of_restore(&s)],
+        jobs: vec![restore_job(&s, Some(("Failed", "BackoffLimitExceeded")))],
+        pods: vec![restore_pod(&s, Some((1, &failure)))],
+        ..Cluster::default()
+    };
+    let script = vec![token_read(&s), event(), status_patch(&s)];
+    let sent = h.round(&s, &cluster, script).await;
+    let events = sent.created_events();
+    assert_eq!(
+        (events[0]["type"].as_str(), events[0]["reason"].as_str()),
+        (Some("Warning"), Some("RestoreFailed"))
+    );
+    assert!(
+        events[0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("checksum mismatch"),
+        "{}",
+        events[0]["note"]
+    );
+    let status = sent.status().unwrap();
+    for type_ in ["Ready", "Degraded", "Restored"] {
+        let c = condition(&status, type_);
+        assert_eq!(c.reason, "RestoreFailed", "{type_}");
+        assert!(
+            c.message.contains("checksum mismatch"),
+            "{type_}: {}",
+            c.message
+        );
+    }
+    assert_eq!(condition(&status, "Degraded").status, "True");
+    assert!(status.restore.is_none());
+    // Next round: still no StatefulSet, no second Job; the warning counts up.
+    let s = ToyStore {
+        status: sent.status(),
+        ..s
+    };
+    h.round(&s, &cluster, vec![repeated_event()]).await;
+    assert!(h.executed().is_empty());
+}
+
+#[tokio::test]
+async fn a_store_whose_statefulset_exists_is_never_restored_again() {
+    // The StatefulSet exists and no restore is recorded (the status was lost): no claim, no
+    // Job, the store goes on as it is.
+    let obs = group(&[0, 1, 2], &[], 0);
+    let s = with_status(restoring_store(), &obs);
+    let mut h = Harness::new(obs.clone());
+    let sent = h
+        .round(&s, &running(&s, 3), vec![token_read(&s), status_patch(&s)])
+        .await;
+    let status = sent.status().unwrap();
+    assert_eq!(condition(&status, "Restored").reason, "NotRecorded");
+    assert!(h.executed().is_empty());
+
+    // Recorded, and every volume and even the StatefulSet gone: the StatefulSet comes back,
+    // never a restore Job (a second one-voter group would split the store).
+    let mut s = ToyStore {
+        status: sent.status(),
+        ..s
+    };
+    s.status.as_mut().unwrap().restore = Some(operator::crd::RestoreStatus {
+        from: FROM.into(),
+        source_store: "old-shop".into(),
+        index: 1234,
+        orders: 1000,
+        completed_at: Time(Timestamp::UNIX_EPOCH),
+    });
+    let mut gone = running(&s, 3);
+    gone.claims.clear();
+    gone.pods.clear();
+    gone.orders_status = None;
+    if let Some(b) = gone.applied.as_mut() {
+        b.stateful_set.metadata.name = Some("not-the-orders".into());
+    }
+    let script: Vec<Expect> = apply_script(&built(&s, 3), gone.applied.as_ref())
+        .into_iter()
+        .chain([status_patch(&s)])
+        .collect();
+    assert!(script.iter().all(|e| e.path != JOBS && e.path != PVCS));
+    h.round(&s, &gone, script).await;
+}
+
+/// `store(3)` backing up to S3 on `schedule` (if any) keeping `keep` (if any), created `age` ago.
+fn backing_up(schedule: Option<&str>, keep: Option<i32>, age_days: i64) -> ToyStore {
+    let obs = group(&[0, 1, 2], &[], 0);
+    let mut s = store(3);
+    s.spec.backup = Some(
+        serde_json::from_value(json!({
+            "destination": {"url": "s3://backups"},
+            "schedule": schedule,
+            "retention": keep.map(|keep| json!({"keep": keep})),
+        }))
+        .unwrap(),
+    );
+    s.metadata.creation_timestamp = Some(Time(
+        Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_hours(24 * age_days),
+    ));
+    with_status(s, &obs)
+}
+
+#[tokio::test]
+async fn a_schedule_creates_one_backup_per_due_time_and_catches_up_once() {
+    // Yearly on 1 January: the store is three years old and never backed up, so three due
+    // times were missed; one backup is created, for the latest.
+    let s = backing_up(Some("0 0 1 1 *"), None, 3 * 366);
+    let due = operator::cron::Schedule::parse("0 0 1 1 *")
+        .unwrap()
+        .latest_at_or_before(Timestamp::now())
+        .unwrap();
+    let name = format!("toys-{}01010000", due.strftime("%Y"));
+    let obs = group(&[0, 1, 2], &[], 0);
+    let mut h = Harness::new(obs);
+    let script = vec![
+        token_read(&s),
+        expect(
+            Method::POST,
+            BACKUPS,
+            201,
+            serde_json::to_value(scheduled_backup("created", None, 1, true)).unwrap(),
+        ),
+        event(), // BackupScheduled
+        status_patch(&s),
+    ];
+    let sent = h.round(&s, &running(&s, 3), script).await;
+    let (_, _, backup) = &sent.writes[0];
+    assert_eq!(backup["metadata"]["name"], name.as_str());
+    assert_eq!(backup["spec"], json!({"store": "toys"}));
+    assert_eq!(
+        backup["metadata"]["labels"],
+        json!({"toystore.dev/store": "toys", "toystore.dev/scheduled": "true"})
+    );
+    assert!(
+        backup["metadata"]["ownerReferences"].is_null(),
+        "a backup outlives its store"
+    );
+    let status = sent.status().unwrap();
+    assert_eq!(status.last_schedule_time, Some(Time(due)));
+    assert_eq!(status.last_scheduled_backup.as_deref(), Some(name.as_str()));
+
+    // Served: the next rounds create nothing until the next due time.
+    let s = ToyStore {
+        status: sent.status(),
+        ..s
+    };
+    h.round(&s, &running(&s, 3), vec![]).await;
+    // A status that lagged behind (the cache): the backup exists already, nothing new.
+    let lagging = backing_up(Some("0 0 1 1 *"), None, 3 * 366);
+    h.round(&lagging, &running(&lagging, 3), vec![expect(Method::POST, BACKUPS, 409, json!({
+        "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "AlreadyExists", "code": 409, "message": "exists"
+    })), status_patch(&s)]).await;
+    // A store created after the last due time waits for the next.
+    let young = backing_up(Some("0 0 1 1 *"), None, 0);
+    let mut h = Harness::new(group(&[0, 1, 2], &[], 0));
+    h.round(&young, &running(&young, 3), vec![token_read(&young)])
+        .await;
+}
+
+fn scheduled_backup(
+    name: &str,
+    phase: Option<operator::crd::BackupPhase>,
+    day: u32,
+    scheduled: bool,
+) -> ToyStoreBackup {
+    let mut b = ToyStoreBackup::new(
+        name,
+        operator::crd::ToyStoreBackupSpec {
+            store: "toys".into(),
+        },
+    );
+    let mut labels = BTreeMap::from([(build::STORE_LABEL.to_string(), "toys".to_string())]);
+    if scheduled {
+        labels.insert(build::SCHEDULED_LABEL.into(), "true".into());
+    }
+    b.metadata.namespace = Some(NS.into());
+    b.metadata.uid = Some(format!("uid-{name}"));
+    b.metadata.labels = Some(labels);
+    b.metadata.creation_timestamp =
+        Some(Time(format!("2025-03-{day:02}T03:00:00Z").parse().unwrap()));
+    b.status = phase.map(|phase| operator::crd::ToyStoreBackupStatus {
+        phase: Some(phase),
+        ..Default::default()
+    });
+    b
+}
+
+#[tokio::test]
+async fn retention_deletes_the_oldest_completed_scheduled_backups_only() {
+    use operator::crd::BackupPhase::{Completed, Running};
+    let s = backing_up(None, Some(2), 30);
+    let mut cluster = running(&s, 3);
+    cluster.backups = vec![
+        scheduled_backup("toys-202503010300", Some(Completed), 1, true),
+        scheduled_backup("toys-202503020300", Some(Completed), 2, true),
+        scheduled_backup("toys-202503030300", Some(Completed), 3, true),
+        scheduled_backup("toys-202503040300", Some(Completed), 4, true),
+        scheduled_backup("toys-202503050300", Some(Running), 5, true),
+        // By hand, and another store's: never deleted here.
+        scheduled_backup("toys-by-hand", Some(Completed), 6, false),
+        {
+            let mut other = scheduled_backup("other-202503010300", Some(Completed), 1, true);
+            other
+                .metadata
+                .labels
+                .as_mut()
+                .unwrap()
+                .insert(build::STORE_LABEL.into(), "other".into());
+            other
+        },
+    ];
+    let mut h = Harness::new(group(&[0, 1, 2], &[], 0));
+    let script = vec![
+        token_read(&s),
+        expect(
+            Method::DELETE,
+            format!("{BACKUPS}/toys-202503020300"),
+            200,
+            deleted(),
+        ),
+        event(),
+        expect(
+            Method::DELETE,
+            format!("{BACKUPS}/toys-202503010300"),
+            200,
+            deleted(),
+        ),
+        event(),
+    ];
+    let sent = h.round(&s, &cluster, script).await;
+    assert_eq!(
+        sent.event_notes(),
+        [
+            "deleted ToyStoreBackup toys-202503020300 (the retention keeps the newest 2)",
+            "deleted ToyStoreBackup toys-202503010300 (the retention keeps the newest 2)",
+        ]
+    );
+    // The cache still shows them: they are not deleted twice.
+    h.round(&s, &cluster, vec![]).await;
 }

@@ -45,16 +45,24 @@ The operator's permissions. operator/src/rbac.rs holds the same list, and the pa
 fails if the two differ; the reconcile tests check every request the operator sends against it.
 */}}
 {{- define "toystore-operator.rules" -}}
-# The controller watches stores; the finalizer is added and removed by patch.
+# The controller watches stores; the finalizer is added and removed by patch; a backup's
+# round reads its store.
 - apiGroups: ["toystore.dev"]
   resources: ["toystores"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["toystore.dev"]
   resources: ["toystores/status"]
   verbs: ["patch"]
+# Backups: watched by their controller, created by a store's schedule, deleted by its retention.
+- apiGroups: ["toystore.dev"]
+  resources: ["toystorebackups"]
+  verbs: ["list", "watch", "create", "delete"]
+- apiGroups: ["toystore.dev"]
+  resources: ["toystorebackups/status"]
+  verbs: ["patch"]
 # Owner references with blockOwnerDeletion, where OwnerReferencesPermissionEnforcement is on.
 - apiGroups: ["toystore.dev"]
-  resources: ["toystores/finalizers"]
+  resources: ["toystores/finalizers", "toystorebackups/finalizers"]
   verbs: ["update"]
 # The Raft token: created once, read once per operator process, never listed.
 - apiGroups: [""]
@@ -74,11 +82,20 @@ fails if the two differ; the reconcile tests check every request the operator se
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["list", "watch", "create", "patch"]
-# Rolling upgrades delete order pods one by one; scale-down and deletion remove departed
-# replicas' volumes. Both are watched for the caches.
+# Backup and restore Jobs: created once, never changed or deleted (their owners' deletion
+# removes them); watched; a backup's round reads its own.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create"]
+# Rolling upgrades delete order pods one by one; a backup's round lists its Job's pod to read
+# its result. Watched for the caches.
 - apiGroups: [""]
-  resources: ["pods", "persistentvolumeclaims"]
+  resources: ["pods"]
   verbs: ["list", "watch", "delete"]
+# Scale-down and deletion remove departed replicas' volumes; a restore creates replica 0's.
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["list", "watch", "create", "delete"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

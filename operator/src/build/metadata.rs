@@ -29,6 +29,18 @@ pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// The [`NAME_LABEL`] value of every ToyStore object.
 pub const APP_NAME: &str = "toystore";
+/// The label naming the store of a backup and of its Job and pod. Not [`INSTANCE_LABEL`]: a
+/// backup outlives its store, and nothing left after a store's deletion carries that label.
+pub const STORE_LABEL: &str = "toystore.dev/store";
+/// The label naming the ToyStoreBackup a Job or pod runs.
+pub const BACKUP_LABEL: &str = "toystore.dev/backup";
+/// The label (`"true"`) of ToyStoreBackups created by a store's schedule; retention deletes
+/// only these.
+pub const SCHEDULED_LABEL: &str = "toystore.dev/scheduled";
+/// [`COMPONENT_LABEL`] of backup Jobs and their pods (admitted to the order replicas' port).
+pub const BACKUP_COMPONENT: &str = "backup";
+/// [`COMPONENT_LABEL`] of a store's restore Job and its pod.
+pub const RESTORE_COMPONENT: &str = "restore";
 
 /// The label selector of every object the operator manages (pods and volume claims included,
 /// through the StatefulSet templates): what its watches are restricted to.
@@ -71,10 +83,21 @@ pub(super) fn metadata(store: &ValidStore, name: &str, component: Component) -> 
     }
 }
 
+/// The labels of the backup Jobs of `store` and their pods, which the order replicas'
+/// NetworkPolicy admits (the ToyStoreBackup's own name is added on the Job).
+pub fn backup_labels(store: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (NAME_LABEL.to_string(), APP_NAME.to_string()),
+        (COMPONENT_LABEL.to_string(), BACKUP_COMPONENT.to_string()),
+        (STORE_LABEL.to_string(), store.to_string()),
+        (MANAGED_BY_LABEL.into(), FIELD_MANAGER.into()),
+    ])
+}
+
 /// The ToyStore as controlling owner: deleting the store garbage-collects its objects, and
 /// changes to them wake its reconcile. Absent only for a store without a uid (never one read
 /// from the API).
-fn owner_reference(store: &ValidStore) -> Option<OwnerReference> {
+pub(super) fn owner_reference(store: &ValidStore) -> Option<OwnerReference> {
     Some(OwnerReference {
         api_version: ToyStore::api_version(&()).into_owned(),
         kind: ToyStore::kind(&()).into_owned(),

@@ -19,7 +19,9 @@
 //! - [`service`]: the shape every Service shares;
 //! - [`orders`], [`catalog`], [`frontend`]: each component's workload and Services;
 //! - [`pdb`]: the PodDisruptionBudgets of the order group and the catalog;
-//! - [`network_policies`]: who may reach which component.
+//! - [`network_policies`]: who may reach which component;
+//! - [`jobs`]: the backup and restore Jobs and the volume claim a restore seeds (built on
+//!   demand by the backup controller and the restore step, not part of [`Objects`]).
 //!
 //! For a store named `N` [`build`] produces the ConfigMap `N-config`, the ServiceAccounts,
 //! Services, NetworkPolicies `N-orders`, `N-catalog` and `N-frontend` (plus the Service
@@ -31,6 +33,7 @@
 mod catalog;
 pub mod config;
 mod frontend;
+pub mod jobs;
 pub mod metadata;
 pub mod names;
 pub mod network_policies;
@@ -46,10 +49,15 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 pub use config::{CONFIG_HASH_ANNOTATION, TOKEN_KEY, token_secret};
-pub use metadata::{FIELD_MANAGER, INSTANCE_LABEL, labels, managed_selector, selector_labels};
+pub use jobs::{backup_job, restore_claim, restore_job};
+pub use metadata::{
+    BACKUP_LABEL, FIELD_MANAGER, INSTANCE_LABEL, SCHEDULED_LABEL, STORE_LABEL, labels,
+    managed_selector, selector_labels,
+};
 pub use names::{
-    Component, catalog_url, component_name, config_map_name, order_pod_name, order_pvc_name,
-    order_replica_raft_url, order_replica_url, orders_name, token_secret_name,
+    Component, backup_job_name, catalog_url, component_name, config_map_name, order_pod_name,
+    order_pvc_name, order_replica_raft_url, order_replica_url, orders_name, restore_job_name,
+    token_secret_name,
 };
 pub use network_policies::OPERATOR_APP_NAME;
 pub use pod_template::RUN_AS;
@@ -139,6 +147,8 @@ pub(crate) mod tests {
             orders: Default::default(),
             catalog: Default::default(),
             frontend: Default::default(),
+            backup: None,
+            restore: None,
         }
     }
 

@@ -99,6 +99,17 @@ pub fn token_secret_name(store: &str) -> String {
     format!("{store}-raft-token")
 }
 
+/// `{backup}-backup`: the Job of the ToyStoreBackup `backup`.
+pub fn backup_job_name(backup: &str) -> String {
+    format!("{backup}-backup")
+}
+
+/// `{store}-restore`: the Job that seeds order replica 0's volume of a store created from a
+/// backup.
+pub fn restore_job_name(store: &str) -> String {
+    format!("{store}-restore")
+}
+
 /// `{store}-config`: the ConfigMap of settings.
 pub fn config_map_name(store: &str) -> String {
     format!("{store}-config")
@@ -144,6 +155,11 @@ mod tests {
         assert_eq!(order_pvc_name("shop", 2), "data-shop-orders-2");
         assert_eq!(token_secret_name("shop"), "shop-raft-token");
         assert_eq!(config_map_name("shop"), "shop-config");
+        assert_eq!(
+            backup_job_name("shop-202501010300"),
+            "shop-202501010300-backup"
+        );
+        assert_eq!(restore_job_name("shop"), "shop-restore");
         assert_eq!(
             order_replica_url("shop", "toys", 2),
             "http://shop-orders-2.shop-orders.toys.svc:7000"

@@ -4,7 +4,8 @@
 //! | to                  | from                                                          |
 //! |---------------------|---------------------------------------------------------------|
 //! | orders (client port)| order replicas, catalogs (change stream, inventory commands), |
-//! |                     | frontends, the operator (admin API)                           |
+//! |                     | frontends, the operator (admin API), the store's backup Jobs  |
+//! |                     | (the state export, with the cluster token)                    |
 //! | orders (peer port)  | order replicas only (Raft RPC)                                |
 //! | catalog             | frontends only (product reads, change feed)                   |
 //! | frontend            | anywhere (the public API)                                     |
@@ -23,7 +24,9 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::metadata::{NAME_LABEL, metadata, selector};
+use super::metadata::{
+    APP_NAME, BACKUP_COMPONENT, COMPONENT_LABEL, NAME_LABEL, STORE_LABEL, metadata, selector,
+};
 use super::names::{self, Component};
 use crate::validate::ValidStore;
 
@@ -47,10 +50,29 @@ pub(super) fn network_policies(store: &ValidStore) -> Vec<NetworkPolicy> {
     let orders = peer(store, Component::Orders);
     let catalogs = peer(store, Component::Catalog);
     let frontends = peer(store, Component::Frontend);
+    // The backup Jobs' pods, labelled by the store's name, not its instance label (see
+    // `metadata::STORE_LABEL`).
+    let backups = NetworkPolicyPeer {
+        pod_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([
+                (NAME_LABEL.to_string(), APP_NAME.to_string()),
+                (COMPONENT_LABEL.to_string(), BACKUP_COMPONENT.to_string()),
+                (STORE_LABEL.to_string(), store.name.clone()),
+            ])),
+            ..LabelSelector::default()
+        }),
+        ..NetworkPolicyPeer::default()
+    };
     let mut orders_policy = network_policy(
         store,
         Component::Orders,
-        Some(vec![orders.clone(), catalogs, frontends.clone(), operator]),
+        Some(vec![
+            orders.clone(),
+            catalogs,
+            frontends.clone(),
+            backups,
+            operator,
+        ]),
     );
     if let Some(rules) = orders_policy.spec.as_mut().and_then(|s| s.ingress.as_mut()) {
         rules.push(NetworkPolicyIngressRule {
@@ -138,7 +160,7 @@ mod tests {
         let expected = [
             (
                 Component::Orders,
-                Some(vec!["orders", "catalog", "frontend"]),
+                Some(vec!["orders", "catalog", "frontend", "backup"]),
                 true,
             ),
             (Component::Catalog, Some(vec!["frontend"]), false),
@@ -156,6 +178,27 @@ mod tests {
             let port = &spec.ingress.as_ref().unwrap()[0].ports.as_ref().unwrap()[0];
             assert_eq!(port.port, Some(IntOrString::Int(component.port())));
         }
+    }
+
+    #[test]
+    fn the_backup_jobs_of_this_store_reach_the_order_replicas() {
+        let store = store(default_spec());
+        let policies = build(&store, &inputs(3)).network_policies;
+        let from = policies[0].spec.as_ref().unwrap().ingress.as_ref().unwrap()[0]
+            .from
+            .clone()
+            .unwrap();
+        let admitted = |labels: &BTreeMap<String, String>| {
+            from.iter().any(|p| {
+                p.namespace_selector.is_none()
+                    && p.pod_selector
+                        .as_ref()
+                        .and_then(|s| s.match_labels.as_ref())
+                        .is_some_and(|m| m.iter().all(|(k, v)| labels.get(k) == Some(v)))
+            })
+        };
+        assert!(admitted(&crate::build::metadata::backup_labels("shop")));
+        assert!(!admitted(&crate::build::metadata::backup_labels("other")));
     }
 
     #[test]

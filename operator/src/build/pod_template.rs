@@ -182,21 +182,26 @@ pub(super) fn container(
         readiness_probe: Some(readiness_probe()),
         liveness_probe: Some(liveness_probe()),
         resources: resources.cloned(),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                ..Capabilities::default()
-            }),
-            ..SecurityContext::default()
-        }),
+        security_context: Some(container_security_context()),
         ..Container::default()
     }
 }
 
+/// No privilege escalation, a read-only root filesystem, no capabilities.
+pub(super) fn container_security_context() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Capabilities::default()
+        }),
+        ..SecurityContext::default()
+    }
+}
+
 /// Non-root with a fixed uid/gid, volumes group-owned by it, the runtime's seccomp profile.
-fn pod_security_context() -> PodSecurityContext {
+pub(super) fn pod_security_context() -> PodSecurityContext {
     PodSecurityContext {
         run_as_non_root: Some(true),
         run_as_user: Some(RUN_AS),

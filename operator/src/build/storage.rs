@@ -73,7 +73,7 @@ pub(super) fn stateful_set(
 
 /// The `data` volume claim template: one ReadWriteOnce volume per pod, of the spec's class or
 /// else the fallback in `inputs`.
-fn data_claim(
+pub(super) fn data_claim(
     store: &ValidStore,
     component: Component,
     storage: &Storage,

@@ -1,9 +1,11 @@
-//! Reconcile as a pipeline: validate → token → observe → build → apply → membership → upgrade
-//! and volumes → status, each step a function of its own module:
+//! Reconcile as a pipeline: validate → token → restore → observe → build → apply → membership
+//! → upgrade and volumes → schedule → status, each step a function of its own module:
 //!
 //! - validate: [`crate::validate`] turns the resource into a [`ValidStore`]; an invalid spec
 //!   becomes a `Degraded` condition and an event (`report`), and the round waits for a change;
 //! - `token`: the store's Raft token, its Secret created once;
+//! - `restore`: for a store created from a backup, before its order group exists, the
+//!   restore Job; nothing else is applied until it succeeded (and it never runs again after);
 //! - observe: the order group ([`crate::order_group`]) and the watch caches ([`crate::cache`]);
 //! - build: [`crate::build::build`], pure, from the validated store to the objects;
 //! - `apply`: server-side apply, skipped for an object whose applied hash is unchanged; an
@@ -11,6 +13,7 @@
 //! - `group`: one step of the shared membership driver;
 //! - `upgrade` and `volumes`: with the membership settled, one step of the rolling upgrade
 //!   and the clean-up of volumes of members that left;
+//! - `schedule`: the store's scheduled backups (ToyStoreBackups) and their retention;
 //! - status: [`crate::status`], written only when it changed (`report`).
 //!
 //! A finalizer guards deletion (`delete`). A failed round is retried by [`error_policy`]
@@ -22,6 +25,8 @@ mod error;
 mod group;
 mod memory;
 mod report;
+mod restore;
+mod schedule;
 mod token;
 mod upgrade;
 mod volumes;
@@ -31,6 +36,7 @@ use std::time::Instant;
 
 use api::view::GroupView;
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -48,7 +54,7 @@ use crate::crd::ToyStore;
 use crate::events::Events;
 use crate::metrics::Metrics;
 use crate::order_group::{OrderGroup, desired_members, order_statefulset_size};
-use crate::status::StatusInput;
+use crate::status::{Restore, StatusInput};
 use crate::validate::{ValidStore, validate};
 
 /// What every reconcile round shares.
@@ -119,6 +125,13 @@ async fn round(store: &ToyStore, ctx: &Context) -> Result<Action, Error> {
         return Err(Error::CacheNotReady);
     }
     let token = token::ensure(store, &valid, ctx).await?;
+    let restore: Restore = match restore::gate(store, &valid, ctx).await? {
+        restore::Gate::Proceed(restore) => restore,
+        restore::Gate::Hold(restore) => return report::restoring(store, ctx, restore).await,
+    };
+    // A restored group exists from the moment its state is seeded: were replica 0 to lose it
+    // before the others joined, the group must not be initialized anew, empty.
+    let initialized = initialized || matches!(restore, Restore::Done(Some(_)));
     let seen = observe(&valid, ctx, &token).await;
     let inputs = build_inputs(&valid, ctx, &seen);
     let ns = valid.namespace.as_str();
@@ -137,16 +150,19 @@ async fn round(store: &ToyStore, ctx: &Context) -> Result<Action, Error> {
             volumes::delete_departed(store, declared, ctx, ns).await?;
         }
     }
+    let scheduled = schedule::step(store, &valid, ctx, Timestamp::now()).await?;
     let input = StatusInput {
         obs: &seen.group,
         step: &group_round.step,
         rolling,
         initialized: group_round.initialized,
         problem: group_round.problem,
+        restore,
+        scheduled: scheduled.created,
     };
     let status = report::status(store, ctx, &input).await?;
     report::leader(store, ctx, &status).await;
-    Ok(report::requeue(&status))
+    Ok(report::requeue(&status, scheduled.next))
 }
 
 /// What a round sees before it acts.

@@ -20,7 +20,7 @@ use super::memory::store_key;
 use super::{Context, Error, ErrorKind};
 use crate::build::FIELD_MANAGER;
 use crate::crd::{ToyStore, ToyStoreStatus};
-use crate::status::{StatusInput, build_status};
+use crate::status::{Restore, StatusInput, build_status};
 
 /// Writes the status if it changed; returns it.
 pub(super) async fn status(
@@ -72,6 +72,8 @@ pub(super) async fn invalid_spec(
         rolling: false,
         initialized,
         problem: Some(("InvalidSpec", message)),
+        restore: Restore::recorded(store),
+        scheduled: None,
     };
     status(store, ctx, &input).await?;
     ctx.metrics.failed(ErrorKind::InvalidSpec);
@@ -105,11 +107,39 @@ pub(super) async fn failed_apply(
         rolling: false,
         initialized,
         problem: Some(("ApplyFailed", message)),
+        restore: Restore::recorded(store),
+        scheduled: None,
     };
     match status(store, ctx, &input).await {
         Ok(_) => error,
         Err(status_error) => status_error,
     }
+}
+
+/// Writes the status of a store whose restore runs or failed, before anything else of it
+/// exists: a running restore is looked at again soon (its Job's and pod's changes wake the
+/// round sooner), a failed one only on a change.
+pub(super) async fn restoring(
+    store: &ToyStore,
+    ctx: &Context,
+    restore: Restore,
+) -> Result<Action, Error> {
+    let failed = matches!(restore, Restore::Failed(_));
+    let input = StatusInput {
+        obs: &GroupView::default(),
+        step: &Step::Wait("restoring from a backup".into()),
+        rolling: false,
+        initialized: false,
+        problem: None,
+        restore,
+        scheduled: None,
+    };
+    status(store, ctx, &input).await?;
+    Ok(if failed {
+        Action::await_change()
+    } else {
+        Action::requeue(Duration::from_secs(5))
+    })
 }
 
 /// Publishes `LeaderChanged` when the leader differs from the one last announced for this
@@ -130,13 +160,15 @@ pub(super) async fn leader(store: &ToyStore, ctx: &Context, status: &ToyStoreSta
 }
 
 /// When the next round runs after a successful one: often enough that `kubectl get toystores`
-/// shows a new leader within seconds, more often while the store is not ready.
-pub(super) fn requeue(status: &ToyStoreStatus) -> Action {
+/// shows a new leader within seconds, more often while the store is not ready, and no later
+/// than `due` (the next scheduled backup).
+pub(super) fn requeue(status: &ToyStoreStatus, due: Option<Duration>) -> Action {
     let ready = status
         .conditions
         .iter()
         .any(|c| c.type_ == "Ready" && c.status == "True");
-    Action::requeue(Duration::from_secs(if ready { 5 } else { 2 }))
+    let soon = Duration::from_secs(if ready { 5 } else { 2 });
+    Action::requeue(due.map_or(soon, |due| soon.min(due)))
 }
 
 /// Publishes an event about `store`, counting an identical repeat into its series.
