@@ -43,6 +43,32 @@ async fn store() -> Target {
     .expect("a store")
 }
 
+/// Four clients buying from a store, each operation recorded, until `stop`.
+struct Load {
+    recorder: Recorder,
+    stop: watch::Sender<bool>,
+    clients: tokio::task::JoinHandle<Vec<String>>,
+}
+
+impl Load {
+    fn start(target: &Target, seed: u64) -> Self {
+        let recorder = Recorder::new();
+        let (stop, stopped) = watch::channel(false);
+        let workload = Workload {
+            clients: 4,
+            frontends: target.frontends(),
+            toys: toys().into_iter().map(|t| t.name).collect(),
+            seed,
+        };
+        let clients = tokio::spawn(workload::run(workload, recorder.clone(), stopped));
+        Self {
+            recorder,
+            stop,
+            clients,
+        }
+    }
+}
+
 /// Runs `toystore ARGS` with the S3 server's credentials and endpoint; returns its output.
 fn toystore(s3: &S3Server, args: &[&str]) -> Output {
     Command::new(binary("toystore"))
@@ -205,18 +231,11 @@ async fn a_backup_under_load_restores_every_acknowledged_order_into_a_new_store(
     let Some(s3) = S3Server::start() else { return };
     let work = tempfile::tempdir().unwrap();
     let mut target = store().await;
-    let recorder = Recorder::new();
-    let (stop, stopped) = watch::channel(false);
-    let load = tokio::spawn(workload::run(
-        Workload {
-            clients: 4,
-            frontends: target.frontends(),
-            toys: toys().into_iter().map(|t| t.name).collect(),
-            seed: 20,
-        },
-        recorder.clone(),
-        stopped,
-    ));
+    let Load {
+        recorder,
+        stop,
+        clients: load,
+    } = Load::start(&target, 20);
     confirmed_orders(&recorder, 200).await;
 
     // The backup, while the clients go on buying.
@@ -309,18 +328,11 @@ async fn an_interrupted_backup_leaves_nothing_that_looks_complete() {
     };
     let work = tempfile::tempdir().unwrap();
     let mut target = store().await;
-    let recorder = Recorder::new();
-    let (stop, stopped) = watch::channel(false);
-    let load = tokio::spawn(workload::run(
-        Workload {
-            clients: 4,
-            frontends: target.frontends(),
-            toys: toys().into_iter().map(|t| t.name).collect(),
-            seed: 21,
-        },
-        recorder.clone(),
-        stopped,
-    ));
+    let Load {
+        recorder,
+        stop,
+        clients: load,
+    } = Load::start(&target, 21);
     confirmed_orders(&recorder, 20).await;
 
     // Unreachable: nothing listens on the endpoint.
