@@ -1047,6 +1047,8 @@ const E2E_KNOBS: &[&str] = &[
     "E2E_STORAGE_CLASS",
     "E2E_KEEP",
     "E2E_LOAD_SECONDS",
+    "E2E_BACKUP_URL",
+    "E2E_BACKUP_SECRET",
     "E2E_TIMEOUT_FACTOR",
     "KEEP_CLUSTER",
     "KIND_CLUSTER_NAME",
@@ -1270,7 +1272,7 @@ fn e2e_existing_mode_fails_when_the_context_does_not_answer() {
         run.output()
     );
     assert!(
-        run.stderr.contains("e2e: FAILED in step \"1/14 "),
+        run.stderr.contains("e2e: FAILED in step \"1/15 "),
         "{}",
         run.output()
     );
@@ -1344,7 +1346,7 @@ fn e2e_existing_mode_works_only_in_its_own_namespaces_and_removes_them_on_failur
     assert_eq!(run.code, Some(1), "{all}");
     assert!(
         run.stderr
-            .contains("e2e: FAILED in step \"3/14 Install the operator with Helm\""),
+            .contains("e2e: FAILED in step \"3/15 Install the operator with Helm\""),
         "{all}"
     );
     assert_no_kind_or_docker(&run);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ToyStore end-to-end suite: operator install, store creation, orders, specs the API must
 # refuse, leader failure, loss of catalog pods, loss of a replica's volume, scaling 3 -> 5 -> 3,
-# rolling upgrade under load, deletion, uninstall. Two modes:
+# rolling upgrade under load, backup under load and restore into a new store, deletion,
+# uninstall. Two modes:
 #   bash tests/e2e/run.sh                                      a kind cluster it creates (Docker)
 #   E2E_CLUSTER=existing E2E_IMAGE=registry/toystore:tag \
 #     [E2E_NEXT_IMAGE=registry/toystore:tag2] bash tests/e2e/run.sh
@@ -19,6 +20,10 @@ E2E_ARTIFACTS=${E2E_ARTIFACTS:-target/e2e-artifacts}
 KIND_CLUSTER_NAME=${KIND_CLUSTER_NAME:-toystore-e2e}
 KEEP_CLUSTER=${KEEP_CLUSTER:-$E2E_KEEP}
 KIND_NODE_IMAGE=${KIND_NODE_IMAGE:-}
+# Existing cluster: back up to an object store (s3://, gs://, az://) instead of the run's own
+# PVC, with the keys of a Secret ([NAMESPACE/]NAME, copied into the run's namespace).
+E2E_BACKUP_URL=${E2E_BACKUP_URL:-}
+E2E_BACKUP_SECRET=${E2E_BACKUP_SECRET:-}
 # Defaults that depend on the mode (a cloud cluster's volumes and pulls take longer): set in
 # configure_mode.
 E2E_LOAD_SECONDS=${E2E_LOAD_SECONDS:-}
@@ -26,6 +31,10 @@ E2E_TIMEOUT_FACTOR=${E2E_TIMEOUT_FACTOR:-}
 
 readonly RELEASE=toystore-operator
 readonly CRD=toystores.toystore.dev
+readonly BACKUP_CRD=toystorebackups.toystore.dev
+# Installed, kept, compared and deleted together (crds/toystore.yaml holds both): the operator
+# refuses to start without either.
+readonly -a CRDS=("$CRD" "$BACKUP_CRD")
 readonly SHOP_SELECTOR=app.kubernetes.io/instance=shop
 readonly ORDERS_SELECTOR=$SHOP_SELECTOR,app.kubernetes.io/component=orders
 readonly CATALOG_SELECTOR=$SHOP_SELECTOR,app.kubernetes.io/component=catalog
@@ -33,6 +42,13 @@ readonly FAILOVER_LOAD_SECONDS=60
 # Long enough to outlast one catalog pod's replacement and then the loss of all of them.
 readonly CATALOG_LOSS_LOAD_SECONDS=180
 readonly LOST_VOLUME_LOAD_SECONDS=60
+# Step 12: the backup runs while this load does; short, as the whole step should take ~3 min.
+readonly BACKUP_LOAD_SECONDS=60
+readonly BACKUP_NAME=shop-e2e
+readonly BACKUP_CLAIM=e2e-backups
+readonly RESTORED_STORE=shop-restored
+# Parallel GETs when every order of the restored store is read back.
+readonly ORDER_SCAN_PARALLEL=8
 # How far (in log entries) the member that lost its volume may trail the group's highest matched
 # index: while a load Job runs, and once nothing is written any more.
 readonly LAG_UNDER_LOAD=100
@@ -67,6 +83,12 @@ LOAD_STARTED_AT=0
 SEEN_UNHEALTHY=""
 SEEN_QUERY_OUTAGE=""
 LAST_REFUSAL=""
+# Step 12: the claim the backups go to (empty with E2E_BACKUP_URL, or before it is made): it
+# outlives the stores, so the deletion checks leave it (and its volume) alone.
+BACKUP_PVC=""
+BACKUP_JSON=""
+# The Service kubectl port-forward reaches.
+PF_SERVICE=shop-frontend
 
 # --- logging and waiting -----------------------------------------------------------------
 
@@ -162,9 +184,15 @@ deployment_available() { # NAMESPACE NAME [POD-SELECTOR]
     .status.conditions // [] | any(.type == "Available" and .status == "True")' >/dev/null
 }
 
+# Both CRDs are Established.
 crd_established() {
-  kget crd "$CRD" -o json | jq -e '
-    .status.conditions // [] | any(.type == "Established" and .status == "True")' >/dev/null
+  local crd
+  for crd in "${CRDS[@]}"; do
+    OBSERVED="CRD $crd not Established"
+    kget crd "$crd" -o json | jq -e '
+      .status.conditions // [] | any(.type == "Established" and .status == "True")' >/dev/null ||
+      return 1
+  done
 }
 
 pod_ready() { # NAME
@@ -177,9 +205,9 @@ pod_ready() { # NAME
 
 STORE_JSON=""
 
-# Fetches the ToyStore into STORE_JSON and a one-line summary into OBSERVED.
-fetch_store() {
-  STORE_JSON=$(kget toystore shop -n "$NS" -o json) || return 1
+# Fetches the ToyStore (shop unless named) into STORE_JSON and a one-line summary into OBSERVED.
+fetch_store() { # [NAME]
+  STORE_JSON=$(kget toystore "${1:-shop}" -n "$NS" -o json) || return 1
   OBSERVED=$(jq -r '
     "generation \(.metadata.generation) observed \(.status.observedGeneration)"
     + " leader \(.status.leader) term \(.status.term)"
@@ -188,14 +216,14 @@ fetch_store() {
     + " conditions [\([.status.conditions[]? | "\(.type)=\(.status)(\(.reason))"] | join(" "))]"' <<<"$STORE_JSON")
 }
 
-store_field() { # JSONPATH
-  kget toystore shop -n "$NS" -o "jsonpath={$1}"
+store_field() { # JSONPATH [NAME]
+  kget toystore "${2:-shop}" -n "$NS" -o "jsonpath={$1}"
 }
 
 # The status describes the current spec, Ready is True, and the group is exactly members
-# 0..N-1, all healthy voters with one leader, which .status.leader names.
-store_settled() { # N
-  fetch_store || return 1
+# 0..N-1, all healthy voters with one leader, which .status.leader names. Store shop unless named.
+store_settled() { # N [NAME]
+  fetch_store "${2:-shop}" || return 1
   jq -e --argjson n "$1" '
     .status as $s
     | ($s.observedGeneration == .metadata.generation)
@@ -218,9 +246,10 @@ member_matched_index() { # ID
     '[.status.members[]? | select(.id == $id) | .matchedIndex // -1] | first // -1' <<<"$STORE_JSON"
 }
 
-orders_statefulset_at() { # N: spec, pods and readiness all at N, on the update revision
-  local json revision
-  json=$(kget statefulset shop-orders -n "$NS" -o json) || return 1
+# N: spec, pods and readiness all at N, on the update revision. Store shop unless named.
+orders_statefulset_at() { # N [NAME]
+  local json revision store=${2:-shop}
+  json=$(kget statefulset "$store-orders" -n "$NS" -o json) || return 1
   jq -e --argjson n "$1" '
     .status.observedGeneration == .metadata.generation
     and .spec.replicas == $n and .status.replicas == $n
@@ -228,8 +257,8 @@ orders_statefulset_at() { # N: spec, pods and readiness all at N, on the update 
     return 1
   # OnDelete never advances currentRevision, so compare each pod with updateRevision.
   revision=$(jq -r '.status.updateRevision' <<<"$json")
-  kget pods -n "$NS" -l "$ORDERS_SELECTOR" -o json | jq -e \
-    --argjson n "$1" --arg rev "$revision" '
+  kget pods -n "$NS" -l "app.kubernetes.io/instance=$store,app.kubernetes.io/component=orders" \
+    -o json | jq -e --argjson n "$1" --arg rev "$revision" '
     (.items | length) == $n
     and (.items | all(.metadata.labels["controller-revision-hash"] == $rev))' >/dev/null
 }
@@ -267,14 +296,14 @@ stop_port_forward() {
   PF_PORT=""
 }
 
-# Called by wait_until: (re)starts kubectl port-forward when it is not running (it exits when
-# its pod goes away), then reports whether /readyz answers 200 through it.
+# Called by wait_until: (re)starts kubectl port-forward to PF_SERVICE when it is not running (it
+# exits when its pod goes away), then reports whether /readyz answers 200 through it.
 port_forward_answers() {
   local log_file="$ARTIFACTS/port-forward.log" code
   if [[ -z $PF_PID ]] || ! kill -0 "$PF_PID" 2>/dev/null; then
     # kubectl itself, not the kc function, so that PF_PID is kubectl's pid.
     kubectl "${KUBECTL_FLAGS[@]}" -n "$NS" \
-      port-forward --address 127.0.0.1 svc/shop-frontend :80 >"$log_file" 2>&1 </dev/null &
+      port-forward --address 127.0.0.1 "svc/$PF_SERVICE" :80 >"$log_file" 2>&1 </dev/null &
     PF_PID=$!
     PF_PORT=""
     OBSERVED="port-forward starting"
@@ -288,9 +317,10 @@ port_forward_answers() {
   [[ $code == 200 ]]
 }
 
-start_port_forward() {
+start_port_forward() { # [SERVICE], shop-frontend unless named
   stop_port_forward
-  wait_until 120 "the frontend's /readyz through kubectl port-forward svc/shop-frontend" \
+  PF_SERVICE=${1:-shop-frontend}
+  wait_until 120 "the frontend's /readyz through kubectl port-forward svc/$PF_SERVICE" \
     port_forward_answers
   log "frontend at http://127.0.0.1:$PF_PORT (port-forward pid $PF_PID)"
 }
@@ -349,13 +379,13 @@ place_order() { # NAME QUANTITY
   log "order $number: $2 x $1"
 }
 
-check_recorded_orders() {
-  local number name quantity count=0
+check_recorded_orders() { # [FILE], ORDERS_FILE unless named
+  local number name quantity count=0 file=${1:-$ORDERS_FILE}
   while read -r number name quantity; do
     check_order "$number" "$name" "$quantity"
     count=$((count + 1))
-  done <"$ORDERS_FILE"
-  ((count > 0)) || fail "no orders recorded in $ORDERS_FILE"
+  done <"$file"
+  ((count > 0)) || fail "no orders recorded in $file"
   log "all $count recorded orders read back unchanged"
 }
 
@@ -452,7 +482,7 @@ collect_diagnostics() {
   mapfile -t namespaces < <(diagnostic_namespaces)
   if existing; then
     # The run's namespaces one at a time, the volumes bound in them, and the nodes.
-    for kind in all pvc toystores networkpolicies pdb events; do
+    for kind in all pvc toystores toystorebackups networkpolicies pdb events; do
       for ns in "${namespaces[@]}"; do
         echo "### kubectl get $kind -n $ns -o wide"
         kcd get "$kind" -n "$ns" -o wide
@@ -473,16 +503,20 @@ collect_diagnostics() {
       kcd get toystores -n "$ns" -o yaml
     done >"$dir/toystores.yaml" 2>&1
     for ns in "${namespaces[@]}"; do
+      kcd get toystorebackups -n "$ns" -o yaml
+    done >"$dir/toystorebackups.yaml" 2>&1
+    for ns in "${namespaces[@]}"; do
       kcd get events -n "$ns" --sort-by=.lastTimestamp
     done >"$dir/events.txt" 2>&1
     hc list -n "$OP_NS" >"$dir/helm-releases.txt" 2>&1
   else
-    for kind in all pvc pv toystores networkpolicies pdb events; do
+    for kind in all pvc pv toystores toystorebackups networkpolicies pdb events; do
       echo "### kubectl get $kind -A -o wide"
       kcd get "$kind" -A -o wide
       echo
     done >"$dir/resources.txt" 2>&1
     kcd get toystores -A -o yaml >"$dir/toystores.yaml" 2>&1
+    kcd get toystorebackups -A -o yaml >"$dir/toystorebackups.yaml" 2>&1
     kcd get events -A --sort-by=.lastTimestamp >"$dir/events.txt" 2>&1
     hc list -A >"$dir/helm-releases.txt" 2>&1
   fi
@@ -490,7 +524,11 @@ collect_diagnostics() {
     kcd describe pods -n "$ns" >"$dir/describe-pods.$ns.txt" 2>&1
     collect_pod_logs "$ns" "$dir/logs"
   done
-  kcd describe toystores,statefulsets,deployments,jobs,pvc -n "$NS" >"$dir/describe-store.txt" 2>&1
+  {
+    kcd describe toystores,statefulsets,deployments,jobs,pvc -n "$NS"
+    # Apart: a missing kind (its CRD after step 14) fails a describe of several kinds whole.
+    kcd describe toystorebackups -n "$NS"
+  } >"$dir/describe-store.txt" 2>&1
   for job in $(kcd get jobs -n "$NS" -o name 2>/dev/null); do
     kcd logs -n "$NS" "$job" >"$dir/job-${job#*/}.log" 2>&1
   done
@@ -507,9 +545,10 @@ clear_old_artifacts() {
   (
     cd "$ARTIFACTS"
     rm -rf logs kind-logs
-    rm -f orders.txt toystore.yaml store-*.yaml job-*.yaml job-*.log port-forward.log \
+    rm -f orders.txt orders-backed-up.txt order-scan.txt order-scan.err toystore.yaml \
+      store-*.yaml job-*.yaml job-*.log backup-*.yaml toystorebackups.txt port-forward.log \
       last-response.json refused.txt crd.diff kubectl-version.txt resources.txt \
-      toystores.yaml events.txt describe-*.txt helm-releases.txt
+      toystores.yaml toystorebackups.yaml events.txt describe-*.txt helm-releases.txt
   )
 }
 
@@ -530,8 +569,9 @@ delete_cluster() {
 # Existing cluster: removes what this run created, and nothing else. The stores go first, while
 # the operator still runs to remove its finalizer; a store whose finalizer stays (the operator
 # is broken) has it removed by hand, since it is this run's own store. Then the release, the
-# namespaces (and with them every claim and volume of the run), and the CRD only if this run
-# installed it and no ToyStore is left anywhere.
+# namespaces (and with them every claim and volume of the run, the ToyStoreBackups and the
+# e2e-backups claim included), and the CRDs only if this run installed them and no ToyStore or
+# ToyStoreBackup is left anywhere.
 delete_run_objects() {
   local ns store stores
   if ((${#CREATED_NAMESPACES[@]} == 0)); then
@@ -541,7 +581,7 @@ delete_run_objects() {
     log "E2E_KEEP=1: kept namespaces ${CREATED_NAMESPACES[*]} on context $KUBE_CONTEXT; delete them with:"
     log "  kubectl --context $KUBE_CONTEXT delete namespace ${CREATED_NAMESPACES[*]}"
     if ((CRD_INSTALLED_BY_RUN)); then
-      log "  and the CRD this run installed, once no ToyStore is left: kubectl --context $KUBE_CONTEXT delete crd $CRD"
+      log "  and the CRDs this run installed, once no ToyStore or ToyStoreBackup is left: kubectl --context $KUBE_CONTEXT delete crd ${CRDS[*]}"
     fi
     return
   fi
@@ -565,22 +605,28 @@ delete_run_objects() {
   delete_crd_if_ours || true
 }
 
-# The CRD, if this run installed it and no ToyStore is left anywhere; returns 1 if it stays.
+# Both CRDs, if this run installed them (the chart installs both) and no ToyStore and no
+# ToyStoreBackup is left anywhere; returns 1 if they stay.
 delete_crd_if_ours() {
-  local left
+  local crd out left=""
   ((CRD_INSTALLED_BY_RUN)) || return 0
-  if ! left=$(kcd get toystores -A -o name 2>/dev/null); then
-    # No ToyStore API (the CRD is already gone) or no permission: nothing to decide on.
-    absent crd "$CRD" && return 0
-    log "CRD $CRD kept: could not list ToyStores to check that none is left"
-    return 1
-  fi
+  for crd in "${CRDS[@]}"; do
+    # The plural, e.g. toystorebackups for toystorebackups.toystore.dev.
+    if ! out=$(kcd get "${crd%%.*}" -A -o name 2>/dev/null); then
+      # No such API (that CRD is already gone) or no permission: nothing to decide on.
+      absent crd "$crd" && continue
+      log "CRDs ${CRDS[*]} kept: could not list ${crd%%.*} to check that none is left"
+      return 1
+    fi
+    left+=${out:+$out$'\n'}
+  done
   if [[ -n $left ]]; then
-    log "CRD $CRD kept: this run installed it, but ToyStores exist outside the run: ${left//$'\n'/ }"
+    left=${left%$'\n'}
+    log "CRDs ${CRDS[*]} kept: this run installed them, but objects of them exist outside the run: ${left//$'\n'/ }"
     return 1
   fi
-  kc delete crd "$CRD" --ignore-not-found --timeout="$(scaled 120)s" || {
-    log "deleting CRD $CRD failed"
+  kc delete crd "${CRDS[@]}" --ignore-not-found --timeout="$(scaled 120)s" || {
+    log "deleting CRDs ${CRDS[*]} failed"
     return 1
   }
   CRD_INSTALLED_BY_RUN=0
@@ -689,6 +735,23 @@ split_image() {
   echo "${registry:--} $repository $tag"
 }
 
+# E2E_BACKUP_URL and E2E_BACKUP_SECRET (existing mode only: a kind cluster starts with no
+# Secret to copy, and backs up to its own claim).
+check_backup_settings() {
+  if [[ -n $E2E_BACKUP_SECRET && -z $E2E_BACKUP_URL ]]; then
+    usage_error "E2E_BACKUP_SECRET is set without E2E_BACKUP_URL (the default backups go to the run's own PVC and need no Secret)"
+  fi
+  [[ -n $E2E_BACKUP_URL ]] || return 0
+  existing ||
+    usage_error "E2E_BACKUP_URL is for E2E_CLUSTER=existing; on kind the backup goes to the run's own PVC"
+  [[ $E2E_BACKUP_URL =~ ^(s3|gs|az)://[^/]+(/.*)?$ ]] ||
+    usage_error "E2E_BACKUP_URL=$E2E_BACKUP_URL: expected s3://BUCKET[/PREFIX], gs://BUCKET[/PREFIX] or az://CONTAINER[/PREFIX] (leave it unset to back up to the run's own PVC)"
+  if [[ -n $E2E_BACKUP_SECRET ]] &&
+    ! [[ $E2E_BACKUP_SECRET =~ ^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-.a-z0-9]*[a-z0-9])?$ ]]; then
+    usage_error "E2E_BACKUP_SECRET=$E2E_BACKUP_SECRET: expected [NAMESPACE/]NAME of a Secret"
+  fi
+}
+
 configure_mode() {
   case $E2E_CLUSTER in
     kind | existing) ;;
@@ -703,6 +766,7 @@ configure_mode() {
     usage_error "E2E_LOAD_SECONDS must be a positive whole number of seconds"
   positive_integer "$E2E_TIMEOUT_FACTOR" ||
     usage_error "E2E_TIMEOUT_FACTOR must be a positive whole number"
+  check_backup_settings
   if existing; then
     check_existing_prerequisites
     IMAGE=$E2E_IMAGE
@@ -750,7 +814,7 @@ create_namespace() { # NAME
 # --- the steps -----------------------------------------------------------------------------
 
 step_create_cluster() {
-  step "1/14 Create kind cluster $KIND_CLUSTER_NAME"
+  step "1/15 Create kind cluster $KIND_CLUSTER_NAME"
   local clusters args=(--name "$KIND_CLUSTER_NAME" --config deploy/kind/cluster.yaml
     --kubeconfig "$KUBECONFIG_FILE" --wait 5m)
   if [[ -n $KIND_NODE_IMAGE ]]; then
@@ -808,28 +872,69 @@ can_i() { # VERB RESOURCE
   [[ $(kc auth can-i "$1" "$2" 2>/dev/null) == yes ]]
 }
 
-# The CRD is cluster-wide: an existing one is used as it is (the chart then installs none), and
-# a difference from crds/ is reported, since the validation steps test the cluster's CRD.
+# The CRDs (ToyStore and ToyStoreBackup) are cluster-wide and go together: existing ones are
+# used as they are (the chart then installs none), and a difference from crds/ is reported,
+# since the validation steps test the cluster's CRDs. Only one of them installed (an
+# installation from before ToyStoreBackup) is a failure: the operator needs both, and the run
+# never changes CRDs it did not install.
 check_crd() {
-  if [[ -z $(kget crd "$CRD" --ignore-not-found -o name) ]]; then
+  local crd out present=() missing=()
+  for crd in "${CRDS[@]}"; do
+    out=$(kget crd "$crd" --ignore-not-found -o name) ||
+      fail "cannot read CRD $crd on context $KUBE_CONTEXT (kubectl said why above)"
+    if [[ -n $out ]]; then
+      present+=("$crd")
+    else
+      missing+=("$crd")
+    fi
+  done
+  if ((${#present[@]} == 0)); then
     can_i create customresourcedefinitions ||
-      fail "CRD $CRD is not installed and $KUBE_CONTEXT's identity may not create CRDs"
-    log "CRD $CRD: not installed; the chart installs it, and the run deletes it at the end if no ToyStore is left"
+      fail "CRDs ${CRDS[*]} are not installed and $KUBE_CONTEXT's identity may not create CRDs"
+    log "CRDs ${CRDS[*]}: not installed; the chart installs both, and the run deletes them at the end if no ToyStore or ToyStoreBackup is left"
     return
   fi
+  ((${#missing[@]} == 0)) ||
+    fail "CRD ${present[*]} is installed but ${missing[*]} is not (an installation from before" \
+      "ToyStoreBackup?): the operator needs both, and the run never changes CRDs it did not" \
+      "install. Update them (kubectl apply --server-side -f crds/toystore.yaml) or use a" \
+      "cluster with neither"
   CRD_PREEXISTING=1
   local rc=0
   kc diff --server-side --force-conflicts -f crds/toystore.yaml >"$ARTIFACTS/crd.diff" 2>&1 || rc=$?
   case $rc in
-    0) log "CRD $CRD: installed, equal to crds/toystore.yaml; used as it is" ;;
-    1) log "WARNING: CRD $CRD is installed but differs from crds/toystore.yaml (see $ARTIFACTS/crd.diff);" \
-      "the suite uses it as it is, so step 6 tests the cluster's rules, not the repository's" ;;
-    *) log "warning: CRD $CRD is installed; could not compare it with crds/toystore.yaml (see $ARTIFACTS/crd.diff)" ;;
+    0) log "CRDs ${CRDS[*]}: installed, equal to crds/toystore.yaml; used as they are" ;;
+    1) log "WARNING: CRDs ${CRDS[*]} are installed but differ from crds/toystore.yaml (see $ARTIFACTS/crd.diff);" \
+      "the suite uses them as they are, so steps 6 and 12 test the cluster's rules, not the repository's" ;;
+    *) log "warning: CRDs ${CRDS[*]} are installed; could not compare them with crds/toystore.yaml (see $ARTIFACTS/crd.diff)" ;;
   esac
 }
 
+# Existing cluster, E2E_BACKUP_SECRET: the Secret to copy into the run's namespace exists.
+check_backup_secret() {
+  if [[ -z $E2E_BACKUP_URL ]]; then
+    log "backups (step 12): to the run's PVC $BACKUP_CLAIM (file:///backups)"
+    return
+  fi
+  log "backups (step 12): to $E2E_BACKUP_URL/$NS${E2E_BACKUP_SECRET:+ with the keys of Secret $E2E_BACKUP_SECRET}"
+  [[ -n $E2E_BACKUP_SECRET ]] || return 0
+  local secret_ns secret_name
+  read -r secret_ns secret_name < <(backup_secret_source)
+  kget secret "$secret_name" -n "$secret_ns" -o name >/dev/null ||
+    fail "E2E_BACKUP_SECRET=$E2E_BACKUP_SECRET: cannot read Secret $secret_name in namespace $secret_ns (the run copies it into its own namespace for the backup and restore Jobs)"
+}
+
+# E2E_BACKUP_SECRET as "NAMESPACE NAME" (namespace default when none is named).
+backup_secret_source() {
+  if [[ $E2E_BACKUP_SECRET == */* ]]; then
+    echo "${E2E_BACKUP_SECRET%%/*} ${E2E_BACKUP_SECRET#*/}"
+  else
+    echo "default $E2E_BACKUP_SECRET"
+  fi
+}
+
 step_check_cluster() {
-  step "1/14 Check the cluster of context $KUBE_CONTEXT and create the run's namespaces"
+  step "1/15 Check the cluster of context $KUBE_CONTEXT and create the run's namespaces"
   local version
   if ! version=$(kc version -o json --request-timeout=20s 2>"$ARTIFACTS/kubectl-version.txt"); then
     fail "cannot reach the cluster of context $KUBE_CONTEXT ($(cluster_server)): $(head -n 3 "$ARTIFACTS/kubectl-version.txt" | tr '\n' ' ')"
@@ -839,6 +944,7 @@ step_check_cluster() {
   check_no_cluster_wide_operator
   check_storage_class
   check_crd
+  check_backup_secret
   wait_until 60 "at least one node to be Ready" some_node_ready
   log "nodes: $OBSERVED"
   create_namespace "$OP_NS"
@@ -853,7 +959,7 @@ cluster_server() {
 }
 
 step_build_images() {
-  step "2/14 Build $IMAGE and $NEXT_IMAGE and load them into the nodes"
+  step "2/15 Build $IMAGE and $NEXT_IMAGE and load them into the nodes"
   local version revision
   version=$(git describe --always --dirty 2>/dev/null || echo dev)
   revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
@@ -866,7 +972,7 @@ step_build_images() {
 }
 
 step_images_existing() {
-  step "2/14 Images (no build: the nodes pull or already have them)"
+  step "2/15 Images (no build: the nodes pull or already have them)"
   log "operator, store and load Jobs: $IMAGE (imagePullPolicy $E2E_IMAGE_PULL_POLICY)"
   case $NEXT_IMAGE in
     "") log "upgrade (step 11): to $IMAGE pinned by the digest the nodes report (E2E_NEXT_IMAGE unset)" ;;
@@ -876,15 +982,15 @@ step_images_existing() {
 }
 
 step_install_operator() {
-  step "3/14 Install the operator with Helm"
+  step "3/15 Install the operator with Helm"
   local args=(install "$RELEASE" charts/toystore-operator -n "$OP_NS" --wait
     --timeout "$(scaled 300)s")
   if existing; then
     local registry repository tag
     read -r registry repository tag < <(split_image "$IMAGE")
     [[ $registry != - ]] || registry=""
-    # Only the run's store namespace (a Role there, no cluster-wide permission); the CRD from
-    # the chart only when the cluster has none.
+    # Only the run's store namespace (a Role there, no cluster-wide permission); the CRDs from
+    # the chart only when the cluster has neither.
     args+=(--set-string "image.registry=$registry" --set-string "image.repository=$repository"
       --set-string "image.tag=$tag" --set-string "image.pullPolicy=$E2E_IMAGE_PULL_POLICY"
       --set-string "watchNamespaces[0]=$NS")
@@ -903,7 +1009,7 @@ step_install_operator() {
   fi
   OPERATOR_INSTALLED=1
   hc "${args[@]}"
-  wait_until 60 "CRD $CRD to be established" crd_established
+  wait_until 60 "CRDs ${CRDS[*]} to be established" crd_established
   wait_until 120 "Deployment $OP_NS/$RELEASE to be Available" \
     deployment_available "$OP_NS" "$RELEASE" app.kubernetes.io/name=toystore-operator
 }
@@ -935,7 +1041,7 @@ EOF
 }
 
 step_create_store() {
-  step "4/14 Create ToyStore shop in namespace $NS"
+  step "4/15 Create ToyStore shop in namespace $NS"
   local manifest="$ARTIFACTS/toystore.yaml"
   existing || create_namespace "$NS"
   sed -E -e "s|^  image: .*$|  image: $IMAGE|" \
@@ -954,7 +1060,7 @@ step_create_store() {
 }
 
 step_orders() {
-  step "5/14 Orders through the frontend Service"
+  step "5/15 Orders through the frontend Service"
   : >"$ORDERS_FILE"
   start_port_forward
 
@@ -988,7 +1094,7 @@ expect_refused() {
   printf '### %s\n$ kubectl %s\n%s\n(exit %s)\n\n' "$what" "$*" "$out" "$rc" >>"$ARTIFACTS/refused.txt"
   local hint=""
   if ((CRD_PREEXISTING)); then
-    hint=" (the CRD was on the cluster before the run; compare it with crds/: $ARTIFACTS/crd.diff)"
+    hint=" (the CRDs were on the cluster before the run; compare them with crds/: $ARTIFACTS/crd.diff)"
   fi
   ((rc != 0)) || fail "$what: the API accepted it; it must refuse it$hint. kubectl said: $out"
   grep -q 'is invalid' <<<"$out" ||
@@ -1013,7 +1119,7 @@ expect_name_refused() { # NAME WHY MESSAGE
 }
 
 step_refused_specs() {
-  step "6/14 Specs the API must refuse: storage classes added, removed or changed; invalid names"
+  step "6/15 Specs the API must refuse: storage classes added, removed or changed; invalid names"
   local generation manifest="$ARTIFACTS/store-classy.yaml"
   : >"$ARTIFACTS/refused.txt"
   generation=$(store_field .metadata.generation)
@@ -1074,7 +1180,7 @@ failed_over() { # OLD_LEADER OLD_TERM OLD_UID
 }
 
 step_leader_failure() {
-  step "7/14 Leader failure under load"
+  step "7/15 Leader failure under load"
   local old_leader old_term old_uid
   old_leader=$(store_field .status.leader)
   old_term=$(store_field .status.term)
@@ -1140,7 +1246,7 @@ product_answers() { # NAME
 # then all of them at once, must fail no purchase; product queries come back once a catalog pod
 # is Ready again.
 step_catalog_loss() {
-  step "8/14 Catalog pods lost under load: one, then all at once"
+  step "8/15 Catalog pods lost under load: one, then all at once"
   local replicas victim victim_uid old_uids
   wait_until 120 "Deployment shop-catalog to have every pod available" \
     deployment_rolled_out shop-catalog
@@ -1219,7 +1325,7 @@ member_caught_up() { # ID LAG
 }
 
 step_lost_volume() {
-  step "9/14 Lose one order replica's volume (its pod and PVC) under load"
+  step "9/15 Lose one order replica's volume (its pod and PVC) under load"
   local victim id claim pod_uid claim_uid before
   wait_until 120 "ToyStore shop to be Ready with 3 healthy members" store_settled 3
   # The highest-numbered follower: a replica that is not the leader.
@@ -1274,7 +1380,7 @@ scaled_down() {
 }
 
 step_scale() {
-  step "10/14 Scale the order group 3 -> 5 -> 3"
+  step "10/15 Scale the order group 3 -> 5 -> 3"
   kc patch toystore shop -n "$NS" --type merge -p '{"spec":{"orders":{"replicas":5}}}'
   wait_until 420 "5 healthy voters, 5 ready order pods and their PVCs" scaled_up
   start_port_forward
@@ -1316,20 +1422,20 @@ step_upgrade() {
   if existing; then
     case $NEXT_IMAGE in
       skip)
-        step "11/14 Rolling upgrade: skipped (E2E_NEXT_IMAGE=skip)"
+        step "11/15 Rolling upgrade: skipped (E2E_NEXT_IMAGE=skip)"
         return
         ;;
       "")
         NEXT_IMAGE=$(image_by_digest 2>"$ARTIFACTS/image-digest.txt")
         if [[ -z $NEXT_IMAGE ]]; then
-          step "11/14 Rolling upgrade: skipped, $(cat "$ARTIFACTS/image-digest.txt"); set E2E_NEXT_IMAGE to run it"
+          step "11/15 Rolling upgrade: skipped, $(cat "$ARTIFACTS/image-digest.txt"); set E2E_NEXT_IMAGE to run it"
           return
         fi
         log "upgrading to $IMAGE by digest: $NEXT_IMAGE"
         ;;
     esac
   fi
-  step "11/14 Rolling upgrade to $NEXT_IMAGE under load"
+  step "11/15 Rolling upgrade to $NEXT_IMAGE under load"
   start_load_job load-upgrade "$E2E_LOAD_SECONDS"
   kc patch toystore shop -n "$NS" --type merge -p "{\"spec\":{\"image\":\"$NEXT_IMAGE\"}}"
   wait_until 900 "every pod of shop on $NEXT_IMAGE and Ready, and the store Ready" upgraded
@@ -1342,56 +1448,362 @@ step_upgrade() {
   check_recorded_orders
 }
 
-shop_gone() {
+# Nothing of the store NAME is left: nothing labelled with its instance, its token Secret,
+# the ToyStore itself, and no claim or volume in the namespace but the backups' (BACKUP_PVC).
+store_gone() { # NAME
   local kind
-  for kind in statefulsets deployments replicasets controllerrevisions services pods \
+  for kind in statefulsets deployments replicasets controllerrevisions services pods jobs \
     persistentvolumeclaims configmaps secrets networkpolicies poddisruptionbudgets \
     serviceaccounts; do
-    absent "$kind" -n "$NS" -l "$SHOP_SELECTOR" || return 1
+    absent "$kind" -n "$NS" -l "app.kubernetes.io/instance=$1" || return 1
   done
-  absent secret shop-raft-token -n "$NS" &&
-    absent toystore shop -n "$NS" &&
-    absent persistentvolumeclaims -n "$NS" &&
+  absent secret "$1-raft-token" -n "$NS" &&
+    absent toystore "$1" -n "$NS" &&
+    only_backup_claim_left &&
     no_volumes_left
 }
 
-no_volumes_left() {
+# No PVC in the namespace but BACKUP_PVC (when the run made one).
+only_backup_claim_left() {
   local left
-  left=$(kget pv -o json |
-    jq -r --arg ns "$NS" '[.items[] | select(.spec.claimRef.namespace == $ns) | .metadata.name] | join(" ")') ||
+  left=$(kget persistentvolumeclaims -n "$NS" -o json |
+    jq -r --arg keep "$BACKUP_PVC" '[.items[].metadata.name | select(. != $keep)] | join(" ")') ||
     return 1
-  OBSERVED=$left
+  OBSERVED="claims $left"
   [[ -z $left ]]
 }
 
-step_delete_store() {
-  step "12/14 Delete the ToyStore"
+# No volume claimed in the namespace but BACKUP_PVC's.
+no_volumes_left() {
+  local left
+  left=$(kget pv -o json | jq -r --arg ns "$NS" --arg keep "$BACKUP_PVC" '
+    [.items[] | select(.spec.claimRef.namespace == $ns and .spec.claimRef.name != $keep)
+      | .metadata.name] | join(" ")') ||
+    return 1
+  OBSERVED="volumes $left"
+  [[ -z $left ]]
+}
+
+# Deletes the ToyStore NAME and waits until nothing of it is left.
+delete_store() { # NAME
+  local kept=""
+  [[ -z $BACKUP_PVC ]] || kept=" but $BACKUP_PVC's"
   stop_port_forward
-  kc delete toystore shop -n "$NS" --timeout="$(scaled 180)s"
-  wait_until 180 "nothing labelled $SHOP_SELECTOR (and no PVC or PV) left in $NS" shop_gone
+  kc delete toystore "$1" -n "$NS" --timeout="$(scaled 180)s"
+  wait_until 180 "nothing labelled app.kubernetes.io/instance=$1 (and no PVC or PV$kept) left in $NS" \
+    store_gone "$1"
+}
+
+# --- step 12: a backup under load, restored into a new store -----------------------------------
+
+# The claim the backups go to by default: RWO, 1Gi, of the class the stores get
+# (E2E_STORAGE_CLASS, else the cluster's default). It is no store's: it outlives shop, and the
+# namespace's deletion (existing) or the cluster's (kind) takes it at the end.
+create_backup_claim() {
+  local manifest="$ARTIFACTS/backup-claim.yaml" class_line=""
+  if [[ -n $E2E_STORAGE_CLASS ]]; then
+    class_line="  storageClassName: $E2E_STORAGE_CLASS"
+  fi
+  cat >"$manifest" <<EOF
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: $BACKUP_CLAIM
+  labels:
+    app.kubernetes.io/part-of: toystore-e2e
+spec:
+  accessModes: ["ReadWriteOnce"]
+$class_line
+  resources:
+    requests:
+      storage: 1Gi
+EOF
+  kc create -n "$NS" -f "$manifest"
+  BACKUP_PVC=$BACKUP_CLAIM
+}
+
+# E2E_BACKUP_SECRET, copied into the run's namespace under its own name: the backup and restore
+# Jobs take their environment from a Secret of their namespace. Only its keys are copied;
+# nothing of it is printed or saved.
+copy_backup_secret() {
+  local secret_ns secret_name
+  read -r secret_ns secret_name < <(backup_secret_source)
+  kget secret "$secret_name" -n "$secret_ns" -o json |
+    jq --arg name "$secret_name" '{apiVersion: "v1", kind: "Secret", type: "Opaque", data: .data,
+      metadata: {name: $name, labels: {"app.kubernetes.io/part-of": "toystore-e2e"}}}' |
+    kc create -n "$NS" -f - >/dev/null ||
+    fail "could not copy Secret $secret_ns/$secret_name (E2E_BACKUP_SECRET) into $NS"
+  log "Secret $secret_ns/$secret_name copied to $NS/$secret_name for the backup and restore Jobs"
+}
+
+# Called by wait_until: the ToyStoreBackup NAME is Completed (it is then in BACKUP_JSON). Failed
+# fails the step at once, with the status message and the backup Job's log.
+backup_completed() { # NAME
+  local json phase message
+  json=$(kget toystorebackup "$1" -n "$NS" -o json) || return 1
+  phase=$(jq -r '.status.phase // "none"' <<<"$json")
+  message=$(jq -r '.status.message // "no message"' <<<"$json")
+  OBSERVED="phase $phase: $message"
+  case $phase in
+    Completed)
+      BACKUP_JSON=$json
+      return 0
+      ;;
+    Failed)
+      show_job_log "$1-backup"
+      fail "ToyStoreBackup $1 failed: $message (the log of its Job $1-backup is above)"
+      ;;
+  esac
+  return 1
+}
+
+backup_field() { # JQ_PATH: from BACKUP_JSON, empty when unset
+  jq -r "$1 // empty" <<<"$BACKUP_JSON"
+}
+
+# Called by wait_until: the store NAME, created from a backup, is Ready with 3 healthy members.
+# A failed restore fails the step at once, with its message and the restore Job's log.
+restored_store_settled() { # NAME
+  local failed
+  store_settled 3 "$1" && return 0
+  failed=$(jq -r '[.status.conditions[]? | select(.type == "Restored" and .reason == "RestoreFailed")
+    | .message] | first // empty' <<<"$STORE_JSON" 2>/dev/null) || failed=""
+  if [[ -n $failed ]]; then
+    show_job_log "$1-restore"
+    fail "the restore of ToyStore $1 failed: $failed (the log of its Job $1-restore is above)"
+  fi
+  return 1
+}
+
+# Every order 0..COUNT-1 answers 200 through the port-forward. One curl reads them all: its URL
+# globbed ([0-N]) and fetched ORDER_SCAN_PARALLEL at a time over kept-alive connections, since
+# the restored store holds every order of the earlier load Jobs (tens of thousands), which a
+# curl per order would take minutes to read. Requests that got no answer at all (000: the
+# port-forward dropped) get one more pass through a new port-forward; any other answer fails.
+check_order_range() { # COUNT
+  local count=$1 pass seen bad lost first said start=$SECONDS
+  local out="$ARTIFACTS/order-scan.txt" err="$ARTIFACTS/order-scan.err"
+  ((count > 0)) || return 0
+  for pass in 1 2; do
+    curl -s --no-progress-meter --parallel --parallel-max "$ORDER_SCAN_PARALLEL" --max-time 30 \
+      -o /dev/null -w '%{http_code} %{url_effective}\n' \
+      "http://127.0.0.1:$PF_PORT/orders/[0-$((count - 1))]" \
+      >"$out" 2>"$err" </dev/null || true
+    # Answers, answers other than 200, of them without any answer, and the first few NUMBER=CODE.
+    read -r seen bad lost first < <(awk '
+      { n++
+        if ($1 != "200") {
+          bad++
+          if ($1 == "000") lost++
+          if (bad <= 10) { number = $2; sub(/.*\//, "", number); list = list " " number "=" $1 }
+        } }
+      END { printf "%d %d %d%s\n", n, bad, lost, list }' "$out")
+    if ((seen == count && bad == 0)); then
+      log "orders 0..$((count - 1)) all answered 200 ($count GETs in $((SECONDS - start))s)"
+      return 0
+    fi
+    if ((pass == 1 && seen == count && bad == lost)); then
+      log "$lost of $count GETs got no answer (the port-forward dropped?); reading every order again"
+      start_port_forward "$PF_SERVICE"
+      continue
+    fi
+    break
+  done
+  said=$(head -c 300 "$err" | tr '\n' ' ')
+  fail "GET /orders/N for N in 0..$((count - 1)): $seen answers, $bad not 200" \
+    "(first: ${first:-none})${said:+; curl said: $said} (all answers: $out)"
+}
+
+# A backup of shop, taken while a load Job places orders, restored into a new store: every
+# order acknowledged before the backup is there, exactly the orders the backup counted, and the
+# numbering goes on after them. The backup record and its claim outlive the deleted store, and
+# the new store's spec.restore can never change.
+step_backup_restore() {
+  step "12/15 Backup under load, delete the store, restore it into a new one"
+  local base destination restore secret manifest backed_up="$ARTIFACTS/orders-backed-up.txt"
+  local recorded highest started elapsed url index orders size sha256 expected number
+  local generation phase claim table
+  manifest="$ARTIFACTS/backup-$BACKUP_NAME.yaml"
+
+  # Where the backups go: the run's own claim, or under a folder of the run's own in
+  # E2E_BACKUP_URL (an artifact is never overwritten, and the run leaves it there: deleting a
+  # ToyStoreBackup never deletes its artifact).
+  if [[ -n $E2E_BACKUP_URL ]]; then
+    base=${E2E_BACKUP_URL%/}/$NS
+    destination=$(jq -cn --arg url "$base" '{url: $url}')
+    restore='{}'
+    if [[ -n $E2E_BACKUP_SECRET ]]; then
+      copy_backup_secret
+      secret=${E2E_BACKUP_SECRET#*/}
+      destination=$(jq -c --arg s "$secret" '. + {credentialsSecret: $s}' <<<"$destination")
+      restore=$(jq -cn --arg s "$secret" '{credentialsSecret: $s}')
+    fi
+  else
+    base=file:///backups
+    create_backup_claim
+    destination=$(jq -cn --arg url "$base" --arg claim "$BACKUP_CLAIM" \
+      '{url: $url, persistentVolumeClaim: $claim}')
+    restore=$(jq -cn --arg claim "$BACKUP_CLAIM" '{persistentVolumeClaim: $claim}')
+  fi
+  expected=$base/shop/$BACKUP_NAME
+  log "backup destination: $destination"
+  kc patch toystore shop -n "$NS" --type merge -p "{\"spec\":{\"backup\":{\"destination\":$destination}}}"
+  wait_until 120 "ToyStore shop to take spec.backup and be Ready with 3 healthy members" \
+    store_settled 3
+
+  # Every order recorded so far was acknowledged before the backup starts: the restored store
+  # must hold them all.
+  cp "$ORDERS_FILE" "$backed_up"
+  recorded=$(wc -l <"$backed_up")
+  highest=$(awk 'BEGIN { m = -1 } $1 > m { m = $1 } END { print m }' "$backed_up")
+  ((recorded > 0)) || fail "no orders recorded in $ORDERS_FILE before the backup"
+  log "$((recorded)) recorded orders (highest number $highest), all acknowledged before the backup"
+
+  start_load_job load-backup "$BACKUP_LOAD_SECONDS"
+  cat >"$manifest" <<EOF
+apiVersion: toystore.dev/v1alpha1
+kind: ToyStoreBackup
+metadata:
+  name: $BACKUP_NAME
+  labels:
+    app.kubernetes.io/part-of: toystore-e2e
+spec:
+  store: shop
+EOF
+  started=$SECONDS
+  kc create -n "$NS" -f "$manifest"
+  load_still_running load-backup "$BACKUP_LOAD_SECONDS" ||
+    fail "load Job load-backup ended before ToyStoreBackup $BACKUP_NAME was created"
+  wait_until 300 "ToyStoreBackup $BACKUP_NAME of shop to be Completed" \
+    backup_completed "$BACKUP_NAME"
+  elapsed=$((SECONDS - started))
+  if load_still_running load-backup "$BACKUP_LOAD_SECONDS"; then
+    log "the load Job was still placing orders when the backup completed"
+  else
+    log "note: the load ended before the backup completed (it ran when the backup was created)"
+  fi
+  finish_load_job load-backup "$BACKUP_LOAD_SECONDS"
+
+  url=$(backup_field .status.url)
+  index=$(backup_field .status.index)
+  orders=$(backup_field .status.orders)
+  size=$(backup_field .status.size)
+  sha256=$(backup_field .status.sha256)
+  [[ $index =~ ^[0-9]+$ && $orders =~ ^[0-9]+$ && -n $url ]] ||
+    fail "ToyStoreBackup $BACKUP_NAME is Completed without url, index or orders: $(jq -c .status <<<"$BACKUP_JSON")"
+  log "backup $BACKUP_NAME: index $index, $orders orders, ${size:-?} bytes (sha256 ${sha256:-?}), url $url; ${elapsed}s from creation to Completed"
+  [[ $url == "$expected" ]] ||
+    fail "ToyStoreBackup $BACKUP_NAME: status.url is $url, expected $expected (<destination.url>/<store>/<backup>)"
+  ((orders > highest)) ||
+    fail "the backup holds $orders orders (numbers 0..$((orders - 1))), but order $highest was acknowledged before it started"
+
+  # The printer columns.
+  table=$ARTIFACTS/toystorebackups.txt
+  kget toystorebackups -n "$NS" >"$table" || fail "kubectl get toystorebackups -n $NS failed"
+  sed 's/^/    | /' "$table"
+  awk -v name="$BACKUP_NAME" -v orders="$orders" '
+    NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+    $1 == name {
+      found = 1
+      ok = col["PHASE"] && col["STORE"] && col["ORDERS"] && $(col["PHASE"]) == "Completed" \
+        && $(col["STORE"]) == "shop" && $(col["ORDERS"]) == orders
+    }
+    END { exit !(found && ok) }' "$table" ||
+    fail "kubectl get toystorebackups does not show $BACKUP_NAME with PHASE Completed, STORE shop and ORDERS $orders (see $table)"
+
+  # The new store: shop's spec as it is now (its image after the upgrade included), restoring
+  # from the artifact. JSON, which kubectl reads as YAML.
+  restore=$(jq -c --arg from "$url" '. + {from: $from}' <<<"$restore")
+  kget toystore shop -n "$NS" -o json | jq --arg name "$RESTORED_STORE" --argjson restore "$restore" '
+    {apiVersion, kind, metadata: {name: $name}, spec: (.spec + {restore: $restore})}' \
+    >"$ARTIFACTS/store-$RESTORED_STORE.yaml"
+
+  delete_store shop
+  phase=$(kget toystorebackup "$BACKUP_NAME" -n "$NS" -o jsonpath='{.status.phase}') ||
+    fail "ToyStoreBackup $BACKUP_NAME did not survive the deletion of shop"
+  [[ $phase == Completed ]] ||
+    fail "ToyStoreBackup $BACKUP_NAME changed with the deletion of shop: phase '$phase'"
+  if [[ -n $BACKUP_PVC ]]; then
+    claim=$(kget pvc "$BACKUP_PVC" -n "$NS" -o json |
+      jq -r '"\(.status.phase) \(.metadata.deletionTimestamp // "-")"') ||
+      fail "PVC $BACKUP_PVC did not survive the deletion of shop"
+    [[ $claim == "Bound -" ]] ||
+      fail "PVC $BACKUP_PVC is not Bound or is being deleted after the deletion of shop: $claim"
+  fi
+  log "ToyStoreBackup $BACKUP_NAME (Completed)${BACKUP_PVC:+ and PVC $BACKUP_PVC (Bound)} outlived shop"
+
+  log "creating ToyStore $RESTORED_STORE with spec.restore $restore"
+  kc create -n "$NS" -f "$ARTIFACTS/store-$RESTORED_STORE.yaml"
+  wait_until 300 "ToyStore $RESTORED_STORE, restored from $url, to be Ready with 3 healthy members" \
+    restored_store_settled "$RESTORED_STORE"
+  wait_until 120 "StatefulSet $RESTORED_STORE-orders to have 3 ready pods" \
+    orders_statefulset_at 3 "$RESTORED_STORE"
+  wait_until 120 "Deployment $RESTORED_STORE-catalog to have every pod available" \
+    deployment_rolled_out "$RESTORED_STORE-catalog"
+  fetch_store "$RESTORED_STORE" || fail "cannot read ToyStore $RESTORED_STORE"
+  jq -e --arg from "$url" --argjson index "$index" --argjson orders "$orders" '
+    .status.restore.from == $from and .status.restore.sourceStore == "shop"
+    and .status.restore.index == $index and .status.restore.orders == $orders
+    and (.status.conditions // [] | any(.type == "Restored" and .status == "True"))' \
+    <<<"$STORE_JSON" >/dev/null ||
+    fail "ToyStore $RESTORED_STORE: status.restore and the Restored condition should say store shop, index $index, $orders orders from $url: $(jq -c '{restore: .status.restore, restored: [.status.conditions[]? | select(.type == "Restored")]}' <<<"$STORE_JSON")"
+  log "status.restore: $(jq -c .status.restore <<<"$STORE_JSON"); Restored=True"
+
+  # Every recorded order, then exactly the backup's orders, then the numbering going on.
+  start_port_forward "$RESTORED_STORE-frontend"
+  check_recorded_orders "$backed_up"
+  check_order_range "$orders"
+  api GET "/orders/$orders"
+  expect_status 404 "GET /orders/$orders on $RESTORED_STORE (the backup holds orders 0..$((orders - 1)))"
+  place_order Whale 1
+  read -r number _ < <(tail -n 1 "$ORDERS_FILE")
+  [[ $number == "$orders" ]] ||
+    fail "the first new order on $RESTORED_STORE got number $number; after the backup's $orders orders it must be $orders"
+  log "the first new order on $RESTORED_STORE is number $number: the numbering goes on after the backup's"
+
+  # Restored only at creation: a changed source is refused.
+  generation=$(store_field .metadata.generation "$RESTORED_STORE")
+  expect_refused "changing spec.restore.from of a store created from a backup" 'restore' \
+    patch toystore "$RESTORED_STORE" -n "$NS" --type merge \
+    -p "{\"spec\":{\"restore\":{\"from\":\"$url-other\"}}}"
+  [[ $(store_field .metadata.generation "$RESTORED_STORE") == "$generation" ]] ||
+    fail "a refused patch changed ToyStore $RESTORED_STORE's generation ($generation -> $(store_field .metadata.generation "$RESTORED_STORE"))"
+}
+
+# Step 12 deleted shop; what is left is the store restored from its backup.
+step_delete_store() {
+  step "13/15 Delete the ToyStore $RESTORED_STORE"
+  delete_store "$RESTORED_STORE"
 }
 
 step_uninstall_operator() {
-  step "13/14 Uninstall the operator"
+  step "14/15 Uninstall the operator"
+  # The run's backups first (deleting one deletes its Job, never its artifact): the CRDs go
+  # below only when no ToyStoreBackup is left.
+  kc delete toystorebackups --all -n "$NS" --timeout="$(scaled 120)s"
+  wait_until 60 "the ToyStoreBackups of $NS to be gone" absent toystorebackups -n "$NS"
   hc uninstall "$RELEASE" -n "$OP_NS" --wait --timeout "$(scaled 180)s"
   OPERATOR_INSTALLED=0
   wait_until 120 "the operator Deployment and its pods to be gone" \
     absent deployment,pods -n "$OP_NS" -l app.kubernetes.io/name=toystore-operator
   absent deployment "$RELEASE" -n "$OP_NS" || fail "Deployment $OP_NS/$RELEASE is still there"
   if existing && ((CRD_PREEXISTING)); then
-    log "CRD $CRD was there before the run: left as it was"
+    log "CRDs ${CRDS[*]} were there before the run: left as they were"
     return
   fi
-  kget crd "$CRD" -o name >/dev/null ||
-    fail "CRD $CRD was removed by helm uninstall; its keep policy should have kept it"
-  log "CRD $CRD kept by its helm.sh/resource-policy: keep"
+  local crd
+  for crd in "${CRDS[@]}"; do
+    kget crd "$crd" -o name >/dev/null ||
+      fail "CRD $crd was removed by helm uninstall; its keep policy should have kept it"
+  done
+  log "CRDs ${CRDS[*]} kept by their helm.sh/resource-policy: keep"
   if existing; then
-    # Only if nothing but this run used it; otherwise it stays, as the log says.
+    # Only if nothing but this run used them; otherwise they stay, as the log says.
     delete_crd_if_ours || return 0
   else
-    kc delete crd "$CRD" --timeout=2m
+    kc delete crd "${CRDS[@]}" --timeout=2m
   fi
-  wait_until 60 "CRD $CRD to be gone" absent crd "$CRD"
+  wait_until 60 "CRDs ${CRDS[*]} to be gone" absent crd "${CRDS[@]}"
 }
 
 main() {
@@ -1435,9 +1847,10 @@ main() {
   step_lost_volume
   step_scale
   step_upgrade
+  step_backup_restore
   step_delete_store
   step_uninstall_operator
-  step "14/14 Done"
+  step "15/15 Done"
   echo "e2e: all steps passed"
 }
 
