@@ -228,6 +228,8 @@ fn confirmed(events: &[Event]) -> BTreeMap<String, u64> {
 /// group; a purchase acknowledged later is there whole (same number) or not at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_backup_under_load_restores_every_acknowledged_order_into_a_new_store() {
+    // Built before the clients start, not while they buy (a build would make the run long).
+    binary("toystore");
     let Some(s3) = S3Server::start() else { return };
     let work = tempfile::tempdir().unwrap();
     let mut target = store().await;
@@ -322,6 +324,7 @@ async fn a_backup_under_load_restores_every_acknowledged_order_into_a_new_store(
 /// (which either completes through the next leader or fails).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_interrupted_backup_leaves_nothing_that_looks_complete() {
+    binary("toystore");
     let Some(s3) = S3Server::start() else { return };
     let Some(disk) = Tmpfs::mount("1m") else {
         return;
