@@ -4,7 +4,6 @@ use api::backup::{
     ARTIFACT_FORMAT, MANIFEST_OBJECT, Manifest, STATE_OBJECT, StateObject, StateSummary,
 };
 use bytes::Bytes;
-use futures_util::StreamExt;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use sha2::{Digest, Sha256};
 
@@ -136,27 +135,6 @@ pub async fn read_artifact(dest: &Destination) -> Result<(Manifest, Bytes), Back
         &hex::encode(Sha256::digest(&state)),
     )?;
     Ok((manifest, state))
-}
-
-/// Checks the artifact in the folder `dest` as [`read_artifact`] does, streaming the state
-/// instead of holding it, for a state larger than memory would like. Returns the manifest.
-pub async fn verify_artifact(dest: &Destination) -> Result<Manifest, BackupError> {
-    let manifest = read_manifest(dest).await?;
-    let (path, url) = state_location(dest, &manifest);
-    let got = match dest.store().get(&path).await {
-        Ok(got) => got,
-        Err(e) => return Err(state_error(dest, &manifest, url, e)),
-    };
-    let mut stream = got.into_stream();
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| BackupError::store("reading", url.clone(), e))?;
-        size += chunk.len() as u64;
-        hasher.update(&chunk);
-    }
-    check(dest, &manifest, size, &hex::encode(hasher.finalize()))?;
-    Ok(manifest)
 }
 
 /// Reads and validates the manifest of the artifact in `dest`.

@@ -43,7 +43,7 @@ mod listing;
 mod take;
 mod verify;
 
-pub use artifact::{read_artifact, verify_artifact, write_artifact};
+pub use artifact::{read_artifact, write_artifact};
 pub use destination::Destination;
 pub use error::BackupError;
 pub use listing::{Listed, list_artifacts, prune};

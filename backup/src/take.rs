@@ -9,7 +9,7 @@ use crate::{BackupError, Destination, prune, write_artifact};
 
 /// Takes a backup of the group `group` reaches into `dest/name` (`name` defaults to the store
 /// and the time), and with `keep`, prunes the store's artifacts in `dest` beyond the newest
-/// `keep`.
+/// `keep` (a failure there is logged; the backup stands).
 ///
 /// The state is the leader's as of a committed index at or after the request: every purchase
 /// acknowledged before this is called is in it. It is checked (format, order numbers) before it
@@ -34,10 +34,16 @@ pub async fn take(
     };
     let artifact = dest.join(&name);
     let manifest = write_artifact(&artifact, store, state.into(), summary).await?;
+    // The backup is complete whatever pruning does: a failure to delete old artifacts is a
+    // warning, never a failed backup (the artifact exists, and a report must say so).
     if let Some(keep) = keep {
-        let removed = prune(dest, store, keep).await?;
-        for url in removed {
-            tracing::info!(%url, keep, "old backup removed");
+        match prune(dest, store, keep).await {
+            Ok(removed) => {
+                for url in removed {
+                    tracing::info!(%url, keep, "old backup removed");
+                }
+            }
+            Err(error) => tracing::warn!(%error, keep, "could not remove old backups"),
         }
     }
     Ok(BackupReport {

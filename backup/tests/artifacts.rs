@@ -7,9 +7,7 @@
 use std::time::{Duration, Instant};
 
 use api::backup::{MANIFEST_OBJECT, Manifest, STATE_OBJECT, StateSummary};
-use backup::{
-    BackupError, Destination, list_artifacts, prune, read_artifact, verify_artifact, write_artifact,
-};
+use backup::{BackupError, Destination, list_artifacts, prune, read_artifact, write_artifact};
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
@@ -109,14 +107,9 @@ fn object(dest: &Destination, name: &str) -> Path {
 }
 
 async fn read_err(dest: &Destination) -> BackupError {
-    let e = read_artifact(dest)
+    read_artifact(dest)
         .await
-        .expect_err("a damaged artifact is refused");
-    let v = verify_artifact(dest)
-        .await
-        .expect_err("verify refuses it too");
-    assert_eq!(e.to_string(), v.to_string());
-    e
+        .expect_err("a damaged artifact is refused")
 }
 
 async fn written_artifacts_read_back_whole(root: &Destination) {
@@ -153,10 +146,6 @@ async fn written_artifacts_read_back_whole(root: &Destination) {
     let (read, bytes) = read_artifact(&dest).await.expect("reading it back");
     assert_eq!(read, manifest);
     assert_eq!(bytes, small);
-    assert_eq!(
-        verify_artifact(&dest).await.expect("verifying it"),
-        manifest
-    );
 
     // A state above the single-request size goes up in parts and reads back the same.
     let big = state(17 * 1024 * 1024 + 3, 2);

@@ -28,14 +28,14 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
 use crate::build::{self, BACKUP_LABEL, FIELD_MANAGER};
 use crate::crd::{BackupPhase, ToyStore, ToyStoreBackup, ToyStoreBackupStatus};
-use crate::reconcile::{Context, Error};
+use crate::reconcile::{Context, Error, create_if_absent};
 use crate::validate::validate;
 use result::{JobResult, shorten};
 
@@ -111,12 +111,8 @@ async fn round(backup: &ToyStoreBackup, ctx: &Context) -> Result<Action, Error> 
             );
             return fail(ctx, backup, "JobDeleted", message, None).await;
         }
-        match jobs.create(&PostParams::default(), &job).await {
-            Ok(_) => {}
-            // Created by an earlier round whose status write did not land.
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(e) => return Err(e.into()),
-        }
+        // Already there: created by an earlier round whose status write did not land.
+        create_if_absent(&jobs, &job).await?;
         let status = progress(
             backup,
             &job_name,
@@ -127,7 +123,7 @@ async fn round(backup: &ToyStoreBackup, ctx: &Context) -> Result<Action, Error> 
         write(ctx, backup, &status).await?;
         return Ok(Action::requeue(WHILE_RUNNING));
     };
-    if !owned_by(&existing, backup) {
+    if !build::controlled_by(&existing, backup.uid().as_ref()) {
         // A Job of an earlier backup of the same name, not yet garbage-collected.
         tracing::info!(job = %job_name, "waiting for the Job of an earlier backup of this name to go");
         return Ok(Action::requeue(WHILE_RUNNING));
@@ -166,14 +162,6 @@ async fn round(backup: &ToyStoreBackup, ctx: &Context) -> Result<Action, Error> 
             fail(ctx, backup, &reason, message, finished).await
         }
     }
-}
-
-/// Whether `job` is the Job of this very backup (not of a deleted one of the same name).
-fn owned_by(job: &Job, backup: &ToyStoreBackup) -> bool {
-    let uid = backup.uid();
-    job.owner_references()
-        .iter()
-        .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
 }
 
 /// Ends `backup` as `Failed` with `reason` and `message`, and says so in a Warning event.

@@ -42,6 +42,15 @@ pub const BACKUP_COMPONENT: &str = "backup";
 /// [`COMPONENT_LABEL`] of a store's restore Job and its pod.
 pub const RESTORE_COMPONENT: &str = "restore";
 
+/// Whether `obj`'s controller is the object with `uid` (not an earlier one of the same name).
+pub fn controlled_by(obj: &impl kube::Resource, uid: Option<&String>) -> bool {
+    obj.meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && Some(&o.uid) == uid)
+}
+
 /// The label selector of every object the operator manages (pods and volume claims included,
 /// through the StatefulSet templates): what its watches are restricted to.
 pub fn managed_selector() -> String {

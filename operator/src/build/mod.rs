@@ -51,8 +51,8 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 pub use config::{CONFIG_HASH_ANNOTATION, TOKEN_KEY, token_secret};
 pub use jobs::{backup_job, restore_claim, restore_job};
 pub use metadata::{
-    BACKUP_LABEL, FIELD_MANAGER, INSTANCE_LABEL, SCHEDULED_LABEL, STORE_LABEL, labels,
-    managed_selector, selector_labels,
+    BACKUP_LABEL, FIELD_MANAGER, INSTANCE_LABEL, SCHEDULED_LABEL, STORE_LABEL, controlled_by,
+    labels, managed_selector, selector_labels,
 };
 pub use names::{
     Component, backup_job_name, catalog_url, component_name, config_map_name, order_pod_name,

@@ -82,3 +82,16 @@ where
     })?;
     Ok(())
 }
+
+/// Creates `obj`; returns whether this call created it. One that exists already (made by an
+/// earlier round whose status or cache had not caught up) is not an error.
+pub(crate) async fn create_if_absent<K>(api: &Api<K>, obj: &K) -> Result<bool, Error>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
+{
+    match api.create(&kube::api::PostParams::default(), obj).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}

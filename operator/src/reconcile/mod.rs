@@ -20,6 +20,7 @@
 //! after a delay that depends on its [`ErrorKind`].
 
 mod apply;
+pub(crate) use apply::create_if_absent;
 mod delete;
 mod error;
 mod group;

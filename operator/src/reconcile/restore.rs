@@ -27,12 +27,11 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::ResourceExt;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use kube::runtime::events::EventType;
 
 use super::report::publish;
-use super::{Context, Error};
+use super::{Context, Error, create_if_absent};
 use crate::backup::result::{self, JobResult, shorten};
 use crate::build::jobs::restore_labels;
 use crate::build::{self, BuildInputs};
@@ -63,7 +62,8 @@ pub(super) async fn gate(
     }
     let ns = valid.namespace.as_str();
     let job_name = build::restore_job_name(&valid.name);
-    let job = cache::get(&ctx.cache.jobs, ns, &job_name).filter(|j| owned_by(j, valid));
+    let job = cache::get(&ctx.cache.jobs, ns, &job_name)
+        .filter(|j| build::controlled_by(j.as_ref(), valid.uid.as_ref()));
     let orders = cache::get(
         &ctx.cache.stateful_sets,
         ns,
@@ -88,7 +88,7 @@ pub(super) async fn gate(
             ),
         };
         let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
-        create(&claims, &build::restore_claim(valid, &inputs)).await?;
+        create_if_absent(&claims, &build::restore_claim(valid, &inputs)).await?;
     }
     let Some(job) = job else {
         let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
@@ -99,7 +99,7 @@ pub(super) async fn gate(
                 format!("waiting for the Job {job_name} of an earlier store of this name to go");
             return Ok(Gate::Hold(Restore::Running(message)));
         }
-        create(&jobs, &built).await?;
+        create_if_absent(&jobs, &built).await?;
         let message = format!(
             "restore Job {job_name} created: restoring from {}",
             restore.from.url
@@ -173,24 +173,5 @@ fn record(report: &RestoreReport, finished: Option<Time>) -> RestoreStatus {
         index: int(state.index),
         orders: int(state.orders),
         completed_at: finished.unwrap_or(Time(Timestamp::now())),
-    }
-}
-
-/// Whether `job` is this store's (its controller is the store, by uid).
-fn owned_by(job: &Job, valid: &ValidStore) -> bool {
-    job.owner_references()
-        .iter()
-        .any(|o| o.controller == Some(true) && Some(&o.uid) == valid.uid.as_ref())
-}
-
-/// Creates `obj`; one that exists already (a round whose cache lagged) is fine.
-async fn create<K>(api: &Api<K>, obj: &K) -> Result<(), Error>
-where
-    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    match api.create(&PostParams::default(), obj).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
     }
 }

@@ -22,11 +22,11 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 
 use super::memory::delete_once;
 use super::report::announce;
-use super::{Context, Error};
+use super::{Context, Error, create_if_absent};
 use crate::build::{SCHEDULED_LABEL, STORE_LABEL};
 use crate::crd::{BackupPhase, ToyStore, ToyStoreBackup, ToyStoreBackupSpec};
 use crate::cron::Schedule;
@@ -71,17 +71,10 @@ pub(super) async fn step(
     if let Some(time) = due(schedule, created, recorded, now) {
         let name = backup_name(&valid.name, time);
         let backups: Api<ToyStoreBackup> = Api::namespaced(ctx.client.clone(), &valid.namespace);
-        match backups
-            .create(&PostParams::default(), &scheduled(valid, &name))
-            .await
-        {
-            Ok(_) => {
-                let note = format!("created ToyStoreBackup {name} for the schedule's {time}");
-                announce(ctx, store, "BackupScheduled", "Schedule", &note).await;
-            }
-            // Created by a round whose status had not reached the cache yet.
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(e) => return Err(e.into()),
+        // Not created: made by a round whose status had not reached the cache yet.
+        if create_if_absent(&backups, &scheduled(valid, &name)).await? {
+            let note = format!("created ToyStoreBackup {name} for the schedule's {time}");
+            announce(ctx, store, "BackupScheduled", "Schedule", &note).await;
         }
         round.created = Some(Scheduled {
             time: Time(time),
