@@ -19,6 +19,8 @@ use testkit::s3::S3Server;
 use testkit::{Tmpfs, binary, wait_for};
 use tokio::sync::watch;
 
+mod support;
+
 /// Toys with stock enough that purchases are confirmed quickly: what matters here is orders.
 fn toys() -> Vec<ProductDef> {
     ["Tux", "Lego", "Kite", "Yoyo"]
@@ -178,20 +180,7 @@ async fn restore_up(s3: &S3Server, url: &str, dir: &Path) -> Up {
         .spawn()
         .expect("starting toystore up");
     let up = Up(child);
-    let http = reqwest::Client::new();
-    wait_for(
-        "the restored store to be ready",
-        Duration::from_secs(60),
-        || async {
-            let r = http
-                .get(format!("http://127.0.0.1:{port}/readyz"))
-                .send()
-                .await
-                .ok()?;
-            r.status().is_success().then_some(())
-        },
-    )
-    .await;
+    support::wait_ready(dir, port).await;
     up
 }
 

@@ -15,6 +15,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::{binary, wait_for};
 
+mod support;
+
 /// Starts `toystore up` and waits until the storefront answers ready.
 async fn up(dir: &Path, port: u16) -> Child {
     up_with(dir, port, &[]).await
@@ -34,16 +36,7 @@ async fn up_with(dir: &Path, port: u16, extra: &[&str]) -> Child {
         .stderr(log)
         .spawn()
         .expect("starting toystore up");
-    let http = reqwest::Client::new();
-    wait_for("the store to be ready", Duration::from_secs(60), || async {
-        let r = http
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
-            .ok()?;
-        r.status().is_success().then_some(())
-    })
-    .await;
+    support::wait_ready(dir, port).await;
     child
 }
 
