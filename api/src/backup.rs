@@ -1,10 +1,11 @@
 //! Backups of a store: what an artifact's manifest says, and what a backup reports.
 //!
-//! An artifact is a folder of two objects in an object store: [`STATE_OBJECT`], the order
-//! group's state as the leader exported it (inventory and orders as of one committed index, in
-//! the order replica's snapshot format), and [`MANIFEST_OBJECT`], written only after the state
-//! is whole. The manifest is the artifact's commit record: a folder without one is an
-//! interrupted backup, never mistaken for a complete one.
+//! An artifact is a folder of two objects in an object store: the state object (named by
+//! [`state_object_name`], `state-<checksum>.json`), the order group's state as the leader
+//! exported it (inventory and orders as of one committed index, in the order replica's snapshot
+//! format), and [`MANIFEST_OBJECT`], written only after the state is whole and naming the state
+//! object in its [`StateObject::object`]. The manifest is the artifact's commit record: a folder
+//! without one is an interrupted backup, never mistaken for a complete one.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,8 +15,19 @@ pub const ARTIFACT_FORMAT: u32 = 1;
 /// The manifest's object name inside an artifact.
 pub const MANIFEST_OBJECT: &str = "manifest.json";
 
-/// The state's object name inside an artifact.
-pub const STATE_OBJECT: &str = "state.json";
+/// How a state object's name begins (see [`state_object_name`]).
+pub const STATE_OBJECT_PREFIX: &str = "state-";
+
+/// The name of the state object inside an artifact for a state whose SHA-256 is `sha256`
+/// (lowercase hex): `state-<its first 16 hex digits>.json`. Content-addressed, so that each
+/// attempt at a backup writes its own object: one racing into a folder where another completed
+/// (or an interrupted one left its state) never overwrites the state a manifest names, while
+/// two attempts with identical bytes write the same, identical, object. Readers never rebuild
+/// the name: they follow the manifest's [`StateObject::object`].
+pub fn state_object_name(sha256: &str) -> String {
+    let digits = sha256.get(..16).unwrap_or(sha256);
+    format!("{STATE_OBJECT_PREFIX}{digits}.json")
+}
 
 /// Response header of an order replica's `GET /admin/backup`: the committed index the state
 /// is as of.
@@ -43,7 +55,8 @@ pub struct StateSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StateObject {
-    /// Object name, relative to the artifact.
+    /// Object name, relative to the artifact (one path segment): [`state_object_name`] when
+    /// written by this release.
     pub object: String,
     /// Size in bytes.
     pub size: u64,

@@ -1,7 +1,7 @@
 //! Writing one artifact (state, then manifest) and reading it back checked.
 
 use api::backup::{
-    ARTIFACT_FORMAT, MANIFEST_OBJECT, Manifest, STATE_OBJECT, StateObject, StateSummary,
+    ARTIFACT_FORMAT, MANIFEST_OBJECT, Manifest, StateObject, StateSummary, state_object_name,
 };
 use bytes::Bytes;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -17,10 +17,17 @@ const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
 const PART_SIZE: usize = 8 * 1024 * 1024;
 
 /// Writes an artifact of `store` into the folder `dest`: `state` (opaque here: the order
-/// group's exported state, described by `summary`), then, only once the state is completely
-/// written, the manifest with its size and SHA-256. Refuses a folder that already holds a
-/// manifest, so that a complete artifact is never overwritten; a folder with only a state (an
-/// interrupted backup) is written over. Returns the manifest written.
+/// group's exported state, described by `summary`) as the object
+/// [`state_object_name`]`(its SHA-256)`, then, only once the state is completely written, the
+/// manifest naming that object, with its size and SHA-256. Refuses a folder that already holds
+/// a manifest, so that a complete artifact is never overwritten; a folder with only a state (an
+/// interrupted backup) is completed (its stale state object is left for [`crate::prune`]).
+/// Returns the manifest written.
+///
+/// Each attempt's state object is named by its own checksum, so a backup racing into the same
+/// folder (it found no manifest, then another completed there first) writes beside the
+/// complete artifact's state, never over it, and then loses at the manifest, which is created
+/// only if absent. A local directory (`file://`) is created here, by the first write.
 pub async fn write_artifact(
     dest: &Destination,
     store: &str,
@@ -39,12 +46,13 @@ pub async fn write_artifact(
         Err(e) => return Err(BackupError::store("checking for", manifest_url, e)),
     }
 
+    let sha256 = hex::encode(Sha256::digest(&state));
     let data = StateObject {
-        object: STATE_OBJECT.to_string(),
+        object: state_object_name(&sha256),
         size: state.len() as u64,
-        sha256: hex::encode(Sha256::digest(&state)),
+        sha256,
     };
-    write_state(dest, state).await?;
+    write_state(dest, &data.object, state).await?;
 
     let manifest = Manifest {
         artifact_format: ARTIFACT_FORMAT,
@@ -67,18 +75,40 @@ pub async fn write_artifact(
         Ok(_) => Ok(manifest),
         Err(
             object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
-        ) => Err(BackupError::AlreadyExists {
-            url: dest.url().to_string(),
-        }),
+        ) => {
+            discard_refused_state(dest, &manifest.data.object).await;
+            Err(BackupError::AlreadyExists {
+                url: dest.url().to_string(),
+            })
+        }
         Err(e) => Err(BackupError::store("writing", manifest_url, e)),
     }
 }
 
-/// Writes the state object: one put, or a multipart upload that is aborted on any failure so
-/// that no parts are left behind (nor billed).
-async fn write_state(dest: &Destination, state: Bytes) -> Result<(), BackupError> {
-    let path = dest.object(STATE_OBJECT);
-    let url = dest.object_url(STATE_OBJECT);
+/// After losing the race for the manifest: deletes this attempt's state object `object`,
+/// unless it is the very one the winner's manifest names (identical bytes, one object) or the
+/// winner's manifest cannot be read (then nothing is deleted). Best effort: a state left behind
+/// harms no artifact, and pruning removes it with the artifact.
+async fn discard_refused_state(dest: &Destination, object: &str) {
+    match read_manifest(dest).await {
+        Ok(winner) if winner.data.object != object => {
+            if let Err(e) = dest.store().delete(&dest.object(object)).await {
+                tracing::warn!(
+                    object = %dest.object_url(object),
+                    error = %e,
+                    "deleting the state of a refused backup failed"
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Writes the state object `name`: one put, or a multipart upload that is aborted on any
+/// failure so that no parts are left behind (nor billed).
+async fn write_state(dest: &Destination, name: &str, state: Bytes) -> Result<(), BackupError> {
+    let path = dest.object(name);
+    let url = dest.object_url(name);
     let store = dest.store();
     if state.len() <= MULTIPART_THRESHOLD {
         return match store.put(&path, PutPayload::from(state)).await {
@@ -118,10 +148,22 @@ async fn write_state(dest: &Destination, state: Bytes) -> Result<(), BackupError
 
 /// Reads the artifact in the folder `dest` and checks it: the manifest is there, valid and of
 /// [`ARTIFACT_FORMAT`], the state object has the manifest's size and SHA-256. Returns the
-/// manifest and the state's bytes. The state itself is not parsed here: the caller checks its
-/// storage format and index against `manifest.state` with the order replica's own parser.
+/// manifest and the state's bytes (of the object the manifest's `data.object` names). The state
+/// itself is not parsed here: the caller checks its storage format and index against
+/// `manifest.state` with the order replica's own parser. A folder that does not exist (nothing
+/// stored under it) is [`BackupError::NotFound`], one with objects but no manifest
+/// [`BackupError::Incomplete`].
 pub async fn read_artifact(dest: &Destination) -> Result<(Manifest, Bytes), BackupError> {
-    let manifest = read_manifest(dest).await?;
+    let manifest = match read_manifest(dest).await {
+        Ok(manifest) => manifest,
+        Err(BackupError::Incomplete { url }) => {
+            return Err(match dest.absent().await {
+                Some(reason) => BackupError::NotFound { url, reason },
+                None => BackupError::Incomplete { url },
+            });
+        }
+        Err(e) => return Err(e),
+    };
     let (path, url) = state_location(dest, &manifest);
     let state = match dest.store().get(&path).await {
         Ok(got) => got.bytes().await,
@@ -186,9 +228,10 @@ fn parse_manifest(url: &str, bytes: &[u8]) -> Result<Manifest, BackupError> {
     let manifest: Manifest = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
     // The state must be an object of this folder, nothing a manifest could point elsewhere with.
     let object = &manifest.data.object;
-    if object.is_empty() || object.contains('/') || object == "." || object == ".." {
+    if object.is_empty() || object.contains(['/', '\\']) || object == "." || object == ".." {
         return Err(invalid(format!(
-            "data.object {object:?} is not an object name in the artifact"
+            "data.object {object:?} is not a plain object name in the artifact (one name, no \
+             '/', not empty, not '.' or '..')"
         )));
     }
     Ok(manifest)
@@ -264,5 +307,46 @@ mod tests {
         );
         let e = parse_manifest("s3://b/a", b"garbage").unwrap_err();
         assert!(e.to_string().contains("not JSON"), "{e}");
+    }
+
+    #[test]
+    fn manifests_naming_a_state_outside_the_artifact_are_refused() {
+        let manifest = |object: &str| {
+            serde_json::json!({
+                "artifactFormat": ARTIFACT_FORMAT,
+                "store": "shop",
+                "createdAt": "2024-01-01T00:00:00.000Z",
+                "toystoreVersion": "0",
+                "state": {"storageFormat": 3, "index": 1, "term": 1, "orders": 0, "refused": 0,
+                          "products": 0},
+                "data": {"object": object, "size": 1, "sha256": "00"},
+            })
+            .to_string()
+        };
+        for object in [
+            "",
+            ".",
+            "..",
+            "../other/state.json",
+            "a/b",
+            "/etc/passwd",
+            "a\\b",
+        ] {
+            let e = parse_manifest("s3://b/a", manifest(object).as_bytes()).unwrap_err();
+            let message = e.to_string();
+            assert!(matches!(e, BackupError::InvalidManifest { .. }), "{e:?}");
+            assert!(
+                message.contains(&format!(
+                    "data.object {object:?} is not a plain object name"
+                )),
+                "{message}"
+            );
+        }
+        let ok = parse_manifest(
+            "s3://b/a",
+            manifest("state-0123456789abcdef.json").as_bytes(),
+        )
+        .expect("a plain name");
+        assert_eq!(ok.data.object, "state-0123456789abcdef.json");
     }
 }

@@ -1,5 +1,6 @@
 //! Where backups go: a URL naming a folder in an object store, and the client for it.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ pub struct Destination {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     url: String,
+    /// The folder's directory, for a `file://` destination.
+    dir: Option<PathBuf>,
 }
 
 impl Destination {
@@ -41,7 +44,9 @@ impl Destination {
 
     /// Opens the folder `url` names: `s3://bucket/prefix`, `gs://bucket/prefix`,
     /// `az://container/prefix` (also `azure://`, `abfs://`, `abfss://`, `adl://`) or
-    /// `file:///absolute/path` (created if missing). Credentials, region and endpoint come from
+    /// `file:///absolute/path`. Nothing is created here: a missing directory is created by the
+    /// first artifact written into it ([`crate::write_artifact`]), and reading from one is
+    /// [`BackupError::NotFound`]. Credentials, region and endpoint come from
     /// the environment as each provider's builder reads it (`AWS_*`, `GOOGLE_*`, `AZURE_*`);
     /// for an S3-compatible server set `AWS_ENDPOINT_URL` (requests are then path-style unless
     /// `AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true`) and `AWS_ALLOW_HTTP=true` for plain HTTP.
@@ -81,42 +86,27 @@ impl Destination {
             url: url.to_string(),
             source: Box::new(source),
         };
+        // A cloud store: the provider's builder from the environment, `options` on top (keys of
+        // the provider's config key type), then the URL, our retries and our HTTP transport.
+        macro_rules! cloud {
+            ($builder:ty, $key:ty) => {{
+                let mut builder = <$builder>::from_env();
+                for (key, value) in options {
+                    let key: $key = key.parse().map_err(|_| unknown(&key))?;
+                    builder = builder.with_config(key, value);
+                }
+                let builder = builder
+                    .with_url(url)
+                    .with_retry(Self::retry_config())
+                    .with_http_connector(HyperConnector);
+                Arc::new(builder.build().map_err(open)?)
+            }};
+        }
         let store: Arc<dyn ObjectStore> = match parsed.scheme() {
-            "s3" | "s3a" => {
-                let mut builder = AmazonS3Builder::from_env();
-                for (key, value) in options {
-                    let key: AmazonS3ConfigKey = key.parse().map_err(|_| unknown(&key))?;
-                    builder = builder.with_config(key, value);
-                }
-                let builder = builder
-                    .with_url(url)
-                    .with_retry(Self::retry_config())
-                    .with_http_connector(HyperConnector);
-                Arc::new(builder.build().map_err(open)?)
-            }
-            "gs" => {
-                let mut builder = GoogleCloudStorageBuilder::from_env();
-                for (key, value) in options {
-                    let key: GoogleConfigKey = key.parse().map_err(|_| unknown(&key))?;
-                    builder = builder.with_config(key, value);
-                }
-                let builder = builder
-                    .with_url(url)
-                    .with_retry(Self::retry_config())
-                    .with_http_connector(HyperConnector);
-                Arc::new(builder.build().map_err(open)?)
-            }
+            "s3" | "s3a" => cloud!(AmazonS3Builder, AmazonS3ConfigKey),
+            "gs" => cloud!(GoogleCloudStorageBuilder, GoogleConfigKey),
             "az" | "azure" | "abfs" | "abfss" | "adl" => {
-                let mut builder = MicrosoftAzureBuilder::from_env();
-                for (key, value) in options {
-                    let key: AzureConfigKey = key.parse().map_err(|_| unknown(&key))?;
-                    builder = builder.with_config(key, value);
-                }
-                let builder = builder
-                    .with_url(url)
-                    .with_retry(Self::retry_config())
-                    .with_http_connector(HyperConnector);
-                Arc::new(builder.build().map_err(open)?)
+                cloud!(MicrosoftAzureBuilder, AzureConfigKey)
             }
             "file" => {
                 if let Some((key, _)) = options.first() {
@@ -130,20 +120,32 @@ impl Destination {
                 let dir = parsed
                     .to_file_path()
                     .map_err(|()| bad("not a local path".into()))?;
-                std::fs::create_dir_all(&dir).map_err(|source| BackupError::CreateDir {
-                    path: dir.display().to_string(),
-                    source,
-                })?;
+                // The store is rooted at the directory, or, while it does not exist, at its
+                // nearest existing ancestor: nothing is created until an artifact is written
+                // (the store creates, and fsyncs, the missing directories with its first
+                // object), so a mistyped URL to read from leaves no empty folder behind.
+                let root = dir.ancestors().find(|a| a.exists()).unwrap_or(&dir);
+                if !root.is_dir() {
+                    return Err(bad(format!("{} is not a directory", root.display())));
+                }
+                let prefix = dir
+                    .strip_prefix(root)
+                    .expect("an ancestor")
+                    .iter()
+                    .map(|part| part.to_str().ok_or_else(|| bad("not a UTF-8 path".into())))
+                    .collect::<Result<Path, _>>()?;
                 // fsync: a backup is only worth having once it is on disk. Automatic cleanup:
-                // a pruned artifact leaves no empty folder behind.
-                let fs = LocalFileSystem::new_with_prefix(&dir)
+                // a pruned artifact leaves no empty folder behind (up to the store's root, so
+                // never a directory that existed when the URL was parsed but the root itself).
+                let fs = LocalFileSystem::new_with_prefix(root)
                     .map_err(open)?
                     .with_fsync(true)
                     .with_automatic_cleanup(true);
                 return Ok(Self {
                     store: Arc::new(fs),
-                    prefix: Path::default(),
+                    prefix,
                     url: url.trim_end_matches('/').to_string(),
+                    dir: Some(dir),
                 });
             }
             other => return Err(bad(format!("unknown scheme {other:?}"))),
@@ -152,6 +154,7 @@ impl Destination {
             store,
             prefix,
             url: url.trim_end_matches('/').to_string(),
+            dir: None,
         })
     }
 
@@ -166,6 +169,7 @@ impl Destination {
             store: self.store.clone(),
             prefix: self.prefix.clone().join(name),
             url: format!("{}/{name}", self.url),
+            dir: self.dir.as_ref().map(|dir| dir.join(name)),
         }
     }
 
@@ -187,6 +191,25 @@ impl Destination {
     /// The URL of the object `name` in this folder, for messages.
     pub(crate) fn object_url(&self, name: &str) -> String {
         format!("{}/{name}", self.url)
+    }
+
+    /// Why nothing is in this folder, if nothing is: a local directory that does not exist, or
+    /// no object stored under the folder. `None` when something is there, or when the store
+    /// cannot tell (a failed listing: the caller's own error stands).
+    pub(crate) async fn absent(&self) -> Option<&'static str> {
+        if let Some(dir) = &self.dir
+            && let Err(e) = std::fs::metadata(dir)
+            && e.kind() == std::io::ErrorKind::NotFound
+        {
+            return Some("the directory does not exist");
+        }
+        let prefix = (!self.prefix.is_root()).then_some(&self.prefix);
+        match self.store.list_with_delimiter(prefix).await {
+            Ok(listed) if listed.objects.is_empty() && listed.common_prefixes.is_empty() => {
+                Some("nothing is stored there")
+            }
+            _ => None,
+        }
     }
 }
 
@@ -238,13 +261,28 @@ mod tests {
     }
 
     #[test]
-    fn file_destinations_are_created() {
+    fn file_destinations_are_not_created_by_parsing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x/y");
         let url = format!("file://{}", path.display());
         let d = Destination::parse(&url).unwrap();
-        assert!(path.is_dir());
+        assert!(
+            !dir.path().join("x").exists(),
+            "parsing created a directory"
+        );
+        assert_eq!(d.url(), url);
+        assert_eq!(d.prefix().as_ref(), "x/y");
+
+        std::fs::create_dir_all(&path).unwrap();
+        let d = Destination::parse(&url).unwrap();
         assert_eq!(d.url(), url);
         assert_eq!(d.prefix().as_ref(), "");
+
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"").unwrap();
+        let e = Destination::parse(&format!("file://{}/x", file.display()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not a directory"), "{e}");
     }
 }

@@ -28,15 +28,6 @@ pub enum BackupError {
         source: Box<object_store::Error>,
     },
 
-    /// A `file://` destination's directory could not be created.
-    #[error("cannot create the backup directory {path}: {source}")]
-    CreateDir {
-        /// The directory.
-        path: String,
-        /// The file system's error.
-        source: std::io::Error,
-    },
-
     /// The destination did not answer: connection refused, DNS failure, time-out.
     #[error("the backup destination is unreachable: {operation} {url} failed: {cause}")]
     Unreachable {
@@ -81,7 +72,17 @@ pub enum BackupError {
         url: String,
     },
 
-    /// The folder has no manifest: an interrupted backup, or not a backup at all.
+    /// Nothing is at the URL: a local directory that does not exist, or a folder of a cloud
+    /// store with no object under it (a mistyped URL, most likely).
+    #[error("there is no backup at {url}: {reason}")]
+    NotFound {
+        /// The folder's URL.
+        url: String,
+        /// What is missing: `the directory does not exist`, `nothing is stored there`.
+        reason: &'static str,
+    },
+
+    /// The folder has objects but no manifest: an interrupted backup, or not a backup at all.
     #[error(
         "no manifest.json at {url}: the backup is incomplete (interrupted) or the URL does not \
          name a backup"

@@ -9,7 +9,8 @@
 //!
 //! ```text
 //! s3://bucket/backups/            the destination
-//!   <artifact>/state.json         the order group's exported state (opaque bytes here)
+//!   <artifact>/state-<sha>.json   the order group's exported state (opaque bytes here),
+//!                                 named by its SHA-256's first 16 hex digits
 //!   <artifact>/manifest.json      api::backup::Manifest: store, time, release, what the state
 //!                                 holds, and the state's size and SHA-256
 //! ```
@@ -20,8 +21,11 @@
 //! written only after the state object is completely written, and deleted first when an
 //! artifact is pruned. A folder without a manifest is therefore an interrupted backup (or one
 //! in progress) and is never read, listed or pruned as a complete artifact; a folder with one
-//! is complete, and reading it checks the state against the manifest's size and checksum. A
-//! complete artifact is never overwritten.
+//! is complete, and reading it checks the state against the manifest's size and checksum
+//! (reading the state object the manifest names). A complete artifact is never overwritten: each
+//! attempt writes its state under its own (content-addressed) name, and the manifest is created
+//! only where there is none, so a backup racing into the same folder loses without touching the
+//! winner's objects.
 //!
 //! # Taking and restoring
 //!

@@ -1,6 +1,6 @@
 //! The artifacts in a folder, and pruning the old ones.
 
-use api::backup::{MANIFEST_OBJECT, Manifest};
+use api::backup::{MANIFEST_OBJECT, Manifest, STATE_OBJECT_PREFIX};
 use object_store::ObjectStoreExt;
 
 use crate::artifact::read_manifest;
@@ -70,11 +70,12 @@ fn sort_key(l: &Listed) -> (bool, Option<chrono::DateTime<chrono::Utc>>, &str, &
 }
 
 /// Deletes the complete artifacts of `store` in `dest` beyond the newest `keep`; returns the
-/// URLs of those removed, oldest first. Each loses its manifest first and then its state, so
-/// that an artifact half deleted (by a failure between the two) reads as incomplete rather
-/// than as a complete one without its state. Incomplete folders are left alone: one may be a
-/// backup in progress, and there is no telling it from an interrupted one here. Artifacts of
-/// other stores are not touched.
+/// URLs of those removed, oldest first (each is logged). Each loses its manifest first and then
+/// its state, so that an artifact half deleted (by a failure between the two) reads as
+/// incomplete rather than as a complete one without its state; then any other state objects in
+/// its folder (`state-*.json`, left by an interrupted or refused attempt at the same name).
+/// Incomplete folders are left alone: one may be a backup in progress, and there is no telling
+/// it from an interrupted one here. Artifacts of other stores are not touched.
 pub async fn prune(
     dest: &Destination,
     store: &str,
@@ -93,19 +94,31 @@ pub async fn prune(
     for (listed, manifest) in mine.into_iter().take(surplus) {
         let artifact = dest.join(&listed.name);
         for object in [MANIFEST_OBJECT, manifest.data.object.as_str()] {
-            match artifact.store().delete(&artifact.object(object)).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => {
-                    return Err(BackupError::store(
-                        "deleting",
-                        artifact.object_url(object),
-                        e,
-                    ));
-                }
+            delete(&artifact, object).await?;
+        }
+        let leftovers = artifact
+            .store()
+            .list_with_delimiter(Some(artifact.prefix()))
+            .await
+            .map_err(|e| BackupError::store("listing", artifact.url(), e))?;
+        for object in leftovers.objects {
+            if let Some(name) = object.location.filename()
+                && name.starts_with(STATE_OBJECT_PREFIX)
+                && name.ends_with(".json")
+            {
+                delete(&artifact, name).await?;
             }
         }
         tracing::info!(artifact = %listed.url, "pruned");
         removed.push(listed.url);
     }
     Ok(removed)
+}
+
+/// Deletes the object `name` of the folder `artifact`; one already gone is fine.
+async fn delete(artifact: &Destination, name: &str) -> Result<(), BackupError> {
+    match artifact.store().delete(&artifact.object(name)).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(BackupError::store("deleting", artifact.object_url(name), e)),
+    }
 }

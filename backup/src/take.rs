@@ -36,15 +36,11 @@ pub async fn take(
     let manifest = write_artifact(&artifact, store, state.into(), summary).await?;
     // The backup is complete whatever pruning does: a failure to delete old artifacts is a
     // warning, never a failed backup (the artifact exists, and a report must say so).
-    if let Some(keep) = keep {
-        match prune(dest, store, keep).await {
-            Ok(removed) => {
-                for url in removed {
-                    tracing::info!(%url, keep, "old backup removed");
-                }
-            }
-            Err(error) => tracing::warn!(%error, keep, "could not remove old backups"),
-        }
+    // (`prune` logs each artifact it removes.)
+    if let Some(keep) = keep
+        && let Err(error) = prune(dest, store, keep).await
+    {
+        tracing::warn!(%error, keep, "could not remove old backups");
     }
     Ok(BackupReport {
         url: artifact.url().to_string(),

@@ -1,13 +1,16 @@
 //! Artifacts written, read, damaged, listed and pruned on a real S3 API (moto's server, through
 //! `testkit::s3`) and on a local directory (`file://`); plus an unreachable destination and a
-//! full one (a small tmpfs, needs root).
+//! full one (a small tmpfs, needs root), a plain-http endpoint without `allow_http`, and a
+//! proxy option.
 //!
 //! Each scenario is one function of a root destination, run once per backend by `on_both!`.
 
 use std::time::{Duration, Instant};
 
-use api::backup::{MANIFEST_OBJECT, Manifest, STATE_OBJECT, StateSummary};
-use backup::{BackupError, Destination, list_artifacts, prune, read_artifact, write_artifact};
+use api::backup::{MANIFEST_OBJECT, Manifest, StateSummary, state_object_name};
+use backup::{
+    BackupError, Destination, fetch_verified, list_artifacts, prune, read_artifact, write_artifact,
+};
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
@@ -22,7 +25,7 @@ fn s3() -> Option<(S3Server, Destination)> {
     Some((server, root))
 }
 
-/// A root destination in a temporary directory (created by `parse`).
+/// A root destination in a temporary directory (not created by `parse`: by the first write).
 fn file() -> (tempfile::TempDir, Destination) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let url = format!("file://{}", dir.path().join("backups").display());
@@ -58,6 +61,10 @@ on_both!(
     written_artifacts_read_back_whole,
     damaged_artifacts_are_refused_naming_what_is_wrong,
     complete_artifacts_are_never_overwritten,
+    a_backup_racing_into_a_completed_folder_never_damages_it,
+    a_stale_state_of_an_interrupted_attempt_does_not_stop_a_new_backup,
+    a_state_that_disagrees_with_its_manifest_is_refused,
+    a_folder_with_nothing_in_it_is_not_found,
     prune_keeps_the_newest_complete_artifacts_of_the_store,
 );
 
@@ -81,12 +88,35 @@ fn state(len: usize, seed: u8) -> Bytes {
         .into()
 }
 
+/// A real (if empty) order group state as of `index`, as the order replica's parser reads it,
+/// with what it holds: what `fetch_verified` checks down to the state.
+fn real_state(index: u64) -> (Bytes, StateSummary) {
+    let state = serde_json::json!({
+        "format": order_replica::record::STORAGE_FORMAT,
+        "last_applied": {"leader_id": {"term": 3, "node_id": 1}, "index": index},
+        "membership": {"log_id": null, "membership": {"configs": [], "nodes": {}}},
+        "next_number": 0,
+        "defined": true,
+        "products": [],
+        "orders": [],
+    });
+    let bytes = serde_json::to_vec(&state).unwrap();
+    let summary = order_replica::state_machine::inspect(&bytes).expect("a state");
+    assert_eq!(summary.index, index);
+    (bytes.into(), summary)
+}
+
 /// SHA-256 computed here, apart from the crate's.
 fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The name the crate gives the state object of `bytes`, computed here.
+fn state_name(bytes: &[u8]) -> String {
+    format!("state-{}.json", &sha256_hex(bytes)[..16])
 }
 
 /// Writes `bytes` as the object `name` of the folder `dest`, bypassing the crate (a damage).
@@ -123,7 +153,8 @@ async fn written_artifacts_read_back_whole(root: &Destination) {
     assert_eq!(manifest.store, "shop");
     assert_eq!(manifest.toystore_version, api::VERSION);
     assert_eq!(manifest.state, summary(42));
-    assert_eq!(manifest.data.object, STATE_OBJECT);
+    assert_eq!(manifest.data.object, state_name(&small));
+    assert_eq!(manifest.data.object, state_object_name(&sha256_hex(&small)));
     assert_eq!(manifest.data.size, small.len() as u64);
     assert_eq!(manifest.data.sha256, sha256_hex(&small));
     let created = chrono::DateTime::parse_from_rfc3339(&manifest.created_at).expect("RFC 3339");
@@ -172,6 +203,7 @@ async fn written_artifacts_read_back_whole(root: &Destination) {
 async fn damaged_artifacts_are_refused_naming_what_is_wrong(root: &Destination) {
     let good = state(10_000, 3);
     let sha = sha256_hex(&good);
+    let name = state_name(&good);
     for name in [
         "flipped",
         "truncated",
@@ -187,26 +219,26 @@ async fn damaged_artifacts_are_refused_naming_what_is_wrong(root: &Destination) 
 
     // One byte flipped.
     let dest = root.join("flipped");
-    let mut bytes = get_raw(&dest, STATE_OBJECT).await.to_vec();
+    let mut bytes = get_raw(&dest, &name).await.to_vec();
     bytes[5_000] ^= 0x01;
     let flipped_sha = sha256_hex(&bytes);
-    put_raw(&dest, STATE_OBJECT, bytes).await;
+    put_raw(&dest, &name, bytes).await;
     let e = read_err(&dest).await;
     assert!(matches!(e, BackupError::ChecksumMismatch { .. }), "{e:?}");
     assert!(
         e.to_string().contains(&format!(
-            "state.json's SHA-256 is {flipped_sha}, the manifest says {sha}"
+            "{name}'s SHA-256 is {flipped_sha}, the manifest says {sha}"
         )),
         "{e}"
     );
 
     // Cut short.
     let dest = root.join("truncated");
-    put_raw(&dest, STATE_OBJECT, good.slice(..9_000)).await;
+    put_raw(&dest, &name, good.slice(..9_000)).await;
     let e = read_err(&dest).await;
     assert!(
         e.to_string()
-            .contains("state.json is 9000 bytes, the manifest says 10000"),
+            .contains(&format!("{name} is 9000 bytes, the manifest says 10000")),
         "{e}"
     );
 
@@ -237,17 +269,14 @@ async fn damaged_artifacts_are_refused_naming_what_is_wrong(root: &Destination) 
 
     // The state gone.
     let dest = root.join("no-state");
-    dest.store()
-        .delete(&object(&dest, STATE_OBJECT))
-        .await
-        .unwrap();
+    dest.store().delete(&object(&dest, &name)).await.unwrap();
     let e = read_err(&dest).await;
     assert!(matches!(e, BackupError::StateMissing { .. }), "{e:?}");
-    assert!(e.to_string().contains("no state.json"), "{e}");
+    assert!(e.to_string().contains(&format!("no {name}")), "{e}");
 
     // An interrupted backup: the state written, the manifest never.
     let dest = root.join("interrupted");
-    put_raw(&dest, STATE_OBJECT, good.clone()).await;
+    put_raw(&dest, &name, good.clone()).await;
     let e = read_err(&dest).await;
     assert!(matches!(e, BackupError::Incomplete { .. }), "{e:?}");
     assert!(
@@ -285,11 +314,12 @@ async fn damaged_artifacts_are_refused_naming_what_is_wrong(root: &Destination) 
 
 async fn complete_artifacts_are_never_overwritten(root: &Destination) {
     let dest = root.join("a");
-    let first = state(5_000, 4);
-    let manifest = write_artifact(&dest, "shop", first.clone(), summary(1))
+    let (first, first_summary) = real_state(1);
+    let manifest = write_artifact(&dest, "shop", first.clone(), first_summary)
         .await
         .expect("writing an artifact");
-    let e = write_artifact(&dest, "shop", state(6_000, 5), summary(2))
+    let (second, second_summary) = real_state(2);
+    let e = write_artifact(&dest, "shop", second, second_summary)
         .await
         .expect_err("a second write to the same folder is refused");
     assert!(matches!(e, BackupError::AlreadyExists { .. }), "{e:?}");
@@ -300,6 +330,11 @@ async fn complete_artifacts_are_never_overwritten(root: &Destination) {
     let (read, bytes) = read_artifact(&dest).await.expect("the first still reads");
     assert_eq!(read, manifest);
     assert_eq!(bytes, first);
+    let verified = fetch_verified(&dest)
+        .await
+        .expect("the first still verifies");
+    assert_eq!(verified.manifest, manifest);
+    assert_eq!(verified.state, first);
     // The store itself refuses to create a manifest over another (what closes the race
     // between two backups into one folder): S3's If-None-Match, a hard link on a disk.
     let again = dest
@@ -322,12 +357,135 @@ async fn complete_artifacts_are_never_overwritten(root: &Destination) {
 
     // An interrupted backup's folder is no artifact: a new backup may complete it.
     let dest = root.join("b");
-    put_raw(&dest, STATE_OBJECT, state(100, 6)).await;
+    let stale = state(100, 6);
+    put_raw(&dest, &state_name(&stale), stale).await;
     let second = state(7_000, 7);
     write_artifact(&dest, "shop", second.clone(), summary(3))
         .await
         .expect("writing over an interrupted backup");
     assert_eq!(read_artifact(&dest).await.expect("it reads").1, second);
+}
+
+/// The race of finding 1, made deterministic: backup B found no manifest in the folder, then A
+/// completed there, then B's state lands and B fails at the manifest. A must still verify.
+async fn a_backup_racing_into_a_completed_folder_never_damages_it(root: &Destination) {
+    let dest = root.join("race");
+    let (a, a_summary) = real_state(1);
+    let manifest = write_artifact(&dest, "shop", a.clone(), a_summary)
+        .await
+        .expect("A completes");
+    let (b, b_summary) = real_state(2);
+    // B's state, written as B writes it (its check for a manifest came before A's manifest).
+    let b_name = state_object_name(&sha256_hex(&b));
+    assert_ne!(
+        b_name, manifest.data.object,
+        "each attempt has its own state"
+    );
+    put_raw(&dest, &b_name, b.clone()).await;
+    let verified = fetch_verified(&dest)
+        .await
+        .expect("A verifies with B's state beside it");
+    assert_eq!(verified.manifest, manifest);
+    assert_eq!(verified.state, a);
+
+    // B (or any later backup to the same name) loses at the manifest.
+    let e = write_artifact(&dest, "shop", b, b_summary.clone())
+        .await
+        .expect_err("B is refused");
+    assert!(matches!(e, BackupError::AlreadyExists { .. }), "{e:?}");
+    // Identical bytes name the same object: harmless too.
+    let e = write_artifact(&dest, "shop", a.clone(), b_summary)
+        .await
+        .expect_err("a second A is refused");
+    assert!(matches!(e, BackupError::AlreadyExists { .. }), "{e:?}");
+    let verified = fetch_verified(&dest).await.expect("A still verifies");
+    assert_eq!(verified.manifest, manifest);
+    assert_eq!(verified.state, a);
+
+    // Pruning A removes B's leftover state with it: no folder is left behind.
+    let removed = prune(root, "shop", 0).await.expect("pruning");
+    assert_eq!(removed, [dest.url().to_string()]);
+    let listed = list_artifacts(root).await.expect("listing");
+    assert!(listed.is_empty(), "{listed:?}");
+}
+
+/// An interrupted attempt left its state (and a damaged object at the new state's own name):
+/// a new backup completes, and its artifact verifies.
+async fn a_stale_state_of_an_interrupted_attempt_does_not_stop_a_new_backup(root: &Destination) {
+    let dest = root.join("retried");
+    let (stale, _) = real_state(1);
+    put_raw(&dest, &state_name(&stale), stale).await;
+    let (fresh, fresh_summary) = real_state(2);
+    put_raw(&dest, &state_name(&fresh), fresh.slice(..10)).await;
+    let e = read_err(&dest).await;
+    assert!(matches!(e, BackupError::Incomplete { .. }), "{e:?}");
+
+    let manifest = write_artifact(&dest, "shop", fresh.clone(), fresh_summary)
+        .await
+        .expect("a new backup over an interrupted one");
+    assert_eq!(manifest.data.object, state_name(&fresh));
+    let verified = fetch_verified(&dest).await.expect("it verifies");
+    assert_eq!(verified.manifest, manifest);
+    assert_eq!(verified.state, fresh);
+
+    let removed = prune(root, "shop", 0).await.expect("pruning");
+    assert_eq!(removed, [dest.url().to_string()]);
+    let listed = list_artifacts(root).await.expect("listing");
+    assert!(
+        listed.is_empty(),
+        "the stale state is pruned too: {listed:?}"
+    );
+}
+
+/// The checksum covers the state object only; the state's own summary is checked against the
+/// manifest's by `fetch_verified`.
+async fn a_state_that_disagrees_with_its_manifest_is_refused(root: &Destination) {
+    let dest = root.join("edited");
+    let (bytes, summary) = real_state(5);
+    assert_eq!(summary.orders, 0);
+    write_artifact(&dest, "shop", bytes, summary)
+        .await
+        .expect("writing an artifact");
+    fetch_verified(&dest).await.expect("it verifies as written");
+
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&get_raw(&dest, MANIFEST_OBJECT).await).unwrap();
+    json["state"]["orders"] = 7.into();
+    put_raw(&dest, MANIFEST_OBJECT, serde_json::to_vec(&json).unwrap()).await;
+    read_artifact(&dest)
+        .await
+        .expect("size and checksum still match");
+    let e = fetch_verified(&dest)
+        .await
+        .expect_err("the edited manifest is refused");
+    assert!(matches!(e, BackupError::State(_)), "{e:?}");
+    let message = e.to_string();
+    assert!(
+        message.contains(&format!(
+            "{}: the state does not match its manifest",
+            dest.url()
+        )),
+        "{message}"
+    );
+    assert!(message.contains("orders: 7"), "{message}");
+    assert!(message.contains("orders: 0"), "{message}");
+}
+
+/// A mistyped URL: nothing there, which is said as such (not "incomplete").
+async fn a_folder_with_nothing_in_it_is_not_found(root: &Destination) {
+    let dest = root.join("typo");
+    for e in [
+        read_err(&dest).await,
+        fetch_verified(&dest).await.expect_err("nothing to verify"),
+    ] {
+        assert!(matches!(e, BackupError::NotFound { .. }), "{e:?}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("there is no backup at {}: ", dest.url())),
+            "{e}"
+        );
+    }
+    assert!(list_artifacts(&dest).await.expect("listing").is_empty());
 }
 
 async fn prune_keeps_the_newest_complete_artifacts_of_the_store(root: &Destination) {
@@ -344,14 +502,16 @@ async fn prune_keeps_the_newest_complete_artifacts_of_the_store(root: &Destinati
         }
     }
     // Incomplete: never pruned, whatever its age.
-    put_raw(&root.join("0-interrupted"), STATE_OBJECT, state(10, 9)).await;
+    let stale = state(10, 9);
+    put_raw(&root.join("0-interrupted"), &state_name(&stale), stale).await;
 
     let removed = prune(root, "shop", 2).await.expect("pruning");
     assert_eq!(removed, shop[..2], "the two oldest of shop's four");
     for url in &removed {
         let name = url.rsplit('/').next().unwrap();
         let e = read_artifact(&root.join(name)).await.expect_err("pruned");
-        assert!(matches!(e, BackupError::Incomplete { .. }), "{e:?}");
+        // Nothing is left of it.
+        assert!(matches!(e, BackupError::NotFound { .. }), "{e:?}");
     }
     let names = |listed: Vec<backup::Listed>| -> Vec<(String, bool)> {
         listed
@@ -449,11 +609,17 @@ async fn a_full_destination_fails_naming_the_object_and_leaves_no_artifact() {
             "{message}"
         );
         assert!(
-            message.contains(&format!("{}/state.json", dest.url())),
+            message.contains(&format!("{}/{}", dest.url(), state_name(&state(len, 1)))),
             "{message}"
         );
         let e = read_artifact(&dest).await.expect_err("no artifact");
-        assert!(matches!(e, BackupError::Incomplete { .. }), "{e:?}");
+        assert!(
+            matches!(
+                e,
+                BackupError::Incomplete { .. } | BackupError::NotFound { .. }
+            ),
+            "{e:?}"
+        );
     }
     // Failed uploads leave nothing behind to fill the disk (object_store's staging files).
     let mut files = Vec::new();
@@ -471,4 +637,100 @@ async fn a_full_destination_fails_naming_the_object_and_leaves_no_artifact() {
     assert!(files.is_empty(), "{files:?}");
     let listed = list_artifacts(&root).await.expect("listing");
     assert!(listed.iter().all(|l| l.manifest.is_none()), "{listed:?}");
+}
+
+#[tokio::test]
+async fn reading_a_missing_local_directory_creates_nothing_and_says_it_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("bakcups");
+    let url = format!("file://{}/nightly", typo.display());
+    let dest = Destination::parse(&url).expect("a file:// destination");
+    for e in [
+        read_artifact(&dest).await.expect_err("nothing to read"),
+        fetch_verified(&dest).await.expect_err("nothing to verify"),
+    ] {
+        assert!(matches!(e, BackupError::NotFound { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            format!("there is no backup at {url}: the directory does not exist")
+        );
+    }
+    let root = Destination::parse(&format!("file://{}", typo.display())).unwrap();
+    assert!(list_artifacts(&root).await.expect("listing").is_empty());
+    assert!(!typo.exists(), "reading created {}", typo.display());
+
+    // Writing creates it.
+    let (bytes, summary) = real_state(1);
+    write_artifact(&dest, "shop", bytes, summary)
+        .await
+        .expect("writing creates the directory");
+    fetch_verified(&dest).await.expect("it verifies");
+    assert!(typo.join("nightly").join(MANIFEST_OBJECT).is_file());
+}
+
+/// S3 options for an endpoint at `port` on loopback.
+fn loopback_s3(port: u16, allow_http: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ALLOW_HTTP", allow_http.into()),
+    ]
+}
+
+#[tokio::test]
+async fn plain_http_is_refused_unless_allowed() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+
+    let root = Destination::parse_with("s3://bucket/backups", loopback_s3(port, "false")).unwrap();
+    let dest = root.join("a");
+    let started = Instant::now();
+    let e = write_artifact(&dest, "shop", state(100, 1), summary(1))
+        .await
+        .expect_err("plain http is not allowed");
+    let message = e.to_string();
+    assert!(
+        message.contains("over plain http") && message.contains("AWS_ALLOW_HTTP=true"),
+        "{message}"
+    );
+    assert!(!matches!(e, BackupError::Unreachable { .. }), "{e:?}");
+    let e = read_artifact(&dest).await.expect_err("nor for reading");
+    assert!(format!("{e:?}").contains("over plain http"), "{e:?}");
+    // Not retried, and nothing reached the server.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let accepted = listener.accept();
+    assert!(
+        matches!(&accepted, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "a connection reached the server: {accepted:?}"
+    );
+
+    // Allowed, the request is sent (the server hangs up on it: the write fails, after it).
+    listener.set_nonblocking(false).unwrap();
+    let server = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().expect("a connection");
+        drop(conn);
+    });
+    let root = Destination::parse_with("s3://bucket/backups", loopback_s3(port, "true")).unwrap();
+    write_artifact(&root.join("a"), "shop", state(100, 1), summary(1))
+        .await
+        .expect_err("the server hangs up");
+    server.join().expect("the server saw the request");
+}
+
+#[test]
+fn proxies_are_refused_rather_than_bypassed() {
+    let mut options = loopback_s3(1, "true");
+    options.push(("AWS_PROXY_URL", "http://user:secret@proxy:3128".into()));
+    let e = Destination::parse_with("s3://bucket/backups", options)
+        .expect_err("a proxy this transport cannot use")
+        .to_string();
+    assert!(e.contains("does not support proxies"), "{e}");
+    assert!(!e.contains("secret"), "{e}");
 }
