@@ -117,7 +117,8 @@ pub struct ToyStoreSpec {
 }
 
 /// Backups of a store. Each backup is a ToyStoreBackup object; its artifact is written to
-/// `<destination.url>/<store name>/<backup name>`.
+/// `<destination.url>/<store name>/<backup name>`, or, for a scheduled backup,
+/// `<destination.url>/<store name>/scheduled/<backup name>`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupSpec {
@@ -165,9 +166,11 @@ pub struct BackupDestination {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RetentionSpec {
-    /// Keep the newest N completed scheduled backups: older artifacts are deleted by the
-    /// scheduled backup Jobs (`--keep N`), older ToyStoreBackup objects by the operator (and
-    /// failed scheduled ones beyond N likewise). Backups created by hand are never deleted.
+    /// Keep the newest N completed scheduled backups: older artifacts (in
+    /// `<destination.url>/<store>/scheduled`) are deleted by the scheduled backup Jobs
+    /// (`--keep N`), older ToyStoreBackup objects by the operator (and failed scheduled ones
+    /// beyond N likewise). Backups created by hand (and their artifacts, in
+    /// `<destination.url>/<store>`) are never deleted.
     #[schemars(range(min = 1, max = 1000))]
     pub keep: i32,
 }
@@ -179,7 +182,8 @@ pub struct RetentionSpec {
 #[x_kube(validation = Rule::new("!self.from.startsWith('file:') || (has(self.persistentVolumeClaim) && self.from.startsWith('file:///backups/'))").message("a file:// source must name persistentVolumeClaim (mounted at /backups in the restore Job) and an artifact under file:///backups").field_path(".from"))]
 pub struct RestoreSpec {
     /// The artifact's URL, as a ToyStoreBackup's `status.url` gives it:
-    /// `<destination.url>/<store>/<backup name>`.
+    /// `<destination.url>/<store>/<backup name>` (`.../<store>/scheduled/<backup name>` for a
+    /// scheduled backup).
     #[schemars(length(min = 1, max = 1024))]
     #[x_kube(validation = Rule::new(format!("self.matches('{URL_PATTERN}')")).message("restore.from must be an s3://, gs://, az:// or file:///backups/... artifact URL"))]
     pub from: String,
@@ -397,7 +401,7 @@ pub const MAX_BACKUP_NAME_LENGTH: usize = 56;
     shortname = "tsb",
     namespaced,
     status = "ToyStoreBackupStatus",
-    doc = "One backup of a ToyStore: the operator runs it once, as a Job of `toystore backup` in the store's image, and records the artifact it wrote to `<spec.backup.destination.url>/<store>/<name>`. Not owned by its store, so the record (and the URL to restore from) survives the store's deletion; deleting a ToyStoreBackup deletes its Job, never its artifact.",
+    doc = "One backup of a ToyStore: the operator runs it once, as a Job of `toystore backup` in the store's image, and records the artifact it wrote to `<spec.backup.destination.url>/<store>/<name>` (`<store>/scheduled/<name>` for a scheduled backup). Not owned by its store, so the record (and the URL to restore from) survives the store's deletion; deleting a ToyStoreBackup deletes its Job, never its artifact.",
     validation = Rule::new(BACKUP_NAME_RULE).message(BACKUP_NAME_MESSAGE).field_path(".metadata.name"),
     validation = Rule::new(BACKUP_NAME_LENGTH_RULE).message(BACKUP_NAME_LENGTH_MESSAGE).field_path(".metadata.name"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),

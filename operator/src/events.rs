@@ -22,6 +22,9 @@ use kube::{Client, ResourceExt};
 
 /// How long a published Event may still be counted up, as kube-runtime's recorder does.
 const SERIES_TTL: SignedDuration = SignedDuration::from_mins(6);
+/// The longest Event note the API server takes is 1 kB: every note is cut to this many
+/// characters ([`shorten`]).
+pub const NOTE_LIMIT: usize = 1000;
 
 /// What makes two publications the same occurrence.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -52,7 +55,8 @@ impl Events {
     }
 
     /// Publishes one occurrence about `regarding`: a new Event, or the next count of the
-    /// series of an identical one published in the last six minutes.
+    /// series of an identical one published in the last six minutes. The note is cut to
+    /// [`NOTE_LIMIT`].
     pub async fn publish(
         &self,
         regarding: &ObjectReference,
@@ -71,7 +75,7 @@ impl Events {
             warning: type_ == EventType::Warning,
             reason: reason.into(),
             action: action.into(),
-            note: note.into(),
+            note: shorten(note, NOTE_LIMIT),
         };
         let previous = {
             let mut published = self.published.lock().expect("events lock");
@@ -108,6 +112,7 @@ impl Events {
     }
 
     /// Publishes a change that happened: always a new Event, never counted into an earlier one.
+    /// The note is cut to [`NOTE_LIMIT`].
     pub async fn announce(
         &self,
         regarding: &ObjectReference,
@@ -121,7 +126,7 @@ impl Events {
             warning: type_ == EventType::Warning,
             reason: reason.into(),
             action: action.into(),
-            note: note.into(),
+            note: shorten(note, NOTE_LIMIT),
         };
         let ns = regarding.namespace.as_deref().unwrap_or("default");
         let api: Api<Event> = Api::namespaced(self.client.clone(), ns);
@@ -162,6 +167,16 @@ impl Events {
     }
 }
 
+/// `text` cut to `limit` characters at most, for an Event's note (the API server refuses a
+/// note over 1 kB).
+pub fn shorten(text: &str, limit: usize) -> String {
+    if text.chars().count() <= limit {
+        return text.to_string();
+    }
+    let head: String = text.chars().take(limit.saturating_sub(3)).collect();
+    format!("{head}...")
+}
+
 fn last_seen(event: &Event) -> Timestamp {
     event
         .series
@@ -169,4 +184,17 @@ fn last_seen(event: &Event) -> Timestamp {
         .map(|s| s.last_observed_time.0)
         .or_else(|| event.event_time.as_ref().map(|t| t.0))
         .unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_notes_are_cut() {
+        let long = "x".repeat(5000);
+        assert_eq!(shorten(&long, NOTE_LIMIT).chars().count(), NOTE_LIMIT);
+        assert!(shorten(&long, NOTE_LIMIT).ends_with("..."));
+        assert_eq!(shorten("short", NOTE_LIMIT), "short");
+    }
 }

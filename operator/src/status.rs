@@ -109,19 +109,32 @@ pub fn build_status(store: &ToyStore, input: &StatusInput, now: Timestamp) -> To
     }
     let previous = store.status.clone().unwrap_or_default();
     let generation = store.metadata.generation;
-    let restored = store
-        .spec
-        .restore
-        .as_ref()
-        .map(|_| ("Restored", restored(&input.restore)));
+    // Not known this round: the previous `Restored` stays as it was, rather than a guess.
+    let kept = previous
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Restored")
+        .filter(|_| input.restore == Restore::Unknown)
+        .cloned();
+    let restored = store.spec.restore.as_ref().map(|_| {
+        kept.unwrap_or_else(|| {
+            verdict_condition(
+                &previous,
+                "Restored",
+                restored(&input.restore),
+                generation,
+                now,
+            )
+        })
+    });
     let conditions = [
         ("Ready", ready),
         ("Progressing", progressing),
         ("Degraded", degraded),
     ]
     .into_iter()
+    .map(|(type_, verdict)| verdict_condition(&previous, type_, verdict, generation, now))
     .chain(restored)
-    .map(|(type_, verdict)| condition(&previous, type_, verdict, generation, now))
     .collect();
     let (last_schedule_time, last_scheduled_backup) = match &input.scheduled {
         Some(s) => (Some(s.time.clone()), Some(s.backup.clone())),
@@ -162,6 +175,7 @@ fn restored(restore: &Restore) -> Verdict {
         ),
         Restore::Running(message) => Verdict::new("False", "Restoring", message.clone()),
         Restore::Failed(message) => Verdict::new("False", "RestoreFailed", message.clone()),
+        // Unknown with no `Restored` recorded yet: no round has started the restore.
         Restore::NotRequested | Restore::Unknown => {
             Verdict::new("Unknown", "NotStarted", "the restore has not started")
         }
@@ -342,29 +356,50 @@ fn step_message(step: &Step, rolling: bool) -> String {
     }
 }
 
-/// The condition `type_` with `verdict`, keeping the previous transition time while its value
-/// does not change.
-fn condition(
+/// The condition `type_` with `status`, `reason` and `message`, as of `generation`, keeping
+/// the transition time of the same condition in `previous` while its status does not change:
+/// every condition the operator writes (a store's, a backup's `Completed`).
+pub(crate) fn condition(
+    previous: &[Condition],
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(now));
+    Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: message.into(),
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+/// [`condition`] of a store's `verdict`.
+fn verdict_condition(
     previous: &ToyStoreStatus,
     type_: &str,
     verdict: Verdict,
     generation: Option<i64>,
     now: Timestamp,
 ) -> Condition {
-    let last_transition_time = previous
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_ && c.status == verdict.status)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or(Time(now));
-    Condition {
-        type_: type_.into(),
-        status: verdict.status.into(),
-        reason: verdict.reason,
-        message: verdict.message,
-        observed_generation: generation,
-        last_transition_time,
-    }
+    condition(
+        &previous.conditions,
+        type_,
+        verdict.status,
+        &verdict.reason,
+        &verdict.message,
+        generation,
+        now,
+    )
 }
 
 /// Members as the leader's membership lists them (or, without a leader, the membership of the
@@ -744,13 +779,27 @@ mod tests {
             orders: 1000,
             completed_at: Time(Timestamp::UNIX_EPOCH),
         };
+        // A round that cannot tell (an invalid spec) keeps what the last one said, never
+        // "not started" of a restore that runs or ran.
+        let mut s_running = s.clone();
+        s_running.status = Some(running.clone());
+        let unknown = at(&s_running, Restore::Unknown);
+        assert_eq!(
+            cond(&unknown, "Restored"),
+            cond(&running, "Restored"),
+            "the previous Restored condition stays"
+        );
+        let fresh = at(&s, Restore::Unknown);
+        assert_eq!(cond(&fresh, "Restored").reason, "NotStarted");
         let done = at(&s, Restore::Done(Some(record.clone())));
         assert_eq!(done.restore, Some(record.clone()));
         assert_eq!(cond(&done, "Restored").status, "True");
         // Recorded once, it stays through rounds that do not look at the restore again.
         s.status = Some(done);
         assert_eq!(Restore::recorded(&s), Restore::Done(Some(record.clone())));
-        assert_eq!(at(&s, Restore::Unknown).restore, Some(record));
+        let after_done = at(&s, Restore::Unknown);
+        assert_eq!(after_done.restore, Some(record));
+        assert_eq!(cond(&after_done, "Restored").status, "True");
         // A store not created from a backup has no such condition.
         let plain = status_of(&group([LAST, LAST, LAST]), true);
         assert!(plain.conditions.iter().all(|c| c.type_ != "Restored"));

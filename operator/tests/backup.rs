@@ -221,6 +221,11 @@ fn started() -> ToyStoreBackup {
 
 /// The backup's Job as the API server returns it: owned by the backup, with `condition`.
 fn job(condition: Option<(&str, &str)>) -> Value {
+    job_of("backup-uid", condition)
+}
+
+/// A Job `nightly-backup` controlled by the ToyStoreBackup of uid `owner`, with `condition`.
+fn job_of(owner: &str, condition: Option<(&str, &str)>) -> Value {
     let job = Job {
         metadata: ObjectMeta {
             name: Some("nightly-backup".into()),
@@ -230,7 +235,7 @@ fn job(condition: Option<(&str, &str)>) -> Value {
                 api_version: "toystore.dev/v1alpha1".into(),
                 kind: "ToyStoreBackup".into(),
                 name: "nightly".into(),
-                uid: "backup-uid".into(),
+                uid: owner.into(),
                 controller: Some(true),
                 block_owner_deletion: Some(true),
             }]),
@@ -282,6 +287,13 @@ fn pods(state: ContainerState) -> Value {
     json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [pod]})
 }
 
+fn running() -> ContainerState {
+    ContainerState {
+        running: Some(ContainerStateRunning::default()),
+        ..ContainerState::default()
+    }
+}
+
 fn ended(exit_code: i32, message: &str) -> ContainerState {
     ContainerState {
         terminated: Some(ContainerStateTerminated {
@@ -315,8 +327,8 @@ fn status_write() -> Expect {
 #[tokio::test]
 async fn a_backup_creates_its_job_once_running_the_cli_against_every_replica() {
     let script = vec![
-        expect(Method::GET, STORE, 200, store(true)),
         not_found(Method::GET, JOB),
+        expect(Method::GET, STORE, 200, store(true)),
         expect(Method::POST, JOBS, 201, job(None)),
         status_write(),
     ];
@@ -380,14 +392,9 @@ async fn a_backup_creates_its_job_once_running_the_cli_against_every_replica() {
     assert_eq!(sent.action, Action::requeue(Duration::from_secs(10)));
 
     // Its pod runs: Running, and the Job is not created again.
-    let running = ContainerState {
-        running: Some(ContainerStateRunning::default()),
-        ..ContainerState::default()
-    };
     let script = vec![
-        expect(Method::GET, STORE, 200, store(true)),
         expect(Method::GET, JOB, 200, job(None)),
-        expect(Method::GET, PODS, 200, pods(running)),
+        expect(Method::GET, PODS, 200, pods(running())),
         status_write(),
     ];
     let sent = round(&started(), script).await;
@@ -399,8 +406,8 @@ async fn a_scheduled_backup_of_a_store_with_a_retention_passes_keep() {
     let mut b = backup(None);
     b.metadata.labels = Some([(SCHEDULED_LABEL.to_string(), "true".to_string())].into());
     let script = vec![
-        expect(Method::GET, STORE, 200, store(true)),
         not_found(Method::GET, JOB),
+        expect(Method::GET, STORE, 200, store(true)),
         expect(Method::POST, JOBS, 201, job(None)),
         status_write(),
     ];
@@ -409,11 +416,14 @@ async fn a_scheduled_backup_of_a_store_with_a_retention_passes_keep() {
     let args: Vec<String> = serde_json::from_value(args).unwrap();
     let keep = args.iter().position(|a| a == "--keep").expect("--keep");
     assert_eq!(args[keep + 1], "3");
+    // Its own folder: --keep prunes the scheduled artifacts only, never one made by hand.
+    let to = args.iter().position(|a| a == "--to").expect("--to");
+    assert_eq!(args[to + 1], "s3://backups/prod/toys/scheduled");
 }
 
-#[tokio::test]
-async fn a_completed_job_records_the_report_from_the_termination_message() {
-    let report = json!({
+/// The BackupReport `toystore backup` leaves as its termination message.
+fn report() -> Value {
+    json!({
         "url": "s3://backups/prod/toys/nightly",
         "manifest": {
             "artifactFormat": 1, "store": "toys", "createdAt": "2025-03-10T03:00:05Z",
@@ -424,9 +434,13 @@ async fn a_completed_job_records_the_report_from_the_termination_message() {
                      "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}
         },
         "millis": 840
-    });
+    })
+}
+
+#[tokio::test]
+async fn a_completed_job_records_the_report_from_the_termination_message() {
+    let report = report();
     let script = vec![
-        expect(Method::GET, STORE, 200, store(true)),
         expect(
             Method::GET,
             JOB,
@@ -483,7 +497,6 @@ async fn a_completed_job_records_the_report_from_the_termination_message() {
 async fn a_failure_report_fails_the_backup_with_a_warning_naming_the_error() {
     let failure = json!({"error": "no leader: every order replica refused the cluster token"});
     let script = vec![
-        expect(Method::GET, STORE, 200, store(true)),
         expect(
             Method::GET,
             JOB,
@@ -521,7 +534,6 @@ async fn a_failure_report_fails_the_backup_with_a_warning_naming_the_error() {
 #[tokio::test]
 async fn a_job_that_succeeded_without_a_report_is_not_a_completed_backup() {
     let script = vec![
-        expect(Method::GET, STORE, 200, store(true)),
         expect(
             Method::GET,
             JOB,
@@ -540,6 +552,7 @@ async fn a_job_that_succeeded_without_a_report_is_not_a_completed_backup() {
 #[tokio::test]
 async fn a_store_without_spec_backup_fails_the_backup_with_the_reason() {
     let script = vec![
+        not_found(Method::GET, JOB),
         expect(Method::GET, STORE, 200, store(false)),
         status_write(),
         event(),
@@ -560,7 +573,12 @@ async fn a_store_without_spec_backup_fails_the_backup_with_the_reason() {
 
 #[tokio::test]
 async fn a_backup_of_a_missing_store_fails() {
-    let script = vec![not_found(Method::GET, STORE), status_write(), event()];
+    let script = vec![
+        not_found(Method::GET, JOB),
+        not_found(Method::GET, STORE),
+        status_write(),
+        event(),
+    ];
     let sent = round(&backup(None), script).await;
     assert_eq!(sent.status().conditions[0].reason, "StoreNotFound");
     assert_eq!(
@@ -571,13 +589,85 @@ async fn a_backup_of_a_missing_store_fails() {
 
 #[tokio::test]
 async fn a_job_deleted_before_it_ended_fails_the_backup_instead_of_running_it_twice() {
+    let script = vec![not_found(Method::GET, JOB), status_write(), event()];
+    let sent = round(&started(), script).await;
+    assert_eq!(sent.status().phase, Some(BackupPhase::Failed));
+    assert_eq!(sent.event().1, "JobDeleted");
+}
+
+#[tokio::test]
+async fn a_backup_whose_job_runs_follows_the_job_even_once_its_store_is_gone() {
+    // "Back up, then delete": the store is gone (or invalid, or without spec.backup) while
+    // the Job runs. The round never reads the store once the Job exists: any GET of it would
+    // fail the script.
     let script = vec![
-        expect(Method::GET, STORE, 200, store(true)),
-        not_found(Method::GET, JOB),
+        expect(Method::GET, JOB, 200, job(None)),
+        expect(Method::GET, PODS, 200, pods(running())),
+        status_write(),
+    ];
+    let sent = round(&started(), script).await;
+    assert_eq!(sent.status().phase, Some(BackupPhase::Running));
+    assert_eq!(sent.action, Action::requeue(Duration::from_secs(10)));
+    // Its status write had not landed (no status.job): the Job controlled by it still decides.
+    let script = vec![
+        expect(Method::GET, JOB, 200, job(None)),
+        expect(Method::GET, PODS, 200, pods(running())),
+        status_write(),
+    ];
+    let sent = round(&backup(None), script).await;
+    assert_eq!(sent.status().phase, Some(BackupPhase::Running));
+    // The Job completes: the backup completes from its result, with the artifact's URL.
+    let script = vec![
+        expect(
+            Method::GET,
+            JOB,
+            200,
+            job(Some(("Complete", "CompletionsReached"))),
+        ),
+        expect(
+            Method::GET,
+            PODS,
+            200,
+            pods(ended(0, &report().to_string())),
+        ),
         status_write(),
         event(),
     ];
     let sent = round(&started(), script).await;
-    assert_eq!(sent.status().phase, Some(BackupPhase::Failed));
-    assert_eq!(sent.event().1, "JobDeleted");
+    let status = sent.status();
+    assert_eq!(status.phase, Some(BackupPhase::Completed));
+    assert_eq!(
+        status.url.as_deref(),
+        Some("s3://backups/prod/toys/nightly")
+    );
+    assert_eq!(sent.event().1, "BackupCompleted");
+}
+
+#[tokio::test]
+async fn a_stale_job_of_an_earlier_backup_of_the_same_name_records_nothing() {
+    // An earlier ToyStoreBackup `nightly` (another uid) left a completed Job, not yet
+    // garbage-collected: its result is not this backup's.
+    let stale = || {
+        expect(
+            Method::GET,
+            JOB,
+            200,
+            job_of(
+                "earlier-backup-uid",
+                Some(("Complete", "CompletionsReached")),
+            ),
+        )
+    };
+    let script = vec![stale(), expect(Method::GET, STORE, 200, store(true))];
+    let sent = round(&backup(None), script).await;
+    assert!(
+        sent.writes.is_empty(),
+        "no Job created, no status, no event: {:?}",
+        sent.writes
+    );
+    assert_eq!(sent.action, Action::requeue(Duration::from_secs(10)));
+    // Nor once this backup's own Job was created and is gone: it waits, never completes.
+    let sent = round(&started(), vec![stale()]).await;
+    assert!(sent.writes.is_empty(), "{:?}", sent.writes);
+    assert_eq!(sent.action, Action::requeue(Duration::from_secs(10)));
 }

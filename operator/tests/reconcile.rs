@@ -1358,6 +1358,39 @@ async fn a_restore_runs_before_the_statefulset_which_waits_until_it_succeeded() 
     assert!(h.executed().is_empty());
 }
 
+#[tokio::test]
+async fn an_apply_refused_right_after_the_restore_succeeded_still_records_the_restore() {
+    let s = restoring_store();
+    let mut h = Harness::new(GroupView::default());
+    let cluster = Cluster {
+        claims: vec![claim_of_restore(&s)],
+        jobs: vec![restore_job(&s, Some(("Complete", "CompletionsReached")))],
+        pods: vec![restore_pod(&s, Some((0, &restore_report())))],
+        ..Cluster::default()
+    };
+    let refused = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": "refused", "reason": "Invalid", "code": 422});
+    let first = apply_script(&built(&s, 3), None).remove(0);
+    let script = vec![
+        token_read(&s),
+        event(), // Restored
+        expect(Method::PATCH, first.path, 422, refused),
+        event(), // ApplyFailed
+        status_patch(&s),
+    ];
+    let (result, sent) = h.try_round(&s, &cluster, script).await;
+    assert!(result.is_err(), "the refused apply is retried");
+    let status = sent.status().expect("a status patch");
+    // The round's own restore, not "not started": the restore is done and recorded.
+    assert_eq!(status.restore.as_ref().map(|r| r.from.as_str()), Some(FROM));
+    let restored = condition(&status, "Restored");
+    assert_eq!(
+        (restored.status.as_str(), restored.reason.as_str()),
+        ("True", "Restored")
+    );
+    assert_eq!(condition(&status, "Degraded").reason, "ApplyFailed");
+}
+
 /// Replica 0's claim as the restore step created it (as the watch shows it).
 fn claim_of_restore(s: &ToyStore) -> PersistentVolumeClaim {
     let mut c = claim(s, 0);
@@ -1411,6 +1444,43 @@ async fn a_failed_restore_is_a_condition_and_a_warning_and_the_store_gets_no_sta
         ..s
     };
     h.round(&s, &cluster, vec![repeated_event()]).await;
+    assert!(h.executed().is_empty());
+}
+
+#[tokio::test]
+async fn a_completed_restore_job_of_an_earlier_store_of_the_same_name_is_not_this_restore() {
+    // An earlier ToyStore `toys` (another uid) left its restore Job, completed with a result,
+    // not yet garbage-collected: this store's restore has not run, nothing is recorded.
+    let s = restoring_store();
+    let mut h = Harness::new(GroupView::default());
+    let mut stale = restore_job(&s, Some(("Complete", "CompletionsReached")));
+    for owner in stale.metadata.owner_references.iter_mut().flatten() {
+        owner.uid = "earlier-store-uid".into();
+    }
+    let cluster = Cluster {
+        claims: vec![claim_of_restore(&s)],
+        jobs: vec![stale],
+        pods: vec![restore_pod(&s, Some((0, &restore_report())))],
+        ..Cluster::default()
+    };
+    // No Job created (the name is taken), no event, no StatefulSet: only the status.
+    let sent = h
+        .round(&s, &cluster, vec![token_read(&s), status_patch(&s)])
+        .await;
+    assert!(sent.created_events().is_empty(), "no Restored event");
+    let status = sent.status().unwrap();
+    assert!(status.restore.is_none(), "nothing restored is recorded");
+    let restored = condition(&status, "Restored");
+    assert_eq!(
+        (restored.status.as_str(), restored.reason.as_str()),
+        ("False", "Restoring")
+    );
+    assert!(
+        restored.message.contains("earlier store"),
+        "{}",
+        restored.message
+    );
+    assert!(!status.initialized);
     assert!(h.executed().is_empty());
 }
 

@@ -3,10 +3,13 @@
 //!
 //! A round of one backup:
 //! - an ended backup (`Completed`, `Failed`) is left alone: a backup never runs twice;
-//! - the store is read (`spec.store`, same namespace): a missing store, an invalid spec or a
-//!   store without `spec.backup` fails the backup with that reason;
-//! - its Job ([`crate::build::backup_job`], owned by the backup) is created once; a Job gone
-//!   before it ended fails the backup (a second run could overwrite the first's artifact);
+//! - once its Job exists (or `status.job` says it was created), the backup follows the Job
+//!   alone, whatever becomes of the store (deleted, edited, `spec.backup` removed: the Job
+//!   still writes the artifact); a Job gone before it ended fails the backup (a second run
+//!   could overwrite the first's artifact);
+//! - before that, the store is read (`spec.store`, same namespace): a missing store, an invalid
+//!   spec or a store without `spec.backup` fails the backup with that reason; else its Job
+//!   ([`crate::build::backup_job`], owned by the backup) is created, once;
 //! - while the Job runs, the status says whether its pod runs or what it waits for;
 //! - once the Job ends, the result the CLI left as its termination message decides
 //!   ([`result::read`]): `Completed` with the URL, index, term, orders, size and checksum of a
@@ -35,15 +38,14 @@ use kube::{Resource, ResourceExt};
 
 use crate::build::{self, BACKUP_LABEL, FIELD_MANAGER};
 use crate::crd::{BackupPhase, ToyStore, ToyStoreBackup, ToyStoreBackupStatus};
-use crate::reconcile::{Context, Error, create_if_absent};
+use crate::reconcile::{Context, Error, create_if_absent, publish};
+use crate::status::condition;
 use crate::validate::validate;
-use result::{JobResult, shorten};
+use result::{JobResult, saturating_i64};
 
 /// How often a round looks again at a backup whose Job runs (the Job's own changes wake it
 /// sooner; a pod that waits for a Secret does not change its Job).
 const WHILE_RUNNING: Duration = Duration::from_secs(10);
-/// The longest Event note the API server takes is 1 kB.
-const NOTE_LIMIT: usize = 1000;
 
 /// Reconciles one ToyStoreBackup (see the module documentation).
 #[tracing::instrument(
@@ -80,6 +82,29 @@ async fn round(backup: &ToyStoreBackup, ctx: &Context) -> Result<Action, Error> 
         return Ok(Action::await_change());
     }
     let ns = backup.namespace().ok_or(Error::NoNamespace)?;
+    let job_name = build::backup_job_name(&backup.name_any());
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let existing = jobs.get_opt(&job_name).await?;
+    // Once its Job exists, the backup follows it alone: the store may be deleted, edited or
+    // stripped of spec.backup meanwhile, and the Job still writes the artifact.
+    if let Some(job) = &existing
+        && build::controlled_by(job, backup.uid().as_ref())
+    {
+        return follow(ctx, backup, &ns, job).await;
+    }
+    if existing.is_none() && previous.job.is_some() {
+        let message = format!(
+            "the backup Job {job_name} was deleted before it ended; create another ToyStoreBackup to back up again"
+        );
+        return fail(ctx, backup, "JobDeleted", message, None).await;
+    }
+    if existing.is_some() && previous.job.is_some() {
+        // Its own Job is gone and one of an earlier backup of this name is back: never run
+        // twice, wait for that one to go (then the backup fails as `JobDeleted`).
+        tracing::info!(job = %job_name, "waiting for the Job of an earlier backup of this name to go");
+        return Ok(Action::requeue(WHILE_RUNNING));
+    }
+    // The Job is yet to be created: the store says what to back up, and where.
     let store_name = &backup.spec.store;
     let stores: Api<ToyStore> = Api::namespaced(ctx.client.clone(), &ns);
     let Some(store) = stores.get_opt(store_name).await? else {
@@ -102,37 +127,38 @@ async fn round(backup: &ToyStoreBackup, ctx: &Context) -> Result<Action, Error> 
         );
         return fail(ctx, backup, "BackupNotConfigured", message, None).await;
     };
-    let job_name = job.name_any();
-    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-    let Some(existing) = jobs.get_opt(&job_name).await? else {
-        if previous.job.is_some() {
-            let message = format!(
-                "the backup Job {job_name} was deleted before it ended; create another ToyStoreBackup to back up again"
-            );
-            return fail(ctx, backup, "JobDeleted", message, None).await;
-        }
-        // Already there: created by an earlier round whose status write did not land.
-        create_if_absent(&jobs, &job).await?;
-        let status = progress(
-            backup,
-            &job_name,
-            BackupPhase::Pending,
-            format!("backup Job {job_name} created"),
-            Timestamp::now(),
-        );
-        write(ctx, backup, &status).await?;
-        return Ok(Action::requeue(WHILE_RUNNING));
-    };
-    if !build::controlled_by(&existing, backup.uid().as_ref()) {
+    if existing.is_some() {
         // A Job of an earlier backup of the same name, not yet garbage-collected.
         tracing::info!(job = %job_name, "waiting for the Job of an earlier backup of this name to go");
         return Ok(Action::requeue(WHILE_RUNNING));
     }
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    // Already there: created by an earlier round whose status write did not land.
+    create_if_absent(&jobs, &job).await?;
+    let status = progress(
+        backup,
+        &job_name,
+        BackupPhase::Pending,
+        format!("backup Job {job_name} created"),
+        Timestamp::now(),
+    );
+    write(ctx, backup, &status).await?;
+    Ok(Action::requeue(WHILE_RUNNING))
+}
+
+/// The rest of the round of a backup whose Job (`job`, controlled by it) exists: what the Job
+/// and its pods say, whatever became of the store.
+async fn follow(
+    ctx: &Context,
+    backup: &ToyStoreBackup,
+    ns: &str,
+    job: &Job,
+) -> Result<Action, Error> {
+    let job_name = job.name_any();
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let selector = format!("{BACKUP_LABEL}={}", backup.name_any());
     let pods = pods.list(&ListParams::default().labels(&selector)).await?;
     let pods: Vec<&Pod> = pods.items.iter().collect();
-    match result::read::<BackupReport>(&existing, &pods) {
+    match result::read::<BackupReport>(job, &pods) {
         JobResult::Running { started, waiting } => {
             let (phase, message) = match (started, waiting) {
                 (_, Some(waiting)) => (BackupPhase::Pending, format!("waiting: {waiting}")),
@@ -150,7 +176,15 @@ async fn round(backup: &ToyStoreBackup, ctx: &Context) -> Result<Action, Error> 
             let status = completed(backup, &job_name, &report, finished, Timestamp::now());
             write(ctx, backup, &status).await?;
             let note = status.message.clone().unwrap_or_default();
-            publish(ctx, backup, EventType::Normal, "BackupCompleted", &note).await;
+            publish(
+                ctx,
+                backup,
+                EventType::Normal,
+                "BackupCompleted",
+                "Backup",
+                &note,
+            )
+            .await;
             Ok(Action::await_change())
         }
         JobResult::Failed {
@@ -174,7 +208,7 @@ async fn fail(
 ) -> Result<Action, Error> {
     let status = failed(backup, reason, &message, finished, Timestamp::now());
     write(ctx, backup, &status).await?;
-    publish(ctx, backup, EventType::Warning, reason, &message).await;
+    publish(ctx, backup, EventType::Warning, reason, "Backup", &message).await;
     Ok(Action::await_change())
 }
 
@@ -221,7 +255,7 @@ fn completed(
         report.url,
         report.millis
     );
-    let int = |n: u64| Some(i64::try_from(n).unwrap_or(i64::MAX));
+    let int = |n: u64| Some(saturating_i64(n));
     ToyStoreBackupStatus {
         phase: Some(BackupPhase::Completed),
         job: Some(job.into()),
@@ -265,7 +299,8 @@ fn failed(
     }
 }
 
-/// The `Completed` condition, keeping its transition time while its value does not change.
+/// The `Completed` condition of `backup` with `status`, keeping its transition time while its
+/// value does not change.
 fn completed_condition(
     backup: &ToyStoreBackup,
     previous: &ToyStoreBackupStatus,
@@ -274,20 +309,15 @@ fn completed_condition(
     message: &str,
     now: Timestamp,
 ) -> Condition {
-    let last_transition_time = previous
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Completed" && c.status == status)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or(Time(now));
-    Condition {
-        type_: "Completed".into(),
-        status: status.into(),
-        reason: reason.into(),
-        message: message.into(),
-        observed_generation: backup.metadata.generation,
-        last_transition_time,
-    }
+    condition(
+        &previous.conditions,
+        "Completed",
+        status,
+        reason,
+        message,
+        backup.metadata.generation,
+        now,
+    )
 }
 
 /// Writes `status` (server-side apply of the status subresource) unless it is what the
@@ -316,25 +346,6 @@ async fn write(
     Ok(())
 }
 
-/// Publishes an event about `backup`; a failure to publish is logged, never fails the round.
-async fn publish(
-    ctx: &Context,
-    backup: &ToyStoreBackup,
-    type_: EventType,
-    reason: &str,
-    note: &str,
-) {
-    let reference = backup.object_ref(&());
-    let note = shorten(note, NOTE_LIMIT);
-    if let Err(e) = ctx
-        .events
-        .publish(&reference, type_, reason, "Backup", &note)
-        .await
-    {
-        tracing::warn!(error = %e, reason, "could not publish event");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,14 +365,15 @@ mod tests {
     #[test]
     fn a_completed_status_carries_the_manifest() {
         let report: BackupReport = serde_json::from_value(result::tests::report_json()).unwrap();
-        let now = Timestamp::UNIX_EPOCH;
+        let started: Timestamp = "2025-03-10T03:00:00Z".parse().unwrap();
+        let now: Timestamp = "2025-03-10T03:00:09Z".parse().unwrap();
         let mut b = backup();
         b.status = Some(progress(
             &b,
             "nightly-backup",
             BackupPhase::Running,
             "runs".into(),
-            now,
+            started,
         ));
         let status = completed(&b, "nightly-backup", &report, None, now);
         assert_eq!(status.phase, Some(BackupPhase::Completed));
@@ -371,9 +383,15 @@ mod tests {
             (Some(1234), Some(3), Some(1000), Some(52000))
         );
         assert_eq!(status.sha256.as_deref(), Some("ab12"));
-        assert_eq!(status.started_at, Some(Time(now)));
+        assert_eq!(status.started_at, Some(Time(started)), "the start stays");
+        assert_eq!(status.completed_at, Some(Time(now)));
         let c = &status.conditions[0];
         assert_eq!((c.type_.as_str(), c.status.as_str()), ("Completed", "True"));
+        assert_eq!(
+            c.last_transition_time,
+            Time(now),
+            "False to True is a transition"
+        );
         assert_eq!(c.observed_generation, Some(1));
     }
 

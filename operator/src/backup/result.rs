@@ -17,9 +17,10 @@ const QUOTE_LIMIT: usize = 600;
 /// Where a CLI Job is.
 #[derive(Clone, Debug, PartialEq)]
 pub enum JobResult<T> {
-    /// Not ended. `started`: a container of its pod runs; `waiting`: why its pod does not run
-    /// yet, when that is worth telling (a missing Secret, an image that cannot be pulled, no
-    /// node fits).
+    /// Not ended, or ended `Complete` while its pod's end (which holds the result) is not seen
+    /// yet. `started`: a container of its pod runs; `waiting`: why its pod does not run yet,
+    /// when that is worth telling (a missing Secret, an image that cannot be pulled, no node
+    /// fits).
     Running {
         /// A container runs.
         started: bool,
@@ -45,7 +46,10 @@ pub enum JobResult<T> {
     },
 }
 
-/// Reads `job` and its `pods` (those it owns; others are ignored).
+/// Reads `job` and its `pods` (those it owns; others are ignored). A `Complete` Job whose
+/// owned pod is there but not terminated yet is still `Running` (the two come from different
+/// watches); it is a `NoResult` failure only once no pod of it is left, or its result is
+/// missing or does not parse.
 pub fn read<T: DeserializeOwned>(job: &Job, pods: &[&Pod]) -> JobResult<T> {
     let uid = job.metadata.uid.as_deref();
     let pods: Vec<&Pod> = pods
@@ -67,6 +71,11 @@ pub fn read<T: DeserializeOwned>(job: &Job, pods: &[&Pod]) -> JobResult<T> {
     };
     let terminated = pods.iter().find_map(|p| terminated(p));
     if let Some(complete) = condition("Complete") {
+        if terminated.is_none() && !pods.is_empty() {
+            // The Job and its pods come from different watches: its `Complete` can arrive
+            // before its pod's end, which holds the result. Still waiting for that.
+            return running(&pods);
+        }
         let finished = terminated
             .and_then(|t| t.finished_at.clone())
             .or_else(|| job.status.as_ref()?.completion_time.clone())
@@ -131,6 +140,12 @@ pub fn read<T: DeserializeOwned>(job: &Job, pods: &[&Pod]) -> JobResult<T> {
             finished,
         };
     }
+    running(&pods)
+}
+
+/// A Job not ended (or whose result is not in yet): whether a container of `pods` runs, and
+/// what one waits for.
+fn running<T>(pods: &[&Pod]) -> JobResult<T> {
     let started = pods.iter().any(|p| {
         p.status
             .iter()
@@ -202,14 +217,9 @@ fn quote(text: &str) -> String {
     format!("...{tail}")
 }
 
-/// `text` cut to `limit` characters at most, for an Event's note (the API server refuses a
-/// note over 1 kB).
-pub fn shorten(text: &str, limit: usize) -> String {
-    if text.chars().count() <= limit {
-        return text.to_string();
-    }
-    let head: String = text.chars().take(limit.saturating_sub(3)).collect();
-    format!("{head}...")
+/// `n` as the `i64` a status field holds (saturating: a count past `i64::MAX` shows as it).
+pub fn saturating_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -336,6 +346,52 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_complete_job_whose_pod_has_not_ended_yet_is_still_running() {
+        // The Job's watch can deliver `Complete` before the pod's watch its terminated state.
+        let complete = job(Some(("Complete", "CompletionsReached")));
+        let still_running = pod(
+            "job-uid",
+            ContainerState {
+                running: Some(ContainerStateRunning::default()),
+                ..ContainerState::default()
+            },
+        );
+        assert_eq!(
+            read::<BackupReport>(&complete, &[&still_running]),
+            JobResult::Running {
+                started: true,
+                waiting: None
+            }
+        );
+        // Once the pod's end is in, the result is read.
+        let ended_pod = pod("job-uid", ended(0, "Completed", &report_json().to_string()));
+        assert!(matches!(
+            read::<BackupReport>(&complete, &[&ended_pod]),
+            JobResult::Succeeded { .. }
+        ));
+        // A terminated pod without a message is no result, not a wait.
+        let mut silent = pod("job-uid", ended(0, "Completed", ""));
+        silent
+            .status
+            .as_mut()
+            .unwrap()
+            .container_statuses
+            .as_mut()
+            .unwrap()[0]
+            .state
+            .as_mut()
+            .unwrap()
+            .terminated
+            .as_mut()
+            .unwrap()
+            .message = None;
+        match read::<BackupReport>(&complete, &[&silent]) {
+            JobResult::Failed { reason, .. } => assert_eq!(reason.as_deref(), Some("NoResult")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn a_failure_reported_by_the_cli_is_its_error() {
         let message = json!({"error": "no leader: every replica refused the token"}).to_string();
         let pod = pod("job-uid", ended(1, "Error", &message));
@@ -441,7 +497,11 @@ pub(crate) mod tests {
     fn long_texts_are_cut() {
         let long = "x".repeat(5000);
         assert_eq!(quote(&long).chars().count(), QUOTE_LIMIT + 3);
-        assert_eq!(shorten(&long, 1000).chars().count(), 1000);
-        assert_eq!(shorten("short", 1000), "short");
+    }
+
+    #[test]
+    fn counts_past_i64_saturate() {
+        assert_eq!(saturating_i64(1234), 1234);
+        assert_eq!(saturating_i64(u64::MAX), i64::MAX);
     }
 }

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvFromSource, LocalObjectReference, PersistentVolumeClaim,
+    Container, EmptyDirVolumeSource, EnvFromSource, PersistentVolumeClaim,
     PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, SecretEnvSource, Volume,
     VolumeMount,
 };
@@ -34,7 +34,8 @@ use super::metadata::{
 };
 use super::names::{self, Component, DATA_VOLUME};
 use super::pod_template::{
-    container_security_context, mount, pod_security_context, token_file, token_mount, token_volume,
+    container_security_context, image_pull_secrets, mount, pod_security_context, token_file,
+    token_mount, token_volume,
 };
 use super::storage::{DATA_DIR, data_claim, data_mount};
 use crate::crd::{BACKUP_MOUNT, ToyStoreBackup};
@@ -53,12 +54,25 @@ pub const RESTORED_ORDINAL: i32 = 0;
 const BACKUPS_VOLUME: &str = "backups";
 const TMP_VOLUME: &str = "tmp";
 
-/// The Job `{backup}-backup` running `toystore backup` of `backup`'s store to
-/// `<destination>/<store>/<backup>`, owned by the ToyStoreBackup. A scheduled backup of a store
-/// with a retention passes `--keep N`, so the CLI deletes the artifacts beyond the newest N.
+/// The folder, under `<destination>/<store>`, that holds the scheduled backups' artifacts.
+pub const SCHEDULED_FOLDER: &str = "scheduled";
+
+/// The Job `{backup}-backup` running `toystore backup` of `backup`'s store, owned by the
+/// ToyStoreBackup. A backup made by hand writes to `<destination>/<store>/<backup>`; a scheduled
+/// one to `<destination>/<store>/scheduled/<backup>` and, for a store with a retention, passes
+/// `--keep N`, so the CLI deletes the artifacts beyond the newest N in that folder: the
+/// scheduled ones only, never one made by hand (the CLI lists one folder level, so the
+/// `scheduled` folder never sees the artifacts beside it, nor they it).
 pub fn backup_job(store: &ValidStore, backup: &ToyStoreBackup) -> Option<Job> {
     let settings = store.backup.as_ref()?;
     let name = backup.name_any();
+    let scheduled = backup.labels().get(SCHEDULED_LABEL).map(String::as_str) == Some("true");
+    let to = format!("{}/{}", settings.destination.url, store.name);
+    let to = if scheduled {
+        format!("{to}/{SCHEDULED_FOLDER}")
+    } else {
+        to
+    };
     let replicas: Vec<String> = (0..store.orders.replicas)
         .map(|i| names::order_replica_url(&store.name, &store.namespace, i))
         .collect();
@@ -69,13 +83,12 @@ pub fn backup_job(store: &ValidStore, backup: &ToyStoreBackup) -> Option<Job> {
         "--token-file".into(),
         token_file().display().to_string(),
         "--to".into(),
-        format!("{}/{}", settings.destination.url, store.name),
+        to,
         "--store".into(),
         store.name.clone(),
         "--name".into(),
         name.clone(),
     ];
-    let scheduled = backup.labels().get(SCHEDULED_LABEL).map(String::as_str) == Some("true");
     if let (true, Some(keep)) = (scheduled, settings.keep) {
         args.extend(["--keep".into(), keep.to_string()]);
     }
@@ -234,13 +247,6 @@ fn job(
         empty_dir: Some(EmptyDirVolumeSource::default()),
         ..Volume::default()
     });
-    let image_pull_secrets = (!store.image_pull_secrets.is_empty()).then(|| {
-        store
-            .image_pull_secrets
-            .iter()
-            .map(|name| LocalObjectReference { name: name.clone() })
-            .collect()
-    });
     Job {
         metadata,
         spec: Some(JobSpec {
@@ -255,7 +261,7 @@ fn job(
                     restart_policy: Some("Never".into()),
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
-                    image_pull_secrets,
+                    image_pull_secrets: image_pull_secrets(store),
                     security_context: Some(pod_security_context()),
                     containers: vec![container],
                     volumes: Some(volumes),
@@ -407,6 +413,29 @@ mod tests {
         assert_eq!(keep(&with_backup(Some(7)), false), None);
         assert_eq!(keep(&with_backup(None), true), None);
         assert!(backup_job(&store(default_spec()), &backup("b", false)).is_none());
+    }
+
+    #[test]
+    fn scheduled_backups_write_to_a_folder_of_their_own_that_keep_prunes() {
+        let store = with_backup(Some(7));
+        let to_and_keep = |scheduled| {
+            let a = args(&backup_job(&store, &backup("b", scheduled)).unwrap());
+            let flag = |name: &str| a.iter().position(|a| a == name).map(|i| a[i + 1].clone());
+            (flag("--to"), flag("--keep"))
+        };
+        assert_eq!(
+            to_and_keep(true),
+            (
+                Some("s3://bucket/stores/shop/scheduled".into()),
+                Some("7".into())
+            ),
+            "--keep prunes the scheduled folder, which holds scheduled artifacts only"
+        );
+        assert_eq!(
+            to_and_keep(false),
+            (Some("s3://bucket/stores/shop".into()), None),
+            "a backup made by hand: the store's folder, and no --keep"
+        );
     }
 
     #[test]

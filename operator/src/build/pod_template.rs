@@ -187,6 +187,17 @@ pub(super) fn container(
     }
 }
 
+/// The store's `imagePullSecrets` as a pod spec takes them (`None` when it names none).
+pub(super) fn image_pull_secrets(store: &ValidStore) -> Option<Vec<LocalObjectReference>> {
+    (!store.image_pull_secrets.is_empty()).then(|| {
+        store
+            .image_pull_secrets
+            .iter()
+            .map(|name| LocalObjectReference { name: name.clone() })
+            .collect()
+    })
+}
+
 /// No privilege escalation, a read-only root filesystem, no capabilities.
 pub(super) fn container_security_context() -> SecurityContext {
     SecurityContext {
@@ -250,13 +261,6 @@ pub(super) fn pod_template(
     volumes: Vec<Volume>,
     placement: Placement,
 ) -> PodTemplateSpec {
-    let image_pull_secrets = (!store.image_pull_secrets.is_empty()).then(|| {
-        store
-            .image_pull_secrets
-            .iter()
-            .map(|name| LocalObjectReference { name: name.clone() })
-            .collect()
-    });
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(labels(&store.name, component)),
@@ -270,7 +274,7 @@ pub(super) fn pod_template(
             service_account_name: Some(names::component_name(&store.name, component)),
             // Service links would inject `{NAME}_*` variables next to ours; nothing reads them.
             enable_service_links: Some(false),
-            image_pull_secrets,
+            image_pull_secrets: image_pull_secrets(store),
             security_context: Some(pod_security_context()),
             termination_grace_period_seconds: Some(30),
             topology_spread_constraints: Some(placement.spread),

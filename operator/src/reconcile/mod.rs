@@ -26,6 +26,7 @@ mod error;
 mod group;
 mod memory;
 mod report;
+pub(crate) use report::publish;
 mod restore;
 mod schedule;
 mod token;
@@ -137,7 +138,9 @@ async fn round(store: &ToyStore, ctx: &Context) -> Result<Action, Error> {
     let inputs = build_inputs(&valid, ctx, &seen);
     let ns = valid.namespace.as_str();
     if let Err(error) = apply::objects(ctx, ns, &build::build(&valid, &inputs)).await {
-        return Err(report::failed_apply(store, ctx, &seen.group, initialized, error).await);
+        return Err(
+            report::failed_apply(store, ctx, &seen.group, initialized, restore, error).await,
+        );
     }
     let group_round =
         group::step(store, ctx, &token, &seen.group, &seen.desired, initialized).await?;
@@ -163,7 +166,7 @@ async fn round(store: &ToyStore, ctx: &Context) -> Result<Action, Error> {
     };
     let status = report::status(store, ctx, &input).await?;
     report::leader(store, ctx, &status).await;
-    Ok(report::requeue(&status, scheduled.next))
+    Ok(report::requeue(&status))
 }
 
 /// What a round sees before it acts.

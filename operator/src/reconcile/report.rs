@@ -81,12 +81,14 @@ pub(super) async fn invalid_spec(
 }
 
 /// Reports an apply the API server refused (a Warning event and an `ApplyFailed` status with
-/// its message); returns the error for the controller's retry.
+/// its message); returns the error for the controller's retry. `restore` is where the round
+/// found the store's restore.
 pub(super) async fn failed_apply(
     store: &ToyStore,
     ctx: &Context,
     obs: &GroupView,
     initialized: bool,
+    restore: Restore,
     error: Error,
 ) -> Error {
     let Some(message) = error.refused_apply().map(str::to_string) else {
@@ -107,7 +109,7 @@ pub(super) async fn failed_apply(
         rolling: false,
         initialized,
         problem: Some(("ApplyFailed", message)),
-        restore: Restore::recorded(store),
+        restore,
         scheduled: None,
     };
     match status(store, ctx, &input).await {
@@ -160,27 +162,28 @@ pub(super) async fn leader(store: &ToyStore, ctx: &Context, status: &ToyStoreSta
 }
 
 /// When the next round runs after a successful one: often enough that `kubectl get toystores`
-/// shows a new leader within seconds, more often while the store is not ready, and no later
-/// than `due` (the next scheduled backup).
-pub(super) fn requeue(status: &ToyStoreStatus, due: Option<Duration>) -> Action {
+/// shows a new leader within seconds, more often while the store is not ready. A scheduled
+/// backup is thus created within seconds of its due time (its name and `lastScheduleTime` are
+/// the due time's, whenever the round runs).
+pub(super) fn requeue(status: &ToyStoreStatus) -> Action {
     let ready = status
         .conditions
         .iter()
         .any(|c| c.type_ == "Ready" && c.status == "True");
-    let soon = Duration::from_secs(if ready { 5 } else { 2 });
-    Action::requeue(due.map_or(soon, |due| soon.min(due)))
+    Action::requeue(Duration::from_secs(if ready { 5 } else { 2 }))
 }
 
-/// Publishes an event about `store`, counting an identical repeat into its series.
-pub(super) async fn publish(
+/// Publishes an event about `object` (a store, a backup), counting an identical repeat into
+/// its series; a failure to publish is logged, never fails the round.
+pub(crate) async fn publish<K: Resource<DynamicType = ()>>(
     ctx: &Context,
-    store: &ToyStore,
+    object: &K,
     type_: EventType,
     reason: &str,
     action: &str,
     note: &str,
 ) {
-    let reference = store.object_ref(&());
+    let reference = object.object_ref(&());
     if let Err(e) = ctx
         .events
         .publish(&reference, type_, reason, action, note)

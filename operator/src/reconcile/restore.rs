@@ -32,7 +32,7 @@ use kube::runtime::events::EventType;
 
 use super::report::publish;
 use super::{Context, Error, create_if_absent};
-use crate::backup::result::{self, JobResult, shorten};
+use crate::backup::result::{self, JobResult, saturating_i64};
 use crate::build::jobs::restore_labels;
 use crate::build::{self, BuildInputs};
 use crate::cache;
@@ -137,14 +137,13 @@ pub(super) async fn gate(
                 "restore from {} failed: {why}. The store gets no order group: delete the ToyStore (or, once the cause is fixed, delete the Job {job_name} and the claim {claim} to run the restore again)",
                 restore.from.url
             );
-            let note = shorten(&message, 1000);
             publish(
                 ctx,
                 store,
                 EventType::Warning,
                 "RestoreFailed",
                 "Restore",
-                &note,
+                &message,
             )
             .await;
             Ok(Gate::Hold(Restore::Failed(message)))
@@ -166,12 +165,11 @@ fn read(ctx: &Context, valid: &ValidStore, job: &Job) -> JobResult<RestoreReport
 /// The status record of a successful restore.
 fn record(report: &RestoreReport, finished: Option<Time>) -> RestoreStatus {
     let state = &report.manifest.state;
-    let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     RestoreStatus {
         from: report.url.clone(),
         source_store: report.manifest.store.clone(),
-        index: int(state.index),
-        orders: int(state.orders),
+        index: saturating_i64(state.index),
+        orders: saturating_i64(state.orders),
         completed_at: finished.unwrap_or(Time(Timestamp::now())),
     }
 }

@@ -5,19 +5,19 @@
 //! backup controller ([`crate::backup`]) runs it. The due time is recorded in the store's
 //! `status.lastScheduleTime`, so each is served once. Due times missed while the operator was
 //! down are caught up with a single backup, for the latest of them (as a CronJob does), and a
-//! store never backs up a time before its creation. The round runs again at the next due time
-//! at the latest.
+//! store never backs up a time before its creation. The store's round runs every few seconds
+//! (`report::requeue`), so a due time is served within seconds.
 //!
 //! The backups are not owned by the store: the record of a backup, and the URL a new store
 //! restores from, survive `kubectl delete toystore`.
 //!
 //! With `spec.backup.retention.keep` N, the completed scheduled backups beyond the newest N are
-//! deleted (the scheduled Jobs delete their artifacts with `--keep N`), and so are the failed
-//! scheduled ones beyond the newest N, so that a store failing every night does not pile them
-//! up. A backup created by hand is never deleted.
+//! deleted (the scheduled Jobs, which write to `<destination>/<store>/scheduled`, delete the
+//! artifacts there beyond the newest N with `--keep N`), and so are the failed scheduled ones
+//! beyond the newest N, so that a store failing every night does not pile them up. A backup
+//! created by hand (its artifact in `<destination>/<store>`) is never deleted.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -37,8 +37,6 @@ use crate::validate::ValidStore;
 pub(super) struct Round {
     /// The backup it created, with its due time.
     pub created: Option<Scheduled>,
-    /// How long until the next due time.
-    pub next: Option<Duration>,
 }
 
 /// Creates the backup of the latest due time not served yet, and deletes the scheduled
@@ -49,10 +47,7 @@ pub(super) async fn step(
     ctx: &Context,
     now: Timestamp,
 ) -> Result<Round, Error> {
-    let mut round = Round {
-        created: None,
-        next: None,
-    };
+    let mut round = Round { created: None };
     let Some(settings) = &valid.backup else {
         return Ok(round);
     };
@@ -81,9 +76,6 @@ pub(super) async fn step(
             backup: name,
         });
     }
-    round.next = schedule
-        .next_after(now)
-        .map(|next| Duration::try_from(next.duration_since(now)).unwrap_or_default());
     Ok(round)
 }
 
