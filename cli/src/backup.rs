@@ -137,13 +137,14 @@ fn local_group(dir: &Path) -> anyhow::Result<(Vec<String>, String)> {
         )
     })?;
     let urls = cluster.order.iter().map(|r| r.url.clone()).collect();
-    Ok((urls, read_token(&dir.join("token"))?))
+    Ok((urls, read_token(&cluster.token_file)?))
 }
 
+/// The cluster token in `file`, as every service reads it (trimmed, never empty).
 fn read_token(file: &Path) -> anyhow::Result<String> {
-    let token = std::fs::read_to_string(file)
-        .with_context(|| format!("reading the token file {}", file.display()))?;
-    Ok(token.trim().to_string())
+    servicekit::read_token(None, Some(file))
+        .map_err(anyhow::Error::msg)?
+        .context("no token file given")
 }
 
 /// `toystore backup verify URL`.
@@ -193,7 +194,8 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<RestoreReport> {
     })
 }
 
-/// Writes the outcome to the result file, if one is asked for.
+/// Writes the outcome to the result file, if one is asked for. When that fails too, the error
+/// names both, so a failed backup's own reason is never hidden behind the file's.
 fn report<T: Serialize>(file: Option<&Path>, outcome: &anyhow::Result<T>) -> anyhow::Result<()> {
     let Some(file) = file else { return Ok(()) };
     let json = match outcome {
@@ -202,5 +204,9 @@ fn report<T: Serialize>(file: Option<&Path>, outcome: &anyhow::Result<T>) -> any
             error: format!("{e:#}"),
         })?,
     };
-    std::fs::write(file, json).with_context(|| format!("writing {}", file.display()))
+    let written = std::fs::write(file, json).with_context(|| format!("writing {}", file.display()));
+    match (written, outcome) {
+        (Err(w), Err(e)) => Err(w.context(format!("after the command failed: {e:#}"))),
+        (written, _) => written,
+    }
 }

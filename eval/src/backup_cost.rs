@@ -277,8 +277,15 @@ impl Ctx<'_> {
             file_url(&backups.artifacts())
         ));
         let part = self.backup_cost_runs(store, &backups).await;
-        if !self.opts.keep_data {
-            let _ = std::fs::remove_dir_all(&backups.dir);
+        // Removed now, not with the rest of the data at the end: they are many copies of the
+        // whole state.
+        if !self.opts.keep_data
+            && let Err(e) = std::fs::remove_dir_all(&backups.dir)
+        {
+            (self.say)(&format!(
+                "backup cost: cannot remove {}: {e}",
+                backups.dir.display()
+            ));
         }
         let part = part?;
         (self.say)(&match &part {
@@ -308,7 +315,8 @@ impl Ctx<'_> {
         let figures = match reports.map(|r| BackupFigures::from_reports(&r)) {
             Ok(Some(f)) => f,
             Ok(None) => return Ok(Part::Skipped("no backup completed".into())),
-            Err(e) => return Ok(Part::Skipped(e)),
+            // The three runs' read-back checks are lost with it: the evaluation fails instead.
+            Err(e) => return Err(EvalError::Backup(e)),
         };
         let runs = [before.into(), with.into(), after.into()];
         Ok(Part::Measured(BackupCost::new(

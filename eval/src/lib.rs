@@ -112,6 +112,9 @@ pub enum EvalError {
         /// The load generator's error.
         source: LoadError,
     },
+    /// A backup taken under load failed: a fault of the store, not a figure to skip.
+    #[error("backup cost: {0}")]
+    Backup(String),
     /// Encoding the results failed.
     #[error("encoding results: {0}")]
     Encode(#[from] serde_json::Error),

@@ -323,7 +323,6 @@ impl LocalStore {
     }
 }
 
-/// Takes `dir/lock` for this process, or explains who holds it.
 /// The verified state of the artifact at `url`, for a new store in `dir`: a restore never
 /// writes over a store (it would make a second group under its members' ids).
 async fn fetch_for_restore(url: &str, dir: &Path) -> anyhow::Result<Vec<u8>> {
@@ -349,6 +348,7 @@ async fn fetch_for_restore(url: &str, dir: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(verified.state)
 }
 
+/// Takes `dir/lock` for this process, or explains who holds it.
 fn lock_data_dir(dir: &Path) -> anyhow::Result<Flock<File>> {
     let path = dir.join("lock");
     let file = std::fs::OpenOptions::new()

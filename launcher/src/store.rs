@@ -199,8 +199,11 @@ impl Store {
     pub async fn start(spec: StoreSpec) -> Result<Self, LaunchError> {
         let mut store = Self::new(spec)?;
         let ids = store.spec.replicas.clone();
-        if let (Some(state), Some(&first)) = (store.spec.seed.clone(), ids.first()) {
-            store.seed_replica(first, state.to_vec()).await?;
+        // Taken: a state seeds one new directory once, and is not held for the store's life.
+        if let (Some(state), Some(&first)) = (store.spec.seed.take(), ids.first()) {
+            store
+                .seed_replica(first, Arc::unwrap_or_clone(state))
+                .await?;
         }
         for &id in &ids {
             store.start_replica(id).await?;

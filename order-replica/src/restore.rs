@@ -65,7 +65,7 @@ pub async fn seed(
         path: dir.to_path_buf(),
         source,
     };
-    if dir.exists() && std::fs::read_dir(dir).map_err(storage)?.next().is_some() {
+    if dir.exists() && holds_anything(dir).map_err(storage)? {
         return Err(SeedError::NotEmpty(dir.to_path_buf()));
     }
     let summary = inspect(&state).map_err(SeedError::State)?;
@@ -105,6 +105,17 @@ pub async fn seed(
         "data directory seeded from a backup"
     );
     Ok(summary)
+}
+
+/// Whether `dir` holds anything but the `lost+found` that mkfs.ext4 puts at the root of a new
+/// volume (a Kubernetes claim mounted as the data directory, on EBS or a GCE disk).
+fn holds_anything(dir: &Path) -> io::Result<bool> {
+    for entry in std::fs::read_dir(dir)? {
+        if entry?.file_name() != "lost+found" {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 #[cfg(test)]
@@ -218,5 +229,26 @@ mod tests {
             err.to_string().contains("not an order group state"),
             "{err}"
         );
+    }
+
+    /// A new ext4 volume mounted as the data directory holds `lost+found` and nothing else.
+    #[tokio::test]
+    async fn seeding_takes_a_new_volume_with_only_lost_and_found() {
+        let state = two_orders().await;
+        let volume = tempfile::tempdir().unwrap();
+        std::fs::create_dir(volume.path().join("lost+found")).unwrap();
+        let summary = seed(volume.path(), 1, ReplicaNode::default(), state.clone())
+            .await
+            .unwrap();
+        assert_eq!(summary.orders, 2);
+        assert!(DataIdentity::open(volume.path(), 1).unwrap().is_admitted());
+
+        let other = tempfile::tempdir().unwrap();
+        std::fs::create_dir(other.path().join("lost+found")).unwrap();
+        std::fs::write(other.path().join("log"), "").unwrap();
+        let err = seed(other.path(), 1, ReplicaNode::default(), state)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SeedError::NotEmpty(_)), "{err}");
     }
 }

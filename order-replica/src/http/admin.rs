@@ -65,16 +65,21 @@ async fn status(State(replica): State<Arc<Replica>>) -> Json<RaftStatus> {
 
 /// Leader only: the index a linearizable read elsewhere must wait for.
 async fn read_index(State(replica): State<Arc<Replica>>) -> Result<Json<ReadIndex>, HttpError> {
+    let index = confirmed_read_index(&replica, "/raft/read-index").await?;
+    Ok(Json(ReadIndex { index }))
+}
+
+/// A read index confirmed by a quorum, once this leader has applied up to it; a follower
+/// answers with the leader hint for `path`.
+async fn confirmed_read_index(replica: &Replica, path: &str) -> Result<u64, HttpError> {
     match replica
         .raft
         .ensure_linearizable(ReadPolicy::ReadIndex)
         .await
     {
-        Ok(read) => Ok(Json(ReadIndex {
-            index: read.index(),
-        })),
+        Ok(read) => Ok(read.index()),
         Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
-            Err(HttpError::not_leader(leader_hint(&f), "/raft/read-index"))
+            Err(HttpError::not_leader(leader_hint(&f), path))
         }
         Err(e) => Err(HttpError::unavailable(e.to_string())),
     }
@@ -87,17 +92,7 @@ async fn read_index(State(replica): State<Arc<Replica>>) -> Result<Json<ReadInde
 /// this body as an artifact's state.
 async fn backup(State(replica): State<Arc<Replica>>) -> Result<Response, HttpError> {
     let started = std::time::Instant::now();
-    match replica
-        .raft
-        .ensure_linearizable(ReadPolicy::ReadIndex)
-        .await
-    {
-        Ok(_) => {}
-        Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
-            return Err(HttpError::not_leader(leader_hint(&f), "/admin/backup"));
-        }
-        Err(e) => return Err(HttpError::unavailable(e.to_string())),
-    }
+    confirmed_read_index(&replica, "/admin/backup").await?;
     let state = replica.state.clone();
     let (bytes, summary) = tokio::task::spawn_blocking(move || state.export())
         .await
